@@ -1,0 +1,246 @@
+"""DRAW: the configuration and the recurrent VAE (Gregor et al. 2015, section 2)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import FullRead, FullWrite, Read, Write
+
+__all__ = ["DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
+
+
+@dataclass(frozen=True)
+class DrawConfig:
+    """Everything that fixes a DRAW network's shape. Defaults: the paper's MNIST model (Table 3)."""
+
+    height: int = 28  # B in the paper
+    width: int = 28  # A in the paper
+    channels: int = 1
+    T: int = 64  # glimpses / drawing steps
+    enc_size: int = 256  # encoder LSTM units
+    dec_size: int = 256  # decoder LSTM units
+    z_size: int = 100  # latent dimensions per step
+    read_n: int = 2  # read grid is read_n × read_n
+    write_n: int = 5  # write grid is write_n × write_n
+    attention: bool = True  # False: the paper's no-attention baseline
+
+    def __post_init__(self):
+        for name in ("height", "width", "channels", "T", "enc_size", "dec_size", "z_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DrawConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("read_n", "write_n"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"DrawConfig.{name} must be an integer N >= 1 (an N×N attention grid), got {value!r}")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    @property
+    def pixels(self) -> int:
+        return self.channels * self.height * self.width
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DrawConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown DrawConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "DrawConfig":
+        """A Table 3 configuration by dataset name, with optional field overrides (e.g. T=8)."""
+        key = name.lower().replace("_", "-")
+        if key not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return dataclasses.replace(PRESETS[key], **overrides)
+
+    def diff(self, other: "DrawConfig") -> dict:
+        """Fields whose values differ: {name: (self's, other's)}."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name))
+                for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)}
+
+
+_MNIST = DrawConfig()
+PRESETS: dict[str, DrawConfig] = {
+    "mnist": _MNIST,
+    "mnist-noattn": dataclasses.replace(_MNIST, attention=False),
+    "fashion-mnist": _MNIST,
+    # The paper drew 64×64 SVHN; torchvision's SVHN crops are 32×32.
+    "svhn": DrawConfig(32, 32, 3, T=32, enc_size=800, dec_size=800, z_size=100, read_n=12, write_n=12),
+    "cifar10": DrawConfig(32, 32, 3, T=64, enc_size=400, dec_size=400, z_size=200, read_n=5, write_n=5),
+}
+
+
+class InputError(ValueError):
+    """Images that DRAW cannot take; the message says what was expected."""
+
+
+def check_images(x: torch.Tensor, config: DrawConfig) -> None:
+    """Raise InputError unless x is a float (batch, C, H, W) tensor of finite values in [0, 1]."""
+    expected = config.image_shape
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"expected a torch.Tensor of shape (batch, {', '.join(map(str, expected))}), "
+                         f"got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+        hint = ""
+        if x.dim() == 3 and tuple(x.shape[1:]) == expected[1:] and expected[0] == 1:
+            hint = " (add the channel axis: x.unsqueeze(1))"
+        elif x.dim() == 4 and x.shape[-1] == expected[0] and tuple(x.shape[1:3]) == expected[1:]:
+            hint = " (channels-last input: use x.permute(0, 3, 1, 2))"
+        raise InputError(f"expected images of shape (batch, {', '.join(map(str, expected))}) "
+                         f"= (batch, channels, height, width) for this config, got {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise InputError(f"expected float pixel values in [0, 1], got dtype {x.dtype} "
+                         f"(for uint8 images use x.float() / 255)")
+    if x.numel() == 0:
+        raise InputError("expected at least one image, got an empty batch")
+    if not torch.isfinite(x).all():
+        raise InputError("images contain NaN or inf values; DRAW needs finite pixel values in [0, 1]")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < 0 or hi > 1:
+        raise InputError(f"pixel values must lie in [0, 1] (Bernoulli probabilities), got min {lo:.4g} "
+                         f"and max {hi:.4g}; rescale, e.g. x / 255")
+
+
+class DrawOutput(NamedTuple):
+    """What one pass returns. Losses in nats; per-image terms have shape (batch,)."""
+
+    loss: torch.Tensor  # scalar: mean over the batch of nll + kl (the negative ELBO)
+    nll: torch.Tensor  # (batch,) L^x = −log D(x | c_T), eq. 9
+    kl: torch.Tensor  # (T, batch) KL(Q(z_t | h_enc_t) || N(0, I)) per step, eq. 11
+    canvas: torch.Tensor  # (batch, C, H, W) final canvas c_T, as logits
+
+
+# A recorder receives (name, tensor) pairs once per step; see drawviz.probes.
+Recorder = Callable[[str, torch.Tensor], None]
+
+
+class DRAW(nn.Module):
+    """The DRAW network (eq. 3-8) with attentive (section 3) or full read and write.
+
+    Written for reading, one step at a time; the state c_0, h_enc_0, h_dec_0 are learned biases.
+    """
+
+    def __init__(self, config: DrawConfig = DrawConfig()):
+        super().__init__()
+        self.config = c = config
+        if c.attention:
+            self.read = Read(c.dec_size, c.read_n, c.width, c.height)
+            self.write = Write(c.dec_size, c.write_n, c.width, c.height, c.channels)
+        else:
+            self.read = FullRead(c.channels, c.width, c.height)
+            self.write = FullWrite(c.dec_size, c.channels, c.width, c.height)
+        self.encoder = nn.LSTMCell(self.read.output_size(c.channels) + c.dec_size, c.enc_size)
+        self.decoder = nn.LSTMCell(c.z_size, c.dec_size)
+        self.q = nn.Linear(c.enc_size, 2 * c.z_size)  # -> (μ_t, log σ_t), eq. 1-2 of section 2.1
+        self.c0 = nn.Parameter(torch.zeros(c.image_shape))
+        self.h_enc0 = nn.Parameter(torch.zeros(c.enc_size))
+        self.h_dec0 = nn.Parameter(torch.zeros(c.dec_size))
+
+    def extra_repr(self) -> str:
+        return f"config={self.config}"
+
+    def sample_eps(self, batch: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """A fresh standard-normal ε for every step: (T, batch, z_size)."""
+        c = self.config
+        device = self.c0.device
+        return torch.randn(c.T, batch, c.z_size, generator=generator, device=device, dtype=self.c0.dtype)
+
+    def initial_state(self, batch: int):
+        c = self.config
+        zeros = lambda n: self.c0.new_zeros(batch, n)
+        return (self.c0.expand(batch, *c.image_shape),
+                (self.h_enc0.expand(batch, -1), zeros(c.enc_size)),
+                (self.h_dec0.expand(batch, -1), zeros(c.dec_size)))
+
+    def forward(self, x: torch.Tensor, eps: Optional[torch.Tensor] = None, *,
+                generator: Optional[torch.Generator] = None, record: Optional[Recorder] = None,
+                check: bool = True) -> DrawOutput:
+        """Reconstruct x (batch, C, H, W) in [0, 1]; return the loss terms of eq. 9-12.
+
+        eps: (T, batch, z_size) noise, drawn from ``generator`` when not given.
+        record: called with (name, tensor) for every internal quantity of every step.
+        """
+        if check:
+            check_images(x, self.config)
+        batch = x.shape[0]
+        if eps is None:
+            eps = self.sample_eps(batch, generator)
+        canvas, (h_enc, c_enc), (h_dec, c_dec) = self.initial_state(batch)
+        kls = []
+        for t in range(self.config.T):
+            x_hat = x - torch.sigmoid(canvas)  # error image, eq. 3
+            r, read_window, glimpse = self.read(x, x_hat, h_dec)  # eq. 4
+            h_enc, c_enc = self.encoder(torch.cat((r, h_dec), 1), (h_enc, c_enc))  # eq. 5
+            mu, log_sigma = self.q(h_enc).chunk(2, 1)
+            sigma = torch.exp(log_sigma)
+            z = mu + sigma * eps[t]  # eq. 6, reparameterised
+            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 7
+            update, write_window, patch = self.write(h_dec)
+            canvas = canvas + update  # eq. 8
+            # KL(N(μ, σ²) || N(0, 1)) = ½(μ² + σ² − log σ² − 1), summed over z: eq. 11 per step.
+            kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)
+            kls.append(kl)
+            if record is not None:
+                record("x_hat", x_hat)
+                record("canvas", canvas)
+                record("mu", mu)
+                record("sigma_z", sigma)
+                record("z", z)
+                record("kl", kl)
+                if read_window is not None:
+                    record("read_window", torch.stack(read_window, 1))
+                    record("glimpse", glimpse)
+                    record("write_window", torch.stack(write_window, 1))
+                    record("write_patch", patch)
+        # Bernoulli likelihood of x under σ(c_T), eq. 9; logits form for numerical stability.
+        nll = F.binary_cross_entropy_with_logits(canvas, x, reduction="none").flatten(1).sum(1)
+        kl = torch.stack(kls)
+        return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
+
+    @torch.no_grad()
+    def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
+                 eps: Optional[torch.Tensor] = None, record: Optional[Recorder] = None) -> torch.Tensor:
+        """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W)."""
+        if eps is None:
+            eps = self.sample_eps(n, generator)
+        canvas, _, (h_dec, c_dec) = self.initial_state(n)
+        frames = []
+        for t in range(self.config.T):
+            h_dec, c_dec = self.decoder(eps[t], (h_dec, c_dec))  # z_t ~ N(0, I)
+            update, write_window, patch = self.write(h_dec)
+            canvas = canvas + update
+            frames.append(torch.sigmoid(canvas))
+            if record is not None:
+                record("canvas", canvas)
+                record("z", eps[t])
+                if write_window is not None:
+                    record("write_window", torch.stack(write_window, 1))
+                    record("write_patch", patch)
+        return torch.stack(frames)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Canvas sequence σ(c_t) while reconstructing x: (T, batch, C, H, W)."""
+        frames = []
+        self(x, generator=generator, record=lambda name, v: frames.append(torch.sigmoid(v))
+             if name == "canvas" else None)
+        return torch.stack(frames)
+
+
+def bits_per_dim(nats: float, config: DrawConfig) -> float:
+    return nats / (config.pixels * math.log(2))
