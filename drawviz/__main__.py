@@ -1,0 +1,123 @@
+"""Command line: ``python -m drawviz {train,evaluate,report} ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+GREY = ("mnist", "fashion-mnist", "mnist-sample")
+
+
+def _train(args) -> int:
+    from . import data
+    from .model import DrawConfig
+    from .train import evaluate, train
+
+    overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n}.items() if v}
+    if args.no_attention:
+        overrides["attention"] = False
+    preset = args.preset or ("mnist" if args.dataset in GREY else args.dataset)
+    config = DrawConfig.preset(preset, **overrides)
+    train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
+    test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
+    default = "dynamic" if args.dataset in GREY else None
+    binarize = {"none": None, None: default}.get(args.binarize, args.binarize)
+    checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
+    print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}\n"
+          f"  config {config}\n  checkpoint {checkpoint}", file=sys.stderr)
+    result = train(config, train_set, test_set, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                   clip=args.clip, device=args.device, seed=args.seed, binarize=binarize, checkpoint=checkpoint,
+                   checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, progress=not args.no_progress,
+                   train_args={"dataset": args.dataset, "data_root": args.data_root, "limit": args.limit,
+                               "test_limit": args.test_limit})
+    metrics = evaluate(result.model, test_set, seed=args.seed, binarize=binarize is not None)
+    metrics.update(dataset=args.dataset, step=result.step, checkpoint=str(checkpoint),
+                   seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0)
+    print(json.dumps(metrics, indent=2))
+    if args.history:
+        result.history.to_csv(args.history, index=False)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from . import data
+    from .train import evaluate, load_checkpoint, model_from_checkpoint
+
+    state = load_checkpoint(args.checkpoint)
+    saved = state.get("train_args", {})
+    dataset = args.dataset or saved.get("dataset", "mnist")
+    test_set = data.load(dataset, "test", args.data_root or saved.get("data_root"), limit=args.limit)
+    model = model_from_checkpoint(args.checkpoint, device=args.device)
+    binarize = saved.get("binarize", "dynamic" if dataset in GREY else None) is not None
+    metrics = evaluate(model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
+                       progress=not args.no_progress)
+    metrics.update(dataset=dataset, source=test_set.source, step=state["step"], binarized=binarize,
+                   binarization="stochastic, fixed seed" if binarize else "none")
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drawviz", description="Train, evaluate and look inside DRAW.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train DRAW on a dataset (resumes from --checkpoint when it exists)")
+    t.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, svhn, mnist-sample")
+    t.add_argument("--preset", help="Table 3 config: mnist, mnist-noattn, svhn, cifar10 (default: by dataset)")
+    t.add_argument("--T", type=int, help="override the number of steps")
+    t.add_argument("--read-n", type=int)
+    t.add_argument("--write-n", type=int)
+    t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
+    t.add_argument("--steps", type=int, default=1000, help="total optimiser steps (default 1000)")
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--binarize", choices=["dynamic", "static", "none"], default=None,
+                   help="default: dynamic for greyscale datasets, none for colour")
+    t.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA)")
+    t.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
+    t.add_argument("--limit", type=int, help="use only the first N training images")
+    t.add_argument("--test-limit", type=int, help="use only the first N test images")
+    t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
+    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--eval-every", type=int, default=None)
+    t.add_argument("--history", help="write the per-step history to this CSV")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="test-set NLL bound (nats, bits/dim) of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
+    e.add_argument("--data-root")
+    e.add_argument("--limit", type=int)
+    e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_evaluate)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":  # the report CLI has its own parser
+        from .report import main as report_main
+        return report_main(argv[1:])
+    args = parser().parse_args(argv)
+    from .data import DatasetNotFoundError
+    from .train import CheckpointError, TrainingDiverged
+    try:
+        return args.func(args)
+    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError) as err:
+        print(f"drawviz: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("drawviz: interrupted; the checkpoint holds every completed step", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

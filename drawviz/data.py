@@ -1,0 +1,214 @@
+"""Datasets as float tensors in [0, 1], shape (N, C, H, W), read through torchvision's layouts.
+
+The root folder is the ``root`` argument, else the ``DRAWVIZ_DATA`` environment variable,
+else ``~/.cache/drawviz/data``.  Nothing is downloaded unless ``download=True``.
+
+- ``mnist``, ``fashion-mnist``: torchvision's ``MNIST/raw`` and ``FashionMNIST/raw`` idx files.
+- ``cifar10``: torchvision's ``cifar-10-batches-py``; when absent, the JPEG archive
+  ``CIFAR10-jpeg/cifar10-jpg.tar.gz`` (re-encoded at quality 75: slightly smoother than the
+  original), decoded once into a cache (``DRAWVIZ_CACHE`` or ``~/.cache/drawviz``).
+- ``svhn``: ``SVHN/{train,test}_32x32.mat`` (torchvision's files; read with scipy).
+- ``mnist-sample``: 1,000 MNIST test digits shipped with the package (works offline).
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+__all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "data_root", "load", "binarize", "batches"]
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample")
+_ASSETS = Path(__file__).parent / "assets"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where drawviz looked; the message says where and how to get them."""
+
+
+@dataclass
+class ImageSet:
+    """Images (N, C, H, W) float32 in [0, 1], their labels (N,), and where they came from."""
+
+    name: str
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def subset(self, n: Optional[int]) -> "ImageSet":
+        if n is None or n >= len(self):
+            return self
+        return ImageSet(self.name, self.split, self.images[:n], self.labels[:n], self.source)
+
+
+def data_root(root: Optional[str | os.PathLike] = None) -> Path:
+    if root is None:
+        root = os.environ.get("DRAWVIZ_DATA") or Path.home() / ".cache" / "drawviz" / "data"
+    return Path(root).expanduser()
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("DRAWVIZ_CACHE") or Path.home() / ".cache" / "drawviz").expanduser()
+
+
+def _normalise(name: str) -> str:
+    key = name.lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def _missing(name: str, folder: Path, files: list[str], how: str) -> DatasetNotFoundError:
+    listing = "\n".join(f"  {folder / f}" for f in files)
+    return DatasetNotFoundError(
+        f"{name} not found: expected these files\n{listing}\n"
+        f"Point drawviz at a folder that holds them with data_root=... or the DRAWVIZ_DATA environment "
+        f"variable (now looking in {folder.parent if folder.name else folder}). {how}")
+
+
+def _split(split: str) -> bool:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return split == "train"
+
+
+def _mnist_like(key: str, root: Path, train: bool, download: bool):
+    from torchvision import datasets
+
+    cls, folder = {"mnist": (datasets.MNIST, "MNIST"), "fashion-mnist": (datasets.FashionMNIST, "FashionMNIST")}[key]
+    prefix = "train" if train else "t10k"
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except Exception as err:  # torchvision says RuntimeError offline, or a URLError on download
+        raise _missing(key, root / folder / "raw", [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"],
+                       f"With internet, pass download=True (CLI: --download) to fetch them. ({err})") from None
+    images = ds.data.unsqueeze(1).float().div_(255)
+    return images, ds.targets.long(), str(root / folder / "raw")
+
+
+def _cifar10(root: Path, train: bool, download: bool):
+    from torchvision import datasets
+
+    batches = root / "cifar-10-batches-py"
+    archive = root / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz"
+    if batches.exists() or (download and not archive.exists()):
+        try:
+            ds = datasets.CIFAR10(str(root), train=train, download=download)
+        except Exception as err:
+            raise _missing("cifar10", batches, ["data_batch_1 … data_batch_5", "test_batch", "batches.meta"],
+                           f"With internet, pass download=True. ({err})") from None
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
+        return images, torch.tensor(ds.targets), str(batches)
+    if archive.exists():
+        images, labels = _cifar10_jpeg(archive, "train" if train else "test")
+        return images.float().div_(255), labels, f"{archive} (JPEG quality 75 re-encoding)"
+    raise _missing("cifar10", root, ["cifar-10-batches-py/ (torchvision's CIFAR-10)",
+                                     "or CIFAR10-jpeg/cifar10-jpg.tar.gz (the JPEG copy)"],
+                   "With internet, pass download=True to fetch the original.")
+
+
+def _cifar10_jpeg(archive: Path, split: str):
+    """Decode cifar10-jpg/{split}/<class>/*.jpg once; cache as uint8 arrays (N, 3, 32, 32)."""
+    cache = _cache_dir() / f"cifar10-jpg-{split}.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return torch.from_numpy(f["images"]), torch.from_numpy(f["labels"]).long()
+    from PIL import Image
+
+    found = []
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if member.isfile() and len(parts) >= 3 and parts[-3] == split and parts[-1].endswith(".jpg"):
+                data = tar.extractfile(member).read()
+                found.append((parts[-2], member.name, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+    classes = sorted({c for c, _, _ in found})  # alphabetical = torchvision's CIFAR10.classes
+    found.sort(key=lambda item: (classes.index(item[0]), item[1]))
+    images = np.stack([img for _, _, img in found]).transpose(0, 3, 1, 2).copy()
+    labels = np.array([classes.index(c) for c, _, _ in found], dtype=np.int64)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, labels=labels)
+    os.replace(tmp, cache)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def _svhn(root: Path, train: bool, download: bool):
+    split = "train" if train else "test"
+    filename = f"{split}_32x32.mat"
+    folder = next((root / d for d in ("SVHN", "svhn") if (root / d / filename).exists()), root / "SVHN")
+    if not (folder / filename).exists() and download:
+        from torchvision import datasets
+        try:
+            datasets.SVHN(str(folder), split=split, download=True)
+        except Exception as err:
+            raise _missing("svhn", folder, [filename], f"Download failed: {err}") from None
+    if not (folder / filename).exists():
+        raise _missing("svhn", folder, [filename],
+                       "With internet, pass download=True (torchvision fetches the cropped-digit .mat files).")
+    from scipy.io import loadmat
+
+    mat = loadmat(folder / filename)  # the layout torchvision reads: X (32, 32, 3, N), y (N, 1)
+    if "X" not in mat or "y" not in mat or mat["X"].ndim != 4:
+        raise ValueError(f"{folder / filename} is not an SVHN cropped-digits file (needs X (32,32,3,N) and y (N,1))")
+    images = torch.from_numpy(np.ascontiguousarray(mat["X"].transpose(3, 2, 0, 1))).float().div_(255)
+    labels = torch.from_numpy(mat["y"].astype(np.int64).ravel() % 10)  # SVHN labels the digit 0 as 10
+    return images, labels, str(folder / filename)
+
+
+def _sample():
+    with np.load(_ASSETS / "mnist_sample.npz") as f:
+        images, labels = f["images"], f["labels"]
+    return (torch.from_numpy(images).unsqueeze(1).float().div_(255), torch.from_numpy(labels).long(),
+            "drawviz/assets/mnist_sample.npz (first 1,000 MNIST test digits)")
+
+
+def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = None,
+         download: bool = False) -> ImageSet:
+    """Load a whole split as an ImageSet of float images in [0, 1] (not binarised; see ``binarize``)."""
+    key = _normalise(name)
+    train = _split(split)
+    if key == "mnist-sample":
+        images, labels, source = _sample()  # one set, used for both splits
+    else:
+        folder = data_root(root)
+        loader = {"mnist": _mnist_like, "fashion-mnist": _mnist_like}.get(key)
+        if loader:
+            images, labels, source = loader(key, folder, train, download)
+        else:
+            images, labels, source = {"cifar10": _cifar10, "svhn": _svhn}[key](folder, train, download)
+    return ImageSet(key, split, images, labels, source).subset(limit)
+
+
+def binarize(images: torch.Tensor, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Stochastic binarisation: each pixel ~ Bernoulli(intensity).
+
+    With a seed, the result is fixed (a static benchmark set; the paper's fixed binarisation
+    of MNIST is not available offline, so drawviz NLL figures use seed 0).
+    """
+    if generator is None:
+        generator = torch.Generator(images.device).manual_seed(seed if seed is not None else 0)
+    return torch.bernoulli(images, generator=generator)
+
+
+def batches(images: torch.Tensor, batch_size: int, *, seed: int, epoch: int, drop_last: bool = True):
+    """Index batches of a permutation fixed by (seed, epoch), so a run can resume mid-epoch exactly."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(images.shape[0], generator=g)
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]

@@ -1,0 +1,299 @@
+"""Training, evaluation and checkpoints.
+
+``train`` is the loop for notebooks and the CLI: Adam, gradient-norm clipping, a periodic
+test-set NLL bound, atomic checkpoints that resume exactly, and a history DataFrame.
+It reports through ``callbacks`` (called with each history row); ``progress`` picks a
+tqdm.auto bar or silence.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import pandas as pd
+import torch
+
+from . import data as _data
+from .model import DRAW, DrawConfig, bits_per_dim, check_images
+
+__all__ = ["train", "evaluate", "TrainResult", "TrainingDiverged", "CheckpointError",
+           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "pick_device"]
+
+FORMAT = "drawviz-checkpoint"
+VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN/inf; the last good checkpoint is kept."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupt, not drawviz's, or for another config."""
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    return device
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
+                    history: Optional[list[dict]] = None, train_args: Optional[dict] = None) -> Path:
+    """Write atomically: a temporary file beside the target, fsync, then rename over it.
+
+    A process killed at any moment leaves either the previous checkpoint or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": FORMAT, "version": VERSION,
+        "config": model.config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": int(step),
+        "rng": generator.get_state() if generator is not None else None,
+        "rng_device": str(generator.device) if generator is not None else None,
+        "history": list(history or []),
+        "train_args": dict(train_args or {}),
+    }
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint (``weights_only=True``: plain tensors and data, no pickled code)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} is not a readable drawviz checkpoint ({type(err).__name__}: {str(err)[:200]}). "
+            f"It may be truncated or corrupt; drawviz writes checkpoints atomically, so files named "
+            f"'*.tmp<pid>' are partial writes and the file without that suffix is the last complete one.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a drawviz checkpoint (no format={FORMAT!r} entry)")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer drawviz (checkpoint version {state['version']}, "
+                              f"this one reads up to {VERSION}); upgrade drawviz")
+    try:
+        state["config"] = DrawConfig.from_dict(state["config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path} holds an unusable config: {err}") from None
+    return state
+
+
+def _load_weights(model: DRAW, state: dict, path) -> None:
+    if state["config"] != model.config:
+        changes = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in state["config"].diff(model.config).items())
+        raise CheckpointError(f"checkpoint {path} was trained with a different config ({changes}). "
+                              f"Build the model from the checkpoint instead: drawviz.train.model_from_checkpoint(path)")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
+
+
+def model_from_checkpoint(path, device="auto") -> DRAW:
+    """The DRAW network stored in a checkpoint, built from the config that travels with it."""
+    state = load_checkpoint(path)
+    model = DRAW(state["config"])
+    _load_weights(model, state, path)
+    return model.to(pick_device(device)).eval()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: int = 500, seed: int = 0,
+             binarize: bool = False, progress: bool = False) -> dict:
+    """The test negative ELBO, an upper bound on −log p(x), in nats per image (and bits/dim).
+
+    binarize=True binarises the images first with a fixed seed (the static benchmark set).
+    The noise ε is drawn from ``seed`` too, so the figure is reproducible.
+    """
+    if isinstance(images, _data.ImageSet):
+        images = images.images
+    check_images(images, model.config)
+    if binarize:
+        images = _data.binarize(images, seed=seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    g = torch.Generator(device).manual_seed(seed)
+    totals = torch.zeros(3, dtype=torch.float64)
+    chunks = range(0, images.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        chunks = tqdm(chunks, desc="evaluate", unit="batch", leave=False)
+    for i in chunks:
+        x = images[i:i + batch_size].to(device)
+        out = model(x, generator=g, check=False)
+        totals += torch.stack([(out.nll + out.kl.sum(0)).sum(), out.nll.sum(), out.kl.sum()]).double().cpu()
+    model.train(was_training)
+    n = images.shape[0]
+    bound, nll, kl = (totals / n).tolist()
+    return {"nll_bound": bound, "bits_per_dim": bits_per_dim(bound, model.config), "recon_nll": nll,
+            "kl": kl, "images": n}
+
+
+# ----------------------------------------------------------------------------- training
+
+@dataclass
+class TrainResult:
+    model: DRAW
+    history: pd.DataFrame  # one row per step; test_nll_bound where evaluated
+    checkpoint: Optional[Path]
+    step: int
+
+    @property
+    def final_nll_bound(self) -> float:
+        evaluated = self.history["test_nll_bound"].dropna()
+        return float(evaluated.iloc[-1]) if len(evaluated) else math.nan
+
+
+def _as_images(images) -> torch.Tensor:
+    return images.images if isinstance(images, _data.ImageSet) else images
+
+
+def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *, steps: int = 1000,
+          batch_size: int = 64, lr: float = 1e-3, clip: float = 10.0, device="auto", seed: int = 0,
+          binarize: Optional[str] = "dynamic", checkpoint=None, checkpoint_every: int = 500,
+          eval_every: Optional[int] = None, eval_batch_size: int = 500, resume: bool = True,
+          progress: bool = True, callbacks: Iterable[Callable[[dict], None]] = (),
+          train_args: Optional[dict] = None) -> TrainResult:
+    """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total.
+
+    binarize: "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training),
+      "static" (binarised once with ``seed``), or None (intensities as Bernoulli means, for colour).
+    checkpoint: a path; written every ``checkpoint_every`` steps, at the end, and on Ctrl-C.
+      With ``resume`` and an existing file, training continues from it exactly.
+    eval_every: steps between test-set NLL bounds (statically binarised when binarize is set);
+      the bound is also computed at the end when test images are given.
+    """
+    if binarize not in ("dynamic", "static", None):
+        raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
+    dev = pick_device(device)
+    model = model_or_config if isinstance(model_or_config, DRAW) else DRAW(model_or_config)
+    model.to(dev).train()
+    train_x = _as_images(train_images)
+    check_images(train_x, model.config)
+    test_x = _as_images(test_images) if test_images is not None else None
+    if test_x is not None:
+        check_images(test_x, model.config)
+    if train_x.shape[0] < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than the training set ({train_x.shape[0]} images)")
+    if binarize == "static":
+        train_x = _data.binarize(train_x, seed=seed)
+    train_x = train_x.to(dev)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator(dev).manual_seed(seed)
+    history: list[dict] = []
+    start = 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    args = {"steps": steps, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
+            "binarize": binarize, **(train_args or {})}
+    if checkpoint is not None and resume and checkpoint.exists():
+        state = load_checkpoint(checkpoint, map_location=dev)
+        _load_weights(model, state, checkpoint)
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if state["rng"] is not None and state["rng_device"] == str(generator.device):
+            generator.set_state(state["rng"].cpu())
+        start, history = state["step"], list(state["history"])
+
+    def save(step):
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model=model, optimizer=optimizer, step=step, generator=generator,
+                            history=history, train_args=args)
+
+    def test_bound():
+        result = evaluate(model, test_x, batch_size=eval_batch_size, seed=seed, binarize=binarize is not None)
+        model.train()
+        return result["nll_bound"]
+
+    per_epoch = train_x.shape[0] // batch_size
+    order_epoch, order = None, None
+    bar = None
+    if progress and start < steps:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    elapsed0 = history[-1]["seconds"] if history else 0.0
+    step = start
+    try:
+        while step < steps:
+            epoch, pos = divmod(step, per_epoch)
+            if epoch != order_epoch:
+                order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
+            tick = time.perf_counter()
+            x = train_x[order[pos].to(dev)]
+            if binarize == "dynamic":
+                x = torch.bernoulli(x, generator=generator)
+            out = model(x, model.sample_eps(batch_size, generator), check=False)
+            loss = out.loss.item()
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} at step {step + 1}; stopped without saving this state. "
+                    f"The last good checkpoint ({checkpoint or 'none configured'}) is kept: resume from it "
+                    f"with a lower learning rate (now {lr}) or a smaller clip (now {clip}).")
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+            if not math.isfinite(grad_norm):
+                raise TrainingDiverged(f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
+                                       f"applying it. The last good checkpoint is kept; lower lr (now {lr}).")
+            optimizer.step()
+            step += 1
+            now = time.perf_counter()
+            row = {"step": step, "epoch": step / per_epoch, "loss": loss,
+                   "nll": out.nll.mean().item(), "kl": out.kl.sum(0).mean().item(), "grad_norm": grad_norm,
+                   "seconds": elapsed0 + now - t0, "images_per_s": batch_size / max(now - tick, 1e-9),
+                   "test_nll_bound": math.nan}
+            if test_x is not None and ((eval_every and step % eval_every == 0) or step == steps):
+                row["test_nll_bound"] = test_bound()
+            history.append(row)
+            if checkpoint_every and step % checkpoint_every == 0 and step != steps:
+                save(step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.2f}", **({"test": f"{row['test_nll_bound']:.2f}"}
+                                                       if math.isfinite(row["test_nll_bound"]) else {}))
+            for callback in callbacks:
+                callback(row)
+        save(step)
+    except KeyboardInterrupt:
+        save(step)  # nothing lost on Ctrl-C: the completed steps are on disk
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    frame = pd.DataFrame(history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "seconds",
+                                           "images_per_s", "test_nll_bound"])
+    return TrainResult(model.eval(), frame, checkpoint, step)
