@@ -1,0 +1,82 @@
+"""Recording: the model's internals as tidy data, without changing what the model computes."""
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from drawviz import DRAW, DrawConfig
+from drawviz.probes import FRAME_COLUMNS, record, record_generation
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return DRAW(DrawConfig(T=6, enc_size=32, dec_size=32, z_size=8, read_n=3, write_n=4))
+
+
+@pytest.fixture
+def x(mnist_test):
+    return mnist_test.images[:5]
+
+
+def test_probes_leave_the_loss_unchanged(model, x):
+    plain = model(x, generator=torch.Generator().manual_seed(7)).loss.item()
+    assert record(model, x, seed=7).loss == plain
+    assert record(model, x, seed=8).loss != plain  # the seed matters: the check above could fail
+
+
+def test_the_frame_is_tidy_with_the_documented_columns(model, x):
+    frame = record(model, x).frame
+    assert list(frame.columns) == FRAME_COLUMNS
+    assert len(frame) == 5 * 6 * 2  # one row per (sample, step, op)
+    assert not frame.duplicated(["sample", "step", "op"]).any()
+    assert sorted(frame["step"].unique()) == list(range(1, 7))
+    assert set(frame["op"]) == {"read", "write"}
+    assert frame[["g_x", "g_y", "delta", "sigma", "gamma", "kl"]].notna().all().all()
+    import seaborn as sns
+    grid = sns.relplot(data=frame, x="step", y="g_x", hue="op", kind="line")
+    matplotlib.pyplot.close(grid.figure)
+
+
+def test_the_frame_holds_pixel_space_sigma_not_sigma2(model, x):
+    trace = record(model, x)
+    sigma2 = trace.windows["read"][:, :, 3]  # (T, batch)
+    read = trace.frame[trace.frame.op == "read"].sort_values(["step", "sample"])
+    assert np.allclose(read["sigma"].to_numpy(), np.sqrt(sigma2).ravel())
+    g_x = trace.windows["write"][:, :, 0]
+    write = trace.frame[trace.frame.op == "write"].sort_values(["step", "sample"])
+    assert np.allclose(write["g_x"].to_numpy(), g_x.ravel())
+
+
+def test_arrays_have_time_first_and_agree_with_the_model(model, x):
+    trace = record(model, x, seed=3)
+    out = model(x, generator=torch.Generator().manual_seed(3))
+    assert trace.canvas.shape == trace.x_hat.shape == (6, 5, 1, 28, 28)
+    assert trace.glimpse.shape == (6, 5, 2, 1, 3, 3)
+    assert trace.write_patch.shape == (6, 5, 1, 4, 4)
+    assert trace.kl.shape == (6, 5)
+    assert np.allclose(trace.canvas[-1], torch.sigmoid(out.canvas).detach().numpy(), atol=1e-6)
+    # x̂_t = x − σ(c_{t−1}): each error image uses the canvas of the step before
+    c0 = torch.sigmoid(model.c0).detach().numpy()
+    assert np.allclose(trace.x_hat[0], x.numpy() - c0, atol=1e-6)
+    assert np.allclose(trace.x_hat[1:], x.numpy()[None] - trace.canvas[:-1], atol=1e-5)
+    assert not np.allclose(trace.canvas[0], trace.canvas[-1])  # nothing overwritten per step
+
+
+def test_generation_is_recorded_too(model):
+    trace = record_generation(model, 4, seed=0)
+    assert trace.canvas.shape == (6, 4, 1, 28, 28)
+    assert set(trace.frame["op"]) == {"write"} and len(trace.frame) == 4 * 6
+    again = record_generation(model, 4, seed=0)
+    assert np.array_equal(trace.canvas, again.canvas)
+    frames = model.generate(4, generator=torch.Generator().manual_seed(0))
+    assert np.allclose(trace.canvas, frames.numpy())
+
+
+def test_no_attention_records_canvases_and_an_empty_frame():
+    model = DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, attention=False))
+    trace = record(model, torch.rand(2, 1, 28, 28))
+    assert trace.canvas.shape == (3, 2, 1, 28, 28) and trace.glimpse is None
+    assert list(trace.frame.columns) == FRAME_COLUMNS and trace.frame.empty
