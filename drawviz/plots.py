@@ -1,0 +1,486 @@
+"""Figures of what DRAW does. Every function takes data and returns a matplotlib Figure.
+
+Nothing here calls ``plt.show()``: notebooks display the returned figure, reports save it.
+Data come from :mod:`drawviz.probes` (a :class:`~drawviz.probes.Trace` and its tidy
+``frame``), from :func:`drawviz.train.train` (the history DataFrame) and from
+:mod:`drawviz.sharpness`.
+
+Coordinates: attention parameters are in the paper's 1-based pixel units (pixel a = 1..A),
+so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ± N·δ/2.
+"""
+from __future__ import annotations
+
+import io
+from typing import Mapping, Optional, Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+__all__ = ["plot_history", "plot_kl_per_step", "plot_trajectory", "plot_glimpses", "plot_attention_params",
+           "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_vs_error",
+           "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "StepView", "scrubber_html",
+           "OP_COLOURS"]
+
+OP_COLOURS = {"read": "#e4572e", "write": "#29a3e0"}  # warm read, cool write: the same in every figure
+STEP_CMAP = "viridis"  # step t: dark = early, yellow = late
+
+
+def _label(trace) -> str:
+    return {"reconstruction": "reconstructions", "generation": "samples from the prior"}.get(trace.mode, trace.mode)
+
+
+def _image(img: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(C, H, W) in [0, 1] -> an imshow array and its keyword arguments."""
+    if img.shape[0] == 1:
+        return img[0], {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+    return np.clip(np.moveaxis(img, 0, -1), 0, 1), {}
+
+
+def _show(ax, img: np.ndarray, title: Optional[str] = None):
+    arr, kw = _image(img)
+    artist = ax.imshow(arr, interpolation="nearest", **kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return artist
+
+
+def _grid_n(trace, op: str) -> int:
+    """N of the op's attention grid, read off the recorded glimpse / write patch."""
+    arr = trace.glimpse if op == "read" else trace.write_patch
+    if arr is None:
+        raise ValueError(f"this trace has no {op} attention (a model without attention?)")
+    return arr.shape[-1]
+
+
+def _ops(trace) -> list[str]:
+    return [op for op in ("read", "write") if op in trace.windows]
+
+
+def _window(trace, op: str, t: int, sample: int) -> dict:
+    """Pixel-space window of op at step t (1-based) for one sample."""
+    g_x, g_y, delta, sigma2, gamma = trace.windows[op][t - 1, sample]
+    return {"g_x": g_x, "g_y": g_y, "delta": delta, "sigma": np.sqrt(sigma2), "gamma": gamma}
+
+
+def _rect_geometry(w: dict, N: int):
+    half = N * w["delta"] / 2
+    return (w["g_x"] - 1 - half, w["g_y"] - 1 - half), 2 * half
+
+
+def _rect_style(w: dict, gamma_max: float) -> dict:
+    # Line width grows with the filter's spread σ (pixels); opacity with the intensity γ.
+    return {"linewidth": float(np.clip(0.6 + w["sigma"], 0.6, 6.0)),
+            "alpha": float(0.25 + 0.75 * min(w["gamma"] / gamma_max, 1.0)) if gamma_max > 0 else 1.0}
+
+
+def _gamma_max(trace, op: str, sample: Optional[int] = None) -> float:
+    g = trace.windows[op][..., 4]
+    return float(g.max() if sample is None else g[:, sample].max())
+
+
+def _add_rect(ax, trace, op: str, t: int, sample: int, gamma_max: float, label: Optional[str] = None):
+    w = _window(trace, op, t, sample)
+    xy, size = _rect_geometry(w, _grid_n(trace, op))
+    rect = Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], label=label, **_rect_style(w, gamma_max))
+    ax.add_patch(rect)
+    ax.plot(w["g_x"] - 1, w["g_y"] - 1, "+", color=OP_COLOURS[op], ms=5, alpha=0.9)
+    return rect
+
+
+def _keep_view(ax, width: int, height: int, margin: float = 0.0):
+    ax.set_xlim(-0.5 - margin, width - 0.5 + margin)
+    ax.set_ylim(height - 0.5 + margin, -0.5 - margin)
+
+
+# ----------------------------------------------------------------------------- training
+
+def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 25) -> Figure:
+    """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    h = history
+    window = max(1, min(smooth, len(h) // 5 or 1))
+    for col, colour, name in (("loss", "k", "loss = L^x + L^z"), ("nll", "#7b3294", "L^x (reconstruction)"),
+                              ("kl", "#008837", "L^z (KL, all steps)")):
+        ax.plot(h["step"], h[col], color=colour, alpha=0.2, lw=0.8)
+        ax.plot(h["step"], h[col].rolling(window, min_periods=1).mean(), color=colour, lw=1.6, label=name)
+    ax.set(xlabel="optimiser step", ylabel="nats per image", title=f"{title}: training batches")
+    ax.legend(frameon=False, fontsize=8)
+    test = h.dropna(subset=["test_nll_bound"]) if "test_nll_bound" in h else h.iloc[:0]
+    if len(test):
+        bx.plot(test["step"], test["test_nll_bound"], "o-", color="#d7191c", ms=4)
+        last = test.iloc[-1]
+        bx.annotate(f"{last['test_nll_bound']:.1f}", (last["step"], last["test_nll_bound"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    else:
+        bx.text(0.5, 0.5, "no test-set evaluation in this run", ha="center", va="center", transform=bx.transAxes)
+    bx.set(xlabel="optimiser step", ylabel="negative ELBO ≥ −log p(x), nats",
+           title=f"{title}: test NLL bound")
+    return fig
+
+
+def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
+    """Mean KL(Q(z_t|·) ‖ N(0, I)) at each step t (nats), with the spread across images. kl: (T, B) or a Trace."""
+    kl = np.asarray(kl.kl if hasattr(kl, "kl") else kl)
+    T = kl.shape[0]
+    steps = np.arange(1, T + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    mean, sd = kl.mean(1), kl.std(1)
+    ax.bar(steps, mean, color="#008837", alpha=0.8, label="mean over images")
+    ax.errorbar(steps, mean, yerr=sd, fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5, label="± 1 sd")
+    ax.set(xlabel="step t", ylabel="KL, nats", title=f"{title} (total {mean.sum():.1f} nats, {kl.shape[1]} images)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------- attention
+
+def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[Sequence[str]] = None,
+                    title: Optional[str] = None) -> Figure:
+    """The path of (g_X, g_Y) over t on each image, coloured by step: one column per op (read, write).
+
+    Background: the input x for reconstructions, the final canvas σ(c_T) for samples.
+    """
+    ops = list(ops or _ops(trace))
+    samples = [s for s in samples if s < trace.batch]
+    fig, axes = plt.subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
+                             squeeze=False, constrained_layout=True)
+    T = trace.T
+    norm = plt.Normalize(1, T)
+    cmap = plt.get_cmap(STEP_CMAP)
+    H, W = trace.canvas.shape[-2:]
+    for i, op in enumerate(ops):
+        for j, s in enumerate(samples):
+            ax = axes[i, j]
+            background = trace.x[s] if trace.x is not None else trace.canvas[-1, s]
+            artist = _show(ax, background)
+            artist.set_alpha(0.55)  # dim the image so the path reads
+            w = trace.windows[op][:, s]
+            px, py = w[:, 0] - 1, w[:, 1] - 1
+            segments = np.stack([np.c_[px[:-1], py[:-1]], np.c_[px[1:], py[1:]]], 1)
+            ax.add_collection(LineCollection(segments, cmap=cmap, norm=norm, array=np.arange(1.5, T), lw=1.4))
+            ax.scatter(px, py, c=np.arange(1, T + 1), cmap=cmap, norm=norm, s=14, edgecolors="white",
+                       linewidths=0.4, zorder=3)
+            ax.scatter(px[:1], py[:1], marker="o", s=50, facecolors="none", edgecolors="white", zorder=4)
+            _keep_view(ax, W, H, margin=2)
+            if j == 0:
+                ax.set_ylabel(f"{op} centre", color=OP_COLOURS[op], fontsize=10)
+            if i == 0:
+                ax.set_title(f"{'image' if trace.x is not None else 'sample'} {s}", fontsize=9)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, label="step t")
+    fig.suptitle(title or f"attention path (g_X, g_Y) over t, {_label(trace)}; open circle = t = 1", fontsize=10)
+    return fig
+
+
+def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0, title: Optional[str] = None) -> Figure:
+    """The canvas σ(c_t) at chosen steps with the read and write windows of step t drawn on it.
+
+    Square: centre ± N·δ/2; line width grows with σ; opacity with γ.
+    """
+    T = trace.T
+    steps = list(steps or sorted({1, max(1, T // 4), max(1, T // 2), max(1, 3 * T // 4), T}))
+    ops = _ops(trace)
+    H, W = trace.canvas.shape[-2:]
+    extra = trace.x is not None
+    fig, axes = plt.subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
+                             squeeze=False, constrained_layout=True)
+    axes = axes[0]
+    if extra:
+        _show(axes[0], trace.x[sample], "input x")
+    gmax = {op: _gamma_max(trace, op, sample) for op in ops}
+    for ax, t in zip(axes[extra:], steps):
+        _show(ax, trace.canvas[t - 1, sample], f"σ(c_{t})")
+        for op in ops:
+            _add_rect(ax, trace, op, t, sample, gmax[op], label=op)
+        _keep_view(ax, W, H, margin=3)
+    handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op], lw=1.5) for op in ops]
+    fig.legend(handles, [f"{op} window (N = {_grid_n(trace, op)})" for op in ops], loc="outside lower center",
+               ncol=len(ops), frameon=False, fontsize=8)
+    fig.suptitle(title or f"glimpses on the canvas, {_label(trace)[:-1]} {sample}: "
+                 "square = centre ± N·δ/2, line width ∝ σ, opacity ∝ γ", fontsize=9)
+    return fig
+
+
+def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameters") -> Figure:
+    """δ, σ and γ against t, mean ± sd across samples, read and write (and modes) apart. frame: Trace.frame(s)."""
+    import seaborn as sns
+
+    f = frame.copy()
+    f["op"] = f["op"].astype(str)
+    n = f["sample"].nunique()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
+    styles = f["mode"].nunique() > 1
+    for ax, (col, name) in zip(axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"),
+                                      ("gamma", "intensity γ"))):
+        sns.lineplot(data=f, x="step", y=col, hue="op", palette=OP_COLOURS, style="mode" if styles else None,
+                     errorbar="sd", ax=ax, legend=ax is axes[-1])
+        ax.set(xlabel="step t", ylabel=name)
+        if col == "gamma":
+            ax.set_yscale("log")
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    modes = ", ".join(sorted(f["mode"].unique()))
+    fig.suptitle(f"{title}: mean ± sd over {n} samples ({modes})", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- error images
+
+def plot_error_grid(trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optional[Sequence[int]] = None,
+                    title: Optional[str] = None) -> Figure:
+    """x̂_t = x − σ(c_{t−1}) for several images (rows) over steps (columns); red: ink still missing."""
+    if trace.x_hat is None:
+        raise ValueError("error images exist only for reconstructions (probes.record), not for samples")
+    T = trace.T
+    steps = list(steps or np.unique(np.linspace(1, T, min(T, 8)).round().astype(int)))
+    samples = [s for s in samples if s < trace.batch]
+    fig, axes = plt.subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)),
+                             squeeze=False, constrained_layout=True)
+    for i, s in enumerate(samples):
+        _show(axes[i, 0], trace.x[s], "input x" if i == 0 else None)
+        for j, t in enumerate(steps, 1):
+            err = trace.x_hat[t - 1, s].mean(0)  # colour: the mean over channels
+            im = axes[i, j].imshow(err, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if i == 0:
+                axes[i, j].set_title(f"x̂_{t}", fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="x − σ(c_{t−1})")
+    fig.suptitle(title or "error images x̂_t over steps (t = 1: the learned initial canvas)", fontsize=10)
+    return fig
+
+
+def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
+    """Mean |x̂_t| per pixel at each step: mean ± sd over images, and the final error |x − σ(c_T)|."""
+    if trace.x_hat is None:
+        raise ValueError("error images exist only for reconstructions (probes.record)")
+    T, B = trace.x_hat.shape[:2]
+    mag = np.abs(trace.x_hat).reshape(T, B, -1).mean(-1)
+    final = np.abs(trace.x - trace.canvas[-1]).reshape(B, -1).mean(-1)
+    steps = np.arange(1, T + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    m, sd = mag.mean(1), mag.std(1)
+    ax.fill_between(steps, m - sd, m + sd, color="#2166ac", alpha=0.2, lw=0)
+    ax.plot(steps, m, "o-", color="#2166ac", ms=3, label="mean |x̂_t| ± sd")
+    ax.axhline(final.mean(), color="k", ls="--", lw=1, label=f"after the last step: {final.mean():.3f}")
+    ax.set(xlabel="step t", ylabel="mean |error| per pixel", ylim=(0, None),
+           title=title or f"how fast the error shrinks ({B} images)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
+    """Where the read window sits relative to the largest error, per (sample, step).
+
+    The largest error is the argmax of |x̂_t| (channel mean) after a Gaussian blur of ``smooth``
+    pixels, so that a single noisy pixel does not win. Columns: sample, step, err_x, err_y,
+    g_x, g_y (1-based pixels), distance (pixels), inside (the error peak lies inside the read
+    square centre ± N·δ/2), and the error at the read centre relative to the peak.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if trace.x_hat is None or "read" not in trace.windows:
+        raise ValueError("needs a reconstruction trace of a model with attention")
+    T, B = trace.x_hat.shape[:2]
+    err = np.abs(trace.x_hat).mean(2)  # (T, B, H, W)
+    if smooth:
+        err = gaussian_filter(err, sigma=(0, 0, smooth, smooth))
+    H, W = err.shape[-2:]
+    flat = err.reshape(T, B, -1)
+    peak = flat.argmax(-1)
+    ey, ex = np.unravel_index(peak, (H, W))
+    w = trace.windows["read"]
+    g_x, g_y, delta = w[..., 0], w[..., 1], w[..., 2]
+    half = _grid_n(trace, "read") * delta / 2
+    cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
+    cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)
+    at_centre = np.take_along_axis(flat, (cy * W + cx)[..., None], -1)[..., 0]
+    step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
+    frame = pd.DataFrame({
+        "sample": sample.ravel(), "step": step.ravel(), "err_x": (ex + 1).ravel(), "err_y": (ey + 1).ravel(),
+        "g_x": g_x.ravel(), "g_y": g_y.ravel(),
+        "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
+        "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
+        "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel()})
+    return frame.sort_values(["sample", "step"]).reset_index(drop=True)
+
+
+def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Figure:
+    """From read_error_offsets: the distance from the read centre to the error peak, and how often the peak is inside."""
+    g = offsets.groupby("step")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    d = g["distance"]
+    ax.fill_between(d.mean().index, d.quantile(0.25), d.quantile(0.75), color=OP_COLOURS["read"], alpha=0.2, lw=0,
+                    label="interquartile range")
+    ax.plot(d.median().index, d.median(), "o-", color=OP_COLOURS["read"], ms=3, label="median")
+    ax.set(xlabel="step t", ylabel="pixels", ylim=(0, None), title="distance: read centre (g_X, g_Y) → largest |x̂_t|")
+    ax.legend(frameon=False, fontsize=8)
+    inside = g["inside"].mean()
+    bx.bar(inside.index, inside, color=OP_COLOURS["read"], alpha=0.8)
+    bx.set(xlabel="step t", ylabel="share of images", ylim=(0, 1),
+           title="largest error inside the read square (± N·δ/2)")
+    fig.suptitle(title or f"does DRAW read where it is most wrong? ({offsets['sample'].nunique()} images)", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- samples and blur
+
+def plot_samples(rows: Mapping[str, np.ndarray], n: int = 8, title: str = "") -> Figure:
+    """Image sets side by side: one row per named set {name: (N, C, H, W)}, the first n of each."""
+    rows = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in rows.items()}
+    n = min(n, *(len(v) for v in rows.values()))
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.15 * n + 1.2, 1.25 * len(rows)), squeeze=False,
+                             constrained_layout=True)
+    for i, (name, images) in enumerate(rows.items()):
+        for j in range(n):
+            _show(axes[i, j], images[j])
+        axes[i, 0].set_ylabel(name, fontsize=9, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+_MEASURE_NAMES = {"laplacian_variance": "variance of the Laplacian", "high_frequency_share": "energy above ½ Nyquist"}
+
+
+def plot_sharpness(table: pd.DataFrame, title: str = "sharpness") -> Figure:
+    """Bar chart of both measures, one group per dataset. table: rows (dataset, images) or an index of image sets."""
+    t = table.reset_index()
+    if "dataset" not in t:
+        t["dataset"] = ""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    kinds = list(dict.fromkeys(t["images"]))
+    datasets = list(dict.fromkeys(t["dataset"]))
+    width = 0.8 / len(kinds)
+    colours = dict(zip(kinds, ["#4d4d4d", "#29a3e0", "#e4572e", "#7b3294"]))
+    for ax, m in zip(axes, _MEASURE_NAMES):
+        for k, kind in enumerate(kinds):
+            sub = t[t["images"] == kind].set_index("dataset").reindex(datasets)
+            x = np.arange(len(datasets)) + (k - (len(kinds) - 1) / 2) * width
+            ax.bar(x, sub[m], width, yerr=sub.get(f"{m}_se"), color=colours.get(kind), label=kind, capsize=2)
+        ax.set_xticks(np.arange(len(datasets)), datasets)
+        ax.set(ylabel=_MEASURE_NAMES[m], title=_MEASURE_NAMES[m] + " (higher = sharper)")
+    axes[-1].legend(frameon=False, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[str, float]] = None,
+                            title: str = "sharpness of σ(c_t) over steps") -> Figure:
+    """Both measures of the canvas at each step t, per source (hue); dashed: the test images' level.
+
+    per_step: rows from sharpness.per_step (columns source, step, image, measures); reference:
+    {measure: value} for the test images (or {source: {measure: value}} per dataset).
+    """
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    palette = dict(zip(per_step["source"].unique(), sns.color_palette("tab10")))
+    for ax, m in zip(axes, _MEASURE_NAMES):
+        sns.lineplot(data=per_step, x="step", y=m, hue="source", palette=palette, errorbar="se", ax=ax,
+                     legend=ax is axes[-1])
+        if reference:
+            for key, value in reference.items():
+                if isinstance(value, Mapping):
+                    ax.axhline(value[m], ls="--", lw=1, color=palette.get(key, "k"))
+                elif key == m:
+                    ax.axhline(value, ls="--", lw=1, color="k", label="test images")
+        ax.set(xlabel="step t", ylabel=_MEASURE_NAMES[m])
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    fig.suptitle(title + " (dashed: test images)", fontsize=10)
+    return fig
+
+
+# ----------------------------------------------------------------------------- scrubbing
+
+class StepView:
+    """One figure of a trace at step t, redrawn in place: the static and the live scrubber share it.
+
+    Panels: the canvas σ(c_t) with the read (reconstructions) and write windows of step t;
+    for reconstructions also the input x with the read window and the error image x̂_t;
+    below, the parameter values of step t.
+    """
+
+    def __init__(self, trace, sample: int = 0, dpi: int = 80):
+        self.trace, self.sample = trace, sample
+        self.ops = _ops(trace)
+        recon = trace.x is not None
+        panels = ["x", "canvas", "error"] if recon else ["canvas"]
+        self.fig = Figure(figsize=(2.6 * len(panels) + 0.4, 3.5), dpi=dpi)  # no pyplot: never shown twice
+        axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
+        self.fig.subplots_adjust(left=0.04, right=0.96, top=0.86, bottom=0.2, wspace=0.12)
+        self.ax = dict(zip(panels, axes))
+        H, W = trace.canvas.shape[-2:]
+        self.gmax = {op: _gamma_max(trace, op, sample) for op in self.ops}
+        self.images = {"canvas": _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")}
+        if recon:
+            _show(self.ax["x"], trace.x[sample], "input x, read window")
+            self.images["error"] = self.ax["error"].imshow(trace.x_hat[0, sample].mean(0), cmap="RdBu_r",
+                                                           vmin=-1, vmax=1, interpolation="nearest")
+            self.ax["error"].set_title("error x̂_t = x − σ(c_{t−1})", fontsize=9)
+            self.ax["error"].set_xticks([])
+            self.ax["error"].set_yticks([])
+        self.rects = {}
+        for name, ax in self.ax.items():
+            for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
+                self.rects[name, op] = Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op])
+                ax.add_patch(self.rects[name, op])
+            _keep_view(ax, W, H, margin=3)
+        self.title = self.fig.suptitle("", fontsize=10)
+        self.text = self.fig.text(0.5, 0.03, "", ha="center", va="bottom", fontsize=8, family="monospace")
+        self.update(1)
+
+    def update(self, t: int):
+        """Redraw for step t (1-based); returns the changed artists (for FuncAnimation)."""
+        tr, s = self.trace, self.sample
+        self.images["canvas"].set_data(_image(tr.canvas[t - 1, s])[0])
+        if "error" in self.images:
+            self.images["error"].set_data(tr.x_hat[t - 1, s].mean(0))
+        lines = []
+        for op in self.ops:
+            w = _window(tr, op, t, s)
+            xy, size = _rect_geometry(w, _grid_n(tr, op))
+            style = _rect_style(w, self.gmax[op])
+            for (panel, o), rect in self.rects.items():
+                if o == op:
+                    rect.set_xy(xy)
+                    rect.set_width(size)
+                    rect.set_height(size)
+                    rect.set_linewidth(style["linewidth"])
+                    rect.set_alpha(style["alpha"])
+            lines.append(f"{op:5s} g=({w['g_x']:5.1f},{w['g_y']:5.1f}) δ={w['delta']:5.2f} "
+                         f"σ={w['sigma']:5.2f} γ={w['gamma']:6.3f}")
+        if tr.kl is not None:
+            lines.append(f"KL_t = {tr.kl[t - 1, s]:.2f} nats")
+        self.text.set_text("\n".join(lines))
+        kind = "reconstruction of image" if tr.x is not None else "sample"
+        self.title.set_text(f"{kind} {s}: step t = {t} / {tr.T}")
+        return [*self.images.values(), *self.rects.values(), self.text, self.title]
+
+    def png(self, t: int) -> bytes:
+        self.update(t)
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+
+def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
+    """A kernel-free scrubber: every step's frame embedded as a PNG in self-contained HTML/JS.
+
+    Works in a static HTML report with no Jupyter and no network (matplotlib's jshtml: inline
+    script, no external URLs). Display it with IPython.display.HTML.
+    """
+    from matplotlib.animation import FuncAnimation
+
+    view = StepView(trace, sample, dpi=dpi)
+    anim = FuncAnimation(view.fig, view.update, frames=range(1, trace.T + 1), blit=False)
+    html = anim.to_jshtml(fps=fps, embed_frames=True, default_mode="once")
+    return html
