@@ -11,11 +11,10 @@ so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ±
 from __future__ import annotations
 
 import io
+import re
 from typing import Mapping, Optional, Sequence
 
-import matplotlib
-
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # colormaps and norms only: figures are built without pyplot
 import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection
@@ -23,12 +22,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 __all__ = ["plot_history", "plot_kl_per_step", "plot_trajectory", "plot_glimpses", "plot_attention_params",
-           "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_vs_error",
+           "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "StepView", "scrubber_html",
            "OP_COLOURS"]
 
 OP_COLOURS = {"read": "#e4572e", "write": "#29a3e0"}  # warm read, cool write: the same in every figure
 STEP_CMAP = "viridis"  # step t: dark = early, yellow = late
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True, constrained_layout: bool = True):
+    # A bare Figure, not pyplot's: nothing is shown twice in Jupyter and nothing piles up in batch runs.
+    fig = Figure(figsize=figsize, layout="constrained" if constrained_layout else None)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def _label(trace) -> str:
@@ -104,7 +109,7 @@ def _keep_view(ax, width: int, height: int, margin: float = 0.0):
 
 def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 25) -> Figure:
     """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     h = history
     window = max(1, min(smooth, len(h) // 5 or 1))
     for col, colour, name in (("loss", "k", "loss = L^x + L^z"), ("nll", "#7b3294", "L^x (reconstruction)"),
@@ -131,7 +136,7 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
     kl = np.asarray(kl.kl if hasattr(kl, "kl") else kl)
     T = kl.shape[0]
     steps = np.arange(1, T + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6.5, 3.4), constrained_layout=True)
     mean, sd = kl.mean(1), kl.std(1)
     ax.bar(steps, mean, color="#008837", alpha=0.8, label="mean over images")
     ax.errorbar(steps, mean, yerr=sd, fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5, label="± 1 sd")
@@ -150,7 +155,7 @@ def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[
     """
     ops = list(ops or _ops(trace))
     samples = [s for s in samples if s < trace.batch]
-    fig, axes = plt.subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
+    fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
                              squeeze=False, constrained_layout=True)
     T = trace.T
     norm = plt.Normalize(1, T)
@@ -189,7 +194,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     ops = _ops(trace)
     H, W = trace.canvas.shape[-2:]
     extra = trace.x is not None
-    fig, axes = plt.subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
+    fig, axes = _subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
                              squeeze=False, constrained_layout=True)
     axes = axes[0]
     if extra:
@@ -215,7 +220,7 @@ def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameter
     f = frame.copy()
     f["op"] = f["op"].astype(str)
     n = f["sample"].nunique()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
     styles = f["mode"].nunique() > 1
     for ax, (col, name) in zip(axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"),
                                       ("gamma", "intensity γ"))):
@@ -241,7 +246,7 @@ def plot_error_grid(trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optiona
     T = trace.T
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 8)).round().astype(int)))
     samples = [s for s in samples if s < trace.batch]
-    fig, axes = plt.subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)),
+    fig, axes = _subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)),
                              squeeze=False, constrained_layout=True)
     for i, s in enumerate(samples):
         _show(axes[i, 0], trace.x[s], "input x" if i == 0 else None)
@@ -265,7 +270,7 @@ def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
     mag = np.abs(trace.x_hat).reshape(T, B, -1).mean(-1)
     final = np.abs(trace.x - trace.canvas[-1]).reshape(B, -1).mean(-1)
     steps = np.arange(1, T + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6.5, 3.4), constrained_layout=True)
     m, sd = mag.mean(1), mag.std(1)
     ax.fill_between(steps, m - sd, m + sd, color="#2166ac", alpha=0.2, lw=0)
     ax.plot(steps, m, "o-", color="#2166ac", ms=3, label="mean |x̂_t| ± sd")
@@ -312,10 +317,34 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     return frame.sort_values(["sample", "step"]).reset_index(drop=True)
 
 
+def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Optional[Sequence[int]] = None,
+                       title: Optional[str] = None) -> Figure:
+    """x̂_t with the read square of step t and the largest error (×) marked, at a few steps of one image."""
+    T = trace.T
+    steps = list(steps or np.unique(np.linspace(1, T, min(T, 6)).round().astype(int)))
+    H, W = trace.x_hat.shape[-2:]
+    fig, axes = _subplots(1, len(steps), figsize=(2.1 * len(steps) + 1, 2.5), squeeze=False,
+                             constrained_layout=True)
+    gmax = _gamma_max(trace, "read", sample)
+    row = offsets.set_index(["sample", "step"])
+    for ax, t in zip(axes[0], steps):
+        im = ax.imshow(trace.x_hat[t - 1, sample].mean(0), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        _add_rect(ax, trace, "read", t, sample, gmax)
+        peak = row.loc[(sample, t)]
+        ax.plot(peak["err_x"] - 1, peak["err_y"] - 1, "x", color="k", ms=8, mew=2)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"x̂_{t}: {'inside' if peak['inside'] else 'outside'}", fontsize=9)
+        _keep_view(ax, W, H, margin=3)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="x − σ(c_{t−1})")
+    fig.suptitle(title or f"image {sample}: read square (centre ± N·δ/2) and the largest error (×)", fontsize=10)
+    return fig
+
+
 def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Figure:
     """From read_error_offsets: the distance from the read centre to the error peak, and how often the peak is inside."""
     g = offsets.groupby("step")
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
     d = g["distance"]
     ax.fill_between(d.mean().index, d.quantile(0.25), d.quantile(0.75), color=OP_COLOURS["read"], alpha=0.2, lw=0,
                     label="interquartile range")
@@ -336,7 +365,7 @@ def plot_samples(rows: Mapping[str, np.ndarray], n: int = 8, title: str = "") ->
     """Image sets side by side: one row per named set {name: (N, C, H, W)}, the first n of each."""
     rows = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in rows.items()}
     n = min(n, *(len(v) for v in rows.values()))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.15 * n + 1.2, 1.25 * len(rows)), squeeze=False,
+    fig, axes = _subplots(len(rows), n, figsize=(1.15 * n + 1.2, 1.25 * len(rows)), squeeze=False,
                              constrained_layout=True)
     for i, (name, images) in enumerate(rows.items()):
         for j in range(n):
@@ -355,7 +384,7 @@ def plot_sharpness(table: pd.DataFrame, title: str = "sharpness") -> Figure:
     t = table.reset_index()
     if "dataset" not in t:
         t["dataset"] = ""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
     kinds = list(dict.fromkeys(t["images"]))
     datasets = list(dict.fromkeys(t["dataset"]))
     width = 0.8 / len(kinds)
@@ -381,7 +410,7 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
     """
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
     palette = dict(zip(per_step["source"].unique(), sns.color_palette("tab10")))
     for ax, m in zip(axes, _MEASURE_NAMES):
         sns.lineplot(data=per_step, x="step", y=m, hue="source", palette=palette, errorbar="se", ax=ax,
@@ -483,4 +512,15 @@ def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
     view = StepView(trace, sample, dpi=dpi)
     anim = FuncAnimation(view.fig, view.update, frames=range(1, trace.T + 1), blit=False)
     html = anim.to_jshtml(fps=fps, embed_frames=True, default_mode="once")
-    return html
+    return _offline(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead.
+_GLYPHS = {"fa-minus": "&minus;", "fa-fast-backward": "&#x23EE;", "fa-step-backward": "|&#x25C0;",
+           "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x275A;&#x275A;", "fa-play": "&#x25B6;",
+           "fa-step-forward": "&#x25B6;|", "fa-fast-forward": "&#x23ED;", "fa-plus": "+"}
+
+
+def _offline(html: str) -> str:
+    html = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", html)
+    return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _GLYPHS.get(m.group(1), ""), html)

@@ -17,7 +17,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["grey", "laplacian_variance", "high_frequency_share", "measure", "per_step", "summary", "ratios"]
+__all__ = ["grey", "laplacian_variance", "high_frequency_share", "measure", "per_step", "summary", "ratios",
+           "blur_measurements"]
 
 MEASURES = ("laplacian_variance", "high_frequency_share")
 
@@ -96,3 +97,23 @@ def ratios(table: pd.DataFrame, reference: str = "test images") -> dict:
     ref = table.loc[reference]
     return {f"{name}/{k}": float(table.loc[name, k] / ref[k]) if ref[k] else float("nan")
             for name in table.index if name != reference for k in MEASURES}
+
+
+def blur_measurements(model, images, *, seed: int = 0):
+    """Reconstructions and prior samples of a model beside its test images, measured.
+
+    images: (n, C, H, W) test images in [0, 1] (intensities, not binarised: the reference is
+    the data as it looks). Returns (sets, steps): sets = {"test images", "reconstructions",
+    "samples"} final images (n, C, H, W) as numpy; steps = per-step measures of σ(c_t) for
+    reconstructions and samples (sources named so).
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    x = images.to(device)
+    g = torch.Generator(device).manual_seed(seed)
+    recon = model.reconstruct(x, generator=g).cpu().numpy()  # (T, n, C, H, W)
+    samples = model.generate(len(x), generator=g).cpu().numpy()
+    sets = {"test images": images.cpu().numpy(), "reconstructions": recon[-1], "samples": samples[-1]}
+    steps = pd.concat([per_step(recon, "reconstructions"), per_step(samples, "samples")], ignore_index=True)
+    return sets, steps

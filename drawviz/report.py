@@ -1,0 +1,370 @@
+"""Batch reports: run the notebooks for a list of runs and index the results.
+
+``python -m drawviz report`` executes ``notebooks/{train,attention,error_images,blur}.ipynb``
+through papermill for each run of a small YAML file, writes ``reports/<run>/<notebook>.{ipynb,html}``
+and ``reports/<run>/metrics.json``, and ``reports/index.html`` with a table of runs.
+With no arguments and no data root it uses the 1,000 MNIST digits shipped with drawviz, so
+it works offline on a fresh machine; with ``--data-root`` (or ``DRAWVIZ_DATA``) it uses the
+full datasets.
+
+The small helpers at the top (``datasets``, ``model_for``, ``write_json``) are what the
+notebooks call, so that the notebooks stay thin. papermill and nbconvert load only in ``main``.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from . import data as _data
+
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "binarization", "model_for", "write_json", "main"]
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
+ORDER = ("train", "attention", "error_images", "blur")
+GREY = ("mnist", "fashion-mnist", "mnist-sample")
+SAMPLE_TRAIN = 900  # mnist-sample has one split: the first 900 digits train, the last 100 test
+
+
+# ----------------------------------------------------------------------------- notebook helpers
+
+def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None):
+    """(train, test) ImageSets; the shipped mnist-sample is split 900 / 100 so the test digits are unseen."""
+    if dataset == "mnist-sample":
+        s = _data.load("mnist-sample")
+        train = _data.ImageSet("mnist-sample", "train", s.images[:SAMPLE_TRAIN], s.labels[:SAMPLE_TRAIN],
+                               s.source + f", digits 1-{SAMPLE_TRAIN}")
+        test = _data.ImageSet("mnist-sample", "test", s.images[SAMPLE_TRAIN:], s.labels[SAMPLE_TRAIN:],
+                              s.source + f", digits {SAMPLE_TRAIN + 1}-{len(s)}")
+        return train.subset(limit), test.subset(test_limit)
+    return (_data.load(dataset, "train", data_root, limit=limit),
+            _data.load(dataset, "test", data_root, limit=test_limit))
+
+
+def binarization(dataset: str) -> Optional[str]:
+    """Greyscale data are binarised afresh each batch (the paper's MNIST setting); colour is not."""
+    return "dynamic" if dataset in GREY else None
+
+
+def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, preset: Optional[str] = None,
+              T: int = 8, steps: int = 300, batch_size: int = 64, seed: int = 0, device="auto",
+              overrides: Optional[dict] = None):
+    """The model in ``checkpoint``; when there is none yet, train a small one there first.
+
+    Lets every notebook run on its own: the fallback is train.ipynb's default model.
+    """
+    from .model import DrawConfig
+    from .train import model_from_checkpoint, train
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
+        config = DrawConfig.preset(preset or ("mnist" if dataset in GREY else dataset), T=T, **(overrides or {}))
+        train_set, _ = datasets(dataset, data_root)
+        train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
+              binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
+              train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
+    return model_from_checkpoint(checkpoint, device=device)
+
+
+def _plain(value):
+    """JSON-safe: NaN/inf become null, numpy scalars and paths become Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path, obj) -> Path:
+    """Write atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_plain(obj), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- runs file
+
+def load_runs(path: Path, data_root) -> list[dict]:
+    """A runs file is a list of runs, {runs: [...]}, or {offline: [...], data: [...]} (picked by data_root)."""
+    import yaml
+
+    doc = yaml.safe_load(Path(path).read_text()) or []
+    if isinstance(doc, dict):
+        if "runs" in doc:
+            doc = doc["runs"]
+        else:
+            doc = doc.get("data" if data_root else "offline") or []
+    if not isinstance(doc, list):
+        raise ValueError(f"{path}: expected a list of runs (name, dataset, parameters)")
+    runs, seen = [], set()
+    for i, run in enumerate(doc):
+        if not isinstance(run, dict) or "name" not in run or "dataset" not in run:
+            raise ValueError(f"{path}: run {i + 1} needs at least a name and a dataset, got {run!r}")
+        if run["name"] in seen:
+            raise ValueError(f"{path}: two runs are named {run['name']!r}")
+        seen.add(run["name"])
+        unknown = set(run) - {"name", "dataset", "parameters", "model", "optional", "notebooks"}
+        if unknown:
+            raise ValueError(f"{path}: run {run['name']!r} has unknown keys {sorted(unknown)}")
+        run = dict(run, parameters=dict(run.get("parameters") or {}))
+        if run.get("model"):
+            model = Path(run["model"])
+            run["model"] = model if model.is_absolute() else (Path(path).parent / model).resolve()
+        runs.append(run)
+    return runs
+
+
+# ----------------------------------------------------------------------------- execution
+
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{#- Self-contained: no require.js, MathJax, mermaid or widget scripts from a CDN. -#}
+{% block html_head_js_requirejs %}{% endblock %}
+{% block html_head_js_mathjax %}{% endblock %}
+{% block html_head_js_mermaidjs %}{% endblock %}
+{% block jupyter_widgets %}{% endblock %}
+"""
+
+
+def to_html(notebook: Path, target: Path) -> Path:
+    """nbconvert's lab HTML with every script inline: the static scrubber works offline."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"drawviz.html.j2": _TEMPLATE})],
+                            template_file="drawviz.html.j2")
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def _declared(notebook: Path) -> set[str]:
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(notebook)))
+
+
+def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) -> dict:
+    import papermill as pm
+
+    target = out_dir / f"{name}.ipynb"
+    tick = time.perf_counter()
+    status, error = "ok", None
+    try:
+        pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
+                            cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+    except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
+        status = "failed"
+        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:500]
+    seconds = time.perf_counter() - tick
+    if target.exists():
+        try:
+            to_html(target, out_dir / f"{name}.html")
+        except Exception as err:
+            status, error = "failed", error or f"HTML export failed: {err}"
+    log(f"  {name}.ipynb: {status} ({seconds:.0f} s){'  ' + error if error else ''}")
+    return {"status": status, "seconds": round(seconds, 1), "error": error}
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dict:
+    name, dataset = run["name"], run["dataset"]
+    out_dir = out / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"run": name, "dataset": dataset, "notebooks": {}, "status": "ok"}
+    if run.get("optional") and dataset != "mnist-sample":
+        try:
+            _data.load(dataset, "test", data_root, limit=1)
+        except _data.DatasetNotFoundError:
+            log(f"  {dataset} not found under {_data.data_root(data_root)}: skipped (optional run)")
+            result["status"] = "skipped"
+            return result
+    checkpoint = out_dir / "model.pt"
+    common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
+              "device": device, "title": name}
+    model = run.get("model")
+    if model is not None and Path(model).exists():
+        common["checkpoint_in"] = str(model)
+        log(f"  using the shipped model {model}")
+    elif model is not None:
+        log(f"  no model at {model}: training one")
+    wanted = [nb for nb in ORDER if nb in (run.get("notebooks") or notebooks)]
+    declared = {nb: _declared(NOTEBOOKS / f"{nb}.ipynb") for nb in wanted}
+    unused = set(run["parameters"]) - set().union(*declared.values())
+    if unused:
+        log(f"  warning: no notebook takes the parameters {sorted(unused)}")
+    for nb in wanted:
+        if nb != "train" and not checkpoint.exists():
+            result["notebooks"][nb] = {"status": "not run", "error": "no model (train.ipynb did not produce one)"}
+            result["status"] = "failed"
+            log(f"  {nb}.ipynb: not run (no model)")
+            continue
+        params = {**common, "metrics_out": str(out_dir / f"{nb}.json"), **run["parameters"]}
+        params = {k: v for k, v in params.items() if k in declared[nb]}
+        result["notebooks"][nb] = _execute(nb, NOTEBOOKS / f"{nb}.ipynb", out_dir, params, log)
+        if result["notebooks"][nb]["status"] != "ok":
+            result["status"] = "failed"
+    result["train"] = _read(out_dir / "train.json")
+    result["errors"] = _read(out_dir / "error_images.json")
+    result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
+    result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def compare_blur(results: list[dict], out: Path, data_root, device: str, log) -> Optional[dict]:
+    """blur.ipynb once more over every run with a model: the cross-dataset comparison."""
+    models = [{"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"]}
+              for r in results if r.get("checkpoint")]
+    if len(models) < 2:
+        return None
+    log(f"comparison: blur across {', '.join(m['name'] for m in models)}")
+    out_dir = out / "comparison"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"models": models, "data_root": str(data_root) if data_root else None, "device": device,
+              "metrics_out": str(out_dir / "blur.json"), "title": "all runs"}
+    return _execute("blur", NOTEBOOKS / "blur.ipynb", out_dir, params, log)
+
+
+# ----------------------------------------------------------------------------- index
+
+def _fmt(x, spec=".2f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
+    rows = []
+    for r in results:
+        tr, sh = r.get("train", {}), r.get("sharpness", {})
+        links = " ".join(
+            f'<a href="{html.escape(r["run"])}/{nb}.html" class="{v["status"].replace(" ", "-")}">{nb}</a>'
+            if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
+            for nb, v in r["notebooks"].items())
+        failed = [f"{nb}: {v.get('error') or v['status']}" for nb, v in r["notebooks"].items() if v["status"] != "ok"]
+        ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"))
+        rows.append(
+            f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
+            f"<div class='small'>{html.escape(tr.get('source', ''))}</div></td>"
+            f"<td>{tr.get('config', {}).get('T', '–')}</td><td>{_fmt(tr.get('nll_bound'), '.1f')}</td>"
+            f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td>"
+            f"<td>{ratio('samples', 'laplacian_variance')}</td><td>{ratio('samples', 'high_frequency_share')}</td>"
+            f"<td>{ratio('reconstructions', 'laplacian_variance')}</td>"
+            f"<td>{ratio('reconstructions', 'high_frequency_share')}</td>"
+            f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
+            f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"
+            f"<td>{links} <a href='{html.escape(r['run'])}/metrics.json'>metrics</a></td></tr>")
+    comp = ""
+    if comparison is not None:
+        comp = (f"<p>Blur across datasets: <a href='comparison/blur.html' class='{comparison['status']}'>"
+                f"comparison/blur.html</a> ({comparison['status']})</p>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>drawviz reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }} th, td {{ border-bottom: 1px solid #ddd; padding: 0.4em 0.7em; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }} .small {{ font-size: 0.8em; color: #666; max-width: 28em; }}
+.ok {{ color: #1a7f37; }} .failed, .not-run {{ color: #cf222e; font-weight: bold; }} .skipped {{ color: #888; }}
+a {{ margin-right: 0.5em; }}
+</style></head><body>
+<h1>DRAW reports</h1>
+<p>Runs from <code>{html.escape(str(runs_file))}</code>; data root: <code>{html.escape(str(data_root) if data_root else 'none (the shipped mnist-sample)')}</code>;
+written {time.strftime('%Y-%m-%d %H:%M')}.</p>
+<table>
+<tr><th>run</th><th>dataset (source)</th><th>T</th><th>NLL bound<br>nats/image</th><th>bits/dim</th>
+<th>samples / test<br>Laplacian var.</th><th>samples / test<br>HF share</th>
+<th>recon. / test<br>Laplacian var.</th><th>recon. / test<br>HF share</th><th>status</th><th>reports</th></tr>
+{''.join(rows)}
+</table>
+{comp}
+<p class="small">NLL bound: the test negative ELBO in nats per image (an upper bound on −log p(x)); greyscale
+images are binarised stochastically with fixed seed 0 (no fixed-binarisation MNIST is used). Sharpness ratios:
+mean over generated (or reconstructed) images of the variance of the Laplacian, and of the share of spectral energy
+above half the Nyquist frequency, divided by the same mean over test images; below 1 is blurrier than the data.
+CIFAR-10 read from the JPEG archive is re-encoded at quality 75, which smooths the test images a little.</p>
+</body></html>
+"""
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- command line
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drawviz report", description=(
+        "Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
+        "reports/<run>/metrics.json and reports/index.html."))
+    p.add_argument("--runs", type=Path, default=None,
+                   help=f"runs YAML (default: {DEFAULT_RUNS.relative_to(REPO)}: its 'offline' runs, "
+                        "or its 'data' runs when a data root is given)")
+    p.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA; none: the shipped mnist-sample)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the file")
+    p.add_argument("--notebooks", nargs="+", choices=ORDER, default=list(ORDER), help="which notebooks to run")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-comparison", action="store_true", help="skip the cross-dataset blur comparison")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    data_root = args.data_root or os.environ.get("DRAWVIZ_DATA") or None
+    runs_file = args.runs or DEFAULT_RUNS
+    try:
+        runs = load_runs(runs_file, data_root)
+    except (OSError, ValueError) as err:
+        print(f"drawviz report: error: {err}", file=sys.stderr)
+        return 2
+    if args.only:
+        missing = set(args.only) - {r["name"] for r in runs}
+        if missing:
+            print(f"drawviz report: error: no runs named {sorted(missing)} in {runs_file}", file=sys.stderr)
+            return 2
+        runs = [r for r in runs if r["name"] in args.only]
+    if not runs:
+        print(f"drawviz report: error: {runs_file} lists no runs", file=sys.stderr)
+        return 2
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda line: print(line, flush=True)
+    start = time.perf_counter()
+    log(f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"
+        f"{'' if data_root else ' (no data root: the shipped mnist-sample)'}")
+    results = []
+    for i, run in enumerate(runs, 1):
+        log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")
+        results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
+    comparison = None
+    if not args.no_comparison and "blur" in args.notebooks:
+        comparison = compare_blur(results, out, data_root, args.device, log)
+    index = write_index(results, out, comparison, runs_file, data_root)
+    failed = [r["run"] for r in results if r["status"] == "failed"]
+    if comparison is not None and comparison["status"] != "ok":
+        failed.append("comparison")
+    log(f"done in {time.perf_counter() - start:.0f} s: {index}"
+        + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
