@@ -199,7 +199,12 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     if binarize not in ("dynamic", "static", None):
         raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
     dev = pick_device(device)
-    model = model_or_config if isinstance(model_or_config, DRAW) else DRAW(model_or_config)
+    if isinstance(model_or_config, DRAW):
+        model = model_or_config
+    else:  # initialise from the seed too, so train(config, seed=s) is reproducible end to end
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = DRAW(model_or_config)
     model.to(dev).train()
     train_x = _as_images(train_images)
     check_images(train_x, model.config)
