@@ -282,13 +282,12 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     S, both, Rv, sigma, Z = st["S"], st["both"], st["Rv"], st["sigma"], st["Z"]
     nw, col_r, col_e, col_d = st["nw"], st["col_r"], st["col_e"], st["col_d"]
     B = x.shape[0]
-    dPd = torch.zeros_like(st["Pd"])  # dL/d(fused h_dec projections)
-    dPe = torch.zeros_like(st["Pe"])
-    dAd, dAe = torch.empty_like(Ad), torch.empty_like(Ae)  # dL/dgates
-    if d_mu is not None:
-        dPe[1:, :, :Zs] = d_mu
-    if d_log_sigma is not None:
-        dPe[1:, :, Zs:2 * Zs] = d_log_sigma
+    # dL/d(fused projections); every entry is written below except these never-used corners.
+    dPd, dPe = torch.empty_like(st["Pd"]), torch.empty_like(st["Pe"])
+    dPd[0, :, :nw], dPd[T, :, nw:], dPe[0, :, :2 * Zs], dPe[T, :, 2 * Zs:] = 0, 0, 0, 0
+    dPe[1:, :, :Zs] = 0 if d_mu is None else d_mu
+    dPe[1:, :, Zs:2 * Zs] = 0 if d_log_sigma is None else d_log_sigma
+    dAd, dAe = dPd[:T, :, col_d:], dPe[:T, :, 2 * Zs:]  # dL/dgates, written in place
     dc = torch.zeros_like(S[0]) if d_canvas is None else d_canvas.clone()  # dL/dc_t
     dc_dec, dc_enc = Cd.new_zeros(Cd.shape[1:]), Ce.new_zeros(Ce.shape[1:])
     if attn:
@@ -314,14 +313,12 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
             pd_grad[:, :nw] = dc.flatten(1)
         dh = pd_grad @ Wd if t + 1 < T else pd_grad[:, :nw] @ Wd[:nw]
         dc_dec = _lstm_backward(dh, dc_dec, Ad[t], Cd[t], Td[t], dAd[t])  # eq. 7
-        dPd[t, :, col_d:] = dAd[t]
         dz = dAd[t] @ W_ih_dec  # eq. 6: z = μ + σ ε
         pe_grad = dPe[t + 1]
         pe_grad[:, :Zs] += dz
         pe_grad[:, Zs:2 * Zs] += dz * eps[t] * sigma[t]
         dh = pe_grad @ We if t + 1 < T else pe_grad[:, :2 * Zs] @ We[:2 * Zs]
         dc_enc = _lstm_backward(dh, dc_enc, Ae[t], Ce[t], Te[t], dAe[t])  # eq. 5
-        dPe[t, :, 2 * Zs:] = dAe[t]
         dPd[t, :, col_e:col_d] = dAe[t]
         dr = dAe[t] @ W_r
         if attn:  # read, eq. 27
@@ -345,8 +342,8 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     dWd, dbd = flat(dPd).t() @ flat(Hd), dPd.sum((0, 1))
     dWe, dbe = flat(dPe).t() @ flat(He), dPe.sum((0, 1))
     dW_r = flat(dAe).t() @ flat(Rv)
-    dW_ih_dec, db_dec = flat(dAd).t() @ flat(Z), dAd.sum((0, 1))
-    db_enc = dbd[col_e:col_d]
+    dW_ih_dec = flat(dAd).t() @ flat(Z)
+    db_enc, db_dec = dbd[col_e:col_d], dbd[col_d:]
     if not attn:
         dW_r = torch.cat((dAe.sum(0).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)

@@ -1,0 +1,224 @@
+"""Benchmark drawviz.fast against a straightforward eager DRAW, in one process.
+
+    python benchmarks/bench.py --out benchmarks/results            # full: MNIST b64, b256, CIFAR-10 b64
+    python benchmarks/bench.py --tiny --out /tmp/bench             # seconds; what CI runs
+
+For every preset: training seconds per step (forward + backward + Adam) and images/s for the
+fast path and for benchmarks/eager_port.py, interleaved step by step so that machine noise hits
+both alike (medians reported); the fast path's forward with a full probes recorder against a
+plain forward; peak memory of one training step (CPU: the process's RSS high-water mark, reset
+before each step; CUDA: torch.cuda.max_memory_allocated).  Both implementations are first
+checked to compute the same loss.  Prints a table, writes bench.csv and bench.json to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eager_port import EagerDRAW  # noqa: E402
+
+from drawviz.fast import make_fast  # noqa: E402
+from drawviz.model import DRAW, DrawConfig  # noqa: E402
+from drawviz.probes import Recorder  # noqa: E402
+
+# (row name, preset, batch)
+CASES = [("mnist b64", "mnist", 64), ("mnist b256", "mnist", 256), ("cifar10 b64", "cifar10", 64)]
+TINY = dict(T=4, enc_size=32, dec_size=32, z_size=8)
+
+
+def hardware(device: torch.device) -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        cpu = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+    except (OSError, StopIteration, subprocess.SubprocessError):
+        pass
+    info = dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                torch=torch.__version__, python=platform.python_version(), device=str(device))
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_reset() -> float:
+    """Reset the RSS high-water mark (Linux); return the current RSS in MiB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status("VmRSS")
+
+
+def _status(key: str) -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mb(step, device) -> float:
+    """Extra memory one training step needs at its peak, MiB."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+    before = _rss_reset()
+    step()
+    return _status("VmHWM") - before
+
+
+def run_case(name, preset, batch, args, device):
+    cfg = DrawConfig.preset(preset, **(TINY if args.tiny else {}))
+    torch.manual_seed(0)
+    model = DRAW(cfg).to(device)
+    eager = EagerDRAW(cfg).to(device).load_from(model)
+    t0 = time.perf_counter()
+    fast = make_fast(model, compile=args.compile)
+    x = torch.rand(batch, *cfg.image_shape, generator=torch.Generator().manual_seed(1)).to(device)
+    eps = model.sample_eps(batch, torch.Generator(device).manual_seed(2))
+
+    # Same network, same numbers: check before timing.
+    loss_fast = fast(x, eps, check=False).loss  # the first call pays for any compilation
+    _sync(device)
+    first_call_s = time.perf_counter() - t0
+    loss_eager = eager(x, eps)
+    if not torch.allclose(loss_fast, loss_eager, rtol=1e-4):
+        raise SystemExit(f"{name}: fast loss {loss_fast.item()} != eager loss {loss_eager.item()}")
+
+    opts = {"fast": torch.optim.Adam(model.parameters(), 1e-4),
+            "eager": torch.optim.Adam(eager.parameters(), 1e-4)}
+    forward = {"fast": lambda: fast(x, eps, check=False).loss, "eager": lambda: eager(x, eps)}
+
+    def train_step(impl):
+        opts[impl].zero_grad(set_to_none=True)
+        forward[impl]().backward()
+        opts[impl].step()
+
+    times = {"fast": [], "eager": []}
+    for i in range(args.warmup + args.steps):
+        order = ("fast", "eager") if i % 2 == 0 else ("eager", "fast")
+        for impl in order:
+            _sync(device)
+            t = time.perf_counter()
+            train_step(impl)
+            _sync(device)
+            if i >= args.warmup:
+                times[impl].append(time.perf_counter() - t)
+
+    # Recording: forward with a full probes Recorder against a plain forward (fast path, no grad).
+    rec_times = {"plain": [], "record": []}
+    with torch.no_grad():
+        for i in range(args.warmup + args.steps):
+            for kind in (("plain", "record") if i % 2 == 0 else ("record", "plain")):
+                rec = Recorder() if kind == "record" else None
+                _sync(device)
+                t = time.perf_counter()
+                fast(x, eps, check=False, record=rec)
+                if rec is not None:
+                    rec.arrays()  # the copy to numpy is part of recording
+                _sync(device)
+                if i >= args.warmup:
+                    rec_times[kind].append(time.perf_counter() - t)
+
+    mem = {impl: peak_memory_mb(lambda: train_step(impl), device) for impl in ("eager", "fast")}
+    med = {k: statistics.median(v) for k, v in {**times, **rec_times}.items()}
+    return dict(
+        case=name, preset=preset, batch=batch, T=cfg.T, steps=args.steps,
+        eager_s_per_step=med["eager"], fast_s_per_step=med["fast"],
+        eager_img_per_s=batch / med["eager"], fast_img_per_s=batch / med["fast"],
+        speedup=med["eager"] / med["fast"],
+        fwd_s=med["plain"], fwd_record_s=med["record"],
+        record_overhead_pct=100 * (med["record"] / med["plain"] - 1),
+        eager_peak_mb=mem["eager"], fast_peak_mb=mem["fast"],
+        fast_first_call_s=first_call_s, loss=loss_fast.item())
+
+
+COLUMNS = [("case", "{}"), ("eager_s_per_step", "{:.3f}"), ("fast_s_per_step", "{:.3f}"),
+           ("eager_img_per_s", "{:.0f}"), ("fast_img_per_s", "{:.0f}"), ("speedup", "{:.2f}x"),
+           ("fwd_s", "{:.3f}"), ("fwd_record_s", "{:.3f}"), ("record_overhead_pct", "{:+.1f}%"),
+           ("eager_peak_mb", "{:.0f}"), ("fast_peak_mb", "{:.0f}"), ("fast_first_call_s", "{:.1f}")]
+
+
+def table(rows) -> str:
+    cells = [[c for c, _ in COLUMNS]] + [[f.format(r[c]) for c, f in COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--steps", type=int, default=None, help="timed training steps per implementation")
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--tiny", action="store_true", help="T=4, small LSTMs, 2 steps: a smoke test in seconds")
+    p.add_argument("--cases", default=None, help="comma-separated subset of: " + ", ".join(c[0] for c in CASES))
+    p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+    args.compile = {"auto": "auto", "on": True, "off": False}[args.compile]
+    args.steps = args.steps or (2 if args.tiny else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 2)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cases = CASES
+    if args.cases:
+        wanted = [c.strip() for c in args.cases.split(",")]
+        cases = [c for c in CASES if c[0] in wanted]
+    if args.tiny:
+        cases = [(n, p_, min(b, 8)) for n, p_, b in cases]
+
+    hw = hardware(device)
+    rows = []
+    for name, preset, batch in cases:
+        rows.append(run_case(name, preset, batch, args, device))
+        print(f"done: {name}", file=sys.stderr, flush=True)
+    text = table(rows)
+    print(f"{hw['cpu']}, {hw['cores']} cores, torch {hw['torch']} ({hw['torch_threads']} threads), "
+          f"device {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else ""))
+    print(f"median of {args.steps} interleaved training steps (forward + backward + Adam)" +
+          (" [tiny]" if args.tiny else ""))
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "bench.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    meta = dict(hardware=hw, command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+                tiny=args.tiny, compile=str(args.compile), rows=rows)
+    (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
