@@ -42,8 +42,9 @@ _PERM = [0, 1, 3, 2, 4]  # its own inverse
 class _Grid:
     """Constants of one attention grid: filter offsets i − N/2 − 0.5 and pixel coordinates."""
 
-    def __init__(self, N: int, width: int, height: int, like: torch.Tensor):
+    def __init__(self, N: int, width: int, height: int, like: torch.Tensor, ops: "_Ops"):
         kw = dict(dtype=like.dtype, device=like.device)
+        self.ops = ops
         self.N, self.width, self.height = N, width, height
         self.offs = torch.arange(1, N + 1, **kw) - N / 2 - 0.5  # (N,)
         self.a = torch.arange(1, width + 1, **kw)  # (A,)
@@ -69,21 +70,21 @@ class _Grid:
         """F_X (batch, N, A), F_Y (batch, N, B) and the 'not clamped' masks (eq. 25-26)."""
         g, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
         if self.square:  # both axes in one batched build
-            Fxy, keep = _bank(g, delta, sigma2, self.offs, self.a)
+            Fxy, keep = self.ops.bank(g, delta, sigma2, self.offs, self.a)
             return Fxy[:, 0], Fxy[:, 1], keep
-        Fx, kx = _bank(g[:, :1], delta, sigma2, self.offs, self.a)
-        Fy, ky = _bank(g[:, 1:], delta, sigma2, self.offs, self.b)
+        Fx, kx = self.ops.bank(g[:, :1], delta, sigma2, self.offs, self.a)
+        Fy, ky = self.ops.bank(g[:, 1:], delta, sigma2, self.offs, self.b)
         return Fx[:, 0], Fy[:, 0], (kx, ky)
 
     def filters_backward(self, dFx, dFy, Fx, Fy, keep, win):
         """(dL/dg_X, dL/dg_Y) (batch, 2), dL/dδ and dL/dσ² (batch,)."""
         g, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
         if self.square:
-            return _bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep,
+            return self.ops.bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep,
                                   g, delta, sigma2, self.offs, self.a)
-        gx, dx, sx = _bank_backward(dFx[:, None], Fx[:, None], keep[0], g[:, :1], delta, sigma2,
+        gx, dx, sx = self.ops.bank_backward(dFx[:, None], Fx[:, None], keep[0], g[:, :1], delta, sigma2,
                                     self.offs, self.a)
-        gy, dy, sy = _bank_backward(dFy[:, None], Fy[:, None], keep[1], g[:, 1:], delta, sigma2,
+        gy, dy, sy = self.ops.bank_backward(dFy[:, None], Fy[:, None], keep[1], g[:, 1:], delta, sigma2,
                                     self.offs, self.b)
         return torch.cat((gx, gy), 1), dx + dy, sx + sy
 
@@ -126,16 +127,57 @@ def _lstm(gates, c, act, c_out, tanh_c_out, h_out):
     torch.mul(o, tanh_c_out, out=h_out)  # h' = o tanh(c')
 
 
-def _lstm_backward(dh, dc, act, c_prev, tanh_c, da_out):
-    """dL/dgates into da_out (batch, 4n); returns dL/dc_prev."""
+def _lstm_backward(dh, dc, act, c_prev, tanh_c):
+    """(dL/dgates (batch, 4n), dL/dc_prev) of one LSTM cell; act holds σ(i), σ(f), tanh(g), σ(o)."""
     i, f, g, o = act.chunk(4, 1)
     dc = dc + dh * o * (1 - tanh_c * tanh_c)
-    di, df, dg, do = da_out.chunk(4, 1)
-    torch.mul(dc * g, i * (1 - i), out=di)
-    torch.mul(dc * c_prev, f * (1 - f), out=df)
-    torch.mul(dc * i, 1 - g * g, out=dg)
-    torch.mul(dh * tanh_c, o * (1 - o), out=do)
-    return dc * f
+    da = torch.cat((dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+                    dh * tanh_c * o * (1 - o)), 1)
+    return da, dc * f
+
+
+class _Ops:
+    """The pointwise-heavy pieces, eager or torch.compile'd (falling back to eager if compiling fails)."""
+
+    names = ("bank", "bank_backward", "lstm_backward")
+
+    def __init__(self, compile: bool = False, mode: Optional[str] = None):
+        self.compiled = False
+        eager = dict(bank=_bank, bank_backward=_bank_backward, lstm_backward=_lstm_backward)
+        for name, fn in eager.items():
+            setattr(self, name, fn)
+        if compile:
+            try:
+                for name, fn in eager.items():
+                    setattr(self, name, _Fallback(torch.compile(fn, dynamic=False, mode=mode), fn, self))
+                self.compiled = True
+            except Exception as err:  # noqa: BLE001 -- any failure means: run eager
+                self._fall_back(err)
+
+    def _fall_back(self, err):
+        warnings.warn(f"drawviz.fast: torch.compile failed ({type(err).__name__}: {err}); "
+                      "running the fast path eagerly", RuntimeWarning, stacklevel=3)
+        for name in self.names:
+            fn = getattr(self, name)
+            setattr(self, name, fn.eager if isinstance(fn, _Fallback) else fn)
+        self.compiled = False
+
+
+class _Fallback:
+    """A compiled function whose first failure (compilation is lazy) switches all ops to eager."""
+
+    def __init__(self, compiled, eager, ops):
+        self.compiled, self.eager, self.ops = compiled, eager, ops
+
+    def __call__(self, *args):
+        try:
+            return self.compiled(*args)
+        except Exception as err:  # noqa: BLE001
+            self.ops._fall_back(err)
+            return self.eager(*args)
+
+
+_EAGER = _Ops()
 
 
 # ---------------------------------------------------------------------------- the sequence
@@ -157,8 +199,8 @@ class _Sequence(torch.autograd.Function):
     """All T steps as one autograd node: outputs (c_T (batch, C, H, W), μ (T, batch, z), log σ (T, batch, z))."""
 
     @staticmethod
-    def forward(ctx, cfg, box, x, eps, *params):
-        st = _run(cfg, x, eps, params)
+    def forward(ctx, cfg, ops, box, x, eps, *params):
+        st = _run(cfg, ops, x, eps, params)
         box["state"] = st
         ctx.cfg, ctx.st = cfg, st
         z = cfg.z_size
@@ -169,10 +211,10 @@ class _Sequence(torch.autograd.Function):
     def backward(ctx, d_canvas, d_mu, d_log_sigma):
         grads = _backprop(ctx.cfg, ctx.st, d_canvas, d_mu, d_log_sigma)
         ctx.st = None  # free the activations now, not when the graph dies
-        return (None, None, None, None, *grads)
+        return (None, None, None, None, None, *grads)
 
 
-def _run(cfg, x, eps, params):
+def _run(cfg, ops, x, eps, params):
     """Forward pass of eq. 3-8 for all steps; returns every activation backward needs."""
     attn = cfg.attention
     (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec,
@@ -191,8 +233,8 @@ def _run(cfg, x, eps, params):
         bd = torch.cat((b_wp[_PERM], b_patch, b_rp[_PERM], b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw = 5 + W_patch.shape[0]  # write columns
         n_read = 5
-        rg = _Grid(cfg.read_n, cfg.width, cfg.height, x)
-        wg = _Grid(cfg.write_n, cfg.width, cfg.height, x)
+        rg = _Grid(cfg.read_n, cfg.width, cfg.height, x, ops)
+        wg = _Grid(cfg.write_n, cfg.width, cfg.height, x, ops)
     else:
         W_lin, b_lin = att
         Wd = torch.cat((W_lin, W_hd, W_hh_dec))
@@ -220,7 +262,7 @@ def _run(cfg, x, eps, params):
     both[:, :, :C] = x
     torch.addmm(bd, Hd[0], Wd.t(), out=Pd[0])
     torch.addmm(be[2 * Zs:], He[0], W_hh_enc.t(), out=Pe[0, :, 2 * Zs:])
-    st = dict(attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, W_ih_dec=W_ih_dec, Hd=Hd, Cd=Cd, Td=Td,
+    st = dict(ops=ops, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, W_ih_dec=W_ih_dec, Hd=Hd, Cd=Cd, Td=Td,
               He=He, Ce=Ce, Te=Te, Ad=Ad, Ae=Ae, Pd=Pd, Pe=Pe, canvas=canvas, S=S, both=both, Rv=Rv,
               sigma=sigma, Z=Z, nw=nw, col_r=col_r, col_e=col_e, col_d=col_d, R=R)
     if attn:
@@ -275,7 +317,7 @@ def _run(cfg, x, eps, params):
 
 def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     """Backpropagation through time of _run; returns gradients in _param_list order."""
-    attn = st["attn"]
+    attn, ops = st["attn"], st["ops"]
     T, Zs, E, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.channels
     x, eps, Wd, We, W_r, W_ih_dec = st["x"], st["eps"], st["Wd"], st["We"], st["W_r"], st["W_ih_dec"]
     Hd, Cd, Td, He, Ce, Te, Ad, Ae = (st[k] for k in ("Hd", "Cd", "Td", "He", "Ce", "Te", "Ad", "Ae"))
@@ -312,13 +354,13 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
         else:  # eq. 18
             pd_grad[:, :nw] = dc.flatten(1)
         dh = pd_grad @ Wd if t + 1 < T else pd_grad[:, :nw] @ Wd[:nw]
-        dc_dec = _lstm_backward(dh, dc_dec, Ad[t], Cd[t], Td[t], dAd[t])  # eq. 7
+        dAd[t], dc_dec = ops.lstm_backward(dh, dc_dec, Ad[t], Cd[t], Td[t])  # eq. 7
         dz = dAd[t] @ W_ih_dec  # eq. 6: z = μ + σ ε
         pe_grad = dPe[t + 1]
         pe_grad[:, :Zs] += dz
         pe_grad[:, Zs:2 * Zs] += dz * eps[t] * sigma[t]
         dh = pe_grad @ We if t + 1 < T else pe_grad[:, :2 * Zs] @ We[:2 * Zs]
-        dc_enc = _lstm_backward(dh, dc_enc, Ae[t], Ce[t], Te[t], dAe[t])  # eq. 5
+        dAe[t], dc_enc = ops.lstm_backward(dh, dc_enc, Ae[t], Ce[t], Te[t])  # eq. 5
         dPd[t, :, col_e:col_d] = dAe[t]
         dr = dAe[t] @ W_r
         if attn:  # read, eq. 27
@@ -368,9 +410,10 @@ class FastDRAW(nn.Module):
     state_dict is the wrapped model's, so checkpoints load into either.
     """
 
-    def __init__(self, model: DRAW):
+    def __init__(self, model: DRAW, compile: bool = False, mode: Optional[str] = None):
         super().__init__()
         self.model = model
+        self.ops = _Ops(compile, mode) if compile else _EAGER
 
     @property
     def config(self):
@@ -395,7 +438,7 @@ class FastDRAW(nn.Module):
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
         box: dict = {}
-        canvas, mu, log_sigma = _Sequence.apply(cfg, box, x.detach(), eps.detach(), *_param_list(m))
+        canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(-1)
@@ -437,6 +480,18 @@ def _emit(record, st, mu, kl, cfg):
             record("write_patch", st["Pd"][t + 1, :, 5:st["nw"]].view(B, C, M, M))
 
 
-def make_fast(model: DRAW, compile="auto") -> FastDRAW:
-    """The fast path for ``model``, sharing its parameters.  compile: reserved ("auto", True, False)."""
-    return FastDRAW(model)
+def make_fast(model: DRAW, compile="auto", *, tf32: bool = False) -> FastDRAW:
+    """The fast path for ``model``, sharing its parameters (the one switch train() needs).
+
+    compile: True compiles the pointwise-heavy pieces (filterbanks, LSTM backward) with
+    torch.compile (default mode: "reduce-overhead"'s CUDA graphs would overwrite outputs this
+    module keeps across steps); a failure warns and runs eagerly.  "auto" compiles on CUDA only: on CPU the GEMMs dominate once the step is fused, and
+    compiling costs more than a short run saves.  tf32: allow TF32 matmuls on CUDA (a global
+    torch setting; changes results at the 1e-3 level).
+    """
+    device = next(model.parameters()).device
+    if compile == "auto":
+        compile = device.type == "cuda"
+    if tf32 and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return FastDRAW(model, compile=bool(compile))
