@@ -24,7 +24,8 @@ from typing import Optional
 
 from . import data as _data
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "binarization", "model_for", "write_json", "main"]
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "binarization", "model_for", "print_evaluations", "write_json",
+           "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -73,6 +74,13 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
               binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
               train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
     return model_from_checkpoint(checkpoint, device=device)
+
+
+def print_evaluations(row: dict) -> None:
+    """A train() callback: one printed line per test evaluation (stays in the saved notebook and report)."""
+    if math.isfinite(row.get("test_nll_bound", math.nan)):
+        print(f"step {row['step']:>6}: train loss {row['loss']:.1f}, test NLL bound {row['test_nll_bound']:.2f} nats "
+              f"({row['seconds']:.0f} s)", flush=True)
 
 
 def _plain(value):
@@ -205,7 +213,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             return result
     checkpoint = out_dir / "model.pt"
     common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
-              "device": device, "title": name}
+              "device": device, "title": name, "progress": False}
     model = run.get("model")
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)

@@ -15,8 +15,8 @@ __all__ = ["Scrubber", "scrub"]
 class Scrubber:
     """Play + IntSlider (linked in the browser) that redraw step t of a trace as a PNG.
 
-    Attributes: ``slider`` (the step t, 1..T), ``play``, ``image`` (an ipywidgets.Image whose
-    ``value`` holds the PNG bytes of the current step) and ``widget`` (the whole layout).
+    Attributes: ``slider`` (the step t, 1..T), ``play``, ``link`` (their jslink), ``image`` (an
+    ipywidgets.Image whose ``value`` holds the PNG bytes of the current step) and ``widget`` (the layout).
     Setting ``slider.value`` from Python redraws too, so the scrubber works without a browser.
     """
 
@@ -27,7 +27,7 @@ class Scrubber:
         self.play = W.Play(value=1, min=1, max=T, step=1, interval=max(1, 1000 // fps), description="play")
         self.slider = W.IntSlider(value=1, min=1, max=T, step=1, description="step t", continuous_update=True)
         # jslink: playing moves the slider in the browser without a round trip through the kernel.
-        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.link = W.jslink((self.play, "value"), (self.slider, "value"))
         self.image = W.Image(value=self.view.png(1), format="png")
         self.slider.observe(self._redraw, names="value")
         self.widget = W.VBox([W.HBox([self.play, self.slider]), self.image])

@@ -1,0 +1,112 @@
+"""Every notebook runs top to bottom under papermill with small parameters on CPU, on real MNIST."""
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+pm = pytest.importorskip("papermill")
+import nbformat  # noqa: E402
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+SMALL = {"T": 4, "steps": 20, "batch_size": 32, "n_samples": 12, "device": "cpu", "seed": 0}
+
+
+def mnist_root() -> str:
+    """$DRAWVIZ_DATA with MNIST in it; in CI a missing dataset is an error, not a skip."""
+    root = os.environ.get("DRAWVIZ_DATA")
+    if root and (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        return root
+    message = f"real MNIST is needed: set DRAWVIZ_DATA to a folder with MNIST/raw (now {root!r})"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
+    target = out / f"{name}.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(target), parameters=parameters, kernel_name="python3",
+                        cwd=str(NOTEBOOKS), progress_bar=False)
+    nb = nbformat.read(target, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    return nb
+
+
+def images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """train.ipynb on 2,000 MNIST digits for 20 steps: its checkpoint feeds the other notebooks."""
+    root = mnist_root()
+    out = tmp_path_factory.mktemp("notebooks")
+    nb = run("train", out, dataset="mnist", data_root=root, limit=2000, test_limit=200, eval_every=10,
+             checkpoint=str(out / "model.pt"), metrics_out=str(out / "train.json"), **SMALL)
+    return {"root": root, "out": out, "checkpoint": str(out / "model.pt"), "nb": nb}
+
+
+def test_every_notebook_is_parameterised():
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata.kernelspec.name == "python3", path.name
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: one cell tagged 'parameters'"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name}: commit it clean"
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} >= {"train", "attention", "error_images", "blur"}
+
+
+def test_train(trained):
+    metrics = json.loads((trained["out"] / "train.json").read_text())
+    assert math.isfinite(metrics["nll_bound"]) and metrics["nll_bound"] > 0
+    assert metrics["step"] == SMALL["steps"] and metrics["config"]["T"] == SMALL["T"]
+    assert len(metrics["kl_per_step"]) == SMALL["T"]
+    assert "MNIST" in metrics["source"]
+    assert Path(trained["checkpoint"]).exists()
+    assert images(trained["nb"]) >= 2  # the loss / NLL-bound curves and the KL per step
+
+
+def test_train_resumes_from_a_checkpoint(trained, tmp_path):
+    # checkpoint_in: start from a given model, write elsewhere, continue up to `steps`
+    run("train", tmp_path, dataset="mnist", data_root=trained["root"], limit=2000, test_limit=100, eval_every=5,
+        checkpoint=str(tmp_path / "more.pt"), checkpoint_in=trained["checkpoint"], metrics_out=str(tmp_path / "m.json"),
+        **{**SMALL, "steps": SMALL["steps"] + 5})
+    assert json.loads((tmp_path / "m.json").read_text())["step"] == SMALL["steps"] + 5
+
+
+def test_attention(trained, tmp_path):
+    nb = run("attention", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
+             n_show=2, glimpse_steps=[1, 4], **SMALL)
+    assert images(nb) >= 5
+    html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert sum("anim" in "".join(h) and "data:image/png;base64" in "".join(h) for h in html) == 2, \
+        "a static scrubber for reconstructions and one for samples"
+    widgets = [o for c in nb.cells for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the live scrubber is displayed"
+
+
+def test_error_images(trained, tmp_path):
+    nb = run("error_images", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
+             n_show=3, metrics_out=str(tmp_path / "errors.json"), **SMALL)
+    assert images(nb) >= 4
+    summary = json.loads((tmp_path / "errors.json").read_text())
+    assert len(summary["mean_abs_error_per_step"]) == SMALL["T"]
+    assert 0 <= summary["read_contains_peak_share"] <= 1
+
+
+def test_blur_across_datasets(trained, tmp_path):
+    # Two "datasets" with models: MNIST and the shipped sample, both through the same checkpoint.
+    models = [{"name": "mnist", "dataset": "mnist", "checkpoint": trained["checkpoint"]},
+              {"name": "sample", "dataset": "mnist-sample", "checkpoint": trained["checkpoint"]}]
+    nb = run("blur", tmp_path, models=models, data_root=trained["root"], n_show=4,
+             metrics_out=str(tmp_path / "blur.json"), **SMALL)
+    assert images(nb) >= 4
+    metrics = json.loads((tmp_path / "blur.json").read_text())
+    for name in ("mnist", "sample"):
+        assert set(metrics[name]) == {f"{k}/{m}" for k in ("reconstructions", "samples")
+                                      for m in ("laplacian_variance", "high_frequency_share")}
+    text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "MNIST/raw" in text and "mnist_sample.npz" in text, "the notebook says which data each figure shows"

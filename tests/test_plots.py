@@ -1,0 +1,152 @@
+"""Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
+import re
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from scipy.ndimage import gaussian_filter
+
+from drawviz import plots, probes, sharpness
+from drawviz.model import DRAW, DrawConfig
+
+T = 5
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DRAW(DrawConfig(T=T, enc_size=32, dec_size=32, z_size=8)).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(6, 1, 28, 28, generator=g) > 0.7).float()
+
+
+@pytest.fixture(scope="module")
+def recon(model, images):
+    return probes.record(model, images, seed=0)
+
+
+@pytest.fixture(scope="module")
+def prior(model):
+    return probes.record_generation(model, 6, seed=0)
+
+
+def _check(fig):
+    assert isinstance(fig, Figure)
+    assert fig.axes, "a figure without axes"
+    titled = [ax.get_title() for ax in fig.axes] + [fig._suptitle.get_text() if fig._suptitle else ""]
+    assert any(titled), "a figure should say what it shows"
+    fig.canvas.draw()  # renders without error
+    assert plt.get_fignums() == [], "plots must not leave pyplot figures open (nothing is shown twice)"
+
+
+def test_history_and_kl(recon):
+    h = pd.DataFrame({"step": np.arange(1, 41), "loss": np.linspace(300, 100, 40), "nll": np.linspace(250, 70, 40),
+                      "kl": np.full(40, 30.0), "test_nll_bound": [np.nan] * 19 + [150.0] + [np.nan] * 19 + [120.0]})
+    _check(plots.plot_history(h, title="mnist"))
+    _check(plots.plot_history(h.assign(test_nll_bound=np.nan)))
+    _check(plots.plot_kl_per_step(recon))
+    _check(plots.plot_kl_per_step(np.random.rand(T, 4)))
+
+
+def test_attention_figures(recon, prior):
+    for trace in (recon, prior):
+        _check(plots.plot_trajectory(trace, samples=(0, 1, 99)))
+        _check(plots.plot_glimpses(trace, steps=[1, T], sample=1))
+    fig = plots.plot_trajectory(recon, samples=(0, 1))
+    assert len(fig.axes) == 2 * 2 + 1, "read and write rows, one column per image, and a step colorbar"
+    assert "step t" in fig.axes[-1].get_ylabel()
+    _check(fig)
+    _check(plots.plot_attention_params(pd.concat([recon.frame, prior.frame])))
+
+
+def test_glimpse_rectangle_is_centre_plus_minus_n_delta_over_2(recon):
+    fig = plots.plot_glimpses(recon, steps=[2], sample=0)
+    ax = fig.axes[1]
+    read = [p for p in ax.patches if p.get_label() == "read"][0]
+    g_x, g_y, delta = recon.windows["read"][1, 0, :3]
+    N = recon.glimpse.shape[-1]
+    # 1-based pixel a sits at image column a - 1
+    assert read.get_x() == pytest.approx(g_x - 1 - N * delta / 2, rel=1e-5)
+    assert read.get_y() == pytest.approx(g_y - 1 - N * delta / 2, rel=1e-5)
+    assert read.get_width() == pytest.approx(N * delta, rel=1e-5)
+
+
+def test_error_figures(recon, prior):
+    _check(plots.plot_error_grid(recon, samples=(0, 1, 2)))
+    _check(plots.plot_error_magnitude(recon))
+    offsets = plots.read_error_offsets(recon)
+    assert len(offsets) == recon.T * recon.batch
+    assert {"distance", "inside", "err_x", "err_y", "g_x", "g_y"} <= set(offsets)
+    assert offsets["err_x"].between(1, 28).all() and offsets["err_y"].between(1, 28).all()
+    _check(plots.plot_read_on_error(recon, offsets, sample=0))
+    _check(plots.plot_read_vs_error(offsets))
+    with pytest.raises(ValueError, match="reconstruction"):
+        plots.plot_error_grid(prior)
+
+
+def test_read_error_offsets_finds_the_peak(recon):
+    trace = probes.Trace(**{**recon.__dict__})
+    trace.x_hat = np.zeros_like(recon.x_hat)
+    trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
+    offsets = plots.read_error_offsets(trace)
+    assert (offsets["err_x"] == 20).all() and (offsets["err_y"] == 10).all()
+
+
+def test_samples_and_sharpness_figures(model, images):
+    sets, steps = sharpness.blur_measurements(model, images, seed=0)
+    assert set(sets) == {"test images", "reconstructions", "samples"}
+    assert set(steps["source"]) == {"reconstructions", "samples"} and steps["step"].max() == T
+    _check(plots.plot_samples(sets, n=4, title="test images, reconstructions, samples"))
+    table = sharpness.summary(sets)
+    _check(plots.plot_sharpness(table))
+    _check(plots.plot_sharpness(pd.concat({"a": table, "b": table}, names=["dataset"])))
+    _check(plots.plot_sharpness_per_step(steps, table.loc["test images"].to_dict()))
+
+
+def test_sharpness_orders_sharp_above_blurred():
+    rng = np.random.default_rng(0)
+    sharp = (rng.random((8, 1, 28, 28)) > 0.5).astype(float)
+    blurred = gaussian_filter(sharp, sigma=(0, 0, 1.5, 1.5))
+    assert (sharpness.laplacian_variance(blurred) < sharpness.laplacian_variance(sharp)).all()
+    assert (sharpness.high_frequency_share(blurred) < sharpness.high_frequency_share(sharp)).all()
+    flat = np.full((2, 3, 32, 32), 0.5)
+    assert np.allclose(sharpness.laplacian_variance(flat), 0)
+    assert np.allclose(sharpness.high_frequency_share(flat), 0)
+    share = sharpness.high_frequency_share(sharp)
+    assert ((share >= 0) & (share <= 1)).all()
+    # per step: (T, B, C, H, W) -> T * B rows
+    assert len(sharpness.per_step(np.stack([blurred, sharp]))) == 2 * 8
+    table = sharpness.summary({"test images": sharp, "samples": blurred})
+    r = sharpness.ratios(table)
+    assert r["samples/laplacian_variance"] < 1 and r["samples/high_frequency_share"] < 1
+
+
+def test_high_frequency_share_of_a_pure_tone():
+    a = np.arange(32)
+    low = np.cos(2 * np.pi * 2 / 32 * a)[None, None, :].repeat(32, 1)[None]  # 2 cycles: far below Nyquist/2
+    high = np.cos(np.pi * a)[None, None, :].repeat(32, 1)[None]  # at Nyquist
+    assert sharpness.high_frequency_share(low)[0] == pytest.approx(0, abs=1e-9)
+    assert sharpness.high_frequency_share(high)[0] == pytest.approx(1, abs=1e-9)
+
+
+def test_static_scrubber_is_self_contained(recon, prior):
+    for trace in (recon, prior):
+        html = plots.scrubber_html(trace, sample=1, dpi=40)
+        assert "<script" in html and 'src="http' not in html and "https://" not in html
+        frames = re.findall(r'frames\[\d+\] = "data:image/png;base64,', html)
+        assert len(frames) == trace.T, "one embedded PNG per step"
+    assert plt.get_fignums() == []
+
+
+def test_step_view_changes_with_t(recon):
+    view = plots.StepView(recon, sample=0, dpi=40)
+    assert view.png(1) != view.png(T)
+    assert f"t = {T} / {T}" in view.title.get_text()

@@ -1,0 +1,102 @@
+"""`python -m drawviz report`: a failing run is marked in the index and the command exits non-zero."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("papermill")
+
+from drawviz import report  # noqa: E402
+
+RUNS = """
+runs:
+  - name: good
+    dataset: mnist
+    parameters: {T: 4, steps: 12, batch_size: 32, limit: 1000, test_limit: 100, eval_every: 6, n_samples: 8,
+                 n_show: 2, device: cpu}
+  - name: broken
+    dataset: mnist
+    notebooks: [train]
+    parameters: {T: 0, steps: 5}     # DrawConfig rejects T = 0: train.ipynb fails on purpose
+"""
+
+
+def mnist_root() -> str:
+    root = os.environ.get("DRAWVIZ_DATA")
+    if root and (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        return root
+    message = f"real MNIST is needed: set DRAWVIZ_DATA to a folder with MNIST/raw (now {root!r})"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    root = mnist_root()
+    tmp = tmp_path_factory.mktemp("report")
+    (tmp / "runs.yaml").write_text(RUNS)
+    out = tmp / "reports"
+    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(tmp / "runs.yaml"),
+                           "--data-root", root, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    return out, proc
+
+
+def test_failing_run_is_marked_and_the_command_exits_non_zero(reports):
+    out, proc = reports
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    index = (out / "index.html").read_text()
+    rows = {name: row for row in re.findall(r"<tr>(.*?)</tr>", index, re.S)
+            for name in ("good", "broken") if f"<td>{name}</td>" in row}
+    assert "class='failed'" in rows["broken"] and "DrawConfig.T" in rows["broken"]
+    assert "class='ok'" in rows["good"]
+    broken = json.loads((out / "broken" / "metrics.json").read_text())
+    assert broken["status"] == "failed" and broken["notebooks"]["train"]["status"] == "failed"
+    assert (out / "broken" / "train.html").exists(), "a failed notebook still gets its report, error included"
+
+
+def test_the_other_runs_complete(reports):
+    out, proc = reports
+    for nb in report.ORDER:
+        assert (out / "good" / f"{nb}.ipynb").exists() and (out / "good" / f"{nb}.html").exists(), nb
+        assert f'href="good/{nb}.html"' in (out / "index.html").read_text()
+    metrics = json.loads((out / "good" / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["train"]["nll_bound"] > 0 and metrics["train"]["config"]["T"] == 4
+    assert metrics["sharpness"]["samples/laplacian_variance"] > 0
+
+
+def test_progress_is_printed(reports):
+    _, proc = reports
+    assert "[1/2] good" in proc.stdout and "[2/2] broken" in proc.stdout
+    assert re.search(r"attention\.ipynb: ok \(\d+ s\)", proc.stdout)
+    assert "FAILED: broken" in proc.stdout
+
+
+def test_html_is_self_contained_with_a_static_scrubber(reports):
+    out, _ = reports
+    html = (out / "good" / "attention.html").read_text()
+    assert not re.search(r"<script[^>]*\bsrc=[\"']?https?:", html), "no external scripts"
+    assert not re.search(r"<link[^>]*\bhref=[\"']?https?:", html), "no external stylesheets"
+    assert len(re.findall(r"frames\[0\] = \"data:image/png;base64,", html)) == 2, "two embedded scrubbers"
+    assert "animation" in html.lower()
+    for nb in report.ORDER:
+        assert "<script src=\"http" not in (out / "good" / f"{nb}.html").read_text()
+
+
+def test_runs_file_checks(tmp_path):
+    default_offline = report.load_runs(report.DEFAULT_RUNS, None)
+    assert [r["dataset"] for r in default_offline] == ["mnist-sample"]
+    with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
+    assert {"mnist", "fashion-mnist", "cifar10", "svhn"} <= {r["dataset"] for r in with_data}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {name: a, dataset: mnist, paramters: {T: 4}}\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        report.load_runs(bad, None)
+    bad.write_text("- {name: a}\n")
+    with pytest.raises(ValueError, match="name and a dataset"):
+        report.load_runs(bad, None)
+    assert report.main(["--runs", str(bad), "--out", str(tmp_path / "r")]) == 2
