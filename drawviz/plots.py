@@ -396,6 +396,8 @@ def plot_sharpness(table: pd.DataFrame, title: str = "sharpness") -> Figure:
             ax.bar(x, sub[m], width, yerr=sub.get(f"{m}_se"), color=colours.get(kind), label=kind, capsize=2)
         ax.set_xticks(np.arange(len(datasets)), datasets)
         ax.set(ylabel=_MEASURE_NAMES[m], title=_MEASURE_NAMES[m] + " (higher = sharper)")
+        if m == "laplacian_variance":
+            ax.set_yscale("log")
     axes[-1].legend(frameon=False, fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
@@ -422,6 +424,8 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
                 elif key == m:
                     ax.axhline(value, ls="--", lw=1, color="k", label="test images")
         ax.set(xlabel="step t", ylabel=_MEASURE_NAMES[m])
+        if m == "laplacian_variance":
+            ax.set_yscale("log")  # blurred canvases sit orders of magnitude below the data
     if axes[-1].get_legend():
         sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
     fig.suptitle(title + " (dashed: test images)", fontsize=10)
