@@ -1,0 +1,386 @@
+"""Real browser checks (issue 6): the live scrubber in JupyterLab and the static HTML reports, in headless Chromium.
+
+* ``test_live_scrubber_in_jupyterlab``: a JupyterLab on 127.0.0.1 (random port, a token, a temporary root
+  holding a copy of notebooks/attention.ipynb with small parameters injected after its parameters cell) opened
+  in Chromium; Run > Run All Cells; the scrubber's Play button and slider move the step and the picture.
+* ``test_static_reports_offline``: ``python -m drawviz report`` for two tiny runs into a temporary folder, its
+  index.html opened from file:// with every non-file request aborted: the runs are listed, every link opens,
+  the embedded (jshtml) scrubbers step frame by frame, and nothing outside the report folder is requested.
+
+Both need Playwright (Python) and a Chromium (``./bootstrap.sh`` installs both); without them they fail with
+instructions, they never skip. Screenshots and the JupyterLab log go to test-artifacts/browser/ (git-ignored).
+Run only these: ``pytest -m browser``; everything else: ``pytest -m "not browser"``.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import secrets
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import ARTIFACTS, Lab, chromium, describe, kill_all, tagged_processes, wait_gone
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "attention.ipynb"
+T = 4  # drawing steps of the tiny models: the scrubbers have T frames
+
+# Injected after the parameters cell of the JupyterLab copy (as papermill does): a tiny model trained in the
+# notebook itself by its own fallback (report.model_for), so Run All takes seconds on a CPU.
+LAB_PARAMETERS = {"dataset": "mnist-sample", "data_root": None, "checkpoint": "tiny-model.pt", "T": T, "steps": 10,
+                  "n_samples": 8, "n_show": 2, "scrub_sample": 0, "device": "cpu", "seed": 0}
+
+# Two runs, so the index has more than one row and links into more than one folder.
+RUNS_YAML = f"""
+runs:
+  - name: tiny-a
+    dataset: mnist-sample
+    notebooks: [train, attention]
+    parameters: {{T: {T}, steps: 10, batch_size: 16, eval_every: 10, test_limit: 32, n_samples: 8, n_show: 2,
+                 overrides: {{enc_size: 32, dec_size: 32, z_size: 8}}, device: cpu}}
+  - name: tiny-b
+    dataset: mnist-sample
+    notebooks: [train]
+    parameters: {{T: 3, steps: 5, batch_size: 16, eval_every: 5, test_limit: 32, n_samples: 8,
+                 overrides: {{enc_size: 32, dec_size: 32, z_size: 8}}, device: cpu}}
+"""
+
+TIMEOUT_MS = 180_000  # generous: other work may be loading the CPU; nothing here asserts on time
+
+
+def shot(page, name: str, **kwargs) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kwargs)
+    except Exception as err:  # a screenshot must never hide the real failure
+        print(f"screenshot {name} failed: {err}")
+
+
+def child_pids(parent: int) -> set[int]:
+    """All live descendants of ``parent`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if stat[0] != "Z":
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = set(), [parent]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            if pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    return found
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module; afterwards no Chromium or Playwright driver may be left running."""
+    tag = secrets.token_hex(8)
+    before = child_pids(os.getpid())
+    try:
+        with chromium(tag) as b:
+            yield b
+    finally:
+        left = wait_gone(tag, timeout=10)
+        stray = sorted((child_pids(os.getpid()) - before) | set(left))
+        if stray:
+            kill_all(stray)
+            pytest.fail(f"processes left running after the browser was closed (now killed):\n{describe(stray)}",
+                        pytrace=False)
+
+
+def lab_notebook(target: Path) -> None:
+    """notebooks/attention.ipynb with LAB_PARAMETERS injected after its parameters cell."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{NOTEBOOK.name} needs exactly one cell tagged 'parameters'"
+    declared = {t.id for node in ast.parse(nb.cells[tagged[0]].source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    missing = set(LAB_PARAMETERS) - declared
+    assert not missing, f"{NOTEBOOK.name} no longer declares the parameters {sorted(missing)}: update LAB_PARAMETERS"
+    source = "# Parameters injected by tests/test_browser.py: a tiny model, trained here in seconds\n" + "\n".join(
+        f"{k} = {v!r}" for k, v in LAB_PARAMETERS.items())
+    nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    nbformat.write(nb, target)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab serving a temporary folder; shut down, kernels included, however the test ends."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    lab_notebook(root / "attention.ipynb")
+    server = Lab(root, home=tmp_path / "jupyter-home", log=ARTIFACTS / "jupyterlab.log")
+    try:
+        for attempt in range(3):
+            try:
+                server.start()
+                break
+            except RuntimeError:  # the free port was taken in between: another one
+                if attempt == 2 or "already in use" not in server.log_tail():
+                    raise
+                server.stop()
+                server = Lab(root, home=tmp_path / "jupyter-home", log=ARTIFACTS / "jupyterlab.log")
+        yield server
+    finally:
+        killed = server.stop()
+        still = tagged_processes(server.tag)
+        if killed or still:
+            kill_all(still)
+            pytest.fail("JupyterLab left processes behind after shutdown (killed now):\n"
+                        f"{describe(sorted(set(killed) | set(still)))}\nserver log tail:\n{server.log_tail()}",
+                        pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> Path:
+    """`python -m drawviz report` for RUNS_YAML into a temporary folder (about a minute on 2 cores)."""
+    tmp = tmp_path_factory.mktemp("browser-report")
+    runs = tmp / "runs.yaml"
+    runs.write_text(RUNS_YAML)
+    out = tmp / "reports"
+    env = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}  # offline: the shipped mnist-sample
+    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(runs), "--out", str(out),
+                           "--notebooks", "train", "attention", "--no-comparison", "--device", "cpu"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"drawviz report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return out
+
+
+# ----------------------------------------------------------------------------- JupyterLab
+
+ALL_CELLS_RAN = """() => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+        .map(e => e.textContent.trim());
+    const status = [...document.querySelectorAll('.jp-StatusBar-Widget')].map(e => e.textContent).join(' ');
+    const idle = /\\|\\s*Idle/.test(status);
+    const failed = [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+        .some(e => e.textContent.includes('Traceback'));  // Run All stops at an error: report it, don't wait on
+    return idle && prompts.length > 0 && (failed
+        || (!prompts.includes('[*]:') && /^\\[\\d+\\]:$/.test(prompts[prompts.length - 1])));
+}"""
+
+
+def page_problems(page) -> list[str]:
+    """Widget and kernel errors visible in the page."""
+    problems = []
+    text = page.locator("body").inner_text()
+    for needle in ("Error displaying widget", "Kernel Restarting", "The kernel has died", "Dead kernel"):
+        if needle in text:
+            problems.append(f"the page shows {needle!r}")
+    for out in page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all():
+        body = out.inner_text()
+        if "Traceback" in body or re.search(r"\w+Error\b", body):
+            problems.append(f"error output: {body[:1500]}")
+    status = " ".join(page.locator(".jp-StatusBar-Widget").all_inner_texts())
+    if re.search(r"\|\s*(Dead|Unknown|Restarting)", status):
+        problems.append(f"kernel status: {status!r}")
+    return problems
+
+
+def settled(img, page, previous_src: str | None = None) -> tuple[str, bytes]:
+    """(src, screenshot) of the scrubber's image once the kernel is idle and the picture stops changing."""
+    if previous_src is not None:
+        page.wait_for_function("([e, old]) => e.src !== old && e.complete", arg=[img.element_handle(), previous_src],
+                               timeout=TIMEOUT_MS)
+    src, png = None, None
+    for _ in range(600):  # each round waits for the kernel to be idle; polling, no timed assertion
+        page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=img.element_handle(), timeout=TIMEOUT_MS)
+        now_src, now_png = img.get_attribute("src"), img.screenshot()
+        if now_src == src and now_png == png:
+            return src, png
+        src, png = now_src, now_png
+        page.wait_for_timeout(500)
+    raise AssertionError("the scrubber's picture never settled")
+
+
+def test_live_scrubber_in_jupyterlab(browser, lab):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page_errors: list[str] = []
+    console_errors: list[str] = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(lab.url("lab/tree/attention.ipynb"), timeout=TIMEOUT_MS)
+        page.locator(".jp-NotebookPanel").wait_for()
+        page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()  # the notebook's kernel is up
+        shot(page, "lab-1-opened")
+
+        # Run > Run All Cells, through the menu bar as a person would
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel",
+                                                       has_text=re.compile(r"^Run All Cells$"))).click()
+        page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
+        problems = page_problems(page)
+        assert not problems, "after Run All Cells:\n" + "\n".join(problems)
+
+        scrubber = (page.locator(".widget-vbox").filter(has=page.locator(".widget-play"))
+                    .filter(has=page.locator(".widget-slider .widget-label", has_text="step t")))
+        scrubber.wait_for()
+        assert scrubber.count() == 1, f"expected one live scrubber, found {scrubber.count()}"
+        scrubber.scroll_into_view_if_needed()
+        readout = scrubber.locator(".widget-slider .widget-readout")
+        handle = scrubber.locator(".noUi-handle")
+        img = scrubber.locator("img.widget-image")
+        img.wait_for()
+        assert readout.inner_text().strip() == "1" and handle.get_attribute("aria-valuemax").startswith(str(T))
+        src1, png1 = settled(img, page)
+        shot(page, "lab-2-scrubber-at-1")
+
+        # Play: the jslinked slider walks 1 -> T in the browser, the kernel redraws the picture
+        page.evaluate("""r => { window.__steps = []; new MutationObserver(() => window.__steps.push(r.textContent.trim()))
+                                .observe(r, {childList: true, characterData: true, subtree: true}); }""",
+                      readout.element_handle())
+        scrubber.locator(".widget-play button").first.click()
+        page.wait_for_function(f"r => r.textContent.trim() === '{T}'", arg=readout.element_handle(),
+                               timeout=TIMEOUT_MS)
+        steps = page.evaluate("() => window.__steps")
+        assert [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]] == [str(t) for t in range(2, T + 1)], \
+            f"Play should show every step 2..{T} in turn, the readout showed {steps}"
+        srcT, pngT = settled(img, page, previous_src=src1)
+        shot(page, f"lab-3-played-to-{T}")
+        assert pngT != png1, f"the picture at step {T} (after Play) looks the same as at step 1"
+
+        # Drag the slider back to step 2
+        box = scrubber.locator(".noUi-base").bounding_box()
+        hbox = handle.bounding_box()
+        page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * (2 - 1) / (T - 1), box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        page.wait_for_function("r => r.textContent.trim() === '2'", arg=readout.element_handle(), timeout=TIMEOUT_MS)
+        assert handle.get_attribute("aria-valuetext") == "2"
+        src2, png2 = settled(img, page, previous_src=srcT)
+        shot(page, "lab-4-dragged-to-2")
+        assert png2 != pngT and png2 != png1, "the picture at step 2 should differ from steps 1 and T"
+
+        # One step with the keyboard on the slider's handle
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("r => r.textContent.trim() === '3'", arg=readout.element_handle(), timeout=TIMEOUT_MS)
+        _, png3 = settled(img, page, previous_src=src2)
+        assert png3 not in (png1, png2, pngT), "the picture at step 3 should differ from steps 1, 2 and T"
+
+        problems = page_problems(page)
+        assert not problems, "after scrubbing:\n" + "\n".join(problems)
+        assert not page_errors, f"uncaught errors in the page: {page_errors}"
+        widget_errors = [m for m in console_errors if re.search(r"widget|kernel|comm", m, re.I)]
+        assert not widget_errors, f"widget/kernel errors in the browser console: {widget_errors}"
+        kernels = lab.api("api/kernels")
+        assert len(kernels) == 1 and kernels[0]["execution_state"] == "idle", f"kernels: {kernels}"
+    finally:
+        shot(page, "lab-final", full_page=True)
+        context.close()
+
+
+# ----------------------------------------------------------------------------- static reports
+
+def test_static_reports_offline(browser, report_dir):
+    out = report_dir.resolve()
+    context = browser.new_context(viewport={"width": 1300, "height": 1000}, service_workers="block")
+    blocked: list[str] = []
+    requested: list[str] = []
+    page_errors: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    context.on("request", lambda req: requested.append(req.url))
+    page = context.new_page()
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    page.on("websocket", lambda ws: blocked.append(ws.url))
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        index = out / "index.html"
+        page.goto(index.as_uri())
+        shot(page, "report-1-index", full_page=True)
+        rows = page.locator("table tr").filter(has=page.locator("td"))
+        names = [r.locator("td").first.inner_text().strip() for r in rows.all()]
+        assert names == ["tiny-a", "tiny-b"], f"the index should list the two runs, it lists {names}"
+        for row in rows.all():
+            assert row.locator("td.ok").count() == 1, f"run not ok in the index: {row.inner_text()}"
+
+        hrefs = [a.get_attribute("href") for a in page.locator("a[href]").all()]
+        expected = {"tiny-a/train.html", "tiny-a/attention.html", "tiny-a/metrics.json",
+                    "tiny-b/train.html", "tiny-b/metrics.json"}
+        assert set(hrefs) == expected, f"index links: {hrefs}"
+        for i, href in enumerate(hrefs):
+            link = page.locator(f'a[href="{href}"]')
+            with page.expect_navigation():
+                link.click()
+            target = (out / href).resolve()
+            assert page.url == target.as_uri(), f"{href} opened {page.url}"
+            body = page.locator("body").inner_text()
+            assert body.strip(), f"{href} opened an empty page"
+            if href.endswith(".html"):
+                assert page.locator(".jp-Notebook").count() == 1, f"{href} is not a notebook report"
+                errors = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').filter(
+                    has_text=re.compile(r"Traceback|\w+Error\b"))
+                assert errors.count() == 0, f"{href} shows an error: {errors.first.inner_text()[:1500]}"
+            else:
+                assert '"status": "ok"' in body, f"{href}: {body[:500]}"
+            shot(page, f"report-2-link-{i}-{href.replace('/', '-')}")
+            page.go_back()
+            page.locator("table").wait_for()
+
+        # The static scrubbers (matplotlib jshtml) in the attention report: step through every frame
+        page.goto((out / "tiny-a" / "attention.html").as_uri())
+        animations = page.locator("div.animation")
+        assert animations.count() == 2, f"expected 2 static scrubbers (reconstruction, prior), found {animations.count()}"
+        for k, anim in enumerate(animations.all()):
+            anim.scroll_into_view_if_needed()
+            img = anim.locator("img").first
+            slider = anim.locator("input.anim-slider")
+            assert slider.evaluate("e => e.max") == str(T - 1), \
+                f"scrubber {k}: expected {T} frames, the slider's max is {slider.evaluate('e => e.max')}"
+            frames = [(slider.evaluate("e => e.value"), img.get_attribute("src"))]
+            assert frames[0][0] == "0" and frames[0][1].startswith("data:image/png;base64,")
+            for _ in range(T - 1):
+                anim.get_by_role("button", name="Next frame").click()
+                page.wait_for_function("([s, old]) => s.value !== old", arg=[slider.element_handle(), frames[-1][0]])
+                frames.append((slider.evaluate("e => e.value"), img.get_attribute("src")))
+            assert [f[0] for f in frames] == [str(t) for t in range(T)], f"scrubber {k}: frames went {frames}"
+            assert len({f[1] for f in frames}) == T, f"scrubber {k}: the picture did not change with every frame"
+            shot(page, f"report-3-scrubber-{k}-last-frame")
+            anim.get_by_role("button", name="Previous frame").click()
+            page.wait_for_function(f"s => s.value === '{T - 2}'", arg=slider.element_handle())
+            assert img.get_attribute("src") == frames[-2][1], f"scrubber {k}: previous frame is not the one before"
+
+        assert not page_errors, f"uncaught errors in the report pages: {page_errors}"
+        assert not blocked, f"the reports requested the network (blocked): {blocked}"
+        outside = []
+        for url in requested:
+            if url.startswith("file:"):
+                path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).resolve()
+                if out != path and out not in path.parents:
+                    outside.append(url)
+            elif not url.startswith(("data:", "blob:")):
+                outside.append(url)
+        assert not outside, f"the reports requested files outside {out}: {outside}"
+        assert any(u.endswith("/attention.html") for u in requested), "request recording did not work"
+    finally:
+        shot(page, "report-final", full_page=True)
+        context.close()
