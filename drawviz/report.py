@@ -341,6 +341,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     data_root = args.data_root or os.environ.get("DRAWVIZ_DATA") or None
+    if data_root:  # notebooks run with notebooks/ as their folder: hand them absolute paths only
+        data_root = str(Path(data_root).expanduser().resolve())
     runs_file = args.runs or DEFAULT_RUNS
     try:
         runs = load_runs(runs_file, data_root)
@@ -356,7 +358,7 @@ def main(argv=None) -> int:
     if not runs:
         print(f"drawviz report: error: {runs_file} lists no runs", file=sys.stderr)
         return 2
-    out = args.out
+    out = args.out.resolve()  # notebooks run in notebooks/: every path handed to them is absolute
     out.mkdir(parents=True, exist_ok=True)
     log = lambda line: print(line, flush=True)
     start = time.perf_counter()

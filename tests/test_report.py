@@ -41,8 +41,10 @@ def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     (tmp / "runs.yaml").write_text(RUNS)
     out = tmp / "reports"
-    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(tmp / "runs.yaml"),
-                           "--data-root", root, "--out", str(out)], capture_output=True, text=True, timeout=600)
+    # relative --out and --runs, as a user types them: the notebooks (run in notebooks/) must still find them
+    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml",
+                           "--data-root", root, "--out", "reports"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp)
     return out, proc
 
 
