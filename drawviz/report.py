@@ -273,7 +273,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
             for nb, v in r["notebooks"].items())
         failed = [f"{nb}: {v.get('error') or v['status']}" for nb, v in r["notebooks"].items() if v["status"] != "ok"]
-        ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"))
+        ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(tr.get('source', ''))}</div></td>"
