@@ -186,7 +186,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
           binarize: Optional[str] = "dynamic", checkpoint=None, checkpoint_every: int = 500,
           eval_every: Optional[int] = None, eval_batch_size: int = 500, resume: bool = True,
           progress: bool = True, callbacks: Iterable[Callable[[dict], None]] = (),
-          train_args: Optional[dict] = None) -> TrainResult:
+          fast: bool = False, train_args: Optional[dict] = None) -> TrainResult:
     """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total.
 
     binarize: "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training),
@@ -195,6 +195,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
       With ``resume`` and an existing file, training continues from it exactly.
     eval_every: steps between test-set NLL bounds (statically binarised when binarize is set);
       the bound is also computed at the end when test images are given.
+    fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
+      checkpoints; fused GEMMs and a hand-written backward pass).
     """
     if binarize not in ("dynamic", "static", None):
         raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
@@ -217,6 +219,10 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         train_x = _data.binarize(train_x, seed=seed)
     train_x = train_x.to(dev)
 
+    net = model
+    if fast:
+        from .fast import make_fast
+        net = make_fast(model)  # shares model's parameters: optimiser and checkpoints see no difference
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
@@ -261,7 +267,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
             x = train_x[order[pos].to(dev)]
             if binarize == "dynamic":
                 x = torch.bernoulli(x, generator=generator)
-            out = model(x, model.sample_eps(batch_size, generator), check=False)
+            out = net(x, model.sample_eps(batch_size, generator), check=False)
             loss = out.loss.item()
             if not math.isfinite(loss):
                 raise TrainingDiverged(

@@ -164,3 +164,9 @@ def test_short_training_on_2000_real_digits_lowers_the_test_bound(mnist_train_2k
     print(f"test NLL bound on 1,000 statically binarised MNIST test digits: {before:.1f} -> {after:.1f} nats")
     assert before > 500  # ≈ 784 ln 2 before training
     assert after < 220 and before - after > 300
+
+
+def test_training_on_the_fast_path_follows_the_reference(images):
+    reference = train(SMALL, images, steps=4, batch_size=32, progress=False, seed=2)
+    fast = train(SMALL, images, steps=4, batch_size=32, progress=False, seed=2, fast=True)
+    assert fast.history["loss"].to_numpy() == pytest.approx(reference.history["loss"].to_numpy(), rel=1e-4)
