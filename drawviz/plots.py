@@ -447,7 +447,8 @@ class StepView:
         self.ops = _ops(trace)
         recon = trace.x is not None
         panels = ["x", "canvas", "error"] if recon else ["canvas"]
-        self.fig = Figure(figsize=(2.6 * len(panels) + 0.4, 3.5), dpi=dpi)  # no pyplot: never shown twice
+        # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
+        self.fig = Figure(figsize=(max(2.6 * len(panels) + 0.4, 4.8), 3.5), dpi=dpi)  # no pyplot: never shown twice
         axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
         self.fig.subplots_adjust(left=0.04, right=0.96, top=0.86, bottom=0.2, wspace=0.12)
         self.ax = dict(zip(panels, axes))
@@ -519,10 +520,11 @@ def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
     return _offline(html)
 
 
-# matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead.
-_GLYPHS = {"fa-minus": "&minus;", "fa-fast-backward": "&#x23EE;", "fa-step-backward": "|&#x25C0;",
+# matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead
+# (geometric shapes only: the media-control symbols ⏮ ⏭ are missing from common fonts).
+_GLYPHS = {"fa-minus": "&minus;", "fa-fast-backward": "|&#x25C0;&#x25C0;", "fa-step-backward": "|&#x25C0;",
            "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x275A;&#x275A;", "fa-play": "&#x25B6;",
-           "fa-step-forward": "&#x25B6;|", "fa-fast-forward": "&#x23ED;", "fa-plus": "+"}
+           "fa-step-forward": "&#x25B6;|", "fa-fast-forward": "&#x25B6;&#x25B6;|", "fa-plus": "+"}
 
 
 def _offline(html: str) -> str:

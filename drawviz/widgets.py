@@ -31,6 +31,9 @@ class Scrubber:
         self.image = W.Image(value=self.view.png(1), format="png")
         self.slider.observe(self._redraw, names="value")
         self.widget = W.VBox([W.HBox([self.play, self.slider]), self.image])
+        # stable hooks for styling and for the browser tests
+        self.widget.add_class("drawviz-scrubber")
+        self.image.add_class("drawviz-scrubber-image")
 
     def _redraw(self, change) -> None:
         self.image.value = self.view.png(int(change["new"]))
