@@ -11,6 +11,7 @@ i = 1..N, so that a centred grid is symmetric about the image centre.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -77,6 +78,13 @@ class _Attention(nn.Module):
             raise ValueError(f"the attention grid needs N >= 1 filters per axis, got N={N}")
         self.N, self.width, self.height = N, width, height
         self.params = nn.Linear(dec_size, 5)
+        # The paper leaves the initialisation open. Start with the grid spread over the whole image
+        # (g̃ ≈ 0, δ̃ ≈ 1) and each filter as wide as half its stride, so the N×N filters tile the
+        # image like a low-resolution copy: the first reads see the digit (not the empty corners a
+        # 2×2 grid of σ≈1 filters lands on) and the first writes paint smooth strokes, not dots.
+        stride = (max(width, height) - 1) / max(N - 1, 1)
+        with torch.no_grad():
+            self.params.bias[2] = 2 * math.log(max(stride / 2, 0.5))
 
     def window(self, h_dec: torch.Tensor) -> Window:
         return window_from_params(self.params(h_dec), self.N, self.width, self.height)
