@@ -59,6 +59,13 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .train import export_checkpoint
+    path = export_checkpoint(args.checkpoint, args.out, keep_every=args.keep_every)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights, config, thinned history; no optimiser state")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drawviz", description="Train, evaluate and look inside DRAW.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -100,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="a slim checkpoint to ship: no optimiser state, thinned history")
+    x.add_argument("checkpoint")
+    x.add_argument("out")
+    x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
+    x.set_defaults(func=_export)
     return p
 
 

@@ -21,7 +21,7 @@ from . import data as _data
 from .model import DRAW, DrawConfig, bits_per_dim, check_images
 
 __all__ = ["train", "evaluate", "TrainResult", "TrainingDiverged", "CheckpointError",
-           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "pick_device"]
+           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device"]
 
 FORMAT = "drawviz-checkpoint"
 VERSION = 1
@@ -117,6 +117,24 @@ def _load_weights(model: DRAW, state: dict, path) -> None:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
+
+
+def export_checkpoint(src, dst, *, keep_every: int = 50) -> Path:
+    """A checkpoint to ship: weights, config, RNG state and a thinned history, no optimiser state.
+
+    Keeps every ``keep_every``-th history row and every row with a test bound. Resuming from it
+    continues training with a fresh Adam state.
+    """
+    state = load_checkpoint(src)
+    model = DRAW(state["config"])
+    _load_weights(model, state, src)
+    history = [row for row in state["history"]
+               if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
+    generator = torch.Generator().manual_seed(0)
+    if state["rng"] is not None and state["rng_device"] == "cpu":
+        generator.set_state(state["rng"])
+    return save_checkpoint(dst, model=model, step=state["step"], generator=generator, history=history,
+                           train_args=state["train_args"])
 
 
 def model_from_checkpoint(path, device="auto") -> DRAW:

@@ -170,3 +170,17 @@ def test_training_on_the_fast_path_follows_the_reference(images):
     reference = train(SMALL, images, steps=4, batch_size=32, progress=False, seed=2)
     fast = train(SMALL, images, steps=4, batch_size=32, progress=False, seed=2, fast=True)
     assert fast.history["loss"].to_numpy() == pytest.approx(reference.history["loss"].to_numpy(), rel=1e-4)
+
+
+def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
+    result = train(SMALL, images, steps=6, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
+    out = subprocess.run(_cli("export", str(tmp_path / "full.pt"), str(tmp_path / "slim.pt"), "--keep-every", "3"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    slim = load_checkpoint(tmp_path / "slim.pt")
+    assert slim["optimizer"] is None and [row["step"] for row in slim["history"]] == [3, 6]
+    assert (tmp_path / "slim.pt").stat().st_size < (tmp_path / "full.pt").stat().st_size / 2
+    for a, b in zip(result.model.state_dict().values(), model_from_checkpoint(tmp_path / "slim.pt").state_dict().values()):
+        assert torch.equal(a, b)
+    resumed = train(SMALL, images, steps=8, batch_size=32, progress=False, checkpoint=tmp_path / "slim.pt")
+    assert resumed.step == 8
