@@ -21,7 +21,7 @@ same, so checkpoints are interchangeable.  Gradients flow to the parameters only
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -39,54 +39,62 @@ _PERM = [0, 1, 3, 2, 4]  # its own inverse
 
 # ---------------------------------------------------------------------------- building blocks
 
-class _Grid:
-    """Constants of one attention grid: filter offsets i − N/2 − 0.5 and pixel coordinates."""
+class _Grid(NamedTuple):
+    """Constants of one attention grid (plain tensors and ints, so torch.compile guards stay cheap)."""
 
-    def __init__(self, N: int, width: int, height: int, like: torch.Tensor, ops: "_Ops"):
-        kw = dict(dtype=like.dtype, device=like.device)
-        self.ops = ops
-        self.N, self.width, self.height = N, width, height
-        self.offs = torch.arange(1, N + 1, **kw) - N / 2 - 0.5  # (N,)
-        self.a = torch.arange(1, width + 1, **kw)  # (A,)
-        self.b = torch.arange(1, height + 1, **kw)  # (B,)
-        self.square = width == height
-        # window = (where(exp?, e^p, p) + add) · scale, eq. 21-24 in (g_X, g_Y, δ, σ², γ) order.
-        self.use_exp = torch.tensor([False, False, True, True, True], device=like.device)
-        self.add = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], **kw)
-        self.scale = torch.tensor([(width + 1) / 2, (height + 1) / 2,
-                                   (max(width, height) - 1) / max(N - 1, 1), 1.0, 1.0], **kw)
+    N: int
+    width: int
+    height: int
+    offs: torch.Tensor  # filter offsets i − N/2 − 0.5, (N,)
+    a: torch.Tensor  # pixel columns 1..A
+    b: torch.Tensor  # pixel rows 1..B
+    use_exp: torch.Tensor  # window = (where(use_exp, e^p, p) + add) · scale, eq. 21-24,
+    add: torch.Tensor  # in (g_X, g_Y, δ, σ², γ) order
+    scale: torch.Tensor
 
-    def window(self, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """(batch, 5) linear outputs in window order -> (g_X, g_Y, δ, σ², γ) (batch, 5), into out."""
-        return torch.mul(torch.where(self.use_exp, p.exp(), p) + self.add, self.scale, out=out)
 
-    def window_backward(self, dwin: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
-        """dL/dp from dL/dwindow; the γ column of dwin already holds γ·dL/dγ."""
-        dp = torch.where(self.use_exp, dwin * win, dwin * self.scale)
-        dp[:, 4] = dwin[:, 4]
-        return dp
+def _grid(N: int, width: int, height: int, like: torch.Tensor) -> _Grid:
+    kw = dict(dtype=like.dtype, device=like.device)
+    return _Grid(N, width, height, torch.arange(1, N + 1, **kw) - N / 2 - 0.5,
+                 torch.arange(1, width + 1, **kw), torch.arange(1, height + 1, **kw),
+                 torch.tensor([False, False, True, True, True], device=like.device),
+                 torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], **kw),
+                 torch.tensor([(width + 1) / 2, (height + 1) / 2,
+                               (max(width, height) - 1) / max(N - 1, 1), 1.0, 1.0], **kw))
 
-    def filters(self, win: torch.Tensor):
-        """F_X (batch, N, A), F_Y (batch, N, B) and the 'not clamped' masks (eq. 25-26)."""
-        g, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
-        if self.square:  # both axes in one batched build
-            Fxy, keep = self.ops.bank(g, delta, sigma2, self.offs, self.a)
-            return Fxy[:, 0], Fxy[:, 1], keep
-        Fx, kx = self.ops.bank(g[:, :1], delta, sigma2, self.offs, self.a)
-        Fy, ky = self.ops.bank(g[:, 1:], delta, sigma2, self.offs, self.b)
-        return Fx[:, 0], Fy[:, 0], (kx, ky)
 
-    def filters_backward(self, dFx, dFy, Fx, Fy, keep, win):
-        """(dL/dg_X, dL/dg_Y) (batch, 2), dL/dδ and dL/dσ² (batch,)."""
-        g, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
-        if self.square:
-            return self.ops.bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep,
-                                  g, delta, sigma2, self.offs, self.a)
-        gx, dx, sx = self.ops.bank_backward(dFx[:, None], Fx[:, None], keep[0], g[:, :1], delta, sigma2,
-                                    self.offs, self.a)
-        gy, dy, sy = self.ops.bank_backward(dFy[:, None], Fy[:, None], keep[1], g[:, 1:], delta, sigma2,
-                                    self.offs, self.b)
-        return torch.cat((gx, gy), 1), dx + dy, sx + sy
+def _window(g: _Grid, p: torch.Tensor) -> torch.Tensor:
+    """(batch, 5) linear outputs in window order -> (g_X, g_Y, δ, σ², γ) (batch, 5)."""
+    return (torch.where(g.use_exp, p.exp(), p) + g.add) * g.scale
+
+
+def _window_backward(g: _Grid, dwin: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """dL/dp from dL/dwindow; the γ column of dwin already holds γ·dL/dγ."""
+    dp = torch.where(g.use_exp, dwin * win, dwin * g.scale)
+    dp[:, 4] = dwin[:, 4]
+    return dp
+
+
+def _filters(g: _Grid, win: torch.Tensor):
+    """F_X (batch, N, A), F_Y (batch, N, B) and the 'not clamped' masks (eq. 25-26)."""
+    c, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
+    if g.width == g.height:  # both axes in one batched build
+        Fxy, keep = _bank(c, delta, sigma2, g.offs, g.a)
+        return Fxy[:, 0], Fxy[:, 1], keep
+    Fx, kx = _bank(c[:, :1], delta, sigma2, g.offs, g.a)
+    Fy, ky = _bank(c[:, 1:], delta, sigma2, g.offs, g.b)
+    return Fx[:, 0], Fy[:, 0], (kx, ky)
+
+
+def _filters_backward(g: _Grid, dFx, dFy, Fx, Fy, keep, win):
+    """(dL/dg_X, dL/dg_Y) (batch, 2), dL/dδ and dL/dσ² (batch,)."""
+    c, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
+    if g.width == g.height:
+        return _bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep,
+                              c, delta, sigma2, g.offs, g.a)
+    gx, dx, sx = _bank_backward(dFx[:, None], Fx[:, None], keep[0], c[:, :1], delta, sigma2, g.offs, g.a)
+    gy, dy, sy = _bank_backward(dFy[:, None], Fy[:, None], keep[1], c[:, 1:], delta, sigma2, g.offs, g.b)
+    return torch.cat((gx, gy), 1), dx + dy, sx + sy
 
 
 def _bank(g, delta, sigma2, offs, a):
@@ -116,15 +124,15 @@ def _bank_backward(dF, F_, keep, g, delta, sigma2, offs, a):
     return dmu.sum(-1), (dmu * offs).sum((1, 2)), dsigma2
 
 
-def _lstm(gates, c, act, c_out, tanh_c_out, h_out):
-    """LSTM cell pointwise part (PyTorch gate order i, f, g, o), written into buffers."""
+def _lstm(gates, c):
+    """LSTM cell pointwise part (PyTorch gate order i, f, g, o): (act, c', tanh c', h')."""
     n = c.shape[1]
-    torch.sigmoid(gates, out=act)
-    torch.tanh(gates[:, 2 * n:3 * n], out=act[:, 2 * n:3 * n])
+    act = torch.sigmoid(gates)
+    act[:, 2 * n:3 * n] = torch.tanh(gates[:, 2 * n:3 * n])
     i, f, g, o = act.chunk(4, 1)
-    torch.addcmul(f * c, i, g, out=c_out)  # c' = f c + i g
-    torch.tanh(c_out, out=tanh_c_out)
-    torch.mul(o, tanh_c_out, out=h_out)  # h' = o tanh(c')
+    c_new = torch.addcmul(f * c, i, g)  # c' = f c + i g
+    tanh_c = torch.tanh(c_new)
+    return act, c_new, tanh_c, o * tanh_c  # h' = o tanh(c')
 
 
 def _lstm_backward(dh, dc, act, c_prev, tanh_c):
@@ -136,14 +144,122 @@ def _lstm_backward(dh, dc, act, c_prev, tanh_c):
     return da, dc * f
 
 
-class _Ops:
-    """The pointwise-heavy pieces, eager or torch.compile'd (falling back to eager if compiling fails)."""
+class _K(NamedTuple):
+    """The static sizes one time step needs (Python ints: constants to torch.compile)."""
 
-    names = ("bank", "bank_backward", "lstm_backward")
+    attn: bool
+    C: int
+    Zs: int
+    E: int
+    nw: int  # write columns of the fused h_dec projection
+    col_r: int  # first read column
+    col_e: int  # first encoder column
+    col_d: int  # first decoder column
+
+
+# ---------------------------------------------------------------------------- one time step
+
+def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r, We, be, W_ih_dec, Wd, bd):
+    """Step t of eq. 3-8, given c_{t-1}, the fused projections pd of h_dec_{t-1} and pe of
+    h_enc_{t-1}, and the cell states.  Returns the next state and what backward needs."""
+    C, Zs = k.C, k.Zs
+    S = torch.sigmoid(canvas)
+    x_hat = x - S  # eq. 3
+    gates_e = pd[:, k.col_e:k.col_d] + pe[:, 2 * Zs:]  # (B, 4E)
+    if k.attn:  # eq. 4 and 27: r = γ [F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ]
+        win_r = _window(rg, pd[:, k.col_r:k.col_e])
+        Fx, Fy, keep = _filters(rg, win_r)
+        both = torch.cat((x, x_hat), 1)  # (B, 2C, H, W)
+        FyS = torch.matmul(Fy[:, None], both)  # (B, 2C, N, A)
+        glimpse = torch.matmul(FyS, Fx.transpose(1, 2)[:, None]) * win_r[:, 4, None, None, None]
+        r = glimpse.flatten(1)
+        read = (win_r, glimpse, both, Fx, Fy, keep, FyS)
+    else:  # eq. 17
+        r = x_hat.flatten(1)
+        gates_e = gates_e + bx
+        read = None
+    gates_e = torch.addmm(gates_e, r, W_r.t())
+    act_e, c_enc, tanh_ce, h_enc = _lstm(gates_e, c_enc)  # eq. 5
+    pe = torch.addmm(be, h_enc, We.t())
+    mu, log_sigma = pe[:, :Zs], pe[:, Zs:2 * Zs]
+    sigma = torch.exp(log_sigma)
+    z = torch.addcmul(mu, sigma, eps_t)  # eq. 6
+    gates_d = torch.addmm(pd[:, k.col_d:], z, W_ih_dec.t())
+    act_d, c_dec, tanh_cd, h_dec = _lstm(gates_d, c_dec)  # eq. 7
+    pd = torch.addmm(bd, h_dec, Wd.t())
+    if k.attn:  # eq. 28-29: c_t = c_{t-1} + (1/γ) F_Yᵀ w F_X
+        win_w = _window(wg, pd[:, :5])
+        Fx, Fy, keep = _filters(wg, win_w)
+        w = pd[:, 5:k.nw].view(-1, C, wg.N, wg.N)
+        wFx = torch.matmul(w, Fx[:, None])  # (B, C, M, A)
+        update = torch.matmul(Fy.transpose(1, 2)[:, None], wFx) / win_w[:, 4, None, None, None]
+        write = (win_w, Fx, Fy, keep, wFx)
+    else:  # eq. 18
+        update = pd[:, :k.nw].view_as(canvas)
+        write = None
+    canvas = canvas + update  # eq. 8
+    saved = (S, x_hat, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
+    return canvas, pd, pe, c_enc, c_dec, saved
+
+
+def _step_backward(k: _K, rg, wg, dc, dc_dec, dc_enc, rest, d_mu, d_ls, eps_t, pd, c_enc_prev, c_dec_prev,
+                   saved, W_r, We, W_ih_dec, Wd):
+    """Backward of step t: from dL/dc_t, the cell-state gradients and rest (dL/d of the
+    non-write columns of pd_t, from step t+1), to the same at t-1.  Returns also the rows
+    dL/dpd_t and dL/dpe_t of the fused projections."""
+    C, Zs, E = k.C, k.Zs, k.E
+    S, x_hat, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write = saved
+    B = dc.shape[0]
+    if k.attn:  # write, eq. 28-29
+        win, Fx, Fy, keep, wFx = write
+        M = wg.N
+        w = pd[:, 5:k.nw].view(B, C, M, M)
+        dU = dc / win[:, 4, None, None, None]
+        U = torch.matmul(Fy.transpose(1, 2)[:, None], wFx)
+        FydU = torch.matmul(Fy[:, None], dU)  # (B, C, M, A)
+        d_patch = torch.matmul(FydU, Fx.transpose(1, 2)[:, None]).flatten(1)
+        dFx = torch.einsum("bcnm,bcnw->bmw", w, FydU)
+        dFy = torch.einsum("bcnw,bchw->bnh", wFx, dU)
+        dg, ddelta, dsigma2 = _filters_backward(wg, dFx, dFy, Fx, Fy, keep, win)
+        dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], -(dU * U).sum((1, 2, 3))[:, None]), 1)
+        pd_grad = torch.cat((_window_backward(wg, dwin, win), d_patch, rest), 1)
+    else:  # eq. 18
+        pd_grad = torch.cat((dc.flatten(1), rest), 1)
+    dh = pd_grad @ Wd
+    dAd, dc_dec = _lstm_backward(dh, dc_dec, act_d, c_dec_prev, tanh_cd)  # eq. 7
+    dz = dAd @ W_ih_dec  # eq. 6: z = μ + σ ε
+    dAe_next = rest[:, k.col_e - k.nw:k.col_e - k.nw + 4 * E]
+    pe_grad = torch.cat((d_mu + dz, d_ls + dz * eps_t * sigma, dAe_next), 1)
+    dh = pe_grad @ We
+    dAe, dc_enc = _lstm_backward(dh, dc_enc, act_e, c_enc_prev, tanh_ce)  # eq. 5
+    dr = dAe @ W_r
+    if k.attn:  # read, eq. 27
+        win, glimpse, both, Fx, Fy, keep, FyS = read
+        N = rg.N
+        dgl = dr.view(B, 2 * C, N, N)
+        dG = dgl * win[:, 4, None, None, None]
+        dGFx = torch.matmul(dG, Fx[:, None])  # (B, 2C, N, A)
+        d_x_hat = torch.matmul(Fy.transpose(1, 2)[:, None], dGFx[:, C:])
+        dFx = torch.einsum("bknm,bknw->bmw", dG, FyS)
+        dFy = torch.einsum("bknw,bkhw->bnh", dGFx, both)
+        dg, ddelta, dsigma2 = _filters_backward(rg, dFx, dFy, Fx, Fy, keep, win)
+        dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], (dgl * glimpse).sum((1, 2, 3))[:, None]), 1)
+        rest = torch.cat((_window_backward(rg, dwin, win), dAe, dAd), 1)
+    else:
+        d_x_hat = dr.view_as(dc)
+        rest = torch.cat((dAe, dAd), 1)
+    dc = dc - d_x_hat * S * (1 - S)  # through x̂_t = x − σ(c_{t-1}), eq. 3
+    return dc, dc_dec, dc_enc, rest, pd_grad, pe_grad
+
+
+class _Ops:
+    """The two step functions, eager or torch.compile'd (falling back to eager if compiling fails)."""
+
+    names = ("forward", "backward")
 
     def __init__(self, compile: bool = False, mode: Optional[str] = None):
         self.compiled = False
-        eager = dict(bank=_bank, bank_backward=_bank_backward, lstm_backward=_lstm_backward)
+        eager = dict(forward=_step_forward, backward=_step_backward)
         for name, fn in eager.items():
             setattr(self, name, fn)
         if compile:
@@ -204,7 +320,7 @@ class _Sequence(torch.autograd.Function):
         box["state"] = st
         ctx.cfg, ctx.st = cfg, st
         z = cfg.z_size
-        q = st["Pe"][1:, :, :2 * z]
+        q = torch.stack([pe[:, :2 * z] for pe in st["pe"][1:]])
         return st["canvas"][-1].clone(), q[..., :z].clone(), q[..., z:].clone()
 
     @staticmethod
@@ -221,178 +337,96 @@ def _run(cfg, ops, x, eps, params):
      b_hh_dec, W_q, b_q, *att) = params
     T, Zs, E, D, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.dec_size, cfg.channels
     B = x.shape[0]
-    new = lambda *shape: x.new_empty(shape)
 
     # Fused h_dec GEMM, rows: [write params | write patch | read params | encoder (h_dec part) | decoder hh].
     # (No attention: [write linear | encoder (h_dec part) | decoder hh].)
     R = W_ih_enc.shape[1] - D  # read vector size
     W_r, W_hd = W_ih_enc[:, :R], W_ih_enc[:, R:]
+    bx = rg = wg = None
     if attn:
         W_rp, b_rp, W_wp, b_wp, W_patch, b_patch = att
         Wd = torch.cat((W_wp[_PERM], W_patch, W_rp[_PERM], W_hd, W_hh_dec))
         bd = torch.cat((b_wp[_PERM], b_patch, b_rp[_PERM], b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw = 5 + W_patch.shape[0]  # write columns
         n_read = 5
-        rg = _Grid(cfg.read_n, cfg.width, cfg.height, x, ops)
-        wg = _Grid(cfg.write_n, cfg.width, cfg.height, x, ops)
+        rg = _grid(cfg.read_n, cfg.width, cfg.height, x)
+        wg = _grid(cfg.write_n, cfg.width, cfg.height, x)
     else:
         W_lin, b_lin = att
         Wd = torch.cat((W_lin, W_hd, W_hh_dec))
         bd = torch.cat((b_lin, b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw, n_read = W_lin.shape[0], 0
-    col_r, col_e = nw, nw + n_read  # first read, encoder column
-    col_d = col_e + 4 * E  # first decoder column
+        # x's share of the encoder input is the same every step: project it once
+        W_x, W_r = W_r[:, :R // 2], W_r[:, R // 2:]
+        bx = x.flatten(1) @ W_x.t()  # (B, 4E)
+    k = _K(attn, C, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E)
     # Fused h_enc GEMM, rows: [Q(z|h_enc) (μ, log σ) | encoder hh].
     We = torch.cat((W_q, W_hh_enc))
     be = torch.cat((b_q, b_q.new_zeros(4 * E)))
 
-    Hd, Cd, Td = new(T + 1, B, D), new(T + 1, B, D), new(T, B, D)  # h_dec, c_dec, tanh(c_dec)
-    He, Ce, Te = new(T + 1, B, E), new(T + 1, B, E), new(T, B, E)
-    Ad, Ae = new(T, B, 4 * D), new(T, B, 4 * E)  # activated gates
-    Pd, Pe = new(T + 1, B, Wd.shape[0]), new(T + 1, B, We.shape[0])  # the fused projections
-    canvas = new(T + 1, B, C, cfg.height, cfg.width)  # logits c_0 .. c_T
-    S = new(T, B, C, cfg.height, cfg.width)  # σ(c_{t-1})
-    both = new(T, B, 2 * C, cfg.height, cfg.width)  # [x, x̂_t] per step
-    sigma, Z = new(T, B, Zs), new(T, B, Zs)
-    if not attn:  # x's share of the encoder input is the same every step: project it once
-        W_x, W_r = W_r[:, :R // 2], W_r[:, R // 2:]
-        bx = x.flatten(1) @ W_x.t()  # (B, 4E)
-    Rv = new(T, B, W_r.shape[1])  # encoder read input r_t (no attention: its x̂ half)
-    Hd[0], Cd[0], He[0], Ce[0], canvas[0] = h_dec0, 0, h_enc0, 0, c0
-    both[:, :, :C] = x
-    torch.addmm(bd, Hd[0], Wd.t(), out=Pd[0])
-    torch.addmm(be[2 * Zs:], He[0], W_hh_enc.t(), out=Pe[0, :, 2 * Zs:])
-    st = dict(ops=ops, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, W_ih_dec=W_ih_dec, Hd=Hd, Cd=Cd, Td=Td,
-              He=He, Ce=Ce, Te=Te, Ad=Ad, Ae=Ae, Pd=Pd, Pe=Pe, canvas=canvas, S=S, both=both, Rv=Rv,
-              sigma=sigma, Z=Z, nw=nw, col_r=col_r, col_e=col_e, col_d=col_d, R=R)
-    if attn:
-        N, M = cfg.read_n, cfg.write_n
-        glimpse = Rv.view(T, B, 2 * C, N, N)
-        st.update(rg=rg, wg=wg, glimpse=glimpse, read_win=new(T, B, 5), write_win=new(T, B, 5),
-                  read_F=[], write_F=[], FyS=[], wFx=[])
-
+    hd, he = h_dec0.expand(B, D).contiguous(), h_enc0.expand(B, E).contiguous()
+    canvas = [c0.expand(B, *c0.shape).contiguous()]
+    pd = [torch.addmm(bd, hd, Wd.t())]
+    pe = [torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs:]), 1)]
+    Ce, Cd = [he.new_zeros(B, E)], [hd.new_zeros(B, D)]
+    saved = []
     for t in range(T):
-        torch.sigmoid(canvas[t], out=S[t])
-        x_hat = torch.sub(x, S[t], out=both[t, :, C:])  # eq. 3
-        pd, pe = Pd[t], Pe[t]
-        gates_e = pd[:, col_e:col_d] + pe[:, 2 * Zs:]  # (B, 4E)
-        if attn:  # eq. 4 and 27: r = γ [F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ]
-            win = rg.window(pd[:, col_r:col_e], out=st["read_win"][t])
-            Fx, Fy, keep = rg.filters(win)
-            FyS = torch.matmul(Fy[:, None], both[t])  # (B, 2C, N, A)
-            torch.mul(torch.matmul(FyS, Fx.transpose(1, 2)[:, None]), win[:, 4, None, None, None],
-                      out=glimpse[t])
-            st["read_F"].append((Fx, Fy, keep))
-            st["FyS"].append(FyS)
-        else:  # eq. 17
-            Rv[t] = x_hat.flatten(1)
-            gates_e += bx
-        gates_e.addmm_(Rv[t], W_r.t())
-        _lstm(gates_e, Ce[t], Ae[t], Ce[t + 1], Te[t], He[t + 1])  # eq. 5
-        pe = Pe[t + 1]
-        torch.addmm(be, He[t + 1], We.t(), out=pe)
-        mu, log_sigma = pe[:, :Zs], pe[:, Zs:2 * Zs]
-        torch.exp(log_sigma, out=sigma[t])
-        torch.addcmul(mu, sigma[t], eps[t], out=Z[t])  # eq. 6
-        gates_d = torch.addmm(pd[:, col_d:], Z[t], W_ih_dec.t())
-        _lstm(gates_d, Cd[t], Ad[t], Cd[t + 1], Td[t], Hd[t + 1])  # eq. 7
-        if t + 1 < T:
-            torch.addmm(bd, Hd[t + 1], Wd.t(), out=Pd[t + 1])
-        else:  # c_T only needs the write columns
-            torch.addmm(bd[:nw], Hd[t + 1], Wd[:nw].t(), out=Pd[t + 1, :, :nw])
-        pd = Pd[t + 1]
-        if attn:  # eq. 28-29: c_t = c_{t-1} + (1/γ) F_Yᵀ w F_X
-            win = wg.window(pd[:, :5], out=st["write_win"][t])
-            Fx, Fy, keep = wg.filters(win)
-            w = pd[:, 5:nw].view(B, C, wg.N, wg.N)
-            wFx = torch.matmul(w, Fx[:, None])  # (B, C, N, A)
-            update = torch.matmul(Fy.transpose(1, 2)[:, None], wFx) / win[:, 4, None, None, None]
-            st["write_F"].append((Fx, Fy, keep))
-            st["wFx"].append(wFx)
-        else:  # eq. 18
-            update = pd[:, :nw].view_as(canvas[t])
-        torch.add(canvas[t], update, out=canvas[t + 1])  # eq. 8
-    return st
+        cv, p_d, p_e, ce, cd, sv = ops.forward(k, rg, wg, x, bx, canvas[t], pd[t], pe[t], Ce[t], Cd[t], eps[t],
+                                               W_r, We, be, W_ih_dec, Wd, bd)
+        canvas.append(cv)
+        pd.append(p_d)
+        pe.append(p_e)
+        Ce.append(ce)
+        Cd.append(cd)
+        saved.append(sv)
+    return dict(ops=ops, k=k, rg=rg, wg=wg, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, W_ih_dec=W_ih_dec,
+                hd0=hd, he0=he, canvas=canvas, pd=pd, pe=pe, Ce=Ce, Cd=Cd, saved=saved)
 
 
 def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     """Backpropagation through time of _run; returns gradients in _param_list order."""
-    attn, ops = st["attn"], st["ops"]
+    ops, k, rg, wg = st["ops"], st["k"], st["rg"], st["wg"]
     T, Zs, E, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.channels
     x, eps, Wd, We, W_r, W_ih_dec = st["x"], st["eps"], st["Wd"], st["We"], st["W_r"], st["W_ih_dec"]
-    Hd, Cd, Td, He, Ce, Te, Ad, Ae = (st[k] for k in ("Hd", "Cd", "Td", "He", "Ce", "Te", "Ad", "Ae"))
-    S, both, Rv, sigma, Z = st["S"], st["both"], st["Rv"], st["sigma"], st["Z"]
-    nw, col_r, col_e, col_d = st["nw"], st["col_r"], st["col_e"], st["col_d"]
+    pd, Ce, Cd, saved = st["pd"], st["Ce"], st["Cd"], st["saved"]
+    nw, col_e, col_d = k.nw, k.col_e, k.col_d
     B = x.shape[0]
-    # dL/d(fused projections); every entry is written below except these never-used corners.
-    dPd, dPe = torch.empty_like(st["Pd"]), torch.empty_like(st["Pe"])
-    dPd[0, :, :nw], dPd[T, :, nw:], dPe[0, :, :2 * Zs], dPe[T, :, 2 * Zs:] = 0, 0, 0, 0
-    dPe[1:, :, :Zs] = 0 if d_mu is None else d_mu
-    dPe[1:, :, Zs:2 * Zs] = 0 if d_log_sigma is None else d_log_sigma
-    dAd, dAe = dPd[:T, :, col_d:], dPe[:T, :, 2 * Zs:]  # dL/dgates, written in place
-    dc = torch.zeros_like(S[0]) if d_canvas is None else d_canvas.clone()  # dL/dc_t
-    dc_dec, dc_enc = Cd.new_zeros(Cd.shape[1:]), Ce.new_zeros(Ce.shape[1:])
-    if attn:
-        rg, wg, glimpse = st["rg"], st["wg"], st["glimpse"]
-        N, M = rg.N, wg.N
+    if d_mu is None:
+        d_mu = eps.new_zeros(T, B, Zs)
+    if d_log_sigma is None:
+        d_log_sigma = eps.new_zeros(T, B, Zs)
+    dc = torch.zeros_like(st["canvas"][0]) if d_canvas is None else d_canvas.contiguous()  # dL/dc_t
+    dc_dec, dc_enc = Cd[0].new_zeros(Cd[0].shape), Ce[0].new_zeros(Ce[0].shape)
+    rest = Wd.new_zeros(B, Wd.shape[0] - nw)
+    dPd, dPe = [None] * (T + 1), [None] * (T + 1)
     for t in reversed(range(T)):
-        pd_grad = dPd[t + 1]
-        if attn:  # write, eq. 28-29
-            win = st["write_win"][t]
-            Fx, Fy, keep = st["write_F"][t]
-            wFx = st["wFx"][t]
-            w = st["Pd"][t + 1, :, 5:nw].view(B, C, M, M)
-            dU = dc / win[:, 4, None, None, None]
-            U = torch.matmul(Fy.transpose(1, 2)[:, None], wFx)
-            FydU = torch.matmul(Fy[:, None], dU)  # (B, C, M, A)
-            pd_grad[:, 5:nw] = torch.matmul(FydU, Fx.transpose(1, 2)[:, None]).flatten(1)
-            dFx = torch.einsum("bcnm,bcnw->bmw", w, FydU)
-            dFy = torch.einsum("bcnw,bchw->bnh", wFx, dU)
-            dg, ddelta, dsigma2 = wg.filters_backward(dFx, dFy, Fx, Fy, keep, win)
-            dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], -(dU * U).sum((1, 2, 3))[:, None]), 1)
-            pd_grad[:, :5] = wg.window_backward(dwin, win)
-        else:  # eq. 18
-            pd_grad[:, :nw] = dc.flatten(1)
-        dh = pd_grad @ Wd if t + 1 < T else pd_grad[:, :nw] @ Wd[:nw]
-        dAd[t], dc_dec = ops.lstm_backward(dh, dc_dec, Ad[t], Cd[t], Td[t])  # eq. 7
-        dz = dAd[t] @ W_ih_dec  # eq. 6: z = μ + σ ε
-        pe_grad = dPe[t + 1]
-        pe_grad[:, :Zs] += dz
-        pe_grad[:, Zs:2 * Zs] += dz * eps[t] * sigma[t]
-        dh = pe_grad @ We if t + 1 < T else pe_grad[:, :2 * Zs] @ We[:2 * Zs]
-        dAe[t], dc_enc = ops.lstm_backward(dh, dc_enc, Ae[t], Ce[t], Te[t])  # eq. 5
-        dPd[t, :, col_e:col_d] = dAe[t]
-        dr = dAe[t] @ W_r
-        if attn:  # read, eq. 27
-            win = st["read_win"][t]
-            Fx, Fy, keep = st["read_F"][t]
-            dgl = dr.view(B, 2 * C, N, N)
-            dG = dgl * win[:, 4, None, None, None]
-            dGFx = torch.matmul(dG, Fx[:, None])  # (B, 2C, N, A)
-            d_x_hat = torch.matmul(Fy.transpose(1, 2)[:, None], dGFx[:, C:])
-            dFx = torch.einsum("bknm,bknw->bmw", dG, st["FyS"][t])
-            dFy = torch.einsum("bknw,bkhw->bnh", dGFx, both[t])
-            dg, ddelta, dsigma2 = rg.filters_backward(dFx, dFy, Fx, Fy, keep, win)
-            dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], (dgl * glimpse[t]).sum((1, 2, 3))[:, None]), 1)
-            dPd[t, :, col_r:col_e] = rg.window_backward(dwin, win)
-        else:
-            d_x_hat = dr.view_as(dc)
-        dc = dc - d_x_hat * S[t] * (1 - S[t])  # through x̂_t = x − σ(c_{t-1}), eq. 3
+        dc, dc_dec, dc_enc, rest, dPd[t + 1], dPe[t + 1] = ops.backward(
+            k, rg, wg, dc, dc_dec, dc_enc, rest, d_mu[t], d_log_sigma[t], eps[t], pd[t + 1], Ce[t], Cd[t],
+            saved[t], W_r, We, W_ih_dec, Wd)
+    dPd[0] = torch.cat((rest.new_zeros(B, nw), rest), 1)
+    dPe[0] = torch.cat((rest.new_zeros(B, 2 * Zs), rest[:, col_e - nw:col_d - nw]), 1)
+    dPd, dPe = torch.stack(dPd), torch.stack(dPe)
 
     # Weight gradients: one GEMM over all T·batch rows each.
     flat = lambda a: a.flatten(0, 1)
+    Hd = torch.stack([st["hd0"]] + [s[11] for s in saved])
+    He = torch.stack([st["he0"]] + [s[6] for s in saved])
+    Rv = torch.stack([s[2] for s in saved])
+    Z = torch.stack([s[8] for s in saved])
+    dAe, dAd = dPd[:T, :, col_e:col_d], dPd[:T, :, col_d:]
     dWd, dbd = flat(dPd).t() @ flat(Hd), dPd.sum((0, 1))
     dWe, dbe = flat(dPe).t() @ flat(He), dPe.sum((0, 1))
     dW_r = flat(dAe).t() @ flat(Rv)
     dW_ih_dec = flat(dAd).t() @ flat(Z)
     db_enc, db_dec = dbd[col_e:col_d], dbd[col_d:]
-    if not attn:
+    if not k.attn:
         dW_r = torch.cat((dAe.sum(0).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)
     grads = [dc.sum(0), dPe[0].sum(0) @ We, dPd[0].sum(0) @ Wd,
              dW_ih_enc, db_enc, dWe[2 * Zs:], db_enc.clone(),
              dW_ih_dec, db_dec, dWd[col_d:], db_dec.clone(), dWe[:2 * Zs], dbe[:2 * Zs]]
-    if attn:
+    col_r = k.col_r
+    if k.attn:
         grads += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM],
                   dWd[5:nw], dbd[5:nw]]
     else:
@@ -462,22 +496,21 @@ class FastDRAW(nn.Module):
 
 
 def _emit(record, st, mu, kl, cfg):
-    """Replay the reference recorder calls, step by step, from the stored (T, ...) buffers."""
+    """Replay the reference recorder calls, step by step, from the stored activations."""
     B, C = st["x"].shape[0], cfg.channels
-    canvas, both, sigma, Z = st["canvas"], st["both"], st["sigma"], st["Z"]
-    for t in range(cfg.T):
-        record("x_hat", both[t, :, C:])
-        record("canvas", canvas[t + 1])
+    for t, s in enumerate(st["saved"]):
+        record("x_hat", s[1])
+        record("canvas", st["canvas"][t + 1])
         record("mu", mu[t])
-        record("sigma_z", sigma[t])
-        record("z", Z[t])
+        record("sigma_z", s[7])
+        record("z", s[8])
         record("kl", kl[t])
         if st["attn"]:
             N, M = cfg.read_n, cfg.write_n
-            record("read_window", st["read_win"][t])
-            record("glimpse", st["glimpse"][t].view(B, 2, C, N, N))
-            record("write_window", st["write_win"][t])
-            record("write_patch", st["Pd"][t + 1, :, 5:st["nw"]].view(B, C, M, M))
+            record("read_window", s[3][0])
+            record("glimpse", s[3][1].view(B, 2, C, N, N))
+            record("write_window", s[12][0])
+            record("write_patch", st["pd"][t + 1][:, 5:st["k"].nw].view(B, C, M, M))
 
 
 def make_fast(model: DRAW, compile="auto", *, tf32: bool = False) -> FastDRAW:
