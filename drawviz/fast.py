@@ -513,18 +513,26 @@ def _emit(record, st, mu, kl, cfg):
             record("write_patch", st["pd"][t + 1][:, 5:st["k"].nw].view(B, C, M, M))
 
 
+def _worth_compiling(cfg) -> bool:
+    """On CPU, compiling (tens of seconds, once per process) pays for preset-sized networks only."""
+    return cfg.T * (cfg.enc_size + cfg.dec_size) >= 4096
+
+
 def make_fast(model: DRAW, compile="auto", *, tf32: bool = False) -> FastDRAW:
     """The fast path for ``model``, sharing its parameters (the one switch train() needs).
 
-    compile: True compiles the pointwise-heavy pieces (filterbanks, LSTM backward) with
-    torch.compile (default mode: "reduce-overhead"'s CUDA graphs would overwrite outputs this
-    module keeps across steps); a failure warns and runs eagerly.  "auto" compiles on CUDA only: on CPU the GEMMs dominate once the step is fused, and
-    compiling costs more than a short run saves.  tf32: allow TF32 matmuls on CUDA (a global
-    torch setting; changes results at the 1e-3 level).
+    compile: True compiles the per-step forward and the per-step backward function, each as one
+    region, with torch.compile (inductor fuses the pointwise work into a few C++/Triton kernels
+    around the GEMMs; default mode: "reduce-overhead"'s CUDA graphs would overwrite outputs this
+    module keeps across steps); a failure warns and runs eagerly.  "auto" compiles on CUDA, and
+    on CPU for networks of preset size (T·(enc_size + dec_size) >= 4096), where the first step
+    pays ~20 s of compilation once per process and each later step saves a good share of its
+    time; small networks run eagerly.  tf32: allow TF32 matmuls on CUDA (a global torch setting;
+    changes results at the 1e-3 level).
     """
     device = next(model.parameters()).device
     if compile == "auto":
-        compile = device.type == "cuda"
+        compile = device.type == "cuda" or _worth_compiling(model.config)
     if tf32 and device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     return FastDRAW(model, compile=bool(compile))

@@ -146,3 +146,29 @@ def test_benchmark_runs_in_tiny_mode(tmp_path):
     assert [r["case"] for r in data["rows"]] == ["mnist b64", "cifar10 b64"]
     assert data["hardware"]["cpu"]
     assert (tmp_path / "bench.csv").read_text().startswith("case,")
+
+
+def test_compiled_steps_match_reference():
+    """One tiny torch.compile run (the rest of the suite stays eager): same loss and gradients."""
+    cfg = small(T=2)
+    m = model_for(cfg).float()
+    x = torch.rand(3, *cfg.image_shape, generator=torch.Generator().manual_seed(1))
+    eps = m.sample_eps(3, torch.Generator().manual_seed(2))
+    ref = m(x, eps)
+    ref.loss.backward()
+    ref_grads = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    f = make_fast(m, compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback to eager
+        out = f(x, eps)
+        out.loss.backward()
+    assert f.ops.compiled
+    torch.testing.assert_close(out.loss, ref.loss, rtol=1e-5, atol=1e-4)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-4, atol=1e-5, msg=lambda s: f"{n}: {s}")
+
+
+def test_auto_compiles_preset_sized_networks_only():
+    assert not make_fast(DRAW(small()), compile="auto").ops.compiled
+    assert make_fast(DRAW(DrawConfig.preset("mnist", T=16)), compile="auto").ops.compiled
