@@ -13,14 +13,13 @@ def _data_root() -> Path:
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         pytest.fail(f"real MNIST not found under {root}: set DRAWVIZ_DATA to the folder holding MNIST/raw "
                     f"(in this project: ../shared/data beside the repository)")
+    os.environ["DRAWVIZ_DATA"] = str(root)  # for subprocesses and notebook kernels too
     return root
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = _data_root()
-    os.environ["DRAWVIZ_DATA"] = str(root)
-    return root
+    return _data_root()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pm = pytest.importorskip("papermill")
+import papermill as pm
 import nbformat  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -14,14 +14,9 @@ SMALL = {"T": 4, "steps": 20, "batch_size": 32, "n_samples": 12, "device": "cpu"
 
 
 def mnist_root() -> str:
-    """$DRAWVIZ_DATA with MNIST in it; in CI a missing dataset is an error, not a skip."""
-    root = os.environ.get("DRAWVIZ_DATA")
-    if root and (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
-        return root
-    message = f"real MNIST is needed: set DRAWVIZ_DATA to a folder with MNIST/raw (now {root!r})"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    """Real MNIST; tests/conftest.py fails (never skips) when it is missing."""
+    from conftest import _data_root
+    return str(_data_root())
 
 
 def run(name: str, out: Path, **parameters) -> nbformat.NotebookNode:

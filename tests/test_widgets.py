@@ -8,7 +8,7 @@ import torch
 from drawviz import probes
 from drawviz.model import DRAW, DrawConfig
 
-pytest.importorskip("ipywidgets")
+import ipywidgets  # noqa: E402,F401
 
 T = 4
 
