@@ -317,6 +317,7 @@ class _Sequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg, ops, box, x, eps, *params):
         st = _run(cfg, ops, x, eps, params)
+        st["ws"] = box["ws"]
         box["state"] = st
         ctx.cfg, ctx.st = cfg, st
         z = cfg.z_size
@@ -383,6 +384,16 @@ def _run(cfg, ops, x, eps, params):
                 hd0=hd, he0=he, canvas=canvas, pd=pd, pe=pe, Ce=Ce, Cd=Cd, saved=saved)
 
 
+def _stack(ws: dict, name: str, tensors):
+    """torch.stack into a buffer kept across calls: the (T, batch, ...) operands of the weight
+    GEMMs are tens of MB, and fresh ones cost a page fault per 4 KiB on every step."""
+    shape = (len(tensors), *tensors[0].shape)
+    buf = ws.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != tensors[0].dtype or buf.device != tensors[0].device:
+        buf = ws[name] = tensors[0].new_empty(shape)
+    return torch.stack(tensors, out=buf)
+
+
 def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     """Backpropagation through time of _run; returns gradients in _param_list order."""
     ops, k, rg, wg = st["ops"], st["k"], st["rg"], st["wg"]
@@ -405,14 +416,15 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
             saved[t], W_r, We, W_ih_dec, Wd)
     dPd[0] = torch.cat((rest.new_zeros(B, nw), rest), 1)
     dPe[0] = torch.cat((rest.new_zeros(B, 2 * Zs), rest[:, col_e - nw:col_d - nw]), 1)
-    dPd, dPe = torch.stack(dPd), torch.stack(dPe)
+    ws = st["ws"]
+    dPd, dPe = _stack(ws, "dPd", dPd), _stack(ws, "dPe", dPe)
 
     # Weight gradients: one GEMM over all T·batch rows each.
     flat = lambda a: a.flatten(0, 1)
-    Hd = torch.stack([st["hd0"]] + [s[11] for s in saved])
-    He = torch.stack([st["he0"]] + [s[6] for s in saved])
-    Rv = torch.stack([s[2] for s in saved])
-    Z = torch.stack([s[8] for s in saved])
+    Hd = _stack(ws, "Hd", [st["hd0"]] + [s[11] for s in saved])
+    He = _stack(ws, "He", [st["he0"]] + [s[6] for s in saved])
+    Rv = _stack(ws, "Rv", [s[2] for s in saved])
+    Z = _stack(ws, "Z", [s[8] for s in saved])
     dAe, dAd = dPd[:T, :, col_e:col_d], dPd[:T, :, col_d:]
     dWd, dbd = flat(dPd).t() @ flat(Hd), dPd.sum((0, 1))
     dWe, dbe = flat(dPe).t() @ flat(He), dPe.sum((0, 1))
@@ -448,6 +460,7 @@ class FastDRAW(nn.Module):
         super().__init__()
         self.model = model
         self.ops = _Ops(compile, mode) if compile else _EAGER
+        self._workspace: dict = {}  # backward's stacking buffers, reused across steps
 
     @property
     def config(self):
@@ -471,7 +484,7 @@ class FastDRAW(nn.Module):
             check_images(x, cfg)
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
-        box: dict = {}
+        box: dict = {"ws": self._workspace}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
