@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def _evaluate(args) -> int:
     state = load_checkpoint(args.checkpoint)
     saved = state.get("train_args", {})
     dataset = args.dataset or saved.get("dataset", "mnist")
-    test_set = data.load(dataset, "test", args.data_root or saved.get("data_root"), limit=args.limit)
+    # the folder saved at training time is a last resort: it may be another machine's
+    root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
+    test_set = data.load(dataset, "test", root, limit=args.limit)
     model = model_from_checkpoint(args.checkpoint, device=args.device)
     binarize = saved.get("binarize", "dynamic" if dataset in GREY else None) is not None
     metrics = evaluate(model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
