@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,14 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
 
 # ----------------------------------------------------------------------------- training
 
+def _on_sigterm(callback) -> Callable[[], None]:
+    """Call ``callback`` on SIGTERM while training (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: callback())
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 @dataclass
 class TrainResult:
     model: DRAW
@@ -276,8 +286,12 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     t0 = time.perf_counter()
     elapsed0 = history[-1]["seconds"] if history else 0.0
     step = start
+    terminated = []
+    restore = _on_sigterm(lambda: terminated.append(True))
     try:
         while step < steps:
+            if terminated:  # SIGTERM (a scheduler's stop, `kill`): finish the step in hand, save, stop
+                raise KeyboardInterrupt(f"SIGTERM: stopped after step {step}")
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
@@ -321,6 +335,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         save(step)  # nothing lost on Ctrl-C: the completed steps are on disk
         raise
     finally:
+        restore()
         if bar is not None:
             bar.close()
     frame = pd.DataFrame(history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "seconds",

@@ -184,3 +184,21 @@ def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
         assert torch.equal(a, b)
     resumed = train(SMALL, images, steps=8, batch_size=32, progress=False, checkpoint=tmp_path / "slim.pt")
     assert resumed.step == 8
+
+
+def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
+    ckpt = tmp_path / "term.pt"
+    proc = subprocess.Popen(_cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--limit", "256",
+                                 "--test-limit", "64", "--T", "2", "--batch-size", "32", "--steps", "100000",
+                                 "--checkpoint", str(ckpt), "--checkpoint-every", "7", "--no-progress"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # wait until it is inside the training loop
+    seen = load_checkpoint(ckpt)["step"]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "checkpoint holds every completed step" in err
+    state = load_checkpoint(ckpt)  # saved on SIGTERM, between two steps
+    assert state["step"] >= seen and [r["step"] for r in state["history"]] == list(range(1, state["step"] + 1))
