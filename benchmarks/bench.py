@@ -94,6 +94,38 @@ def peak_memory_mb(step, device) -> float:
     return _status("VmHWM") - before
 
 
+def cpu_peak_in_subprocess(impl, preset, batch, args) -> float:
+    """Peak extra RSS of one (warm) training step, MiB, measured in a child process whose allocator
+    returns large blocks to the system at once (so RSS follows the live tensors)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    cmd = [sys.executable, __file__, "--_peak", impl, preset, str(batch), "--compile",
+           {True: "on", False: "off"}.get(args.compile, "auto")] + (["--tiny"] if args.tiny else []) + \
+          (["--threads", str(args.threads)] if args.threads else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_child(impl, preset, batch, args) -> float:
+    cfg = DrawConfig.preset(preset, **(TINY if args.tiny else {}))
+    model = DRAW(cfg)
+    net = make_fast(model, compile=args.compile) if impl == "fast" else EagerDRAW(cfg).load_from(model)
+    opt = torch.optim.Adam(net.parameters(), 1e-4)
+    x = torch.rand(batch, *cfg.image_shape)
+    eps = model.sample_eps(batch)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = net(x, eps, check=False) if impl == "fast" else net(x, eps)
+        (out.loss if impl == "fast" else out).backward()
+        opt.step()
+
+    step()  # warm: compilation, optimiser state
+    gc.collect()
+    before = _rss_reset()
+    step()
+    return _status("VmHWM") - before
+
+
 def run_case(name, preset, batch, args, device):
     cfg = DrawConfig.preset(preset, **(TINY if args.tiny else {}))
     torch.manual_seed(0)
@@ -149,7 +181,10 @@ def run_case(name, preset, batch, args, device):
                 if i >= args.warmup:
                     rec_times[kind].append(time.perf_counter() - t)
 
-    mem = {impl: peak_memory_mb(lambda: train_step(impl), device) for impl in ("eager", "fast")}
+    if device.type == "cuda":
+        mem = {impl: peak_memory_mb(lambda: train_step(impl), device) for impl in ("eager", "fast")}
+    else:  # in this process freed memory stays with the allocator: measure each in a fresh one
+        mem = {impl: cpu_peak_in_subprocess(impl, preset, batch, args) for impl in ("eager", "fast")}
     med = {k: statistics.median(v) for k, v in {**times, **rec_times}.items()}
     return dict(
         case=name, preset=preset, batch=batch, T=cfg.T, steps=args.steps,
@@ -186,8 +221,15 @@ def main(argv=None):
     p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--_peak", nargs=3, metavar=("IMPL", "PRESET", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.compile = {"auto": "auto", "on": True, "off": False}[args.compile]
+    if args._peak:  # child process of cpu_peak_in_subprocess
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        impl, preset, batch = args._peak
+        print(f"{_peak_child(impl, preset, int(batch), args):.1f}")
+        return []
     args.steps = args.steps or (2 if args.tiny else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 2)
     if args.threads:
