@@ -105,3 +105,16 @@ def test_blur_across_datasets(trained, tmp_path):
                                       for m in ("laplacian_variance", "high_frequency_share")}
     text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
     assert "MNIST/raw" in text and "mnist_sample.npz" in text, "the notebook says which data each figure shows"
+
+
+@pytest.mark.parametrize("name", ["train", "attention", "error_images", "blur"])
+def test_every_parameter_line_parses(name):
+    # papermill skips a parameter whose line it cannot parse (e.g. a comment holding "="),
+    # and then silently ignores the value a report passes for it
+    cell = next(c for c in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+                if "parameters" in c.metadata.get("tags", []))
+    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines()
+                if "=" in line and not line.lstrip().startswith("#")}
+    declared = set(pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))
+    assert assigned == declared, f"papermill does not see {sorted(assigned - declared)}"
+    assert {"dataset", "data_root", "device", "seed", "checkpoint"} <= declared
