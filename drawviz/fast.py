@@ -501,13 +501,7 @@ class FastDRAW(nn.Module):
         """Sampling (eq. 13-16) has no backward pass to speed up: the reference loop."""
         return self.model.generate(n, generator=generator, eps=eps, record=record)
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Canvas sequence σ(c_t) while reconstructing x: (T, batch, C, H, W)."""
-        frames = []
-        self(x, generator=generator, record=lambda name, v: frames.append(torch.sigmoid(v))
-             if name == "canvas" else None)
-        return torch.stack(frames)
+    reconstruct = DRAW.reconstruct  # records the canvases through this module's own forward
 
 
 def _emit(record, st, mu, kl, cfg):
