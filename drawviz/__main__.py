@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-GREY = ("mnist", "fashion-mnist", "mnist-sample")
-
 
 def _train(args) -> int:
     from . import data
@@ -18,12 +16,11 @@ def _train(args) -> int:
     overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n}.items() if v}
     if args.no_attention:
         overrides["attention"] = False
-    preset = args.preset or ("mnist" if args.dataset in GREY else args.dataset)
+    preset = args.preset or data.default_preset(args.dataset)
     config = DrawConfig.preset(preset, **overrides)
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
-    default = "dynamic" if args.dataset in GREY else None
-    binarize = {"none": None, None: default}.get(args.binarize, args.binarize)
+    binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}\n"
           f"  config {config}\n  checkpoint {checkpoint}", file=sys.stderr)
@@ -53,7 +50,7 @@ def _evaluate(args) -> int:
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
     test_set = data.load(dataset, "test", root, limit=args.limit)
     model = model_from_checkpoint(args.checkpoint, device=args.device)
-    binarize = saved.get("binarize", "dynamic" if dataset in GREY else None) is not None
+    binarize = saved.get("binarize", data.default_binarize(dataset)) is not None
     metrics = evaluate(model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
                        progress=not args.no_progress)
     metrics.update(dataset=dataset, source=test_set.source, step=state["step"], binarized=binarize,

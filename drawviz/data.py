@@ -22,9 +22,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "data_root", "load", "binarize", "batches"]
+__all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "GREY", "data_root", "load", "binarize",
+           "default_binarize", "default_preset", "batches"]
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample")
+GREY = ("mnist", "fashion-mnist", "mnist-sample")  # binarised; the rest are colour
 _ASSETS = Path(__file__).parent / "assets"
 
 
@@ -193,6 +195,17 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
         else:
             images, labels, source = {"cifar10": _cifar10, "svhn": _svhn}[key](folder, train, download)
     return ImageSet(key, split, images, labels, source).subset(limit)
+
+
+def default_binarize(name: str) -> Optional[str]:
+    """Greyscale sets are binarised afresh each batch (the paper's MNIST setting); colour is not."""
+    return "dynamic" if _normalise(name) in GREY else None
+
+
+def default_preset(name: str) -> str:
+    """The Table 3 preset that fits a dataset: MNIST's for the greyscale sets."""
+    key = _normalise(name)
+    return "mnist" if key in GREY else key
 
 
 def binarize(images: torch.Tensor, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None) -> torch.Tensor:

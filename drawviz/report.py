@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
 ORDER = ("train", "attention", "error_images", "blur")
-GREY = ("mnist", "fashion-mnist", "mnist-sample")
 SAMPLE_TRAIN = 900  # mnist-sample has one split: the first 900 digits train, the last 100 test
 
 
@@ -52,7 +51,7 @@ def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_lim
 
 def binarization(dataset: str) -> Optional[str]:
     """Greyscale data are binarised afresh each batch (the paper's MNIST setting); colour is not."""
-    return "dynamic" if dataset in GREY else None
+    return _data.default_binarize(dataset)
 
 
 def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, preset: Optional[str] = None,
@@ -68,7 +67,7 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
-        config = DrawConfig.preset(preset or ("mnist" if dataset in GREY else dataset), T=T, **(overrides or {}))
+        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
         train_set, _ = datasets(dataset, data_root)
         train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
               binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
