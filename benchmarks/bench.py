@@ -4,8 +4,9 @@
     python benchmarks/bench.py --tiny --out /tmp/bench             # seconds; what CI runs
 
 For every preset: training seconds per step (forward + backward + Adam) and images/s for the
-fast path and for benchmarks/eager_port.py, interleaved step by step so that machine noise hits
-both alike (medians reported); the fast path's forward with a full probes recorder against a
+fast path (fp32, and with its bfloat16-GEMM option, make_fast(bf16=True)) and for
+benchmarks/eager_port.py, interleaved step by step so that machine noise hits all alike
+(medians reported), with the bf16 loss's relative distance from fp32's; the fast path's forward with a full probes recorder against a
 plain forward; peak memory of one training step (CPU: the process's RSS high-water mark, reset
 before each step; CUDA: torch.cuda.max_memory_allocated).  Both implementations are first
 checked to compute the same loss.  Prints a table, writes bench.csv and bench.json to --out.
@@ -145,19 +146,26 @@ def run_case(name, preset, batch, args, device):
     loss_eager = eager(x, eps)
     if not torch.allclose(loss_fast, loss_eager, rtol=1e-4):
         raise SystemExit(f"{name}: fast loss {loss_fast.item()} != eager loss {loss_eager.item()}")
+    # The bfloat16-GEMM option: same parameters; how far its loss is from fp32's.
+    fast_bf16 = make_fast(model, compile=args.compile, bf16=True)
+    loss_bf16 = fast_bf16(x, eps, check=False).loss
+    loss_bf16.backward()
+    model.zero_grad(set_to_none=True)
 
     opts = {"fast": torch.optim.Adam(model.parameters(), 1e-4),
+            "bf16": torch.optim.Adam(model.parameters(), 1e-4),
             "eager": torch.optim.Adam(eager.parameters(), 1e-4)}
-    forward = {"fast": lambda: fast(x, eps, check=False).loss, "eager": lambda: eager(x, eps)}
+    forward = {"fast": lambda: fast(x, eps, check=False).loss, "eager": lambda: eager(x, eps),
+               "bf16": lambda: fast_bf16(x, eps, check=False).loss}
 
     def train_step(impl):
         opts[impl].zero_grad(set_to_none=True)
         forward[impl]().backward()
         opts[impl].step()
 
-    times = {"fast": [], "eager": []}
+    times = {"fast": [], "bf16": [], "eager": []}
     for i in range(args.warmup + args.steps):
-        order = ("fast", "eager") if i % 2 == 0 else ("eager", "fast")
+        order = ("fast", "bf16", "eager") if i % 2 == 0 else ("eager", "bf16", "fast")
         for impl in order:
             _sync(device)
             t = time.perf_counter()
@@ -188,9 +196,11 @@ def run_case(name, preset, batch, args, device):
     med = {k: statistics.median(v) for k, v in {**times, **rec_times}.items()}
     return dict(
         case=name, preset=preset, batch=batch, T=cfg.T, steps=args.steps,
-        eager_s_per_step=med["eager"], fast_s_per_step=med["fast"],
+        eager_s_per_step=med["eager"], fast_s_per_step=med["fast"], bf16_s_per_step=med["bf16"],
         eager_img_per_s=batch / med["eager"], fast_img_per_s=batch / med["fast"],
-        speedup=med["eager"] / med["fast"],
+        bf16_img_per_s=batch / med["bf16"],
+        speedup=med["eager"] / med["fast"], bf16_speedup=med["eager"] / med["bf16"],
+        bf16_loss_rel_diff=abs(loss_bf16.item() / loss_fast.item() - 1),
         fwd_s=med["plain"], fwd_record_s=med["record"],
         record_overhead_pct=100 * (med["record"] / med["plain"] - 1),
         eager_peak_mb=mem["eager"], fast_peak_mb=mem["fast"],
@@ -198,7 +208,9 @@ def run_case(name, preset, batch, args, device):
 
 
 COLUMNS = [("case", "{}"), ("eager_s_per_step", "{:.3f}"), ("fast_s_per_step", "{:.3f}"),
-           ("eager_img_per_s", "{:.0f}"), ("fast_img_per_s", "{:.0f}"), ("speedup", "{:.2f}x"),
+           ("bf16_s_per_step", "{:.3f}"), ("eager_img_per_s", "{:.0f}"), ("fast_img_per_s", "{:.0f}"),
+           ("bf16_img_per_s", "{:.0f}"), ("speedup", "{:.2f}x"), ("bf16_speedup", "{:.2f}x"),
+           ("bf16_loss_rel_diff", "{:.1e}"),
            ("fwd_s", "{:.3f}"), ("fwd_record_s", "{:.3f}"), ("record_overhead_pct", "{:+.1f}%"),
            ("eager_peak_mb", "{:.0f}"), ("fast_peak_mb", "{:.0f}"), ("fast_first_call_s", "{:.1f}")]
 
