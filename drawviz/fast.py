@@ -190,9 +190,11 @@ def _up(k, y):
 
 # ---------------------------------------------------------------------------- one time step
 
-def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r, We, be, W_ih_dec, Wd, bd):
+def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r, We, be, W_ih_dec, Wd, bd,
+                  out_canvas, out_x_hat):
     """Step t of eq. 3-8, given c_{t-1}, the fused projections pd of h_dec_{t-1} and pe of
-    h_enc_{t-1}, and the cell states.  Returns the next state and what backward needs."""
+    h_enc_{t-1}, and the cell states.  Returns the next state and what backward needs; writes
+    c_t and x̂_t into out_canvas and out_x_hat (rows of time-first buffers, for recording)."""
     C, Zs = k.C, k.Zs
     S = torch.sigmoid(canvas)
     x_hat = x - S  # eq. 3
@@ -209,10 +211,7 @@ def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r
         r = x_hat.flatten(1)
         gates_e = gates_e + bx
         read = None
-    if k.unroll and k.attn:  # 2·C·N² read columns: a few fused multiply-adds, not a GEMM
-        gates_e = gates_e + _mm(k, r[:, None], W_r.t())[:, 0]
-    else:
-        gates_e = torch.addmm(gates_e, r, W_r.t())
+    gates_e = torch.addmm(gates_e, r, W_r.t())
     act_e, c_enc, tanh_ce, h_enc = _lstm(gates_e, c_enc)  # eq. 5
     pe = _addmm(k, be, h_enc, We)
     mu, log_sigma = pe[:, :Zs], pe[:, Zs:2 * Zs]
@@ -232,7 +231,9 @@ def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r
         update = pd[:, :k.nw].view_as(canvas)
         write = None
     canvas = canvas + update  # eq. 8
-    saved = (S, x_hat, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
+    out_canvas.copy_(canvas)
+    out_x_hat.copy_(x_hat)
+    saved = (S, None, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
     return canvas, pd, pe, c_enc, c_dec, saved
 
 
@@ -361,13 +362,12 @@ class _Sequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cfg, ops, box, x, eps, *params):
-        st = _run(cfg, ops, x, eps, params, box["bf16"])
-        st["ws"] = box["ws"]
+        st = _run(cfg, ops, x, eps, params, box)
         box["state"] = st
         ctx.cfg, ctx.st = cfg, st
         z = cfg.z_size
         q = torch.stack([pe[:, :2 * z] for pe in st["pe"][1:]])
-        return st["canvas"][-1].clone(), q[..., :z].clone(), q[..., z:].clone()
+        return st["canvas"].clone(), q[..., :z].clone(), q[..., z:].clone()
 
     @staticmethod
     def backward(ctx, d_canvas, d_mu, d_log_sigma):
@@ -376,8 +376,13 @@ class _Sequence(torch.autograd.Function):
         return (None, None, None, None, None, *grads)
 
 
-def _run(cfg, ops, x, eps, params, bf16=False):
-    """Forward pass of eq. 3-8 for all steps; returns every activation backward needs."""
+def _run(cfg, ops, x, eps, params, box):
+    """Forward pass of eq. 3-8 for all steps; returns every activation backward needs.
+
+    box: bf16 (GEMM dtype), ws (workspace), record (True: the time-first canvas and x̂ buffers
+    are new, so the arrays a recording hands out are never overwritten by a later pass).
+    """
+    bf16, ws = box["bf16"], box["ws"]
     attn = cfg.attention
     (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec,
      b_hh_dec, W_q, b_q, *att) = params
@@ -413,22 +418,29 @@ def _run(cfg, ops, x, eps, params, bf16=False):
     lp = dict(Wd=_lowp(k, Wd), We=_lowp(k, We), W_ih_dec=_lowp(k, W_ih_dec))
 
     hd, he = h_dec0.expand(B, D).contiguous(), h_enc0.expand(B, E).contiguous()
-    canvas = [c0.expand(B, *c0.shape).contiguous()]
+    canvas = c0.expand(B, *c0.shape).contiguous()  # c_t; all steps go to canvas_steps
     pd = [torch.addmm(bd, hd, Wd.t())]
     pe = [torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs:]), 1)]
     Ce, Cd = [he.new_zeros(B, E)], [hd.new_zeros(B, D)]
     saved = []
+    steps = (T, *x.shape)
+    if box["record"]:
+        canvas_steps, x_hat_steps = x.new_empty(steps), x.new_empty(steps)
+    else:
+        canvas_steps, x_hat_steps = _buffer(ws, "canvas", steps, x), _buffer(ws, "x_hat", steps, x)
     for t in range(T):
-        cv, p_d, p_e, ce, cd, sv = ops.forward(k, rg, wg, x, bx, canvas[t], pd[t], pe[t], Ce[t], Cd[t], eps[t],
-                                               W_r, lp["We"], be, lp["W_ih_dec"], lp["Wd"], bd)
-        canvas.append(cv)
+        cv, p_d, p_e, ce, cd, sv = ops.forward(k, rg, wg, x, bx, canvas, pd[t], pe[t], Ce[t], Cd[t], eps[t],
+                                               W_r, lp["We"], be, lp["W_ih_dec"], lp["Wd"], bd,
+                                               canvas_steps[t], x_hat_steps[t])
+        canvas = cv
         pd.append(p_d)
         pe.append(p_e)
         Ce.append(ce)
         Cd.append(cd)
         saved.append(sv)
-    return dict(ops=ops, k=k, rg=rg, wg=wg, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, lp=lp,
-                hd0=hd, he0=he, canvas=canvas, pd=pd, pe=pe, Ce=Ce, Cd=Cd, saved=saved)
+    return dict(ops=ops, k=k, rg=rg, wg=wg, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, lp=lp, ws=ws,
+                hd0=hd, he0=he, canvas=canvas, pd=pd, pe=pe, Ce=Ce, Cd=Cd, saved=saved,
+                canvas_steps=canvas_steps, x_hat_steps=x_hat_steps)
 
 
 def _buffer(ws: dict, name: str, shape, like: torch.Tensor, dtype=None):
@@ -458,7 +470,7 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
         d_mu = eps.new_zeros(T, B, Zs)
     if d_log_sigma is None:
         d_log_sigma = eps.new_zeros(T, B, Zs)
-    dc = torch.zeros_like(st["canvas"][0]) if d_canvas is None else d_canvas.contiguous()  # dL/dc_t
+    dc = torch.zeros_like(st["canvas"]) if d_canvas is None else d_canvas.contiguous()  # dL/dc_t
     dc_dec, dc_enc = Cd[0].new_zeros(Cd[0].shape), Ce[0].new_zeros(Ce[0].shape)
     rest = Wd.new_zeros(B, Wd.shape[0] - nw)
     ws = st["ws"]
@@ -539,7 +551,7 @@ class FastDRAW(nn.Module):
             check_images(x, cfg)
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
-        box: dict = {"ws": self._workspace, "bf16": self.bf16}
+        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
@@ -558,11 +570,20 @@ class FastDRAW(nn.Module):
 
 
 def _emit(record, st, mu, kl, cfg):
-    """Replay the reference recorder calls, step by step, from the stored activations."""
+    """Replay the reference recorder calls, step by step, from the stored activations.
+
+    A recorder with record_steps(name, values) (probes.Recorder) gets the canvases and error
+    images as the time-first (T, batch, C, H, W) buffers they already are: no per-step copies.
+    """
     B, C = st["x"].shape[0], cfg.channels
+    record_steps = getattr(record, "record_steps", None)
+    if record_steps is not None:
+        record_steps("x_hat", st["x_hat_steps"])
+        record_steps("canvas", st["canvas_steps"])
     for t, s in enumerate(st["saved"]):
-        record("x_hat", s[1])
-        record("canvas", st["canvas"][t + 1])
+        if record_steps is None:
+            record("x_hat", st["x_hat_steps"][t])
+            record("canvas", st["canvas_steps"][t])
         record("mu", mu[t])
         record("sigma_z", s[7])
         record("z", s[8])

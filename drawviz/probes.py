@@ -27,13 +27,20 @@ class Recorder:
 
     def __init__(self):
         self._steps: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._stacked: dict[str, torch.Tensor] = {}
 
     def __call__(self, name: str, value: torch.Tensor) -> None:
         # detach + keep on device: copying to the host happens once, after the pass.
         self._steps[name].append(value.detach())
 
+    def record_steps(self, name: str, values: torch.Tensor) -> None:
+        """All steps at once, time first (T, batch, ...): the fast path's own buffers, not copied."""
+        self._stacked[name] = values.detach()
+
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: torch.stack(vs).float().cpu().numpy() for name, vs in self._steps.items()}
+        out = {name: torch.stack(vs).float().cpu().numpy() for name, vs in self._steps.items()}
+        out.update({name: v.float().cpu().numpy() for name, v in self._stacked.items()})
+        return out
 
 
 @dataclass

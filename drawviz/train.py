@@ -214,7 +214,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
           binarize: Optional[str] = "dynamic", checkpoint=None, checkpoint_every: int = 500,
           eval_every: Optional[int] = None, eval_batch_size: int = 500, resume: bool = True,
           progress: bool = True, callbacks: Iterable[Callable[[dict], None]] = (),
-          fast: bool = False, train_args: Optional[dict] = None) -> TrainResult:
+          fast: bool = False, bf16: bool = False, train_args: Optional[dict] = None) -> TrainResult:
     """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total.
 
     binarize: "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training),
@@ -225,6 +225,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
       the bound is also computed at the end when test images are given.
     fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
       checkpoints; fused GEMMs and a hand-written backward pass).
+    bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states,
+      about 1.4x faster again on CPUs with AVX512-BF16/AMX and on GPUs; loss within ~0.1%).
     """
     if binarize not in ("dynamic", "static", None):
         raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
@@ -248,16 +250,16 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     train_x = train_x.to(dev)
 
     net = model
-    if fast:
+    if fast or bf16:
         from .fast import make_fast
-        net = make_fast(model)  # shares model's parameters: optimiser and checkpoints see no difference
+        net = make_fast(model, bf16=bf16)  # shares model's parameters: optimiser and checkpoints see no difference
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
     start = 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     args = {"steps": steps, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
-            "binarize": binarize, **(train_args or {})}
+            "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), **(train_args or {})}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)
