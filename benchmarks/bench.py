@@ -174,10 +174,11 @@ def run_case(name, preset, batch, args, device):
             if i >= args.warmup:
                 times[impl].append(time.perf_counter() - t)
 
-    # Recording: forward with a full probes Recorder against a plain forward (fast path, no grad).
+    # Recording: forward with a full probes Recorder against a plain forward (fast path, no grad);
+    # a forward is a third of a training step, so twice the samples for a steadier median.
     rec_times = {"plain": [], "record": []}
     with torch.no_grad():
-        for i in range(args.warmup + args.steps):
+        for i in range(args.warmup + 2 * args.steps):
             for kind in (("plain", "record") if i % 2 == 0 else ("record", "plain")):
                 rec = Recorder() if kind == "record" else None
                 _sync(device)

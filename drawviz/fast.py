@@ -14,8 +14,13 @@ backpropagation through time:
   as one large GEMM over all T·batch rows (what cuDNN does for RNNs).
 * Each time step is one function forward (_step_forward) and one backward (_step_backward);
   torch.compile (make_fast's compile) turns each into one region: the GEMMs stay library calls
-  and inductor fuses the pointwise work around them into a few kernels, instead of hundreds of
-  small eager ops per step.  Recording a full trace reuses the stored activations.
+  and inductor fuses the pointwise work around them, the tiny filterbank products included
+  (_mm), into a few kernels, instead of hundreds of small eager ops per step.
+* What outlives a step is written in place into time-first buffers: the backward rows of the
+  weight-gradient GEMMs, and the canvases and error images that a recording hands out as they
+  are (a full trace costs a few percent of a forward pass).
+* Optionally (make_fast(bf16=True)) the GEMMs take bfloat16 operands: about twice the GEMM
+  throughput where the hardware has bfloat16 dot products, with states and parameters in fp32.
 
 The parameters are those of the wrapped :class:`~drawviz.model.DRAW`; the state_dict is the
 same, so checkpoints are interchangeable.  Gradients flow to the parameters only, not to x or ε.
