@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -271,7 +272,7 @@ def main(argv=None):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    meta = dict(hardware=hw, command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+    meta = dict(hardware=hw, date=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
                 tiny=args.tiny, compile=str(args.compile), rows=rows)
     (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
     return rows
