@@ -385,7 +385,7 @@ def _run(cfg, ops, x, eps, params, box):
     """Forward pass of eq. 3-8 for all steps; returns every activation backward needs.
 
     box: bf16 (GEMM dtype), ws (workspace), record (True: the time-first canvas and x̂ buffers
-    are new, so the arrays a recording hands out are never overwritten by a later pass).
+    come from pool, which never hands out memory that an earlier trace still uses).
     """
     bf16, ws = box["bf16"], box["ws"]
     attn = cfg.attention
@@ -430,7 +430,7 @@ def _run(cfg, ops, x, eps, params, box):
     saved = []
     steps = (T, *x.shape)
     if box["record"]:
-        canvas_steps, x_hat_steps = x.new_empty(steps), x.new_empty(steps)
+        canvas_steps, x_hat_steps = box["pool"].take(steps, x, 2)
     else:
         canvas_steps, x_hat_steps = _buffer(ws, "canvas", steps, x), _buffer(ws, "x_hat", steps, x)
     for t in range(T):
@@ -456,6 +456,38 @@ def _buffer(ws: dict, name: str, shape, like: torch.Tensor, dtype=None):
     if buf is None or buf.shape != shape or buf.dtype != dtype or buf.device != like.device:
         buf = ws[name] = like.new_empty(shape, dtype=dtype)
     return buf
+
+
+def _use_count(t: torch.Tensor) -> int:
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+class _TracePool:
+    """Time-first buffers for recordings, reused only once nothing else refers to their memory.
+
+    A trace's canvases and error images are new arrays every pass (100 MB at CIFAR-10 batch 64),
+    and first-touching fresh pages costs ~10% of a forward pass: the allocator hands blocks that
+    big back to the OS when freed.  A buffer whose storage is still used (by a live Trace's numpy
+    arrays, a view, a recorder) is never handed out again.  Keeps at most `keep` buffers.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self.buffers: list[tuple[torch.Tensor, int]] = []  # (buffer, its use count when only we hold it)
+        self.reusable = hasattr(torch._C, "_storage_Use_Count")
+
+    def take(self, shape, like: torch.Tensor, n: int) -> list[torch.Tensor]:
+        free = [b for b, idle in self.buffers if self.reusable and b.shape == shape and b.dtype == like.dtype
+                and b.device == like.device and _use_count(b) == idle][:n]
+        while len(free) < n:
+            buf = like.new_empty(shape)
+            self.buffers.append((buf, _use_count(buf) if self.reusable else -1))
+            free.append(buf)
+        taken = {id(b) for b in free}
+        mine = [e for e in self.buffers if id(e[0]) in taken]
+        others = [e for e in self.buffers if id(e[0]) not in taken][::-1]  # newest first
+        self.buffers = (mine + others)[:max(self.keep, n)]
+        return free
 
 
 def _stack(ws: dict, name: str, tensors):
@@ -533,6 +565,7 @@ class FastDRAW(nn.Module):
         self.ops = _Ops(compile, mode) if compile else _EAGER
         self.bf16 = bf16  # GEMM operands in bfloat16 (see make_fast)
         self._workspace: dict = {}  # backward's stacking buffers, reused across steps
+        self._traces = _TracePool()  # recording buffers, reused once a trace is dropped
 
     @property
     def config(self):
@@ -556,7 +589,8 @@ class FastDRAW(nn.Module):
             check_images(x, cfg)
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
-        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None}
+        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None,
+                    "pool": self._traces}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).

@@ -114,7 +114,9 @@ def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
     kl = a["kl"]
     return Trace(
         mode="reconstruction", frame=_frame("reconstruction", _windows(a), kl),
-        canvas=torch.sigmoid(torch.from_numpy(a["canvas"])).numpy(), x=x.detach().float().cpu().numpy(), x_hat=a["x_hat"],
+        # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
+        canvas=torch.sigmoid_(torch.from_numpy(a["canvas"])).numpy(),
+        x=x.detach().float().cpu().numpy(), x_hat=a["x_hat"],
         glimpse=a.get("glimpse"), write_patch=a.get("write_patch"), kl=kl, z=a["z"], mu=a["mu"],
         sigma_z=a["sigma_z"], loss=float(out.loss), windows=_windows(a))
 
