@@ -195,6 +195,23 @@ def _up(k, y):
 
 # ---------------------------------------------------------------------------- one time step
 
+class _Saved(NamedTuple):
+    """What one forward step keeps for its backward step (and for the weight gradients and _emit)."""
+
+    S: torch.Tensor  # σ(c_{t-1})
+    r: torch.Tensor  # read vector
+    read: Optional[tuple]  # (window, glimpse, [x, x̂], F_X, F_Y, keep, F_Y [x, x̂]); None without attention
+    act_e: torch.Tensor
+    tanh_ce: torch.Tensor
+    h_enc: torch.Tensor
+    sigma: torch.Tensor  # σ_t of Q(z_t | h_enc_t)
+    z: torch.Tensor
+    act_d: torch.Tensor
+    tanh_cd: torch.Tensor
+    h_dec: torch.Tensor
+    write: Optional[tuple]  # (window, F_X, F_Y, keep, w F_X); None without attention
+
+
 def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r, We, be, W_ih_dec, Wd, bd,
                   out_canvas, out_x_hat):
     """Step t of eq. 3-8, given c_{t-1}, the fused projections pd of h_dec_{t-1} and pe of
@@ -238,7 +255,7 @@ def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r
     canvas = canvas + update  # eq. 8
     out_canvas.copy_(canvas)
     out_x_hat.copy_(x_hat)
-    saved = (S, None, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
+    saved = _Saved(S, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
     return canvas, pd, pe, c_enc, c_dec, saved
 
 
@@ -248,7 +265,7 @@ def _step_backward(k: _K, rg, wg, dc, dc_dec, dc_enc, rest, d_mu, d_ls, eps_t, p
     non-write columns of pd_t, from step t+1), to the same at t-1.  Writes the rows dL/dpd_t
     and dL/dpe_t of the fused projections into out_pd and out_pe (the weight gradients' operands)."""
     C, Zs, E = k.C, k.Zs, k.E
-    S, x_hat, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write = saved
+    S, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write = saved
     B = dc.shape[0]
     if k.attn:  # write, eq. 28-29
         win, Fx, Fy, keep, wFx = write
@@ -431,7 +448,7 @@ def _run(cfg, ops, x, eps, params, box):
     steps = (T, *x.shape)
     if box["record"]:
         canvas_steps, x_hat_steps = box["pool"].take(steps, x, 2)
-    else:
+    else:  # written in training too, so that training and recording share one compiled step
         canvas_steps, x_hat_steps = _buffer(ws, "canvas", steps, x), _buffer(ws, "x_hat", steps, x)
     for t in range(T):
         cv, p_d, p_e, ce, cd, sv = ops.forward(k, rg, wg, x, bx, canvas, pd[t], pe[t], Ce[t], Cd[t], eps[t],
@@ -477,11 +494,13 @@ class _TracePool:
         self.reusable = hasattr(torch._C, "_storage_Use_Count")
 
     def take(self, shape, like: torch.Tensor, n: int) -> list[torch.Tensor]:
-        free = [b for b, idle in self.buffers if self.reusable and b.shape == shape and b.dtype == like.dtype
+        if not self.reusable:  # no way to tell whether a trace still uses a buffer: always new ones
+            return [like.new_empty(shape) for _ in range(n)]
+        free = [b for b, idle in self.buffers if b.shape == shape and b.dtype == like.dtype
                 and b.device == like.device and _use_count(b) == idle][:n]
         while len(free) < n:
             buf = like.new_empty(shape)
-            self.buffers.append((buf, _use_count(buf) if self.reusable else -1))
+            self.buffers.append((buf, _use_count(buf)))
             free.append(buf)
         taken = {id(b) for b in free}
         mine = [e for e in self.buffers if id(e[0]) in taken]
@@ -524,10 +543,10 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
 
     # Weight gradients: one GEMM over all T·batch rows each (in the GEMM dtype, summed in fp32).
     flat = lambda a: a.flatten(0, 1)
-    Hd = _lowp(k, _stack(ws, "Hd", [st["hd0"]] + [s[11] for s in saved]))
-    He = _lowp(k, _stack(ws, "He", [st["he0"]] + [s[6] for s in saved]))
-    Rv = _stack(ws, "Rv", [s[2] for s in saved])
-    Z = _lowp(k, _stack(ws, "Z", [s[8] for s in saved]))
+    Hd = _lowp(k, _stack(ws, "Hd", [st["hd0"]] + [s.h_dec for s in saved]))
+    He = _lowp(k, _stack(ws, "He", [st["he0"]] + [s.h_enc for s in saved]))
+    Rv = _stack(ws, "Rv", [s.r for s in saved])
+    Z = _lowp(k, _stack(ws, "Z", [s.z for s in saved]))
     dAe, dAd = dPd[:T, :, col_e:col_d], dPd[:T, :, col_d:]
     dWd, dbd = _up(k, flat(dPd).t() @ flat(Hd)), dPd.sum((0, 1), dtype=Wd.dtype)
     dWe, dbe = _up(k, flat(dPe).t() @ flat(He)), dPe.sum((0, 1), dtype=Wd.dtype)
@@ -624,14 +643,14 @@ def _emit(record, st, mu, kl, cfg):
             record("x_hat", st["x_hat_steps"][t])
             record("canvas", st["canvas_steps"][t])
         record("mu", mu[t])
-        record("sigma_z", s[7])
-        record("z", s[8])
+        record("sigma_z", s.sigma)
+        record("z", s.z)
         record("kl", kl[t])
         if st["attn"]:
             N, M = cfg.read_n, cfg.write_n
-            record("read_window", s[3][0])
-            record("glimpse", s[3][1].view(B, 2, C, N, N))
-            record("write_window", s[12][0])
+            record("read_window", s.read[0])
+            record("glimpse", s.read[1].view(B, 2, C, N, N))
+            record("write_window", s.write[0])
             record("write_patch", st["pd"][t + 1][:, 5:st["k"].nw].view(B, C, M, M))
 
 
