@@ -49,7 +49,7 @@ def _evaluate(args) -> int:
     # the folder saved at training time is a last resort: it may be another machine's
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
     test_set = data.load(dataset, "test", root, limit=args.limit)
-    model = model_from_checkpoint(args.checkpoint, device=args.device)
+    model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
     binarize = saved.get("binarize", data.default_binarize(dataset)) is not None
     metrics = evaluate(model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
                        progress=not args.no_progress)

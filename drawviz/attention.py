@@ -33,17 +33,22 @@ class Window(NamedTuple):
     gamma: torch.Tensor
 
 
+def stride_scale(N: int, width: int, height: int) -> float:
+    """(max(A,B)−1)/(N−1): the stride δ for δ̃ = 1, i.e. N filters spanning the image (eq. 24).
+    For N = 1 the stride is irrelevant (the single filter sits on g), so N−1 := 1 there."""
+    return (max(width, height) - 1) / max(N - 1, 1)
+
+
 def window_from_params(params: torch.Tensor, N: int, width: int, height: int) -> Window:
     """Map the linear layer's output (g̃_X, g̃_Y, log σ², log δ̃, log γ) to pixel space (eq. 21-24).
 
     params: (batch, 5).  g_X = (A+1)/2·(g̃_X+1), g_Y = (B+1)/2·(g̃_Y+1),
-    δ = (max(A,B)−1)/(N−1)·δ̃.  For N = 1 the stride is irrelevant (the single
-    filter sits on g), so the scale uses N−1 := 1 there.
+    δ = (max(A,B)−1)/(N−1)·δ̃ (see stride_scale).
     """
     gx_tilde, gy_tilde, log_sigma2, log_delta_tilde, log_gamma = params.unbind(-1)
     g_x = (width + 1) / 2 * (gx_tilde + 1)
     g_y = (height + 1) / 2 * (gy_tilde + 1)
-    delta = (max(width, height) - 1) / max(N - 1, 1) * torch.exp(log_delta_tilde)
+    delta = stride_scale(N, width, height) * torch.exp(log_delta_tilde)
     return Window(g_x, g_y, delta, torch.exp(log_sigma2), torch.exp(log_gamma))
 
 
@@ -82,7 +87,7 @@ class _Attention(nn.Module):
         # (g̃ ≈ 0, δ̃ ≈ 1) and each filter as wide as half its stride, so the N×N filters tile the
         # image like a low-resolution copy: the first reads see the digit (not the empty corners a
         # 2×2 grid of σ≈1 filters lands on) and the first writes paint smooth strokes, not dots.
-        stride = (max(width, height) - 1) / max(N - 1, 1)
+        stride = stride_scale(N, width, height)
         with torch.no_grad():
             self.params.bias[2] = 2 * math.log(max(stride / 2, 0.5))
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import _EPS
+from .attention import _EPS, stride_scale
 from .model import DRAW, DrawOutput, Recorder, check_images
 
 __all__ = ["FastDRAW", "make_fast"]
@@ -67,7 +67,7 @@ def _grid(N: int, width: int, height: int, like: torch.Tensor) -> _Grid:
                  torch.tensor([False, False, True, True, True], device=like.device),
                  torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], **kw),
                  torch.tensor([(width + 1) / 2, (height + 1) / 2,
-                               (max(width, height) - 1) / max(N - 1, 1), 1.0, 1.0], **kw))
+                               stride_scale(N, width, height), 1.0, 1.0], **kw))
 
 
 def _window(g: _Grid, p: torch.Tensor) -> torch.Tensor:

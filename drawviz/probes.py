@@ -111,14 +111,14 @@ def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
     rec = Recorder()
     out = model(x.to(device), generator=generator, record=rec)
     a = rec.arrays()
-    kl = a["kl"]
+    kl, windows = a["kl"], _windows(a)
     return Trace(
-        mode="reconstruction", frame=_frame("reconstruction", _windows(a), kl),
+        mode="reconstruction", frame=_frame("reconstruction", windows, kl),
         # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
         canvas=torch.sigmoid_(torch.from_numpy(a["canvas"])).numpy(),
         x=x.detach().float().cpu().numpy(), x_hat=a["x_hat"],
         glimpse=a.get("glimpse"), write_patch=a.get("write_patch"), kl=kl, z=a["z"], mu=a["mu"],
-        sigma_z=a["sigma_z"], loss=float(out.loss), windows=_windows(a))
+        sigma_z=a["sigma_z"], loss=float(out.loss), windows=windows)
 
 
 @torch.no_grad()
@@ -131,6 +131,7 @@ def record_generation(model, n: int, *, seed: Optional[int] = 0,
     rec = Recorder()
     canvases = model.generate(n, generator=generator, record=rec)
     a = rec.arrays()
-    return Trace(mode="generation", frame=_frame("generation", _windows(a), None),
+    windows = _windows(a)
+    return Trace(mode="generation", frame=_frame("generation", windows, None),
                  canvas=canvases.float().cpu().numpy(), write_patch=a.get("write_patch"),
-                 z=a["z"], windows=_windows(a))
+                 z=a["z"], windows=windows)

@@ -128,8 +128,7 @@ def export_checkpoint(src, dst, *, keep_every: int = 50) -> Path:
     continues training with a fresh Adam state.
     """
     state = load_checkpoint(src)
-    model = DRAW(state["config"])
-    _load_weights(model, state, src)
+    model = _model_from_state(state, src)
     history = [row for row in state["history"]
                if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
     generator = torch.Generator().manual_seed(0)
@@ -139,15 +138,25 @@ def export_checkpoint(src, dst, *, keep_every: int = 50) -> Path:
                            train_args=state["train_args"])
 
 
-def model_from_checkpoint(path, device="auto") -> DRAW:
-    """The DRAW network stored in a checkpoint, built from the config that travels with it."""
-    state = load_checkpoint(path)
+def _model_from_state(state: dict, path) -> DRAW:
     model = DRAW(state["config"])
     _load_weights(model, state, path)
-    return model.to(pick_device(device)).eval()
+    return model
+
+
+def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None) -> DRAW:
+    """The DRAW network stored in a checkpoint, built from the config that travels with it.
+
+    state: the checkpoint as load_checkpoint(path) already returned it (not read again)."""
+    state = load_checkpoint(path) if state is None else state
+    return _model_from_state(state, path).to(pick_device(device)).eval()
 
 
 # ----------------------------------------------------------------------------- evaluation
+
+def _as_images(images) -> torch.Tensor:
+    return images.images if isinstance(images, _data.ImageSet) else images
+
 
 @torch.no_grad()
 def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: int = 500, seed: int = 0,
@@ -157,8 +166,7 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
     binarize=True binarises the images first with a fixed seed (the static benchmark set).
     The noise ε is drawn from ``seed`` too, so the figure is reproducible.
     """
-    if isinstance(images, _data.ImageSet):
-        images = images.images
+    images = _as_images(images)
     check_images(images, model.config)
     if binarize:
         images = _data.binarize(images, seed=seed)
@@ -203,10 +211,6 @@ class TrainResult:
     def final_nll_bound(self) -> float:
         evaluated = self.history["test_nll_bound"].dropna()
         return float(evaluated.iloc[-1]) if len(evaluated) else math.nan
-
-
-def _as_images(images) -> torch.Tensor:
-    return images.images if isinstance(images, _data.ImageSet) else images
 
 
 def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *, steps: int = 1000,
@@ -275,9 +279,9 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
                             history=history, train_args=args)
 
     def test_bound():
-        result = evaluate(model, test_x, batch_size=eval_batch_size, seed=seed, binarize=binarize is not None)
-        model.train()
-        return result["nll_bound"]
+        # evaluate restores train mode itself
+        return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed,
+                        binarize=binarize is not None)["nll_bound"]
 
     per_epoch = train_x.shape[0] // batch_size
     order_epoch, order = None, None
@@ -300,9 +304,10 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
             tick = time.perf_counter()
             x = train_x[order[pos].to(dev)]
             if binarize == "dynamic":
-                x = torch.bernoulli(x, generator=generator)
+                x = _data.binarize(x, generator=generator)
             out = net(x, model.sample_eps(batch_size, generator), check=False)
-            loss = out.loss.item()
+            # one device sync for the three figures the history keeps
+            loss, nll, kl = torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach().tolist()
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss} at step {step + 1}; stopped without saving this state. "
@@ -317,8 +322,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
             optimizer.step()
             step += 1
             now = time.perf_counter()
-            row = {"step": step, "epoch": step / per_epoch, "loss": loss,
-                   "nll": out.nll.mean().item(), "kl": out.kl.sum(0).mean().item(), "grad_norm": grad_norm,
+            row = {"step": step, "epoch": step / per_epoch, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
                    "seconds": elapsed0 + now - t0, "images_per_s": batch_size / max(now - tick, 1e-9),
                    "test_nll_bound": math.nan}
             if test_x is not None and ((eval_every and step % eval_every == 0) or step == steps):
