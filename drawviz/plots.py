@@ -30,13 +30,15 @@ OP_COLOURS = {"read": "#e4572e", "write": "#29a3e0"}  # warm read, cool write: t
 STEP_CMAP = "viridis"  # step t: dark = early, yellow = late
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True, constrained_layout: bool = True):
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
     # A bare Figure, not pyplot's: nothing is shown twice in Jupyter and nothing piles up in batch runs.
-    fig = Figure(figsize=figsize, layout="constrained" if constrained_layout else None)
+    fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def _label(trace) -> str:
+def _label(trace, singular: bool = False) -> str:
+    if singular:
+        return {"reconstruction": "reconstruction", "generation": "sample from the prior"}.get(trace.mode, trace.mode)
     return {"reconstruction": "reconstructions", "generation": "samples from the prior"}.get(trace.mode, trace.mode)
 
 
@@ -86,9 +88,8 @@ def _rect_style(w: dict, gamma_max: float) -> dict:
             "alpha": float(0.25 + 0.75 * min(w["gamma"] / gamma_max, 1.0)) if gamma_max > 0 else 1.0}
 
 
-def _gamma_max(trace, op: str, sample: Optional[int] = None) -> float:
-    g = trace.windows[op][..., 4]
-    return float(g.max() if sample is None else g[:, sample].max())
+def _gamma_max(trace, op: str, sample: int) -> float:
+    return float(trace.windows[op][:, sample, 4].max())
 
 
 def _add_rect(ax, trace, op: str, t: int, sample: int, gamma_max: float, label: Optional[str] = None):
@@ -109,7 +110,7 @@ def _keep_view(ax, width: int, height: int, margin: float = 0.0):
 
 def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 25) -> Figure:
     """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps."""
-    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.6))
     h = history
     window = max(1, min(smooth, len(h) // 5 or 1))
     for col, colour, name in (("loss", "k", "loss = L^x + L^z"), ("nll", "#7b3294", "L^x (reconstruction)"),
@@ -136,7 +137,7 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
     kl = np.asarray(kl.kl if hasattr(kl, "kl") else kl)
     T = kl.shape[0]
     steps = np.arange(1, T + 1)
-    fig, ax = _subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6.5, 3.4))
     mean, sd = kl.mean(1), kl.std(1)
     ax.bar(steps, mean, color="#008837", alpha=0.8, label="mean over images")
     ax.errorbar(steps, mean, yerr=sd, fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5, label="± 1 sd")
@@ -156,7 +157,7 @@ def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[
     ops = list(ops or _ops(trace))
     samples = [s for s in samples if s < trace.batch]
     fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
-                             squeeze=False, constrained_layout=True)
+                             squeeze=False)
     T = trace.T
     norm = plt.Normalize(1, T)
     cmap = plt.get_cmap(STEP_CMAP)
@@ -195,7 +196,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     H, W = trace.canvas.shape[-2:]
     extra = trace.x is not None
     fig, axes = _subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
-                             squeeze=False, constrained_layout=True)
+                             squeeze=False)
     axes = axes[0]
     if extra:
         _show(axes[0], trace.x[sample], "input x")
@@ -208,7 +209,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op], lw=1.5) for op in ops]
     fig.legend(handles, [f"{op} window (N = {_grid_n(trace, op)})" for op in ops], loc="outside lower center",
                ncol=len(ops), frameon=False, fontsize=8)
-    fig.suptitle(title or f"glimpses on the canvas, {_label(trace)[:-1]} {sample}: "
+    fig.suptitle(title or f"glimpses on the canvas, {_label(trace, singular=True)} {sample}: "
                  "square = centre ± N·δ/2, line width ∝ σ, opacity ∝ γ", fontsize=9)
     return fig
 
@@ -220,7 +221,7 @@ def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameter
     f = frame.copy()
     f["op"] = f["op"].astype(str)
     n = f["sample"].nunique()
-    fig, axes = _subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 3, figsize=(12, 3.5))
     styles = f["mode"].nunique() > 1
     for ax, (col, name) in zip(axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"),
                                       ("gamma", "intensity γ"))):
@@ -247,7 +248,7 @@ def plot_error_grid(trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optiona
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 8)).round().astype(int)))
     samples = [s for s in samples if s < trace.batch]
     fig, axes = _subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)),
-                             squeeze=False, constrained_layout=True)
+                             squeeze=False)
     for i, s in enumerate(samples):
         _show(axes[i, 0], trace.x[s], "input x" if i == 0 else None)
         for j, t in enumerate(steps, 1):
@@ -270,7 +271,7 @@ def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
     mag = np.abs(trace.x_hat).reshape(T, B, -1).mean(-1)
     final = np.abs(trace.x - trace.canvas[-1]).reshape(B, -1).mean(-1)
     steps = np.arange(1, T + 1)
-    fig, ax = _subplots(figsize=(6.5, 3.4), constrained_layout=True)
+    fig, ax = _subplots(figsize=(6.5, 3.4))
     m, sd = mag.mean(1), mag.std(1)
     ax.fill_between(steps, m - sd, m + sd, color="#2166ac", alpha=0.2, lw=0)
     ax.plot(steps, m, "o-", color="#2166ac", ms=3, label="mean |x̂_t| ± sd")
@@ -323,8 +324,7 @@ def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Opt
     T = trace.T
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 6)).round().astype(int)))
     H, W = trace.x_hat.shape[-2:]
-    fig, axes = _subplots(1, len(steps), figsize=(2.1 * len(steps) + 1, 2.5), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = _subplots(1, len(steps), figsize=(2.1 * len(steps) + 1, 2.5), squeeze=False)
     gmax = _gamma_max(trace, "read", sample)
     row = offsets.set_index(["sample", "step"])
     for ax, t in zip(axes[0], steps):
@@ -344,7 +344,7 @@ def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Opt
 def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Figure:
     """From read_error_offsets: the distance from the read centre to the error peak, and how often the peak is inside."""
     g = offsets.groupby("step")
-    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.4))
     d = g["distance"]
     ax.fill_between(d.mean().index, d.quantile(0.25), d.quantile(0.75), color=OP_COLOURS["read"], alpha=0.2, lw=0,
                     label="interquartile range")
@@ -365,8 +365,7 @@ def plot_samples(rows: Mapping[str, np.ndarray], n: int = 8, title: str = "") ->
     """Image sets side by side: one row per named set {name: (N, C, H, W)}, the first n of each."""
     rows = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in rows.items()}
     n = min(n, *(len(v) for v in rows.values()))
-    fig, axes = _subplots(len(rows), n, figsize=(1.15 * n + 1.2, 1.25 * len(rows)), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = _subplots(len(rows), n, figsize=(1.15 * n + 1.2, 1.25 * len(rows)), squeeze=False)
     for i, (name, images) in enumerate(rows.items()):
         for j in range(n):
             _show(axes[i, j], images[j])
@@ -384,7 +383,7 @@ def plot_sharpness(table: pd.DataFrame, title: str = "sharpness") -> Figure:
     t = table.reset_index()
     if "dataset" not in t:
         t["dataset"] = ""
-    fig, axes = _subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 3.5))
     kinds = list(dict.fromkeys(t["images"]))
     datasets = list(dict.fromkeys(t["dataset"]))
     width = 0.8 / len(kinds)
@@ -412,7 +411,7 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
     """
     import seaborn as sns
 
-    fig, axes = _subplots(1, 2, figsize=(11, 3.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 3.5))
     palette = dict(zip(per_step["source"].unique(), sns.color_palette("tab10")))
     for ax, m in zip(axes, _MEASURE_NAMES):
         sns.lineplot(data=per_step, x="step", y=m, hue="source", palette=palette, errorbar="se", ax=ax,

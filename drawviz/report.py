@@ -13,6 +13,7 @@ notebooks call, so that the notebooks stay thin. papermill and nbconvert load on
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import json
 import math
@@ -24,7 +25,7 @@ from typing import Optional
 
 from . import data as _data
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "binarization", "model_for", "print_evaluations", "write_json",
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "binarization", "model_for", "print_evaluations", "write_json",
            "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,17 +37,20 @@ SAMPLE_TRAIN = 900  # mnist-sample has one split: the first 900 digits train, th
 
 # ----------------------------------------------------------------------------- notebook helpers
 
-def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None):
-    """(train, test) ImageSets; the shipped mnist-sample is split 900 / 100 so the test digits are unseen."""
+def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None):
+    """One split as an ImageSet; the shipped mnist-sample is split 900 / 100 so the test digits are unseen."""
     if dataset == "mnist-sample":
         s = _data.load("mnist-sample")
-        train = _data.ImageSet("mnist-sample", "train", s.images[:SAMPLE_TRAIN], s.labels[:SAMPLE_TRAIN],
-                               s.source + f", digits 1-{SAMPLE_TRAIN}")
-        test = _data.ImageSet("mnist-sample", "test", s.images[SAMPLE_TRAIN:], s.labels[SAMPLE_TRAIN:],
-                              s.source + f", digits {SAMPLE_TRAIN + 1}-{len(s)}")
-        return train.subset(limit), test.subset(test_limit)
-    return (_data.load(dataset, "train", data_root, limit=limit),
-            _data.load(dataset, "test", data_root, limit=test_limit))
+        part, first, last = ((slice(None, SAMPLE_TRAIN), 1, SAMPLE_TRAIN) if split == "train"
+                             else (slice(SAMPLE_TRAIN, None), SAMPLE_TRAIN + 1, len(s)))
+        return _data.ImageSet("mnist-sample", split, s.images[part], s.labels[part],
+                              s.source + f", digits {first}-{last}").subset(limit)
+    return _data.load(dataset, split, data_root, limit=limit)
+
+
+def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None):
+    """(train, test) ImageSets, as load_split gives them."""
+    return load_split(dataset, "train", data_root, limit), load_split(dataset, "test", data_root, test_limit)
 
 
 def binarization(dataset: str) -> Optional[str]:
@@ -68,7 +72,7 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
     if not checkpoint.exists():
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
         config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
-        train_set, _ = datasets(dataset, data_root)
+        train_set = load_split(dataset, "train", data_root)
         train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
               binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
               train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
@@ -163,10 +167,11 @@ def to_html(notebook: Path, target: Path) -> Path:
     return target
 
 
-def _declared(notebook: Path) -> set[str]:
+@functools.lru_cache(maxsize=None)  # papermill parses the notebook: once per process is enough
+def _declared(notebook: Path) -> frozenset[str]:
     import papermill as pm
 
-    return set(pm.inspect_notebook(str(notebook)))
+    return frozenset(pm.inspect_notebook(str(notebook)))
 
 
 def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) -> dict:

@@ -41,15 +41,27 @@ def grey(images) -> np.ndarray:
 
 def laplacian_variance(images) -> np.ndarray:
     """Variance of the discrete Laplacian over the image interior, one value per image: shape (...)."""
+    return _laplacian_variance(grey(images))
+
+
+def high_frequency_share(images, cutoff: float = 0.5) -> np.ndarray:
+    """Share of spectral energy above ``cutoff`` × Nyquist (radially), DC excluded: shape (...), in [0, 1]."""
+    return _high_frequency_share(grey(images), cutoff)
+
+
+def _measures(images) -> dict[str, np.ndarray]:
+    """Both measures, from one greyscale conversion."""
     g = grey(images)
+    return {"laplacian_variance": _laplacian_variance(g), "high_frequency_share": _high_frequency_share(g)}
+
+
+def _laplacian_variance(g: np.ndarray) -> np.ndarray:
     lap = (g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:]
            - 4 * g[..., 1:-1, 1:-1])  # valid region only: no invented border pixels
     return lap.reshape(*lap.shape[:-2], -1).var(-1)
 
 
-def high_frequency_share(images, cutoff: float = 0.5) -> np.ndarray:
-    """Share of spectral energy above ``cutoff`` × Nyquist (radially), DC excluded: shape (...), in [0, 1]."""
-    g = grey(images)
+def _high_frequency_share(g: np.ndarray, cutoff: float = 0.5) -> np.ndarray:
     g = g - g.mean(axis=(-2, -1), keepdims=True)  # drop DC: the mean brightness is not detail
     power = np.abs(np.fft.fft2(g)) ** 2
     fy = np.fft.fftfreq(g.shape[-2])[:, None]  # cycles per pixel; Nyquist is 0.5
@@ -62,8 +74,7 @@ def high_frequency_share(images, cutoff: float = 0.5) -> np.ndarray:
 
 def measure(images) -> pd.DataFrame:
     """Both measures for a batch (N, C, H, W): one row per image."""
-    return pd.DataFrame({"image": np.arange(len(images)), "laplacian_variance": laplacian_variance(images),
-                         "high_frequency_share": high_frequency_share(images)})
+    return pd.DataFrame({"image": np.arange(len(images)), **_measures(images)})
 
 
 def per_step(canvas, source: str = "") -> pd.DataFrame:
@@ -72,8 +83,7 @@ def per_step(canvas, source: str = "") -> pd.DataFrame:
     T, B = c.shape[:2]
     step, image = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
     return pd.DataFrame({"source": source, "step": step.ravel(), "image": image.ravel(),
-                         "laplacian_variance": laplacian_variance(c).ravel(),
-                         "high_frequency_share": high_frequency_share(c).ravel()})
+                         **{k: v.ravel() for k, v in _measures(c).items()}})
 
 
 def summary(sets: Mapping[str, object]) -> pd.DataFrame:
