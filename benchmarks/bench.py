@@ -122,10 +122,7 @@ def _peak_child(impl, preset, batch, args) -> float:
         opt.step()
 
     step()  # warm: compilation, optimiser state
-    gc.collect()
-    before = _rss_reset()
-    step()
-    return _status("VmHWM") - before
+    return peak_memory_mb(step, torch.device("cpu"))
 
 
 def run_case(name, preset, batch, args, device):

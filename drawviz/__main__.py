@@ -1,4 +1,4 @@
-"""Command line: ``python -m drawviz {train,evaluate,report} ...``."""
+"""Command line: ``python -m drawviz {train,evaluate,export,report} ...``."""
 from __future__ import annotations
 
 import argparse

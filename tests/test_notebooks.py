@@ -1,22 +1,15 @@
 """Every notebook runs top to bottom under papermill with small parameters on CPU, on real MNIST."""
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 import papermill as pm
-import nbformat  # noqa: E402
+import nbformat
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from drawviz.report import NOTEBOOKS
 SMALL = {"T": 4, "steps": 20, "batch_size": 32, "n_samples": 12, "device": "cpu", "seed": 0}
-
-
-def mnist_root() -> str:
-    """Real MNIST; tests/conftest.py fails (never skips) when it is missing."""
-    from conftest import _data_root
-    return str(_data_root())
 
 
 def run(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
@@ -34,9 +27,9 @@ def images(nb) -> int:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, data_root):
     """train.ipynb on 2,000 MNIST digits for 20 steps: its checkpoint feeds the other notebooks."""
-    root = mnist_root()
+    root = str(data_root)
     out = tmp_path_factory.mktemp("notebooks")
     nb = run("train", out, dataset="mnist", data_root=root, limit=2000, test_limit=200, eval_every=10,
              checkpoint=str(out / "model.pt"), metrics_out=str(out / "train.json"), **SMALL)

@@ -1,7 +1,7 @@
 """Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
+import dataclasses
 import re
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -93,7 +93,7 @@ def test_error_figures(recon, prior):
 
 
 def test_read_error_offsets_finds_the_peak(recon):
-    trace = probes.Trace(**{**recon.__dict__})
+    trace = dataclasses.replace(recon)
     trace.x_hat = np.zeros_like(recon.x_hat)
     trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
     offsets = plots.read_error_offsets(trace)

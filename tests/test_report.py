@@ -1,16 +1,14 @@
 """`python -m drawviz report`: a failing run is marked in the index and the command exits non-zero."""
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import papermill  # noqa: F401
 
-from drawviz import report  # noqa: E402
+from drawviz import report
 
 RUNS = """
 runs:
@@ -25,15 +23,9 @@ runs:
 """
 
 
-def mnist_root() -> str:
-    """Real MNIST; tests/conftest.py fails (never skips) when it is missing."""
-    from conftest import _data_root
-    return str(_data_root())
-
-
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    root = mnist_root()
+def reports(tmp_path_factory, data_root):
+    root = str(data_root)
     tmp = tmp_path_factory.mktemp("report")
     (tmp / "runs.yaml").write_text(RUNS)
     out = tmp / "reports"
