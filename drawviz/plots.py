@@ -59,6 +59,16 @@ def _show(ax, img: np.ndarray, title: Optional[str] = None):
     return artist
 
 
+def _show_error(ax, trace, t: int, sample: int, title: Optional[str] = None):
+    """x̂_t of one sample on a diverging scale fixed at ±1 (colour: the mean over channels)."""
+    artist = ax.imshow(trace.x_hat[t - 1, sample].mean(0), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return artist
+
+
 def _grid_n(trace, op: str) -> int:
     """N of the op's attention grid, read off the recorded glimpse / write patch."""
     arr = trace.glimpse if op == "read" else trace.write_patch
@@ -252,12 +262,7 @@ def plot_error_grid(trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optiona
     for i, s in enumerate(samples):
         _show(axes[i, 0], trace.x[s], "input x" if i == 0 else None)
         for j, t in enumerate(steps, 1):
-            err = trace.x_hat[t - 1, s].mean(0)  # colour: the mean over channels
-            im = axes[i, j].imshow(err, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-            if i == 0:
-                axes[i, j].set_title(f"x̂_{t}", fontsize=9)
+            im = _show_error(axes[i, j], trace, t, s, f"x̂_{t}" if i == 0 else None)
     fig.colorbar(im, ax=axes, shrink=0.8, label="x − σ(c_{t−1})")
     fig.suptitle(title or "error images x̂_t over steps (t = 1: the learned initial canvas)", fontsize=10)
     return fig
@@ -328,13 +333,10 @@ def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Opt
     gmax = _gamma_max(trace, "read", sample)
     row = offsets.set_index(["sample", "step"])
     for ax, t in zip(axes[0], steps):
-        im = ax.imshow(trace.x_hat[t - 1, sample].mean(0), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        _add_rect(ax, trace, "read", t, sample, gmax)
         peak = row.loc[(sample, t)]
+        im = _show_error(ax, trace, t, sample, f"x̂_{t}: {'inside' if peak['inside'] else 'outside'}")
+        _add_rect(ax, trace, "read", t, sample, gmax)
         ax.plot(peak["err_x"] - 1, peak["err_y"] - 1, "x", color="k", ms=8, mew=2)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"x̂_{t}: {'inside' if peak['inside'] else 'outside'}", fontsize=9)
         _keep_view(ax, W, H, margin=3)
     fig.colorbar(im, ax=axes, shrink=0.8, label="x − σ(c_{t−1})")
     fig.suptitle(title or f"image {sample}: read square (centre ± N·δ/2) and the largest error (×)", fontsize=10)
@@ -456,11 +458,7 @@ class StepView:
         self.images = {"canvas": _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")}
         if recon:
             _show(self.ax["x"], trace.x[sample], "input x, read window")
-            self.images["error"] = self.ax["error"].imshow(trace.x_hat[0, sample].mean(0), cmap="RdBu_r",
-                                                           vmin=-1, vmax=1, interpolation="nearest")
-            self.ax["error"].set_title("error x̂_t = x − σ(c_{t−1})", fontsize=9)
-            self.ax["error"].set_xticks([])
-            self.ax["error"].set_yticks([])
+            self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
         self.rects = {}
         for name, ax in self.ax.items():
             for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
