@@ -680,4 +680,17 @@ def make_fast(model: DRAW, compile="auto", *, tf32: bool = False, bf16: bool = F
         compile = device.type == "cuda" or _worth_compiling(model.config)
     if tf32 and device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+    if bf16:
+        _check_bf16(device)
     return FastDRAW(model, compile=bool(compile), bf16=bf16)
+
+
+def _check_bf16(device: torch.device) -> None:
+    """bf16=True pays only where the hardware multiplies bfloat16 natively: say so where it does not."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ValueError(f"bf16=True: {torch.cuda.get_device_name(device)} has no native bfloat16 matmuls; "
+                         "train without bf16 (fast=True alone gives the same numbers as the reference)")
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        warnings.warn("bf16=True: this CPU has no native bfloat16 dot products (AVX512-BF16 or AMX), so "
+                      "bfloat16 GEMMs are emulated and likely slower than fp32; consider bf16=False",
+                      RuntimeWarning, stacklevel=3)

@@ -201,3 +201,10 @@ def test_bf16_gemms_keep_the_loss_within_tolerance():
     assert torch.isfinite(grad).all() and all(p.dtype == torch.float32 for p in m.parameters())
     assert torch.nn.functional.cosine_similarity(grad, ref_grad, 0) > 0.99
     assert out.canvas.dtype == torch.float32
+
+
+def test_bf16_on_a_cpu_without_bfloat16_dot_products_warns(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        f = make_fast(DRAW(small()), compile=False, bf16=True)
+    assert f.bf16
