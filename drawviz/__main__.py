@@ -11,22 +11,27 @@ from pathlib import Path
 def _train(args) -> int:
     from . import data
     from .model import DrawConfig
-    from .train import evaluate, train
+    from .train import Recipe, evaluate, train
 
-    overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n}.items() if v}
+    overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n}.items()
+                 if v is not None}
     if args.no_attention:
         overrides["attention"] = False
     preset = args.preset or data.default_preset(args.dataset)
     config = DrawConfig.preset(preset, **overrides)
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
+    recipe = Recipe.named(args.recipe, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
+                          warmup=args.warmup, decay=args.decay, final=args.final_lr)
     binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}\n"
-          f"  config {config}\n  checkpoint {checkpoint}", file=sys.stderr)
-    result = train(config, train_set, test_set, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                   clip=args.clip, device=args.device, seed=args.seed, binarize=binarize, checkpoint=checkpoint,
-                   checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, progress=not args.no_progress,
+          f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
+    steps = args.steps if args.steps is not None or args.minutes is not None else 1000
+    result = train(config, train_set, test_set, steps=steps, minutes=args.minutes, recipe=recipe,
+                   device=args.device, seed=args.seed, binarize=binarize, checkpoint=checkpoint,
+                   checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                   eval_every_minutes=args.eval_every_minutes, progress=not args.no_progress,
                    fast=args.fast, bf16=args.bf16,
                    train_args={"dataset": args.dataset, "data_root": args.data_root, "limit": args.limit,
                                "test_limit": args.test_limit})
@@ -77,10 +82,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--read-n", type=int)
     t.add_argument("--write-n", type=int)
     t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
-    t.add_argument("--steps", type=int, default=1000, help="total optimiser steps (default 1000)")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip")
+    t.add_argument("--steps", type=int, help="total optimiser steps (default 1000, or none with --minutes)")
+    t.add_argument("--minutes", type=float, help="time budget: stop after this many minutes of training "
+                   "(evaluations not counted); the recipe's schedule anneals over it")
+    t.add_argument("--recipe", default="constant",
+                   help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3, the old default) "
+                        "or anneal (100-step warm-up, cosine decay to 5%%: the shipped models'); default constant")
+    t.add_argument("--batch-size", type=int, help="default: the recipe's (64)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    t.add_argument("--clip", type=float, help="gradient-norm clip (default: the recipe's, 10)")
+    t.add_argument("--warmup", type=int, help="steps of linear learning-rate warm-up (default: the recipe's)")
+    t.add_argument("--decay", choices=["constant", "cosine", "linear"], help="schedule after warm-up")
+    t.add_argument("--final-lr", type=float, help="rate at the end of the horizon, as a fraction of --lr")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--binarize", choices=["dynamic", "static", "none"], default=None,
@@ -91,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--test-limit", type=int, help="use only the first N test images")
     t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
     t.add_argument("--checkpoint-every", type=int, default=500)
-    t.add_argument("--eval-every", type=int, default=None)
+    t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")
+    t.add_argument("--eval-every-minutes", type=float, help="minutes of training between test bounds")
     t.add_argument("--history", help="write the per-step history to this CSV")
     t.add_argument("--fast", action="store_true", help="the fused fast path (drawviz.fast): same numbers")
     t.add_argument("--bf16", action="store_true",

@@ -21,12 +21,13 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["plot_history", "plot_kl_per_step", "plot_trajectory", "plot_glimpses", "plot_attention_params",
+__all__ = ["plot_history", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "StepView", "scrubber_html",
            "OP_COLOURS"]
 
-OP_COLOURS = {"read": "#e4572e", "write": "#29a3e0"}  # warm read, cool write: the same in every figure
+# The paper draws the write window in red (Fig. 1, 4); read is green. The same in every figure.
+OP_COLOURS = {"read": "#2ca02c", "write": "#e8112d"}
 STEP_CMAP = "viridis"  # step t: dark = early, yellow = late
 
 
@@ -157,6 +158,99 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
 
 
 # ----------------------------------------------------------------------------- attention
+
+
+def _rect_extent(trace, op: str, t: int, sample: int) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) in imshow coordinates of a window's square, widened by its line (σ)."""
+    w = _window(trace, op, t, sample)
+    (x0, y0), size = _rect_geometry(w, _grid_n(trace, op))
+    pad = w["sigma"]
+    return x0 - pad, x0 + size + pad, y0 - pad, y0 + size + pad
+
+
+def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optional[Sequence[int]] = None,
+                 op: str = "write", title: Optional[str] = None) -> Figure:
+    """The paper's Figure 1/4: images (rows) drawn over steps (columns), the canvas σ(c_t) with the
+    step's window as a red square (centre ± N·δ/2, line width ∝ σ).
+
+    Every panel shares one view that contains the image and every window shown, however large or
+    far off the image (nothing is clipped); the grey margin is outside the image, and the title
+    counts windows whose centre lies off the image.
+    """
+    if op not in trace.windows:
+        raise ValueError(f"this trace has no {op} windows (a model without attention?)")
+    T = trace.T
+    steps = list(steps or np.unique(np.linspace(1, T, min(T, 10)).round().astype(int)))
+    samples = [s for s in samples if s < trace.batch]
+    H, W = trace.canvas.shape[-2:]
+    x0, x1, y0, y1 = -0.5, W - 0.5, -0.5, H - 0.5
+    off = 0
+    for s in samples:
+        for t in steps:
+            a, b, c, d = _rect_extent(trace, op, t, s)
+            x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
+            g_x, g_y = trace.windows[op][t - 1, s, :2]
+            off += not (0.5 <= g_x <= W + 0.5 and 0.5 <= g_y <= H + 0.5)
+    margin = 0.5
+    x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
+    aspect = (x1 - x0) / (y1 - y0)
+    panel = 1.15
+    fig, axes = _subplots(len(samples), len(steps), figsize=(panel * aspect * len(steps) + 0.4,
+                                                             panel * len(samples) + 0.8), squeeze=False)
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    for i, s in enumerate(samples):
+        for j, t in enumerate(steps):
+            ax = axes[i, j]
+            ax.set_facecolor("0.82")
+            _show(ax, trace.canvas[t - 1, s])
+            ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="0.55", lw=0.5))
+            w = _window(trace, op, t, s)
+            xy, size = _rect_geometry(w, _grid_n(trace, op))
+            ax.add_patch(Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op],
+                                   lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0))))
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y1, y0)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if i == 0:
+                ax.set_title(f"t = {t}", fontsize=8)
+    shown = len(samples) * len(steps)
+    what = "while reconstructing test images" if trace.mode == "reconstruction" else "while sampling from the prior"
+    fig.suptitle(title or f"DRAW drawing {what}: canvas σ(c_t) with the {op} window (centre ± N·δ/2, "
+                 f"line width ∝ σ)", fontsize=9)
+    fig.supxlabel(f"{off} of {shown} {op} windows shown have their centre off the image (grey: outside the "
+                  f"image, kept in view so no window is clipped)", fontsize=8)
+    return fig
+
+
+def plot_diagnostics(per_step: pd.DataFrame, title: str = "attention diagnostics", width: Optional[int] = None) -> Figure:
+    """The four drawviz.diagnostics measures against t: footprint, centre spread, off-image share, edit area."""
+    fig, axes = _subplots(1, 4, figsize=(14, 3.2))
+    for op in ("read", "write"):
+        d = per_step[per_step["op"] == op]
+        if not len(d):
+            continue
+        axes[0].plot(d["step"], d["footprint"], color=OP_COLOURS[op], label=op)
+        axes[1].plot(d["step"], d["spread_px"], color=OP_COLOURS[op], label=op)
+        axes[2].plot(d["step"], 100 * d["off_image"], color=OP_COLOURS[op], label=op)
+    canvas = per_step[per_step["op"] == "canvas"]
+    if len(canvas):
+        axes[3].plot(canvas["step"], canvas["edit_area"], color="k", label="this model")
+    axes[0].axhline(1, color="0.5", ls="--", lw=0.8, label="whole image")
+    if width:
+        axes[1].axhline(width / np.sqrt(12), color="0.5", ls="--", lw=0.8, label="uniform centres")
+    axes[3].axhline(0.9, color="0.5", ls="--", lw=0.8, label="change spread evenly")
+    axes[0].set(ylabel="N·δ + 2σ, share of width", title="footprint (median)")
+    axes[1].set(ylabel="sd of centre over images, px", title="input dependence")
+    axes[2].set(ylabel="% of windows", title="centre off the image")
+    axes[3].set(ylabel="share of pixels", title="edit area: 90 % of |c_t − c_{t−1}|", ylim=(0, 1))
+    for ax in axes:
+        ax.set_xlabel("step t")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(frameon=False, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
 
 def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[Sequence[str]] = None,
                     title: Optional[str] = None) -> Figure:

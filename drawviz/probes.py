@@ -53,6 +53,8 @@ class Trace:
     glimpse: read output per step, (T, batch, 2, C, N, N) for [x, x̂]; None without reading.
     write_patch: w_t, (T, batch, C, N, N).
     kl: (T, batch) nats; None for generation.
+    edit_area: (T, batch) the share of pixels that receives 90 % of the step's canvas change
+      |c_t − c_{t−1}| before the sigmoid (drawviz.diagnostics.edit_area).
     """
 
     mode: str
@@ -68,6 +70,7 @@ class Trace:
     sigma_z: Optional[np.ndarray] = None
     loss: Optional[float] = None
     windows: dict = field(default_factory=dict)  # op -> (T, batch, 5) in _WINDOW order
+    edit_area: Optional[np.ndarray] = None
 
     @property
     def T(self) -> int:
@@ -101,6 +104,17 @@ def _windows(arrays: dict) -> dict[str, np.ndarray]:
     return {op: arrays[f"{op}_window"] for op in ("read", "write") if f"{op}_window" in arrays}
 
 
+def _edit_area(model, logits: np.ndarray) -> np.ndarray:
+    """(T, batch) edit areas from the canvas logits c_1..c_T (T, batch, C, H, W) and the model's c_0."""
+    from .diagnostics import edit_area
+    previous = getattr(model, "model", model).c0.detach().float().cpu().numpy()[None]  # c_0, learned
+    areas = []
+    for c_t in logits:  # one step at a time: a whole trace of float64 differences would be large
+        areas.append(edit_area(c_t - previous))
+        previous = c_t
+    return np.stack(areas)
+
+
 @torch.no_grad()
 def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
            generator: Optional[torch.Generator] = None) -> Trace:
@@ -112,13 +126,14 @@ def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
     out = model(x.to(device), generator=generator, record=rec)
     a = rec.arrays()
     kl, windows = a["kl"], _windows(a)
+    edit = _edit_area(model, a["canvas"])
     return Trace(
         mode="reconstruction", frame=_frame("reconstruction", windows, kl),
         # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
         canvas=torch.sigmoid_(torch.from_numpy(a["canvas"])).numpy(),
         x=x.detach().float().cpu().numpy(), x_hat=a["x_hat"],
         glimpse=a.get("glimpse"), write_patch=a.get("write_patch"), kl=kl, z=a["z"], mu=a["mu"],
-        sigma_z=a["sigma_z"], loss=float(out.loss), windows=windows)
+        sigma_z=a["sigma_z"], loss=float(out.loss), windows=windows, edit_area=edit)
 
 
 @torch.no_grad()
@@ -134,4 +149,4 @@ def record_generation(model, n: int, *, seed: Optional[int] = 0,
     windows = _windows(a)
     return Trace(mode="generation", frame=_frame("generation", windows, None),
                  canvas=canvases.float().cpu().numpy(), write_patch=a.get("write_patch"),
-                 z=a["z"], windows=windows)
+                 z=a["z"], windows=windows, edit_area=_edit_area(model, a["canvas"]))

@@ -7,11 +7,13 @@ tqdm.auto bar or silence.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -22,7 +24,7 @@ import torch
 from . import data as _data
 from .model import DRAW, DrawConfig, bits_per_dim, check_images
 
-__all__ = ["train", "evaluate", "TrainResult", "TrainingDiverged", "CheckpointError",
+__all__ = ["train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device"]
 
 FORMAT = "drawviz-checkpoint"
@@ -190,6 +192,84 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
             "kl": kl, "images": n}
 
 
+# ----------------------------------------------------------------------------- the recipe
+
+@dataclass(frozen=True)
+class Recipe:
+    """How DRAW is optimised (the paper leaves it open): Adam, gradient-norm clipping and a
+    learning-rate schedule, as one frozen value that travels in every checkpoint.
+
+    The rate is ``lr`` times a linear warm-up over the first ``warmup`` steps times ``decay``
+    ("constant", "cosine" or "linear"), which falls to ``final`` · lr at the end of the horizon. The horizon
+    is the step budget, or the time budget when training is given ``minutes`` (so a wall-clock run
+    anneals exactly when its time is up).
+    """
+
+    lr: float = 1e-3  # peak learning rate
+    warmup: int = 0  # steps of linear warm-up
+    decay: str = "constant"
+    final: float = 0.0  # rate at the end of the horizon, as a fraction of lr (cosine, linear)
+    batch_size: int = 64
+    clip: float = 10.0  # gradient-norm clip
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.decay not in ("constant", "cosine", "linear"):
+            raise ValueError(f"Recipe.decay must be 'constant', 'cosine' or 'linear', got {self.decay!r}")
+        for name in ("lr", "clip", "adam_eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"Recipe.{name} must be a positive number, got {value!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"Recipe.batch_size must be a positive integer, got {self.batch_size!r}")
+        if not (isinstance(self.warmup, int) and self.warmup >= 0):
+            raise ValueError(f"Recipe.warmup must be a non-negative integer (steps), got {self.warmup!r}")
+        if not 0 <= self.final <= 1:
+            raise ValueError(f"Recipe.final is a fraction of lr in [0, 1], got {self.final!r}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"Recipe.{name} must lie in [0, 1), got {getattr(self, name)!r}")
+
+    def rate(self, step: int, progress: float) -> float:
+        """The learning rate for optimiser step ``step`` (0-based), ``progress`` ∈ [0, 1] of the horizon."""
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        p = min(max(progress, 0.0), 1.0)
+        if self.decay == "constant":
+            return self.lr * warm
+        shape = 0.5 * (1 + math.cos(math.pi * p)) if self.decay == "cosine" else 1 - p
+        return self.lr * warm * (self.final + (1 - self.final) * shape)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Recipe":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Recipe fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def named(cls, name: "str | Recipe", **overrides) -> "Recipe":
+        """A recipe from RECIPES by name (or a Recipe as is), with field overrides (None = keep)."""
+        base = name if isinstance(name, Recipe) else RECIPES.get(name)
+        if base is None:
+            raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+RECIPES: dict[str, Recipe] = {
+    # drawviz up to 2026-11: Adam 1e-3 throughout (as the public ports), clip 10, batch 64
+    "constant": Recipe(),
+    # the shipped models' (models/README.md): the same Adam, a short warm-up, then a cosine anneal
+    # to 5% of the rate by the end of the step or time budget (benchmarks/time_to_quality.py)
+    "anneal": Recipe(lr=1e-3, warmup=100, decay="cosine", final=0.05),
+}
+
+
 # ----------------------------------------------------------------------------- training
 
 def _on_sigterm(callback) -> Callable[[], None]:
@@ -213,27 +293,41 @@ class TrainResult:
         return float(evaluated.iloc[-1]) if len(evaluated) else math.nan
 
 
-def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *, steps: int = 1000,
-          batch_size: int = 64, lr: float = 1e-3, clip: float = 10.0, device="auto", seed: int = 0,
+def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *, steps: Optional[int] = 1000,
+          minutes: Optional[float] = None, recipe: Recipe | str = "constant", batch_size: Optional[int] = None,
+          lr: Optional[float] = None, clip: Optional[float] = None, device="auto", seed: int = 0,
           binarize: Optional[str] = "dynamic", checkpoint=None, checkpoint_every: int = 500,
-          eval_every: Optional[int] = None, eval_batch_size: int = 500, resume: bool = True,
-          progress: bool = True, callbacks: Iterable[Callable[[dict], None]] = (),
-          fast: bool = False, bf16: bool = False, train_args: Optional[dict] = None) -> TrainResult:
-    """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total.
+          eval_every: Optional[int] = None, eval_every_minutes: Optional[float] = None,
+          eval_batch_size: int = 500, resume: bool = True, progress: bool = True,
+          callbacks: Iterable[Callable[[dict], None]] = (), fast: bool = False, bf16: bool = False,
+          train_args: Optional[dict] = None) -> TrainResult:
+    """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total, or until
+    ``minutes`` of training time (evaluations and checkpoints not counted), whichever comes first.
 
+    recipe: a :class:`Recipe` or a name in RECIPES (optimiser, clipping, schedule); batch_size, lr
+      and clip override its fields. The schedule's horizon is ``minutes`` when given, else ``steps``.
     binarize: "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training),
       "static" (binarised once with ``seed``), or None (intensities as Bernoulli means, for colour).
     checkpoint: a path; written every ``checkpoint_every`` steps, at the end, and on Ctrl-C.
       With ``resume`` and an existing file, training continues from it exactly.
-    eval_every: steps between test-set NLL bounds (statically binarised when binarize is set);
-      the bound is also computed at the end when test images are given.
+    eval_every, eval_every_minutes: steps or minutes of training between test-set NLL bounds
+      (statically binarised when binarize is set); the bound is also computed at the end when test
+      images are given.
     fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
       checkpoints; fused GEMMs and a hand-written backward pass).
     bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states,
-      about 1.4x faster again on CPUs with AVX512-BF16/AMX and on GPUs; loss within ~0.1%).
+      about 1.3x faster again on CPUs with AVX512-BF16 and on GPUs; loss within ~0.1%).
     """
     if binarize not in ("dynamic", "static", None):
         raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
+    if steps is None and minutes is None:
+        raise ValueError("give a step budget (steps=...), a time budget (minutes=...) or both")
+    if steps is not None and (not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"minutes must be a positive number, got {minutes!r}")
+    recipe = Recipe.named(recipe, batch_size=batch_size, lr=lr, clip=clip)
+    batch_size, lr, clip = recipe.batch_size, recipe.lr, recipe.clip
     dev = pick_device(device)
     if isinstance(model_or_config, DRAW):
         model = model_or_config
@@ -257,21 +351,30 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     if fast or bf16:
         from .fast import make_fast
         net = make_fast(model, bf16=bf16)  # shares model's parameters: optimiser and checkpoints see no difference
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.rate(0, 0.0), betas=(recipe.beta1, recipe.beta2),
+                                 eps=recipe.adam_eps)
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
     start = 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    args = {"steps": steps, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
-            "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), **(train_args or {})}
+    args = {"steps": steps, "minutes": minutes, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
+            "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), "recipe": recipe.to_dict(),
+            **(train_args or {})}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
+            for group in optimizer.param_groups:  # the recipe in hand sets the betas, not the saved one
+                group["betas"], group["eps"] = (recipe.beta1, recipe.beta2), recipe.adam_eps
         if state["rng"] is not None and state["rng_device"] == str(generator.device):
             generator.set_state(state["rng"].cpu())
         start, history = state["step"], list(state["history"])
+        saved = state.get("train_args", {}).get("recipe")
+        if saved is not None and saved != recipe.to_dict():
+            changed = {k: (v, recipe.to_dict()[k]) for k, v in saved.items() if recipe.to_dict().get(k) != v}
+            warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
+                          + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=2)
 
     def save(step):
         if checkpoint is not None:
@@ -283,25 +386,37 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed,
                         binarize=binarize is not None)["nll_bound"]
 
+    budget = minutes * 60 if minutes is not None else math.inf
     per_epoch = train_x.shape[0] // batch_size
     order_epoch, order = None, None
     bar = None
-    if progress and start < steps:
+    if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    elapsed0 = history[-1]["seconds"] if history else 0.0
+        if minutes is None:
+            bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
+        else:
+            bar = tqdm(total=round(budget), desc=f"train DRAW ({minutes:g} min)", unit="s", dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+    # the clock counts training only: evaluations and checkpoint writes are not part of the budget
+    seconds = history[-1]["seconds"] if history else 0.0
+    if bar is not None and minutes is not None:
+        bar.update(min(seconds, budget))
+    next_eval = (math.floor(seconds / (eval_every_minutes * 60)) + 1) * eval_every_minutes * 60 \
+        if eval_every_minutes else math.inf
     step = start
     terminated = []
     restore = _on_sigterm(lambda: terminated.append(True))
     try:
-        while step < steps:
+        while (steps is None or step < steps) and seconds < budget:
             if terminated:  # SIGTERM (a scheduler's stop, `kill`): finish the step in hand, save, stop
                 raise KeyboardInterrupt(f"SIGTERM: stopped after step {step}")
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
             tick = time.perf_counter()
+            rate = recipe.rate(step, seconds / budget if minutes is not None else step / max(steps, 1))
+            for group in optimizer.param_groups:
+                group["lr"] = rate
             x = train_x[order[pos].to(dev)]
             if binarize == "dynamic":
                 x = _data.binarize(x, generator=generator)
@@ -312,26 +427,30 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
                 raise TrainingDiverged(
                     f"loss became {loss} at step {step + 1}; stopped without saving this state. "
                     f"The last good checkpoint ({checkpoint or 'none configured'}) is kept: resume from it "
-                    f"with a lower learning rate (now {lr}) or a smaller clip (now {clip}).")
+                    f"with a lower learning rate (now {rate:.3g}) or a smaller clip (now {clip}).")
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
             if not math.isfinite(grad_norm):
                 raise TrainingDiverged(f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
-                                       f"applying it. The last good checkpoint is kept; lower lr (now {lr}).")
+                                       f"applying it. The last good checkpoint is kept; lower lr (now {rate:.3g}).")
             optimizer.step()
             step += 1
-            now = time.perf_counter()
+            took = time.perf_counter() - tick
+            seconds += took
             row = {"step": step, "epoch": step / per_epoch, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
-                   "seconds": elapsed0 + now - t0, "images_per_s": batch_size / max(now - tick, 1e-9),
+                   "lr": rate, "seconds": seconds, "images_per_s": batch_size / max(took, 1e-9),
                    "test_nll_bound": math.nan}
-            if test_x is not None and ((eval_every and step % eval_every == 0) or step == steps):
+            last = step == steps or seconds >= budget
+            if test_x is not None and ((eval_every and step % eval_every == 0) or seconds >= next_eval or last):
                 row["test_nll_bound"] = test_bound()
+                while next_eval <= seconds:
+                    next_eval += eval_every_minutes * 60
             history.append(row)
-            if checkpoint_every and step % checkpoint_every == 0 and step != steps:
+            if checkpoint_every and step % checkpoint_every == 0 and not last:
                 save(step)
             if bar is not None:
-                bar.update(1)
+                bar.update(1 if minutes is None else min(took, max(budget - bar.n, 0)))
                 bar.set_postfix(loss=f"{loss:.2f}", **({"test": f"{row['test_nll_bound']:.2f}"}
                                                        if math.isfinite(row["test_nll_bound"]) else {}))
             for callback in callbacks:
@@ -344,6 +463,6 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         restore()
         if bar is not None:
             bar.close()
-    frame = pd.DataFrame(history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "seconds",
+    frame = pd.DataFrame(history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds",
                                            "images_per_s", "test_nll_bound"])
     return TrainResult(model.eval(), frame, checkpoint, step)

@@ -1,0 +1,120 @@
+"""Is DRAW drawing like a pen? Measures of its attention, from a recorded Trace.
+
+Four numbers per step and op (Gregor et al. 2015, Fig. 1 and 4 show what they should look like):
+
+* **footprint**: how much of the image a window covers, N·δ + 2σ pixels (the grid's span plus one
+  filter spread on each side), as a fraction of the image width. 1 = the whole image.
+* **spread**: the standard deviation over images of the window centre (g_X, g_Y), in pixels, the
+  root mean square of the two axes. A model whose windows ignore the input scores 0; centres
+  drawn uniformly over the image would score width/√12 (8.1 px on MNIST).
+* **off-image**: the share of windows whose centre (g_X, g_Y) lies outside the image,
+  i.e. outside [0.5, A + 0.5] × [0.5, B + 0.5] in the paper's 1-based pixel coordinates.
+* **edit area** ("edit locality"): the smallest share of the image's pixels that receives 90 %
+  of a step's canvas change |c_t − c_{t−1}| (logits, before the sigmoid, which saturates).
+  Small = a pen stroke; ~0.9 = the change is spread evenly over the whole image. Recorded by
+  :mod:`drawviz.probes` as ``Trace.edit_area`` (T, batch), with or without attention.
+
+:func:`per_step` gives them as a tidy frame (one row per step and op), :func:`summary` as one
+row per op over the steps after the first ``skip`` share (the first steps of a drawing lay the
+ground and are excluded from the issue-10 targets), each with its reference value.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["edit_area", "per_step", "summary", "footprints", "REFERENCES"]
+
+# What each measure is compared with (see the module docstring); None: computed per trace.
+REFERENCES = {
+    "footprint": "1 = the whole image width",
+    "spread_px": "0 = windows ignore the input; width/√12 = centres uniform over the image",
+    "off_image": "0 = every centre on the image",
+    "edit_area": "0.9 = a change spread evenly over the image; the no-attention model's value",
+}
+
+
+def edit_area(update: np.ndarray, share: float = 0.9) -> np.ndarray:
+    """The smallest fraction of the image's pixels that holds ``share`` of Σ|update|.
+
+    update: (..., C, H, W) canvas changes c_t − c_{t−1} (logits). Channels are summed per pixel.
+    Returns an array of shape (...); NaN where a step changes nothing.
+    """
+    mag = np.abs(np.asarray(update, dtype=np.float64)).sum(-3)  # (..., H, W)
+    flat = mag.reshape(*mag.shape[:-2], -1)
+    pixels = flat.shape[-1]
+    ordered = -np.sort(-flat, axis=-1)  # largest first
+    cumulative = np.cumsum(ordered, axis=-1)
+    total = cumulative[..., -1:]
+    # number of pixels needed to reach the share (first index where the running sum gets there)
+    needed = (cumulative < share * total).sum(-1) + 1
+    out = needed / pixels
+    return np.where(total[..., 0] > 0, out, np.nan)
+
+
+def _image_size(trace) -> tuple[int, int]:
+    return trace.canvas.shape[-1], trace.canvas.shape[-2]  # width A, height B
+
+
+def _grid_n(trace, op: str) -> int:
+    arr = trace.glimpse if op == "read" else trace.write_patch
+    return arr.shape[-1]
+
+
+def footprints(trace, op: str) -> np.ndarray:
+    """N·δ + 2σ in pixels for every (step, sample) of op: (T, batch)."""
+    w = trace.windows[op]  # (T, batch, 5): g_x, g_y, δ, σ², γ
+    return _grid_n(trace, op) * w[..., 2] + 2 * np.sqrt(w[..., 3])
+
+
+def per_step(trace) -> pd.DataFrame:
+    """One row per (step, op): footprint (px and share of the width), centre spread across images (px),
+    off-image share, and the median edit area (op "canvas"). Steps are 1-based as in Trace.frame."""
+    width, height = _image_size(trace)
+    rows = []
+    for op, w in trace.windows.items():
+        fp = footprints(trace, op)
+        g_x, g_y = w[..., 0], w[..., 1]
+        off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
+        spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+        for t in range(w.shape[0]):
+            rows.append({"step": t + 1, "op": op, "footprint_px": float(np.median(fp[t])),
+                         "footprint": float(np.median(fp[t])) / width, "spread_px": float(spread[t]),
+                         "off_image": float(off[t].mean()), "edit_area": math.nan})
+    if trace.edit_area is not None:
+        for t, areas in enumerate(trace.edit_area):
+            rows.append({"step": t + 1, "op": "canvas", "footprint_px": math.nan, "footprint": math.nan,
+                         "spread_px": math.nan, "off_image": math.nan, "edit_area": float(np.nanmedian(areas))})
+    return pd.DataFrame(rows, columns=["step", "op", "footprint_px", "footprint", "spread_px", "off_image",
+                                       "edit_area"])
+
+
+def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.DataFrame:
+    """The diagnostics over the steps after the first ``skip`` share of T, one row per op.
+
+    footprint: median over (step, image) of N·δ + 2σ, as a share of the width; spread_px: mean over
+    steps of the centre spread; off_image: share of all windows; edit_area: median over (step,
+    image). ``reference``: the edit area of a model without attention, shown beside it.
+    """
+    width, height = _image_size(trace)
+    first = int(math.floor(skip * trace.T))  # steps 1..first are left out
+    rows = []
+    for op, w in trace.windows.items():
+        w = w[first:]
+        fp = footprints(trace, op)[first:]
+        g_x, g_y = w[..., 0], w[..., 1]
+        off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
+        spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+        rows.append({"op": op, "steps": f"{first + 1}-{trace.T}", "footprint": float(np.median(fp)) / width,
+                     "footprint_px": float(np.median(fp)), "spread_px": float(np.mean(spread)),
+                     "spread_uniform_px": width / math.sqrt(12), "off_image": float(off.mean()),
+                     "edit_area": math.nan, "edit_area_reference": math.nan})
+    if trace.edit_area is not None:
+        rows.append({"op": "canvas", "steps": f"{first + 1}-{trace.T}", "footprint": math.nan,
+                     "footprint_px": math.nan, "spread_px": math.nan, "spread_uniform_px": math.nan,
+                     "off_image": math.nan, "edit_area": float(np.nanmedian(trace.edit_area[first:])),
+                     "edit_area_reference": math.nan if reference is None else float(reference)})
+    return pd.DataFrame(rows)

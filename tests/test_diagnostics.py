@@ -1,0 +1,130 @@
+"""Attention diagnostics on hand-built traces whose answers are known, and on a real model."""
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from drawviz import DRAW, DrawConfig, diagnostics, plots, probes
+from drawviz.probes import Trace
+
+W = H = 28
+
+
+def _trace(windows: dict, T: int, batch: int, N: int = 5, edit=None) -> Trace:
+    """A trace with given (T, batch, 5) windows in (g_x, g_y, δ, σ², γ) order on a 28×28 canvas."""
+    return Trace(mode="generation", frame=pd.DataFrame(), canvas=np.zeros((T, batch, 1, H, W), np.float32),
+                 write_patch=np.zeros((T, batch, 1, N, N), np.float32),
+                 glimpse=np.zeros((T, batch, 2, 1, 2, 2), np.float32), windows=windows, edit_area=edit)
+
+
+def _window(g_x, g_y, delta, sigma2, gamma=1.0, T=10, batch=4):
+    w = np.zeros((T, batch, 5), np.float32)
+    w[...] = [g_x, g_y, delta, sigma2, gamma]
+    return w
+
+
+def test_a_fixed_small_window_has_a_small_footprint_and_no_spread():
+    # N = 5 filters 1 px apart with σ = 1: N·δ + 2σ = 7 px = a quarter of the width
+    trace = _trace({"write": _window(14.5, 14.5, 1.0, 1.0)}, T=10, batch=4)
+    row = diagnostics.summary(trace).set_index("op").loc["write"]
+    assert row.footprint_px == pytest.approx(7.0)
+    assert row.footprint == pytest.approx(0.25)
+    assert row.spread_px == pytest.approx(0.0)  # the same window for every image: input-independent
+    assert row.off_image == 0
+    assert row.spread_uniform_px == pytest.approx(28 / math.sqrt(12))
+
+
+def test_a_whole_image_window_has_footprint_one_or_more():
+    # δ̃ = 1: the grid spans (A−1)/(N−1) · N = 33.75 px, more than the image, plus 2σ
+    trace = _trace({"write": _window(14.5, 14.5, 27 / 4, 9.0)}, T=10, batch=4)
+    assert diagnostics.summary(trace).set_index("op").loc["write"].footprint >= 1
+
+
+def test_an_off_image_centre_is_counted_and_spread_is_measured_across_images():
+    w = _window(14.5, 14.5, 1.0, 1.0, T=10, batch=4)
+    w[:, 0, 0] = 40.0  # image 0 looks right of the image at every step
+    w[:, 1, 1] = 0.2  # image 1 above it
+    trace = _trace({"write": w}, T=10, batch=4)
+    s = diagnostics.summary(trace).set_index("op").loc["write"]
+    assert s.off_image == pytest.approx(0.5)
+    gx, gy = w[0, :, 0], w[0, :, 1]
+    assert s.spread_px == pytest.approx(math.sqrt((gx.std() ** 2 + gy.std() ** 2) / 2), rel=1e-5)
+    steps = diagnostics.per_step(trace)
+    assert (steps[steps.op == "write"].off_image == 0.5).all()
+    assert len(steps[steps.op == "write"]) == 10
+
+
+def test_the_first_steps_are_left_out_of_the_summary():
+    w = _window(14.5, 14.5, 1.0, 1.0, T=10, batch=2)
+    w[0, :, 0] = 100.0  # only step 1 is off the image
+    trace = _trace({"write": w}, T=10, batch=2)
+    assert diagnostics.summary(trace, skip=0.1).set_index("op").loc["write"].off_image == 0
+    assert diagnostics.summary(trace, skip=0.0).set_index("op").loc["write"].off_image == pytest.approx(0.1)
+
+
+def test_edit_area_of_a_single_pixel_a_uniform_change_and_no_change():
+    update = np.zeros((3, 1, H, W))
+    update[0, 0, 5, 5] = 3.0  # one pixel: the smallest area
+    update[1] = 0.7  # the same change everywhere: 90 % of the pixels hold 90 % of it
+    area = diagnostics.edit_area(update)
+    assert area[0] == pytest.approx(1 / (H * W))
+    assert area[1] == pytest.approx(math.ceil(0.9 * H * W) / (H * W), abs=1 / (H * W))
+    assert math.isnan(area[2])
+    # the sign does not matter, channels are summed per pixel
+    colour = np.zeros((2, 3, 4, 4))
+    colour[0, :, 0, 0] = [1, -1, 1]
+    colour[1, 0, :2] = -1
+    assert diagnostics.edit_area(colour).tolist() == [1 / 16, 8 / 16]  # 8 equal pixels: all 8 needed
+
+
+def _model(attention: bool) -> DRAW:
+    torch.manual_seed(0)
+    return DRAW(DrawConfig(T=5, enc_size=32, dec_size=32, z_size=8, attention=attention))
+
+
+def test_a_model_without_attention_edits_the_whole_image_and_has_no_windows(mnist_test):
+    trace = probes.record(_model(False), mnist_test.images[:8])
+    assert trace.edit_area.shape == (5, 8)
+    assert (trace.edit_area > 0.5).all()  # a full write: the change is spread over the image
+    summary = diagnostics.summary(trace, reference=0.9)
+    assert list(summary.op) == ["canvas"] and summary.edit_area_reference.iloc[0] == 0.9
+
+
+def test_edit_area_from_the_trace_equals_the_canvas_change(mnist_test):
+    model = _model(True)
+    x = mnist_test.images[:4]
+    logits = []
+    model(x, generator=torch.Generator().manual_seed(0), record=lambda n, v: logits.append(v) if n == "canvas" else None)
+    c = torch.stack([model.c0.expand_as(logits[0])] + logits).detach().numpy()
+    expected = diagnostics.edit_area(np.diff(c, axis=0))
+    trace = probes.record(model, x, seed=0)
+    np.testing.assert_allclose(trace.edit_area, expected)
+    gen = probes.record_generation(model, 3)
+    assert gen.edit_area.shape == (5, 3) and np.isfinite(gen.edit_area).all()
+
+
+def test_per_step_has_one_row_per_step_and_op(mnist_test):
+    trace = probes.record(_model(True), mnist_test.images[:6])
+    steps = diagnostics.per_step(trace)
+    assert steps.groupby("op").size().to_dict() == {"canvas": 5, "read": 5, "write": 5}
+    assert plots.plot_diagnostics(steps, width=28) is not None
+
+
+def test_the_drawing_figure_keeps_an_off_image_window_visible():
+    w = _window(14.5, 14.5, 1.0, 1.0, T=4, batch=2)
+    w[2, 1, :2] = [45.0, -12.0]  # far right of and above the image
+    trace = _trace({"write": w}, T=4, batch=2)
+    fig = plots.plot_drawing(trace, samples=[0, 1], steps=[1, 2, 3, 4])
+    ax = fig.axes[0]
+    x0, x1 = sorted(ax.get_xlim())
+    y0, y1 = sorted(ax.get_ylim())
+    # imshow coordinates: centre g − 1, square ± N·δ/2, widened by σ
+    assert x1 >= 45 - 1 + 2.5 + 1 and y0 <= -12 - 1 - 2.5 - 1
+    assert all(a.get_xlim() == ax.get_xlim() for a in fig.axes)  # one view for every panel
+    assert "1 of 8 write windows" in fig._supxlabel.get_text()
+    assert fig.axes[0].patches[-1].get_edgecolor()[:3] == matplotlib.colors.to_rgb(plots.OP_COLOURS["write"])
