@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from drawviz.train import (CheckpointError, TrainingDiverged, evaluate, load_che
                            save_checkpoint, train)
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +217,67 @@ def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
     assert "checkpoint holds every completed step" in err
     state = load_checkpoint(ckpt)  # saved on SIGTERM, between two steps
     assert state["step"] >= seen and [r["step"] for r in state["history"]] == list(range(1, state["step"] + 1))
+
+
+# ----------------------------------------------------------------------------- the recipe and time budgets
+
+def test_the_recipe_schedule_gives_the_documented_rates():
+    from drawviz.train import RECIPES, Recipe
+    anneal = RECIPES["anneal"]  # peak 1e-3, 100 warm-up steps, cosine to 5 %
+    assert anneal.rate(0, 0.0) == pytest.approx(1e-5)  # warm-up: (step + 1) / warmup of the peak
+    assert anneal.rate(49, 0.0) == pytest.approx(5e-4)
+    assert anneal.rate(99, 0.0) == pytest.approx(1e-3)
+    assert anneal.rate(5000, 0.5) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
+    assert anneal.rate(9999, 1.0) == pytest.approx(5e-5)
+    assert anneal.rate(9999, 7.0) == pytest.approx(5e-5)  # past the horizon: stays at the floor
+    linear = Recipe(lr=2e-3, decay="linear", final=0.0)
+    assert [linear.rate(s, p) for s, p in ((0, 0.0), (10, 0.25), (20, 1.0))] == pytest.approx([2e-3, 1.5e-3, 0.0])
+    assert all(RECIPES["constant"].rate(s, p) == 1e-3 for s, p in ((0, 0.0), (500, 0.5), (10**6, 1.0)))
+    assert Recipe.named("anneal", lr=3e-3, clip=None).lr == 3e-3  # None keeps the recipe's value
+    with pytest.raises(ValueError, match="decay"):
+        Recipe(decay="exponential")
+    with pytest.raises(ValueError, match="lr"):
+        Recipe(lr=-1e-3)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        Recipe.named("fastest")
+
+
+def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
+    from drawviz.train import Recipe
+    recipe = Recipe(lr=2e-3, warmup=2, decay="linear", final=0.5, batch_size=32, beta1=0.5)
+    result = train(SMALL, images, steps=6, recipe=recipe, progress=False, checkpoint=tmp_path / "r.pt")
+    expected = [recipe.rate(s, s / 6) for s in range(6)]
+    assert result.history["lr"].tolist() == pytest.approx(expected)
+    state = load_checkpoint(tmp_path / "r.pt")
+    assert Recipe.from_dict(state["train_args"]["recipe"]) == recipe
+    assert state["optimizer"]["param_groups"][0]["betas"] == [0.5, 0.999] or \
+        tuple(state["optimizer"]["param_groups"][0]["betas"]) == (0.5, 0.999)
+
+
+def test_a_time_budget_stops_on_time_and_counts_training_only(tmp_path, images):
+    from drawviz.train import Recipe
+    recipe = Recipe(lr=1e-3, decay="cosine", final=0.05, batch_size=32)
+    result = train(SMALL, images, steps=None, minutes=0.05, recipe=recipe, progress=False,
+                   test_images=images[:64], eval_every_minutes=0.02)
+    h = result.history
+    per_step = h["seconds"].diff().median()
+    assert 3.0 <= h["seconds"].iloc[-1] < 3.0 + 10 * per_step + 1.0  # stops at the first step past 3 s
+    assert h["test_nll_bound"].notna().sum() >= 3  # every 1.2 s of training, and at the end
+    assert math.isfinite(h["test_nll_bound"].iloc[-1])
+    # the schedule's horizon is the time budget: from the peak at 0 s down near the floor at the end
+    assert h["lr"].iloc[0] == 1e-3 and h["lr"].is_monotonic_decreasing and h["lr"].iloc[-1] < 0.3e-3
+
+
+def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
+    out = tmp_path / "ttq"
+    cmd = [sys.executable, "benchmarks/time_to_quality.py", "--label", "tiny", "--T", "2", "--minutes", "0.08",
+           "--eval-every-minutes", "0.04", "--test-limit", "200", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import pandas as pd
+    curve = pd.read_csv(out / "tiny.csv")
+    assert len(curve) >= 2 and curve["minutes"].iloc[-1] >= 0.08
+    assert curve["test_nll_bound"].is_monotonic_decreasing or curve["test_nll_bound"].iloc[-1] < 600
+    meta = json.loads((out / "tiny.json").read_text())
+    assert meta["recipe"]["decay"] == "cosine" and meta["steps"] == curve["step"].iloc[-1]
+    assert (out / "time_to_quality.png").stat().st_size > 10_000
