@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-__all__ = ["edit_area", "per_step", "summary", "footprints", "REFERENCES"]
+__all__ = ["edit_area", "per_step", "summary", "footprints", "reference_edit_area", "as_metrics", "REFERENCES"]
 
 # What each measure is compared with (see the module docstring); None: computed per trace.
 REFERENCES = {
@@ -118,3 +118,24 @@ def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.D
                      "off_image": math.nan, "edit_area": float(np.nanmedian(trace.edit_area[first:])),
                      "edit_area_reference": math.nan if reference is None else float(reference)})
     return pd.DataFrame(rows)
+
+
+def reference_edit_area(model, images, *, skip: float = 0.1, seed: int = 0) -> float:
+    """The median edit area of another model (e.g. the no-attention baseline) on the same images."""
+    from . import probes
+    trace = probes.record(model, images, seed=seed)
+    first = int(math.floor(skip * trace.T))
+    return float(np.nanmedian(trace.edit_area[first:]))
+
+
+def as_metrics(table: pd.DataFrame) -> dict:
+    """A summary() table as flat JSON-ready numbers: write_footprint, read_spread_px, edit_area, ..."""
+    out = {}
+    for row in table.to_dict("records"):
+        op = row.pop("op")
+        out["steps"] = row.pop("steps")
+        for key, value in row.items():
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            out[key if op == "canvas" else f"{op}_{key}"] = value
+    return out

@@ -25,7 +25,8 @@ from typing import Optional
 
 from . import data as _data
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "binarization", "model_for", "print_evaluations", "write_json",
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "binarization", "model_for", "optional_model",
+           "print_evaluations", "write_json",
            "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +77,15 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
         train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
               binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
               train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
+    return model_from_checkpoint(checkpoint, device=device)
+
+
+def optional_model(checkpoint, device="auto"):
+    """The model in ``checkpoint``, or None when no path is given or no file is there (a reference
+    a figure can do without, such as the no-attention model)."""
+    if not checkpoint or not Path(checkpoint).exists():
+        return None
+    from .train import model_from_checkpoint
     return model_from_checkpoint(checkpoint, device=device)
 
 
@@ -242,6 +252,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             result["status"] = "failed"
     result["train"] = _read(out_dir / "train.json")
     result["errors"] = _read(out_dir / "error_images.json")
+    result["attention"] = _read(out_dir / "attention.json")
     result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
     write_json(out_dir / "metrics.json", result)
@@ -271,7 +282,7 @@ def _fmt(x, spec=".2f") -> str:
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
     for r in results:
-        tr, sh = r.get("train", {}), r.get("sharpness", {})
+        tr, sh, at = r.get("train", {}), r.get("sharpness", {}), r.get("attention", {})
         links = " ".join(
             f'<a href="{html.escape(r["run"])}/{nb}.html" class="{v["status"].replace(" ", "-")}">{nb}</a>'
             if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
@@ -283,6 +294,10 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             f"<div class='small'>{html.escape(tr.get('source', ''))}</div></td>"
             f"<td>{tr.get('config', {}).get('T', '–')}</td><td>{_fmt(tr.get('nll_bound'), '.1f')}</td>"
             f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td>"
+            f"<td>{_fmt(at.get('write_footprint'), '.2f')}</td><td>{_fmt(at.get('write_spread_px'), '.1f')}</td>"
+            f"<td>{_fmt(100 * at['write_off_image'] if at.get('write_off_image') is not None else None, '.0f')}</td>"
+            f"<td>{_fmt(at.get('edit_area'), '.3f')} <span class=small>({_fmt(at.get('edit_area_reference'), '.3f')})"
+            f"</span></td>"
             f"<td>{ratio('samples', 'laplacian_variance')}</td><td>{ratio('samples', 'high_frequency_share')}</td>"
             f"<td>{ratio('reconstructions', 'laplacian_variance')}</td>"
             f"<td>{ratio('reconstructions', 'high_frequency_share')}</td>"
@@ -307,6 +322,8 @@ a {{ margin-right: 0.5em; }}
 written {time.strftime('%Y-%m-%d %H:%M')}.</p>
 <table>
 <tr><th>run</th><th>dataset (source)</th><th>T</th><th>NLL bound<br>nats/image</th><th>bits/dim</th>
+<th>write footprint<br>share of width</th><th>write centre<br>spread, px</th><th>write centre<br>off image, %</th>
+<th>edit area<br>(no attention)</th>
 <th>samples / test<br>Laplacian var.</th><th>samples / test<br>HF share</th>
 <th>recon. / test<br>Laplacian var.</th><th>recon. / test<br>HF share</th><th>status</th><th>reports</th></tr>
 {''.join(rows)}
@@ -316,7 +333,12 @@ written {time.strftime('%Y-%m-%d %H:%M')}.</p>
 images are binarised stochastically with fixed seed 0 (no fixed-binarisation MNIST is used). Sharpness ratios:
 mean over generated (or reconstructed) images of the variance of the Laplacian, and of the share of spectral energy
 above half the Nyquist frequency, divided by the same mean over test images; below 1 is blurrier than the data.
-CIFAR-10 read from the JPEG archive is re-encoded at quality 75, which smooths the test images a little.</p>
+CIFAR-10 read from the JPEG archive is re-encoded at quality 75, which smooths the test images a little.
+Attention diagnostics (attention.html has the table and its per-step curves), over the steps after the first 10 % of
+a reconstruction of the run's test images: write footprint N·δ + 2σ as a share of the image width (median);
+spread of the write centre across images (0: windows that ignore the input); write centres off the image;
+edit area, the share of pixels receiving 90 % of a step's canvas change (median; in brackets the model without
+attention, models/mnist-noattn.pt, on the same images; 0.9: a change spread evenly over the image).</p>
 </body></html>
 """
     path = out / "index.html"
