@@ -1,4 +1,4 @@
-"""Command line: ``python -m drawviz {train,evaluate,export,report} ...``."""
+"""Command line: ``python -m drawviz {train,evaluate,export,card,report} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -71,6 +71,16 @@ def _export(args) -> int:
     return 0
 
 
+def _card(args) -> int:
+    from .card import model_card
+    text = model_card(args.checkpoint, data_root=args.data_root, reference=args.reference, images=args.images,
+                      command=args.command_line, hardware=args.hardware, progress=not args.no_progress)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drawviz", description="Train, evaluate and look inside DRAW.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +139,21 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("out")
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
     x.set_defaults(func=_export)
+
+    c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")
+    c.add_argument("checkpoint")
+    c.add_argument("--reference", help="a model without attention: its edit area is shown beside this one's")
+    c.add_argument("--images", type=int, default=256, help="test images for the diagnostics (default 256)")
+    c.add_argument("--data-root")
+    c.add_argument("--command-line", help="the command that trained the model, for the card")
+    c.add_argument("--hardware", help="what it trained on, when the checkpoint does not record it")
+    c.add_argument("--out", help="also write the card to this file")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_card)
+
+    # listed for --help only: main() hands "report ..." to drawviz.report's own parser
+    sub.add_parser("report", help="run the notebooks for the runs in reports/runs.yaml and write HTML reports "
+                                  "(python -m drawviz report --help)", add_help=False)
     return p
 
 

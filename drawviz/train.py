@@ -39,6 +39,23 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupt, not drawviz's, or for another config."""
 
 
+def describe_hardware(device: torch.device) -> dict:
+    """What a run trained on: the GPU's name or the CPU model, and the thread count (for model cards)."""
+    if device.type == "cuda":
+        return {"device": "cuda", "name": torch.cuda.get_device_name(device), "torch": torch.__version__}
+    name = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        import platform
+        name = platform.processor() or platform.machine()
+    return {"device": "cpu", "name": name, "threads": torch.get_num_threads(), "cores": os.cpu_count(),
+            "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -359,7 +376,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     args = {"steps": steps, "minutes": minutes, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
             "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), "recipe": recipe.to_dict(),
-            **(train_args or {})}
+            "hardware": describe_hardware(dev), **(train_args or {})}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)

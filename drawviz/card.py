@@ -1,0 +1,113 @@
+"""Model cards: what a shipped checkpoint is, how it was trained, and how it behaves, measured.
+
+``python -m drawviz card CKPT`` (or :func:`model_card`) reads the checkpoint's config, recipe and
+history, evaluates the test NLL bound on the whole test set exactly as ``python -m drawviz evaluate``
+does, and measures the attention diagnostics (:mod:`drawviz.diagnostics`) on the first ``images``
+statically binarised test images, with a reference model's edit area beside them.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+from . import data as _data
+from . import diagnostics, probes
+from .train import evaluate, load_checkpoint, model_from_checkpoint
+
+__all__ = ["model_card", "measure"]
+
+
+def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
+            progress: bool = False) -> dict:
+    """The numbers of a card: {"state", "bound" (evaluate's dict), "diagnostics" (summary table), "test"}."""
+    state = load_checkpoint(checkpoint)
+    args = state.get("train_args", {})
+    dataset = args.get("dataset", "mnist")
+    test = _data.load(dataset, "test", data_root)
+    model = model_from_checkpoint(checkpoint, device="cpu", state=state)
+    binarize = args.get("binarize", _data.default_binarize(dataset)) is not None
+    bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
+    x = test.images[:images]
+    x = _data.binarize(x, seed=seed) if binarize else x
+    reference_area = None
+    if reference is not None:
+        reference_area = diagnostics.reference_edit_area(model_from_checkpoint(reference, device="cpu"), x, seed=seed)
+    table = diagnostics.summary(probes.record(model, x, seed=seed), reference=reference_area)
+    return {"state": state, "bound": bound, "diagnostics": table, "test": test, "images": len(x),
+            "binarize": binarize}
+
+
+def _limit(args: dict) -> str:
+    return f" (its first {args['limit']:,} images)" if args.get("limit") else " (all of it)"
+
+
+def _recipe(args: dict) -> str:
+    r = args.get("recipe")
+    if not r:
+        return f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, batch {args.get('batch_size', 64)}"
+    shape = "constant" if r["decay"] == "constant" else f"{r['decay']} decay to {r['final']:g}× by the end of the budget"
+    warm = f"{r['warmup']}-step linear warm-up, " if r["warmup"] else ""
+    return (f"Adam (β {r['beta1']:g}, {r['beta2']:g}, ε {r['adam_eps']:g}), peak lr {r['lr']:g}, {warm}{shape}; "
+            f"gradient-norm clip {r['clip']:g}; batch {r['batch_size']}")
+
+
+def _hardware(args: dict, override: Optional[str]) -> str:
+    if override:
+        return override
+    h = args.get("hardware")
+    if not h:
+        return "not recorded"
+    if h.get("device") == "cuda":
+        return f"{h['name']} (CUDA), torch {h.get('torch', '?')}"
+    return (f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch thread(s), "
+            f"torch {h.get('torch', '?')}")
+
+
+def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
+               command: Optional[str] = None, hardware: Optional[str] = None, title: Optional[str] = None,
+               progress: bool = False) -> str:
+    """A Markdown card for ``checkpoint`` (measured now; see the module docstring)."""
+    m = measure(checkpoint, data_root=data_root, reference=reference, images=images, seed=seed, progress=progress)
+    state, bound, table = m["state"], m["bound"], m["diagnostics"]
+    args, history, config = state.get("train_args", {}), state.get("history", []), state["config"]
+    last = history[-1] if history else {}
+    minutes = last.get("seconds", math.nan) / 60
+    epochs = last.get("epoch", math.nan)
+    size = Path(checkpoint).stat().st_size / 1e6
+    kind = "with attention" if config.attention else "without attention (the paper's baseline, eq. 17-18)"
+    attention = (f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
+                 if config.attention else "none: full read and write")
+    lines = [
+        f"## `{Path(checkpoint).name}` — {title or f'DRAW {kind}'} ({size:.1f} MB)", "",
+        "| | |", "|---|---|",
+        f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
+        f"{config.dec_size}, z {config.z_size}, attention {attention} |",
+        f"| data | the {args.get('dataset', '?')} training set{_limit(args)}; "
+        f"binarisation: {args.get('binarize') or 'none'} for training, static (seed {seed}) for every test figure |",
+        f"| recipe | {_recipe(args)} |",
+        f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
+        f"(evaluations not counted) |",
+        f"| command | `{command or 'not recorded'}` |",
+        f"| hardware | {_hardware(args, hardware)} |",
+        f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
+        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images "
+        f"(`python -m drawviz evaluate {Path(checkpoint).as_posix()}`) |",
+    ]
+    rows = {r["op"]: r for r in table.to_dict("records")}
+    steps = table["steps"].iloc[0] if len(table) else ""
+    for op in ("write", "read"):
+        if op in rows:
+            r = rows[op]
+            lines.append(f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
+                         f"width ({r['footprint_px']:.1f} px); centre spread across images {r['spread_px']:.2f} px "
+                         f"(uniform centres: {r['spread_uniform_px']:.1f}); centres off the image "
+                         f"{100 * r['off_image']:.1f} % |")
+    if "canvas" in rows:
+        r = rows["canvas"]
+        ref = r["edit_area_reference"]
+        lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change abs(c_t − c_{{t−1}}): "
+                     f"{r['edit_area']:.3f}"
+                     + (f" (the no-attention model on the same images: {ref:.3f})" if ref == ref else "") + " |")
+    lines.append(f"| measured on | diagnostics: the first {m['images']} test images, binarised with seed {seed} |")
+    return "\n".join(lines) + "\n"
