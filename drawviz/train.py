@@ -42,7 +42,7 @@ class CheckpointError(ValueError):
 def describe_hardware(device: torch.device) -> dict:
     """What a run trained on: the GPU's name or the CPU model, and the thread count (for model cards)."""
     if device.type == "cuda":
-        return {"device": "cuda", "name": torch.cuda.get_device_name(device), "torch": torch.__version__}
+        return {"device": "cuda", "name": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
     name = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,7 +53,7 @@ def describe_hardware(device: torch.device) -> dict:
         import platform
         name = platform.processor() or platform.machine()
     return {"device": "cpu", "name": name, "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-            "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+            "isa": torch.backends.cpu.get_cpu_capability(), "torch": str(torch.__version__)}
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:

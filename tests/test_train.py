@@ -281,3 +281,26 @@ def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
     meta = json.loads((out / "tiny.json").read_text())
     assert meta["recipe"]["decay"] == "cosine" and meta["steps"] == curve["step"].iloc[-1]
     assert (out / "time_to_quality.png").stat().st_size > 10_000
+
+
+def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist_test, capsys):
+    from drawviz import data
+    from drawviz.__main__ import main
+    from drawviz.train import Recipe
+    config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, read_n=2, write_n=3)
+    ckpt = tmp_path / "m.pt"
+    train(config, images, steps=4, recipe=Recipe(lr=2e-3, warmup=2, decay="cosine"), batch_size=32,
+          progress=False, checkpoint=ckpt, train_args={"dataset": "mnist"})
+    noattn = tmp_path / "n.pt"
+    train(DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, attention=False), images, steps=2, batch_size=32,
+          progress=False, checkpoint=noattn, train_args={"dataset": "mnist"})
+    assert main(["card", str(ckpt), "--reference", str(noattn), "--images", "32", "--no-progress",
+                 "--command-line", "python -m drawviz train --T 3", "--out", str(tmp_path / "card.md")]) == 0
+    card = (tmp_path / "card.md").read_text()
+    bound = evaluate(model_from_checkpoint(ckpt, device="cpu"), mnist_test, binarize=True)["nll_bound"]
+    assert f"**{bound:.2f} nats**" in card and "all 10,000 test images" in card
+    assert "4 steps" in card and "2-step linear warm-up" in card and "cosine decay" in card
+    assert "python -m drawviz train --T 3" in card and "torch thread" in card
+    assert "| write attention" in card and "| read attention" in card and "the no-attention model" in card
+    assert str(data_root) not in card  # no machine's folder as provenance
+    assert all(line.count("|") in (0, 3) for line in card.splitlines())  # a well-formed two-column table
