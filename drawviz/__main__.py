@@ -66,8 +66,9 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .train import export_checkpoint
-    path = export_checkpoint(args.checkpoint, args.out, keep_every=args.keep_every)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights, config, thinned history; no optimiser state")
+    path = export_checkpoint(args.checkpoint, args.out, keep_every=args.keep_every, half=args.half)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
+          f"thinned history; no optimiser state")
     return 0
 
 
@@ -138,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("out")
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
+    x.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the file; loads as float32)")
     x.set_defaults(func=_export)
 
     c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")

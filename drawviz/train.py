@@ -68,17 +68,22 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 # ----------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
-                    history: Optional[list[dict]] = None, train_args: Optional[dict] = None) -> Path:
+                    history: Optional[list[dict]] = None, train_args: Optional[dict] = None,
+                    weights_dtype: Optional[torch.dtype] = None) -> Path:
     """Write atomically: a temporary file beside the target, fsync, then rename over it.
 
     A process killed at any moment leaves either the previous checkpoint or the new one.
+    weights_dtype: store floating-point weights in this dtype (torch.float16 halves a shipped
+    file); loading copies them into the float32 model.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT, "version": VERSION,
         "config": model.config.to_dict(),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point()
+                  else v.detach().cpu() for k, v in model.state_dict().items()},
+        "weights_dtype": str(weights_dtype or "float32").replace("torch.", ""),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": int(step),
         "rng": generator.get_state() if generator is not None else None,
@@ -140,12 +145,15 @@ def _load_weights(model: DRAW, state: dict, path) -> None:
         raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
 
 
-def export_checkpoint(src, dst, *, keep_every: int = 50) -> Path:
+def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> Path:
     """A checkpoint to ship: weights, config, RNG state and a thinned history, no optimiser state.
 
     Keeps every ``keep_every``-th history row and every row with a test bound. Resuming from it
-    continues training with a fresh Adam state.
+    continues training with a fresh Adam state. half: store the weights as float16 (half the
+    size; the model loads as float32 with weights rounded to 11 significant bits).
     """
+    if not isinstance(keep_every, int) or keep_every < 1:
+        raise ValueError(f"keep_every must be a positive number of steps, got {keep_every!r}")
     state = load_checkpoint(src)
     model = _model_from_state(state, src)
     history = [row for row in state["history"]
@@ -154,7 +162,7 @@ def export_checkpoint(src, dst, *, keep_every: int = 50) -> Path:
     if state["rng"] is not None and state["rng_device"] == "cpu":
         generator.set_state(state["rng"])
     return save_checkpoint(dst, model=model, step=state["step"], generator=generator, history=history,
-                           train_args=state["train_args"])
+                           train_args=state["train_args"], weights_dtype=torch.float16 if half else None)
 
 
 def _model_from_state(state: dict, path) -> DRAW:

@@ -201,6 +201,23 @@ def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
     assert resumed.step == 8
 
 
+def test_a_half_precision_export_loads_as_float32_with_rounded_weights(tmp_path, images):
+    from drawviz.train import export_checkpoint
+    result = train(SMALL, images, steps=3, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
+    export_checkpoint(tmp_path / "full.pt", tmp_path / "half.pt", half=True)
+    state = load_checkpoint(tmp_path / "half.pt")
+    assert state["weights_dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in state["model"].values())
+    model = model_from_checkpoint(tmp_path / "half.pt", device="cpu")
+    for (name, a), b in zip(result.model.state_dict().items(), model.state_dict().values()):
+        assert b.dtype == torch.float32
+        assert torch.equal(b, a.half().float()), name  # exactly the float16 rounding, nothing else
+    x = images[:64]
+    full = evaluate(result.model, x, binarize=True)["nll_bound"]
+    assert evaluate(model, x, binarize=True)["nll_bound"] == pytest.approx(full, rel=1e-3)
+    with pytest.raises(ValueError, match="keep_every"):
+        export_checkpoint(tmp_path / "full.pt", tmp_path / "x.pt", keep_every=0)
+
 def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
     ckpt = tmp_path / "term.pt"
     proc = subprocess.Popen(_cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--limit", "256",
