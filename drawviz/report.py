@@ -80,13 +80,18 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
     return model_from_checkpoint(checkpoint, device=device)
 
 
-def optional_model(checkpoint, device="auto"):
-    """The model in ``checkpoint``, or None when no path is given or no file is there (a reference
-    a figure can do without, such as the no-attention model)."""
+def optional_model(checkpoint, device="auto", like=None):
+    """The model in ``checkpoint``, or None when no path is given, no file is there, or its images
+    differ in shape from those of the model ``like`` (a reference a figure can do without, such as
+    the no-attention model beside an MNIST model)."""
     if not checkpoint or not Path(checkpoint).exists():
         return None
     from .train import model_from_checkpoint
-    return model_from_checkpoint(checkpoint, device=device)
+    model = model_from_checkpoint(checkpoint, device=device)
+    if like is not None and model.config.image_shape != like.config.image_shape:
+        print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
+        return None
+    return model
 
 
 def print_evaluations(row: dict) -> None:
