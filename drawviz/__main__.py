@@ -97,8 +97,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, help="time budget: stop after this many minutes of training "
                    "(evaluations not counted); the recipe's schedule anneals over it")
     t.add_argument("--recipe", default="constant",
-                   help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3, the old default) "
-                        "or anneal (100-step warm-up, cosine decay to 5%%: the shipped models'); default constant")
+                   help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3 throughout; the best "
+                        "measured for budgets of about an hour on a CPU) or anneal (100-step warm-up, cosine decay "
+                        "to 5%% over the budget: the shipped models'); default constant")
     t.add_argument("--batch-size", type=int, help="default: the recipe's (64)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     t.add_argument("--clip", type=float, help="gradient-norm clip (default: the recipe's, 10)")

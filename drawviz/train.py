@@ -287,10 +287,12 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # drawviz up to 2026-11: Adam 1e-3 throughout (as the public ports), clip 10, batch 64
+    # Adam 1e-3 throughout (as the public ports), clip 10, batch 64. Measured with
+    # benchmarks/time_to_quality.py (models/README.md): for budgets of an hour on a CPU (~5 epochs)
+    # it beats "anneal" by far; DRAW is then far from convergence and needs the full rate.
     "constant": Recipe(),
-    # the shipped models' (models/README.md): the same Adam, a short warm-up, then a cosine anneal
-    # to 5% of the rate by the end of the step or time budget (benchmarks/time_to_quality.py)
+    # the same Adam, a short warm-up, then a cosine anneal to 5% of the rate by the end of the step
+    # or time budget: the shipped models' recipe (mnist.pt with its budget extended to 110 minutes)
     "anneal": Recipe(lr=1e-3, warmup=100, decay="cosine", final=0.05),
 }
 
