@@ -70,6 +70,14 @@ def footprints(trace, op: str) -> np.ndarray:
     return _grid_n(trace, op) * w[..., 2] + 2 * np.sqrt(w[..., 3])
 
 
+def _centres(w: np.ndarray, width: int, height: int):
+    """(T, batch) off-image flags and the (T,) spread across images of the window centres in w (T, batch, 5)."""
+    g_x, g_y = w[..., 0], w[..., 1]
+    off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
+    spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+    return off, spread
+
+
 def per_step(trace) -> pd.DataFrame:
     """One row per (step, op): footprint (px and share of the width), centre spread across images (px),
     off-image share, and the median edit area (op "canvas"). Steps are 1-based as in Trace.frame."""
@@ -77,9 +85,7 @@ def per_step(trace) -> pd.DataFrame:
     rows = []
     for op, w in trace.windows.items():
         fp = footprints(trace, op)
-        g_x, g_y = w[..., 0], w[..., 1]
-        off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
-        spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+        off, spread = _centres(w, width, height)
         for t in range(w.shape[0]):
             rows.append({"step": t + 1, "op": op, "footprint_px": float(np.median(fp[t])),
                          "footprint": float(np.median(fp[t])) / width, "spread_px": float(spread[t]),
@@ -105,9 +111,7 @@ def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.D
     for op, w in trace.windows.items():
         w = w[first:]
         fp = footprints(trace, op)[first:]
-        g_x, g_y = w[..., 0], w[..., 1]
-        off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
-        spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+        off, spread = _centres(w, width, height)
         rows.append({"op": op, "steps": f"{first + 1}-{trace.T}", "footprint": float(np.median(fp)) / width,
                      "footprint_px": float(np.median(fp)), "spread_px": float(np.mean(spread)),
                      "spread_uniform_px": width / math.sqrt(12), "off_image": float(off.mean()),
