@@ -14,10 +14,8 @@ every CSV in <out>.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,17 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drawviz import data  # noqa: E402
 from drawviz.model import DrawConfig  # noqa: E402
-from drawviz.train import Recipe, train  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from drawviz.train import Recipe, describe_hardware, train  # noqa: E402
 
 
 def run(args) -> Path:
@@ -57,12 +45,10 @@ def run(args) -> Path:
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     meta = {"label": args.label, "recipe": recipe.to_dict(), "config": config.to_dict(), "minutes": args.minutes,
             "dataset": args.dataset, "test_images": len(test_set), "bf16": args.bf16, "fast": args.fast or args.bf16,
-            "device": str(device), "cpu": cpu_name(), "threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "hardware": describe_hardware(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / f"{args.label}.json").write_text(json.dumps(meta, indent=2))
-    print(f"time_to_quality: {args.label}: {args.minutes} min on {meta['gpu'] or meta['cpu']} "
-          f"({meta['threads']} threads), {recipe}", file=sys.stderr)
+    print(f"time_to_quality: {args.label}: {args.minutes} min on {meta['hardware']['name']} "
+          f"({meta['hardware'].get('threads', 'GPU')} threads), {recipe}", file=sys.stderr)
     curve = []
 
     def on_row(row):

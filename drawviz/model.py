@@ -54,11 +54,7 @@ class DrawConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DrawConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DrawConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return from_fields(cls, data)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "DrawConfig":
@@ -72,6 +68,15 @@ class DrawConfig:
         """Fields whose values differ: {name: (self's, other's)}."""
         return {f.name: (getattr(self, f.name), getattr(other, f.name))
                 for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)}
+
+
+def from_fields(cls, data: dict):
+    """A frozen dataclass (a config, a recipe) from its saved dict; unknown keys are a clear error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
 
 
 _MNIST = DrawConfig()

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from . import data as _data
-from .model import DRAW, DrawConfig, bits_per_dim, check_images
+from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
 
 __all__ = ["train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device"]
@@ -271,11 +271,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Recipe":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Recipe fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return from_fields(cls, data)
 
     @classmethod
     def named(cls, name: "str | Recipe", **overrides) -> "Recipe":
