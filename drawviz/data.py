@@ -6,9 +6,12 @@ else ``~/.cache/drawviz/data``.  Nothing is downloaded unless ``download=True``.
 - ``mnist``, ``fashion-mnist``: torchvision's ``MNIST/raw`` and ``FashionMNIST/raw`` idx files.
 - ``cifar10``: torchvision's ``cifar-10-batches-py``; when absent, the JPEG archive
   ``CIFAR10-jpeg/cifar10-jpg.tar.gz`` (re-encoded at quality 75: slightly smoother than the
-  original), decoded once into a cache (``DRAWVIZ_CACHE`` or ``~/.cache/drawviz``).
+  original), decoded once into a cache (``DRAWVIZ_CACHE`` or ``~/.cache/drawviz``); its classes
+  come interleaved, so the first n images hold n/10 of each class.
 - ``svhn``: ``SVHN/{train,test}_32x32.mat`` (torchvision's files; read with scipy).
-- ``mnist-sample``: 1,000 MNIST test digits shipped with the package (works offline).
+- ``mnist-sample``, ``fashion-mnist-sample``, ``cifar10-sample``: shipped with the package (offline):
+  1,000 test images each, 100 per class; ``split="test"`` gives 200 of them (20 per class) and
+  ``split="train"`` the other 800, so a bound on the test split is on images never trained on.
 """
 from __future__ import annotations
 
@@ -23,10 +26,10 @@ import numpy as np
 import torch
 
 __all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "GREY", "data_root", "load", "binarize",
-           "default_binarize", "default_preset", "batches"]
+           "default_binarize", "default_preset", "batches", "SAMPLES", "full_name"]
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample")
-GREY = ("mnist", "fashion-mnist", "mnist-sample")  # binarised; the rest are colour
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample", "fashion-mnist-sample", "cifar10-sample")
+GREY = ("mnist", "fashion-mnist", "mnist-sample", "fashion-mnist-sample")  # binarised; the rest are colour
 _ASSETS = Path(__file__).parent / "assets"
 
 
@@ -124,12 +127,31 @@ def _cifar10(root: Path, train: bool, download: bool):
                    "With internet, pass download=True to fetch the original.")
 
 
+def _interleave_classes(labels: np.ndarray) -> np.ndarray:
+    """An order that cycles through the classes (a0 b0 c0 … a1 b1 …): every prefix is class-balanced.
+
+    The JPEG copy stores each class in its own folder, so its natural order is sorted by class
+    (the first 1,000 test images would all be airplanes); within a class the file order is kept.
+    """
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        where = np.flatnonzero(labels == c)
+        rank[where] = np.arange(len(where))
+    return np.lexsort((labels, rank))
+
+
 def _cifar10_jpeg(archive: Path, split: str):
-    """Decode cifar10-jpg/{split}/<class>/*.jpg once; cache as uint8 arrays (N, 3, 32, 32)."""
+    """Decode cifar10-jpg/{split}/<class>/*.jpg once (cached as uint8 (N, 3, 32, 32)); classes interleaved."""
+    images, labels = _cifar10_jpeg_decoded(archive, split)
+    order = _interleave_classes(labels)
+    return torch.from_numpy(images[order]), torch.from_numpy(labels[order]).long()
+
+
+def _cifar10_jpeg_decoded(archive: Path, split: str):
     cache = _cache_dir() / f"cifar10-jpg-{split}.npz"
     if cache.exists():
         with np.load(cache) as f:
-            return torch.from_numpy(f["images"]), torch.from_numpy(f["labels"]).long()
+            return f["images"], f["labels"]
     from PIL import Image
 
     found = []
@@ -147,7 +169,7 @@ def _cifar10_jpeg(archive: Path, split: str):
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, images=images, labels=labels)
     os.replace(tmp, cache)
-    return torch.from_numpy(images), torch.from_numpy(labels)
+    return images, labels
 
 
 def _svhn(root: Path, train: bool, download: bool):
@@ -173,11 +195,31 @@ def _svhn(root: Path, train: bool, download: bool):
     return images, labels, str(folder / filename)
 
 
-def _sample():
-    with np.load(_ASSETS / "mnist_sample.npz") as f:
-        images, labels = f["images"], f["labels"]
-    return (torch.from_numpy(images).unsqueeze(1).float().div_(255), torch.from_numpy(labels).long(),
-            "drawviz/assets/mnist_sample.npz (first 1,000 MNIST test digits)")
+SAMPLES = {  # shipped with the package: 100 test images per class, interleaved by class (see assets/README.md)
+    "mnist-sample": ("mnist_sample.npz", "MNIST test digits"),
+    "fashion-mnist-sample": ("fashion_mnist_sample.npz", "Fashion-MNIST test images"),
+    "cifar10-sample": ("cifar10_sample.npz", "CIFAR-10 test images from the JPEG copy (quality 75)"),
+}
+SAMPLE_TEST = 200  # a sample's first 200 images (20 per class) are its test split, the other 800 its training split
+
+
+def _sample(key: str, train: bool):
+    filename, what = SAMPLES[key]
+    with np.load(_ASSETS / filename) as f:
+        labels = f["labels"]
+        if "jpeg" in f:
+            from PIL import Image
+            jpeg, offsets = f["jpeg"], f["offsets"]
+            images = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
+                               for a, b in zip(offsets[:-1], offsets[1:])]).transpose(0, 3, 1, 2)
+        else:
+            images = f["images"][:, None]
+    part = slice(SAMPLE_TEST, None) if train else slice(None, SAMPLE_TEST)
+    first, last = (SAMPLE_TEST + 1, len(labels)) if train else (1, SAMPLE_TEST)
+    source = (f"drawviz/assets/{filename} ({len(labels):,} {what}, 100 per class), "
+              f"images {first}-{last} ({(last - first + 1) // 10} per class)")
+    return (torch.from_numpy(np.ascontiguousarray(images[part])).float().div_(255),
+            torch.from_numpy(labels[part]).long(), source)
 
 
 def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = None,
@@ -185,8 +227,8 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     """Load a whole split as an ImageSet of float images in [0, 1] (not binarised; see ``binarize``)."""
     key = _normalise(name)
     train = _split(split)
-    if key == "mnist-sample":
-        images, labels, source = _sample()  # one set, used for both splits
+    if key in SAMPLES:
+        images, labels, source = _sample(key, train)
     else:
         folder = data_root(root)
         loader = {"mnist": _mnist_like, "fashion-mnist": _mnist_like}.get(key)
@@ -197,6 +239,11 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     return ImageSet(key, split, images, labels, source).subset(limit)
 
 
+def full_name(name: str) -> str:
+    """The full dataset a name stands for: a shipped sample's parent (``cifar10-sample`` -> ``cifar10``)."""
+    return _normalise(name).removesuffix("-sample")
+
+
 def default_binarize(name: str) -> Optional[str]:
     """Greyscale sets are binarised afresh each batch (the paper's MNIST setting); colour is not."""
     return "dynamic" if _normalise(name) in GREY else None
@@ -204,7 +251,7 @@ def default_binarize(name: str) -> Optional[str]:
 
 def default_preset(name: str) -> str:
     """The Table 3 preset that fits a dataset: MNIST's for the greyscale sets."""
-    key = _normalise(name)
+    key = _normalise(name).removesuffix("-sample")
     return "mnist" if key in GREY else key
 
 

@@ -614,7 +614,7 @@ class FastDRAW(nn.Module):
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(-1)
-        nll = F.binary_cross_entropy_with_logits(canvas, x, reduction="none").flatten(1).sum(1)  # eq. 9
+        nll = m.nll(canvas, x)  # eq. 9
         if record is not None:
             _emit(record, box["state"], mu.detach(), kl.detach(), cfg)
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)

@@ -33,19 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
 ORDER = ("train", "attention", "error_images", "blur")
-SAMPLE_TRAIN = 900  # mnist-sample has one split: the first 900 digits train, the last 100 test
 
 
 # ----------------------------------------------------------------------------- notebook helpers
 
 def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None):
-    """One split as an ImageSet; the shipped mnist-sample is split 900 / 100 so the test digits are unseen."""
-    if dataset == "mnist-sample":
-        s = _data.load("mnist-sample")
-        part, first, last = ((slice(None, SAMPLE_TRAIN), 1, SAMPLE_TRAIN) if split == "train"
-                             else (slice(SAMPLE_TRAIN, None), SAMPLE_TRAIN + 1, len(s)))
-        return _data.ImageSet("mnist-sample", split, s.images[part], s.labels[part],
-                              s.source + f", digits {first}-{last}").subset(limit)
+    """One split as an ImageSet (``drawviz.data.load``: the shipped samples split 800 / 200 there)."""
     return _data.load(dataset, split, data_root, limit=limit)
 
 

@@ -33,10 +33,37 @@ def test_mnist_is_binarised_statically_with_a_fixed_seed_and_dynamically_otherwi
     assert abs(a.mean().item() - x.mean().item()) < 0.01
 
 
-def test_the_shipped_sample_works_offline():
-    sample = data.load("mnist-sample")
-    assert len(sample) == 1000 and sample.shape == (1, 28, 28)
-    assert 0 <= sample.images.min() and sample.images.max() <= 1
+@pytest.mark.parametrize("name, shape", [("mnist-sample", (1, 28, 28)), ("fashion-mnist-sample", (1, 28, 28)),
+                                         ("cifar10-sample", (3, 32, 32))])
+def test_a_shipped_sample_is_class_balanced_and_split_without_overlap(name, shape):
+    train, test = data.load(name, "train"), data.load(name, "test")
+    assert (len(train), len(test)) == (800, 200) and train.shape == test.shape == shape
+    assert torch.bincount(train.labels).tolist() == [80] * 10
+    assert torch.bincount(test.labels).tolist() == [20] * 10
+    assert 0 <= train.images.min() and train.images.max() <= 1
+    # no test image is also a training image (the test bound is on unseen images)
+    flat = lambda s: {bytes((s.images * 255).round().to(torch.uint8).flatten(1)[i].numpy()) for i in range(len(s))}
+    assert not flat(train) & flat(test)
+    assert "20 per class" in test.source and "80 per class" in train.source
+    # any prefix is balanced: the first 10 images are one of each class
+    assert sorted(test.labels[:10].tolist()) == list(range(10))
+
+
+def test_the_samples_are_the_real_test_images(data_root):
+    assert torch.equal(data.load("cifar10-sample", "test").images, data.load("cifar10", "test", data_root).images[:200])
+    fashion = data.load("fashion-mnist", "test", data_root)
+    sample = data.load("fashion-mnist-sample", "test")
+    first_of_class = [int(torch.nonzero(fashion.labels == c)[0]) for c in range(10)]
+    assert torch.equal(sample.images[:10], fashion.images[first_of_class])
+
+
+def test_the_cifar10_jpeg_copy_comes_interleaved_by_class_not_sorted(data_root):
+    test = data.load("cifar10", "test", data_root)
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+    assert test.labels[:20].tolist() == list(range(10)) * 2  # the first n images hold n/10 of each class
+    assert torch.bincount(test.labels[:2000]).tolist() == [200] * 10
+    order = data._interleave_classes(np.array([0, 0, 0, 1, 1, 2]))
+    assert order.tolist() == [0, 3, 5, 1, 4, 2]  # within a class the stored order is kept
 
 
 def test_a_missing_dataset_names_the_folder_the_files_and_how_to_get_them(tmp_path):
@@ -87,8 +114,8 @@ def test_cifar10_falls_back_to_the_jpeg_archive_layout(tmp_path, monkeypatch):
                 tar.addfile(info, io.BytesIO(buf.getvalue()))
     cifar = data.load("cifar10", "test", tmp_path)
     assert cifar.images.shape == (6, 3, 32, 32)
-    assert cifar.labels.tolist() == [0, 0, 1, 1, 2, 2]  # alphabetical class order
-    assert cifar.images[2, 1].mean() > 0.9 and cifar.images[2, 0].mean() < 0.1  # the cat is green
+    assert cifar.labels.tolist() == [0, 1, 2, 0, 1, 2]  # alphabetical class order, classes interleaved
+    assert cifar.images[1, 1].mean() > 0.9 and cifar.images[1, 0].mean() < 0.1  # the cat is green
     assert "JPEG" in cifar.source
     assert (tmp_path / "cache" / "cifar10-jpg-test.npz").exists()
     assert torch.equal(data.load("cifar10", "test", tmp_path).images, cifar.images)  # from the cache
