@@ -55,9 +55,32 @@ class ImageSet:
         return tuple(self.images.shape[1:])
 
     def subset(self, n: Optional[int]) -> "ImageSet":
+        """The first n images (as stored)."""
         if n is None or n >= len(self):
             return self
         return ImageSet(self.name, self.split, self.images[:n], self.labels[:n], self.source)
+
+    def balanced(self, n: Optional[int], seed: int = 0) -> "ImageSet":
+        """n images, as equal a number of each class as the set allows, drawn with a fixed seed and
+        interleaved by class (so any prefix of the result is balanced too); the source says so.
+
+        What a figure should show instead of "the first n" (the first n of a class-sorted set would
+        be one class).
+        """
+        if n is None or n >= len(self):
+            return self
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(self), generator=g)
+        labels = self.labels[order]
+        # rank of each image within its class in the shuffled order; take ranks round-robin
+        rank = torch.empty_like(labels)
+        for c in labels.unique():
+            where = torch.nonzero(labels == c).squeeze(1)
+            rank[where] = torch.arange(len(where))
+        key = rank * (int(labels.max()) + 1) + labels
+        chosen = order[torch.argsort(key)[:n]]
+        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen],
+                        f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}")
 
 
 def data_root(root: Optional[str | os.PathLike] = None) -> Path:

@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_history", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "StepView", "scrubber_html",
-           "OP_COLOURS"]
+           "OP_COLOURS", "save", "save_animation"]
 
 # The paper draws the write window in red (Fig. 1, 4); read is green. The same in every figure.
 OP_COLOURS = {"read": "#2ca02c", "write": "#e8112d"}
@@ -120,15 +122,18 @@ def _keep_view(ax, width: int, height: int, margin: float = 0.0):
 # ----------------------------------------------------------------------------- training
 
 def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 25) -> Figure:
-    """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps."""
-    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.6))
+    """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps.
+
+    ``title`` (what was trained on what) heads the figure; the panels keep short titles.
+    """
+    fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.8))
     h = history
     window = max(1, min(smooth, len(h) // 5 or 1))
     for col, colour, name in (("loss", "k", "loss = L^x + L^z"), ("nll", "#7b3294", "L^x (reconstruction)"),
                               ("kl", "#008837", "L^z (KL, all steps)")):
         ax.plot(h["step"], h[col], color=colour, alpha=0.2, lw=0.8)
         ax.plot(h["step"], h[col].rolling(window, min_periods=1).mean(), color=colour, lw=1.6, label=name)
-    ax.set(xlabel="optimiser step", ylabel="nats per image", title=f"{title}: training batches")
+    ax.set(xlabel="optimiser step", ylabel="nats per image", title="training batches")
     ax.legend(frameon=False, fontsize=8)
     test = h.dropna(subset=["test_nll_bound"]) if "test_nll_bound" in h else h.iloc[:0]
     if len(test):
@@ -138,8 +143,8 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
                     textcoords="offset points", xytext=(4, 4), fontsize=8)
     else:
         bx.text(0.5, 0.5, "no test-set evaluation in this run", ha="center", va="center", transform=bx.transAxes)
-    bx.set(xlabel="optimiser step", ylabel="negative ELBO ≥ −log p(x), nats",
-           title=f"{title}: test NLL bound")
+    bx.set(xlabel="optimiser step", ylabel="negative ELBO ≥ −log p(x), nats", title="test NLL bound")
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -149,9 +154,11 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
     T = kl.shape[0]
     steps = np.arange(1, T + 1)
     fig, ax = _subplots(figsize=(6.5, 3.4))
-    mean, sd = kl.mean(1), kl.std(1)
+    mean = kl.mean(1)
+    lo, hi = np.quantile(kl, [0.1, 0.9], axis=1)  # KL ≥ 0: quantiles, not ± sd, which would dip below 0
     ax.bar(steps, mean, color="#008837", alpha=0.8, label="mean over images")
-    ax.errorbar(steps, mean, yerr=sd, fmt="none", ecolor="k", elinewidth=0.7, capsize=1.5, label="± 1 sd")
+    ax.vlines(steps, lo, hi, color="k", lw=0.8, label="10–90 % of images")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="step t", ylabel="KL, nats", title=f"{title} (total {mean.sum():.1f} nats, {kl.shape[1]} images)")
     ax.legend(frameon=False, fontsize=8)
     return fig
@@ -319,21 +326,28 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
 
 
 def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameters") -> Figure:
-    """δ, σ and γ against t, mean ± sd across samples, read and write (and modes) apart. frame: Trace.frame(s)."""
+    """δ, σ and the gain against t, mean ± sd across samples, read and write (and modes) apart.
+
+    The gain is what each op multiplies its pixels by: γ for read (eq. 27) but 1/γ for write
+    (eq. 29 divides the patch by γ), so a large write γ means a faint stroke. frame: Trace.frame(s).
+    """
     import seaborn as sns
 
     f = frame.copy()
     f["op"] = f["op"].astype(str)
+    f["gain"] = np.where(f["op"] == "write", 1 / f["gamma"], f["gamma"])
     n = f["sample"].nunique()
-    fig, axes = _subplots(1, 3, figsize=(12, 3.5))
+    fig, axes = _subplots(1, 3, figsize=(12, 3.6))
     styles = f["mode"].nunique() > 1
     for ax, (col, name) in zip(axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"),
-                                      ("gamma", "intensity γ"))):
+                                      ("gain", "gain: read γ, write 1/γ"))):
         sns.lineplot(data=f, x="step", y=col, hue="op", palette=OP_COLOURS, style="mode" if styles else None,
                      errorbar="sd", ax=ax, legend=ax is axes[-1])
         ax.set(xlabel="step t", ylabel=name)
-        if col == "gamma":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if col == "gain":
             ax.set_yscale("log")
+            ax.set_title("read multiplies by γ, write divides by γ", fontsize=9)
     if axes[-1].get_legend():
         sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
     modes = ", ".join(sorted(f["mode"].unique()))
@@ -387,7 +401,9 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     The largest error is the argmax of |x̂_t| (channel mean) after a Gaussian blur of ``smooth``
     pixels, so that a single noisy pixel does not win. Columns: sample, step, err_x, err_y,
     g_x, g_y (1-based pixels), distance (pixels), inside (the error peak lies inside the read
-    square centre ± N·δ/2), and the error at the read centre relative to the peak.
+    square centre ± N·δ/2), the error at the read centre relative to the peak, and inside_by_chance:
+    the probability that a square of the same size placed at random (centre uniform over the
+    image) holds the peak, the baseline that ``inside`` must beat (a big square holds it anyway).
     """
     from scipy.ndimage import gaussian_filter
 
@@ -407,13 +423,17 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
     cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)
     at_centre = np.take_along_axis(flat, (cy * W + cx)[..., None], -1)[..., 0]
+    # chance: the same square with its centre uniform over the image; P(peak inside) per axis
+    cover = lambda e, size: np.clip((np.minimum(size, e + half) - np.maximum(1, e - half)) / max(size - 1, 1), 0, 1)
+    chance = cover(ex + 1, W) * cover(ey + 1, H)
     step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
     frame = pd.DataFrame({
         "sample": sample.ravel(), "step": step.ravel(), "err_x": (ex + 1).ravel(), "err_y": (ey + 1).ravel(),
         "g_x": g_x.ravel(), "g_y": g_y.ravel(),
         "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
         "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
-        "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel()})
+        "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel(),
+        "inside_by_chance": chance.ravel()})
     return frame.sort_values(["sample", "step"]).reset_index(drop=True)
 
 
@@ -448,9 +468,16 @@ def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Fi
     ax.set(xlabel="step t", ylabel="pixels", ylim=(0, None), title="distance: read centre (g_X, g_Y) → largest |x̂_t|")
     ax.legend(frameon=False, fontsize=8)
     inside = g["inside"].mean()
-    bx.bar(inside.index, inside, color=OP_COLOURS["read"], alpha=0.8)
+    bx.bar(inside.index, inside, color=OP_COLOURS["read"], alpha=0.8, label="read square")
+    if "inside_by_chance" in offsets:
+        chance = g["inside_by_chance"].mean()
+        bx.step(chance.index, chance, where="mid", color="k", ls="--", lw=1.2,
+                label="same square placed at random")
+        bx.legend(frameon=False, fontsize=8)
     bx.set(xlabel="step t", ylabel="share of images", ylim=(0, 1),
-           title="largest error inside the read square (± N·δ/2)")
+           title="largest error inside the square (± N·δ/2)")
+    for a in (ax, bx):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title or f"does DRAW read where it is most wrong? ({offsets['sample'].nunique()} images)", fontsize=10)
     return fig
 
@@ -474,26 +501,33 @@ def plot_samples(rows: Mapping[str, np.ndarray], n: int = 8, title: str = "") ->
 _MEASURE_NAMES = {"laplacian_variance": "variance of the Laplacian", "high_frequency_share": "energy above ½ Nyquist"}
 
 
-def plot_sharpness(table: pd.DataFrame, title: str = "sharpness") -> Figure:
-    """Bar chart of both measures, one group per dataset. table: rows (dataset, images) or an index of image sets."""
+def plot_sharpness(table: pd.DataFrame, title: str = "sharpness relative to the test images") -> Figure:
+    """Each set's sharpness as a ratio to its dataset's test images, both measures, one group per dataset.
+
+    table: sharpness.summary rows (dataset, images) or an index of image sets. Ratios keep the
+    bars on a linear axis (the raw Laplacian variances span decades across datasets: see the table).
+    """
     t = table.reset_index()
     if "dataset" not in t:
         t["dataset"] = ""
-    fig, axes = _subplots(1, 2, figsize=(11, 3.5))
-    kinds = list(dict.fromkeys(t["images"]))
+    fig, axes = _subplots(1, 2, figsize=(11, 3.6))
+    kinds = [k for k in dict.fromkeys(t["images"]) if k != "test images"]
     datasets = list(dict.fromkeys(t["dataset"]))
-    width = 0.8 / len(kinds)
-    colours = dict(zip(kinds, ["#4d4d4d", "#29a3e0", "#e4572e", "#7b3294"]))
+    width = 0.8 / max(len(kinds), 1)
+    colours = dict(zip(["reconstructions", "samples"], ["#29a3e0", "#e4572e"]))
+    ref = t[t["images"] == "test images"].set_index("dataset").reindex(datasets)
     for ax, m in zip(axes, _MEASURE_NAMES):
         for k, kind in enumerate(kinds):
             sub = t[t["images"] == kind].set_index("dataset").reindex(datasets)
+            ratio = sub[m] / ref[m]
             x = np.arange(len(datasets)) + (k - (len(kinds) - 1) / 2) * width
-            ax.bar(x, sub[m], width, yerr=sub.get(f"{m}_se"), color=colours.get(kind), label=kind, capsize=2)
+            bars = ax.bar(x, ratio, width, color=colours.get(kind, "#7b3294"), label=f"{kind} / test images")
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        ax.axhline(1, color="k", ls="--", lw=1, label="as sharp as the test images")
         ax.set_xticks(np.arange(len(datasets)), datasets)
-        ax.set(ylabel=_MEASURE_NAMES[m], title=_MEASURE_NAMES[m] + " (higher = sharper)")
-        if m == "laplacian_variance":
-            ax.set_yscale("log")
-    axes[-1].legend(frameon=False, fontsize=8)
+        ax.set(ylabel="ratio to the test images", ylim=(0, max(1.15, ax.get_ylim()[1])),
+               title=_MEASURE_NAMES[m] + " (below 1: blurrier)")
+    axes[-1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -519,10 +553,17 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
                 elif key == m:
                     ax.axhline(value, ls="--", lw=1, color="k", label="test images")
         ax.set(xlabel="step t", ylabel=_MEASURE_NAMES[m])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if m == "laplacian_variance":
             ax.set_yscale("log")  # blurred canvases sit orders of magnitude below the data
-    if axes[-1].get_legend():
-        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    legend = axes[-1].get_legend()
+    if legend:
+        handles, labels = axes[-1].get_legend_handles_labels()
+        if reference and not any(l == "test images" for l in labels):
+            handles.append(Line2D([], [], color="k", ls="--", lw=1))
+            labels.append("test images (dashed, in each source's colour)")
+        legend.remove()
+        axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
     fig.suptitle(title + " (dashed: test images)", fontsize=10)
     return fig
 
@@ -543,9 +584,10 @@ class StepView:
         recon = trace.x is not None
         panels = ["x", "canvas", "error"] if recon else ["canvas"]
         # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
-        self.fig = Figure(figsize=(max(2.6 * len(panels) + 0.4, 4.8), 3.5), dpi=dpi)  # no pyplot: never shown twice
+        # the monospace parameter lines below must fit at a readable size (11 pt = ~11 px at 72 dpi)
+        self.fig = Figure(figsize=(max(2.9 * len(panels) + 0.6, 6.4), 4.3), dpi=dpi)  # no pyplot: never shown twice
         axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
-        self.fig.subplots_adjust(left=0.04, right=0.96, top=0.86, bottom=0.2, wspace=0.12)
+        self.fig.subplots_adjust(left=0.03, right=0.93 if recon else 0.97, top=0.86, bottom=0.27, wspace=0.15)
         self.ax = dict(zip(panels, axes))
         H, W = trace.canvas.shape[-2:]
         self.gmax = {op: _gamma_max(trace, op, sample) for op in self.ops}
@@ -553,14 +595,17 @@ class StepView:
         if recon:
             _show(self.ax["x"], trace.x[sample], "input x, read window")
             self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
+            self.fig.colorbar(self.images["error"], ax=self.ax["error"], fraction=0.046, pad=0.03)
         self.rects = {}
         for name, ax in self.ax.items():
             for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
                 self.rects[name, op] = Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op])
                 ax.add_patch(self.rects[name, op])
             _keep_view(ax, W, H, margin=3)
-        self.title = self.fig.suptitle("", fontsize=10)
-        self.text = self.fig.text(0.5, 0.03, "", ha="center", va="bottom", fontsize=8, family="monospace")
+        for ax in self.ax.values():
+            ax.title.set_fontsize(11)
+        self.title = self.fig.suptitle("", fontsize=12)
+        self.text = self.fig.text(0.5, 0.02, "", ha="center", va="bottom", fontsize=11, family="monospace")
         self.update(1)
 
     def update(self, t: int):
@@ -621,3 +666,33 @@ _GLYPHS = {"fa-minus": "&minus;", "fa-fast-backward": "|&#x25C0;&#x25C0;", "fa-s
 def _offline(html: str) -> str:
     html = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", html)
     return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _GLYPHS.get(m.group(1), ""), html)
+
+
+# ----------------------------------------------------------------------------- files
+
+def save(fig: Figure, path, dpi: int = 150) -> "Path":
+    """Write a figure as PNG, PDF or SVG (by the suffix), creating the folder; returns the path.
+
+    Written to a temporary file first, so an interrupted save never leaves half a figure.
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    kinds = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+    if path.suffix.lower() not in kinds:
+        raise ValueError(f"cannot save a figure as {path.name!r}: use one of {', '.join(kinds)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, format=kinds[path.suffix.lower()], dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_animation(trace, path, **kwargs):
+    """A drawing sequence as a GIF or MP4, one frame per step: see drawviz.animation.save_animation."""
+    from .animation import save_animation as _save_animation
+    return _save_animation(trace, path, **kwargs)

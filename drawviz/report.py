@@ -37,9 +37,10 @@ ORDER = ("train", "attention", "error_images", "blur")
 
 # ----------------------------------------------------------------------------- notebook helpers
 
-def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None):
-    """One split as an ImageSet (``drawviz.data.load``: the shipped samples split 800 / 200 there)."""
-    return _data.load(dataset, split, data_root, limit=limit)
+def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
+    """One split as an ImageSet (``drawviz.data.load``; the shipped samples split 800 / 200 there);
+    with a limit, a class-balanced subset drawn with ``seed`` (never "the first n")."""
+    return _data.load(dataset, split, data_root).balanced(limit, seed=seed)
 
 
 def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None):

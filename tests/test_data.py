@@ -127,3 +127,15 @@ def test_batches_are_a_permutation_fixed_by_seed_and_epoch():
     assert [len(b) for b in first] == [3, 3, 3]
     assert [b.tolist() for b in first] == [b.tolist() for b in data.batches(x, 3, seed=0, epoch=0)]
     assert [b.tolist() for b in first] != [b.tolist() for b in data.batches(x, 3, seed=0, epoch=1)]
+
+
+def test_a_figure_s_subset_is_class_balanced_seeded_and_says_so():
+    sorted_by_class = data.ImageSet("toy", "test", torch.arange(100.0).view(100, 1, 1, 1),
+                                    torch.arange(10).repeat_interleave(10), "toy source")
+    sub = sorted_by_class.balanced(20, seed=0)
+    assert torch.bincount(sub.labels).tolist() == [2] * 10  # not 20 images of class 0
+    assert sorted(sub.labels[:10].tolist()) == list(range(10))
+    assert torch.equal(sub.images, sorted_by_class.balanced(20, seed=0).images)
+    assert not torch.equal(sub.images, sorted_by_class.balanced(20, seed=1).images)
+    assert "class-balanced" in sub.source and "seed 0" in sub.source
+    assert sorted_by_class.balanced(None) is sorted_by_class

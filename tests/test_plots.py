@@ -150,3 +150,25 @@ def test_step_view_changes_with_t(recon):
     view = plots.StepView(recon, sample=0, dpi=40)
     assert view.png(1) != view.png(T)
     assert f"t = {T} / {T}" in view.title.get_text()
+
+
+def test_a_figure_saves_as_png_and_pdf_that_open(tmp_path):
+    from PIL import Image
+
+    fig = plots.plot_kl_per_step(np.abs(np.random.default_rng(0).normal(size=(6, 5))))
+    png = plots.save(fig, tmp_path / "figs" / "kl.png")
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] > 300
+    pdf = plots.save(fig, tmp_path / "kl.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
+    with pytest.raises(ValueError, match=".png"):
+        plots.save(fig, tmp_path / "kl.jpeg")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["kl.pdf", "kl.png"]  # no temp files
+
+
+def test_the_kl_figure_shows_quantiles_that_never_go_below_zero():
+    kl = np.random.default_rng(0).exponential(0.3, size=(5, 50))  # skewed: mean − sd < 0
+    fig = plots.plot_kl_per_step(kl)
+    lines = fig.axes[0].collections[-1]
+    lows = np.array([seg[0][1] for seg in lines.get_segments()])
+    assert (lows >= 0).all() and any("10–90 %" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
