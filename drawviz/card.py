@@ -13,6 +13,7 @@ from typing import Optional
 
 from . import data as _data
 from . import diagnostics, probes
+from .likelihood import describe
 from .train import evaluate, load_checkpoint, model_from_checkpoint
 
 __all__ = ["model_card", "measure"]
@@ -28,7 +29,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     model = model_from_checkpoint(checkpoint, device="cpu", state=state)
     binarize = args.get("binarize", _data.default_binarize(dataset)) is not None
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
-    x = test.images[:images]
+    x = test.balanced(images, seed=seed).images
     x = _data.binarize(x, seed=seed) if binarize else x
     reference_area = None
     if reference is not None:
@@ -64,6 +65,20 @@ def _hardware(args: dict, override: Optional[str]) -> str:
             f"torch {h.get('torch', '?')}")
 
 
+def _trend(history: list) -> str:
+    """How fast the test bound was still falling at the end of training, from the evaluations in the history."""
+    tests = [(row["seconds"] / 60, row["test_nll_bound"]) for row in history
+             if row.get("test_nll_bound") is not None and math.isfinite(row["test_nll_bound"])]
+    if len(tests) < 2:
+        return "not known: fewer than two test evaluations during training"
+    (m0, b0), (m1, b1) = tests[-2], tests[-1]
+    per_hour = (b0 - b1) / max(m1 - m0, 1e-9) * 60
+    verdict = ("yes: under 1 % per hour" if per_hour < 0.01 * abs(b1)
+               else "no: still falling")
+    return (f"{verdict} (the bound during training fell {b0 - b1:.2f} nats from minute {m0:.0f} to {m1:.0f}, "
+            f"≈ {per_hour:.1f} nats per hour, on the evaluation images used in training)")
+
+
 def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
                command: Optional[str] = None, hardware: Optional[str] = None, title: Optional[str] = None,
                progress: bool = False) -> str:
@@ -83,17 +98,21 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         "| | |", "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
-        f"| data | the {args.get('dataset', '?')} training set{_limit(args)}; "
-        f"binarisation: {args.get('binarize') or 'none'} for training, static (seed {seed}) for every test figure |",
+        f"| data | the {args.get('dataset', '?')} training set{_limit(args)}"
+        + (f", read from `{args['train_source']}`" if args.get("train_source") else "") + "; "
+        + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
+           if m["binarize"] else "8-bit intensities, not binarised |"),
+        f"| likelihood | {describe(config.likelihood, m['binarize'])} |",
         f"| recipe | {_recipe(args)} |",
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
         f"| command | `{command or 'not recorded'}` |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
-        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images "
+        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of `{m['test'].source}` "
         f"(`python -m drawviz evaluate {Path(checkpoint).as_posix()}`) |",
     ]
+    lines.append(f"| flattened? | {_trend(history)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}
     steps = table["steps"].iloc[0] if len(table) else ""
     for op in ("write", "read"):
@@ -109,5 +128,6 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change abs(c_t − c_{{t−1}}): "
                      f"{r['edit_area']:.3f}"
                      + (f" (the no-attention model on the same images: {ref:.3f})" if ref == ref else "") + " |")
-    lines.append(f"| measured on | diagnostics: the first {m['images']} test images, binarised with seed {seed} |")
+    lines.append(f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"
+                 + (f", binarised with seed {seed} |" if m["binarize"] else " |"))
     return "\n".join(lines) + "\n"

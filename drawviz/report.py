@@ -1,11 +1,12 @@
 """Batch reports: run the notebooks for a list of runs and index the results.
 
 ``python -m drawviz report`` executes ``notebooks/{train,attention,error_images,blur}.ipynb``
-through papermill for each run of a small YAML file, writes ``reports/<run>/<notebook>.{ipynb,html}``
-and ``reports/<run>/metrics.json``, and ``reports/index.html`` with a table of runs.
-With no arguments and no data root it uses the 1,000 MNIST digits shipped with drawviz, so
-it works offline on a fresh machine; with ``--data-root`` (or ``DRAWVIZ_DATA``) it uses the
-full datasets.
+through papermill for each run of a small YAML file, writes ``reports/<run>/<notebook>.{ipynb,html}``,
+``reports/<run>/metrics.json`` and ``drawing.gif``, a cross-dataset page ``reports/comparison/blur.html``,
+and an index with a table of runs.  With no arguments and no data root it shows the shipped models
+(MNIST, Fashion-MNIST, CIFAR-10) on the samples shipped with drawviz, so it works offline on a fresh
+machine (index ``reports/index.html``); with ``--data-root`` (or ``DRAWVIZ_DATA``) it uses the full
+datasets (index ``reports/data.html``, so neither run overwrites the other's).
 
 The small helpers at the top (``datasets``, ``model_for``, ``write_json``) are what the
 notebooks call, so that the notebooks stay thin. papermill and nbconvert load only in ``main``.
@@ -25,7 +26,7 @@ from typing import Optional
 
 from . import data as _data
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "binarization", "model_for", "optional_model",
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "describe_training", "colour_note", "binarization", "model_for", "optional_model",
            "print_evaluations", "write_json",
            "main"]
 
@@ -43,9 +44,34 @@ def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = 
     return _data.load(dataset, split, data_root).balanced(limit, seed=seed)
 
 
-def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None):
+def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None,
+             seed: int = 0):
     """(train, test) ImageSets, as load_split gives them."""
-    return load_split(dataset, "train", data_root, limit), load_split(dataset, "test", data_root, test_limit)
+    return (load_split(dataset, "train", data_root, limit, seed=seed),
+            load_split(dataset, "test", data_root, test_limit, seed=seed))
+
+
+def describe_training(summary: dict) -> str:
+    """One line from train.training_summary: what the model was trained on, how long, where."""
+    def num(x, spec):
+        return "?" if x is None else format(x, spec)
+    hw = summary.get("hardware") or {}
+    where = hw.get("name") if isinstance(hw, dict) else str(hw)
+    if isinstance(hw, dict) and hw.get("threads"):
+        where = f"{where}, {hw['threads']} thread{'s' if hw['threads'] != 1 else ''}"
+    model = Path(summary["model_file"]).name if summary.get("model_file") else "model"
+    return (f"{model}: trained on {summary.get('trained_on') or '?'} ({num(summary.get('train_images'), ',')} images), "
+            f"{num(summary.get('steps'), ',')} steps = {num(summary.get('epochs'), '.1f')} epochs, "
+            f"{num(summary.get('minutes'), '.0f')} min" + (f" on {where}" if where else ""))
+
+
+def colour_note(model):
+    """A Markdown note for colour figures: what the canvas shows and what the likelihood is worth."""
+    from IPython.display import Markdown
+
+    from .likelihood import describe
+    return Markdown(f"**Colour images.** The canvas shows σ(c_t), the mean of each subpixel's distribution; "
+                    f"{describe(model.config.likelihood, binarized=False)}.")
 
 
 def binarization(dataset: str) -> Optional[str]:
@@ -74,16 +100,22 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
     return model_from_checkpoint(checkpoint, device=device)
 
 
-def optional_model(checkpoint, device="auto", like=None):
-    """The model in ``checkpoint``, or None when no path is given, no file is there, or its images
-    differ in shape from those of the model ``like`` (a reference a figure can do without, such as
-    the no-attention model beside an MNIST model)."""
+def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] = None):
+    """The model in ``checkpoint``, or None when no path is given, no file is there, its images
+    differ in shape from those of the model ``like``, or it was trained on another dataset than
+    ``dataset`` (a sample counts as its full dataset). For a reference a figure can do without, such
+    as the no-attention model beside an MNIST model: an MNIST reference says nothing about Fashion-MNIST."""
     if not checkpoint or not Path(checkpoint).exists():
         return None
-    from .train import model_from_checkpoint
-    model = model_from_checkpoint(checkpoint, device=device)
+    from .train import load_checkpoint, model_from_checkpoint
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, device=device, state=state)
     if like is not None and model.config.image_shape != like.config.image_shape:
         print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
+        return None
+    trained_on = state.get("train_args", {}).get("dataset")
+    if dataset is not None and trained_on is not None and _data.full_name(trained_on) != _data.full_name(dataset):
+        print(f"{checkpoint} was trained on {trained_on}, not {_data.full_name(dataset)}: not used")
         return None
     return model
 
@@ -217,7 +249,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     out_dir = out / name
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"run": name, "dataset": dataset, "notebooks": {}, "status": "ok"}
-    if run.get("optional") and dataset != "mnist-sample":
+    if run.get("optional") and _data._normalise(dataset) not in _data.SAMPLES:
         try:
             _data.load(dataset, "test", data_root, limit=1)
         except _data.DatasetNotFoundError:
@@ -226,7 +258,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             return result
     checkpoint = out_dir / "model.pt"
     common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
-              "device": device, "title": name, "progress": False}
+              "device": device, "title": name, "progress": False, "gif_out": str(out_dir / "drawing.gif")}
     model = run.get("model")
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)
@@ -254,13 +286,15 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["attention"] = _read(out_dir / "attention.json")
     result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
+    result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
     write_json(out_dir / "metrics.json", result)
     return result
 
 
 def compare_blur(results: list[dict], out: Path, data_root, device: str, log) -> Optional[dict]:
     """blur.ipynb once more over every run with a model: the cross-dataset comparison."""
-    models = [{"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"]}
+    models = [{"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"],
+               "metrics": str(out / r["run"] / "train.json")}
               for r in results if r.get("checkpoint")]
     if len(models) < 2:
         return None
@@ -278,21 +312,35 @@ def _fmt(x, spec=".2f") -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
+INDEX = {False: "index.html", True: "data.html"}  # the offline runs' index and the data runs': neither overwrites the other
+
+
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
+    compared = _read(out / "comparison" / "blur.json") if comparison is not None else {}
     for r in results:
-        tr, sh, at = r.get("train", {}), r.get("sharpness", {}), r.get("attention", {})
+        tr, at = r.get("train", {}), r.get("attention", {})
+        sh = r.get("sharpness") or compared.get(r["run"], {})
+        model = Path(tr["model_file"]).name if tr.get("model_file") else "–"
+        trained = (f"{_fmt(tr.get('step'), ',')} steps<div class=small>{_fmt(tr.get('epochs'), '.1f')} epochs of "
+                   f"{html.escape(str(tr.get('trained_on') or '?'))}; {html.escape(model)}</div>") if tr else "–"
+        tested = (f"{_fmt(tr.get('images'), ',')}<div class=small>{html.escape(tr.get('likelihood', ''))}"
+                  f"{' (binarised)' if tr.get('binarization', 'none') != 'none' else ''}</div>") if tr else "–"
         links = " ".join(
             f'<a href="{html.escape(r["run"])}/{nb}.html" class="{v["status"].replace(" ", "-")}">{nb}</a>'
             if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
             for nb, v in r["notebooks"].items())
         failed = [f"{nb}: {v.get('error') or v['status']}" for nb, v in r["notebooks"].items() if v["status"] != "ok"]
+        run_url = html.escape(r["run"])
+        gif = f" <a href='{run_url}/{r['gif']}'>GIF</a>" if r.get("gif") else ""
+        metrics_link = (f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists()
+                        else "")
         ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(tr.get('source', ''))}</div></td>"
             f"<td>{tr.get('config', {}).get('T', '–')}</td><td>{_fmt(tr.get('nll_bound'), '.1f')}</td>"
-            f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td>"
+            f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td><td>{trained}</td><td>{tested}</td>"
             f"<td>{_fmt(at.get('write_footprint'), '.2f')}</td><td>{_fmt(at.get('write_spread_px'), '.1f')}</td>"
             f"<td>{_fmt(100 * at['write_off_image'] if at.get('write_off_image') is not None else None, '.0f')}</td>"
             f"<td>{_fmt(at.get('edit_area'), '.3f')} <span class=small>({_fmt(at.get('edit_area_reference'), '.3f')})"
@@ -302,25 +350,29 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             f"<td>{ratio('reconstructions', 'high_frequency_share')}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"
-            f"<td>{links} <a href='{html.escape(r['run'])}/metrics.json'>metrics</a></td></tr>")
+            f"<td>{links}{gif}{metrics_link}</td></tr>")
     comp = ""
     if comparison is not None:
         comp = (f"<p>Blur across datasets: <a href='comparison/blur.html' class='{comparison['status']}'>"
                 f"comparison/blur.html</a> ({comparison['status']})</p>")
+    sibling = out / INDEX[not data_root]
+    other = (f"<p>The {'offline' if data_root else 'data'} runs have their own index: "
+             f"<a href='{sibling.name}'>{sibling.name}</a>.</p>" if sibling.exists() else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>drawviz reports</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }} th, td {{ border-bottom: 1px solid #ddd; padding: 0.4em 0.7em; text-align: left; vertical-align: top; }}
+table {{ border-collapse: collapse; }} .note {{ font-size: 0.8em; color: #666; max-width: 60em; }} th, td {{ border-bottom: 1px solid #ddd; padding: 0.4em 0.7em; text-align: left; vertical-align: top; }}
 th {{ background: #f4f4f4; }} .small {{ font-size: 0.8em; color: #666; max-width: 28em; }}
 .ok {{ color: #1a7f37; }} .failed, .not-run {{ color: #cf222e; font-weight: bold; }} .skipped {{ color: #888; }}
 a {{ margin-right: 0.5em; }}
 </style></head><body>
 <h1>DRAW reports</h1>
-<p>Runs from <code>{html.escape(str(runs_file))}</code>; data root: <code>{html.escape(str(data_root) if data_root else 'none (the shipped mnist-sample)')}</code>;
+<p>Runs from <code>{html.escape(str(runs_file))}</code>; data root: <code>{html.escape(str(data_root) if data_root else 'none (the samples shipped with drawviz)')}</code>;
 written {time.strftime('%Y-%m-%d %H:%M')}.</p>
 <table>
 <tr><th>run</th><th>dataset (source)</th><th>T</th><th>NLL bound<br>nats/image</th><th>bits/dim</th>
+<th>training</th><th>test images<br>(likelihood)</th>
 <th>write footprint<br>share of width</th><th>write centre<br>spread, px</th><th>write centre<br>off image, %</th>
 <th>edit area<br>(no attention)</th>
 <th>samples / test<br>Laplacian var.</th><th>samples / test<br>HF share</th>
@@ -328,8 +380,13 @@ written {time.strftime('%Y-%m-%d %H:%M')}.</p>
 {''.join(rows)}
 </table>
 {comp}
-<p class="small">NLL bound: the test negative ELBO in nats per image (an upper bound on −log p(x)); greyscale
-images are binarised stochastically with fixed seed 0 (no fixed-binarisation MNIST is used). Sharpness ratios:
+{other}
+<p class="note">NLL bound: the test negative ELBO in nats per image (an upper bound on −log p(x)), on the run's test
+images (class-balanced, seed 0); greyscale images are binarised stochastically with fixed seed 0 (no
+fixed-binarisation MNIST is used) under a Bernoulli likelihood; colour images under a discretised logistic on the
+8-bit values ("logistic", bits/dim comparable with published figures) or, for models that use it, a Bernoulli on
+intensities ("bernoulli": a cross-entropy, not a likelihood of 8-bit images). Training: the model's optimiser
+steps and epochs, what it was trained on, and its file. Sharpness ratios:
 mean over generated (or reconstructed) images of the variance of the Laplacian, and of the share of spectral energy
 above half the Nyquist frequency, divided by the same mean over test images; below 1 is blurrier than the data.
 CIFAR-10 read from the JPEG archive is re-encoded at quality 75, which smooths the test images a little.
@@ -340,7 +397,7 @@ edit area, the share of pixels receiving 90 % of a step's canvas change (median;
 attention, models/mnist-noattn.pt, on the same images; 0.9: a change spread evenly over the image).</p>
 </body></html>
 """
-    path = out / "index.html"
+    path = out / INDEX[bool(data_root)]
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -354,7 +411,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, default=None,
                    help=f"runs YAML (default: {DEFAULT_RUNS.relative_to(REPO)}: its 'offline' runs, "
                         "or its 'data' runs when a data root is given)")
-    p.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA; none: the shipped mnist-sample)")
+    p.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA; none: the samples shipped with drawviz)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the file")
     p.add_argument("--notebooks", nargs="+", choices=ORDER, default=list(ORDER), help="which notebooks to run")
@@ -388,7 +445,7 @@ def main(argv=None) -> int:
     log = lambda line: print(line, flush=True)
     start = time.perf_counter()
     log(f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"
-        f"{'' if data_root else ' (no data root: the shipped mnist-sample)'}")
+        f"{'' if data_root else ' (no data root: the samples shipped with drawviz)'}")
     results = []
     for i, run in enumerate(runs, 1):
         log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")

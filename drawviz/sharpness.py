@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["grey", "laplacian_variance", "high_frequency_share", "measure", "per_step", "summary", "ratios",
+__all__ = ["disagreements", "grey", "laplacian_variance", "high_frequency_share", "measure", "per_step", "summary", "ratios",
            "blur_measurements"]
 
 MEASURES = ("laplacian_variance", "high_frequency_share")
@@ -127,3 +127,27 @@ def blur_measurements(model, images, *, seed: int = 0):
     sets = {"test images": images.cpu().numpy(), "reconstructions": recon[-1], "samples": samples[-1]}
     steps = pd.concat([per_step(recon, "reconstructions"), per_step(samples, "samples")], ignore_index=True)
     return sets, steps
+
+
+def disagreements(ratios_by_dataset: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Where the two measures tell different stories, in words (empty when they agree).
+
+    ratios_by_dataset: {dataset: ratios(table)}. Two checks: a set that one measure calls sharper
+    than the data and the other blurrier; and datasets ranked differently by the two measures.
+    """
+    notes = []
+    lap, hf = MEASURES
+    for name, r in ratios_by_dataset.items():
+        for kind in ("reconstructions", "samples"):
+            a, b = r.get(f"{kind}/{lap}"), r.get(f"{kind}/{hf}")
+            if a is not None and b is not None and (a - 1) * (b - 1) < 0:
+                notes.append(f"{name} {kind}: the Laplacian variance ratio is {a:.2f} but the high-frequency share "
+                             f"ratio {b:.2f} (one calls them sharper than the data, the other blurrier)")
+    names = list(ratios_by_dataset)
+    if len(names) > 1:
+        for kind in ("reconstructions", "samples"):
+            rank = {m: sorted(names, key=lambda n: ratios_by_dataset[n].get(f"{kind}/{m}", np.nan)) for m in MEASURES}
+            if rank[lap] != rank[hf]:
+                notes.append(f"{kind}, from blurriest to sharpest relative to their data: {' < '.join(rank[lap])} "
+                             f"by the Laplacian variance, but {' < '.join(rank[hf])} by the high-frequency share")
+    return notes

@@ -25,7 +25,8 @@ from . import data as _data
 from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
 
 __all__ = ["train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
-           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device"]
+           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device",
+           "training_summary"]
 
 FORMAT = "drawviz-checkpoint"
 VERSION = 1
@@ -169,6 +170,28 @@ def _model_from_state(state: dict, path) -> DRAW:
     model = DRAW(state["config"])
     _load_weights(model, state, path)
     return model
+
+
+def training_summary(state: dict, path=None) -> dict:
+    """What a checkpoint says about its training: data, steps, epochs, minutes, hardware, model file.
+
+    For a figure's caption and a report's index (``state`` from load_checkpoint). Older
+    checkpoints lack ``train_images``; it is then recovered from the last epoch count.
+    """
+    args, history = state.get("train_args", {}), state.get("history") or []
+    last = history[-1] if history else {}
+    images = args.get("train_images")
+    batch = args.get("batch_size") or 64
+    if images is None and last.get("epoch"):
+        images = int(round(last["step"] * batch / last["epoch"], -2))  # to the nearest hundred
+    tests = [row for row in history if row.get("test_nll_bound") is not None
+             and math.isfinite(row.get("test_nll_bound") or math.nan)]
+    return {"trained_on": args.get("dataset"), "train_images": images, "train_source": args.get("train_source"),
+            "steps": state.get("step"), "epochs": last.get("epoch"),
+            "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
+            "hardware": args.get("hardware"), "recipe": (args.get("recipe") or {}),
+            "last_test_bound": tests[-1]["test_nll_bound"] if tests else None,
+            "model_file": str(path) if path is not None else None}
 
 
 def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None) -> DRAW:
@@ -382,7 +405,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     args = {"steps": steps, "minutes": minutes, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
             "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), "recipe": recipe.to_dict(),
-            "hardware": describe_hardware(dev), **(train_args or {})}
+            "hardware": describe_hardware(dev), "train_images": int(train_x.shape[0]),
+            "train_source": getattr(train_images, "source", None), **(train_args or {})}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)

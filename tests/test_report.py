@@ -39,7 +39,7 @@ def reports(tmp_path_factory, data_root):
 def test_failing_run_is_marked_and_the_command_exits_non_zero(reports):
     out, proc = reports
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    index = (out / "index.html").read_text()
+    index = (out / report.INDEX[True]).read_text()  # runs with a data root have their own index
     rows = {name: row for row in re.findall(r"<tr>(.*?)</tr>", index, re.S)
             for name in ("good", "broken") if f"<td>{name}</td>" in row}
     assert "class='failed'" in rows["broken"] and "DrawConfig.T" in rows["broken"]
@@ -53,7 +53,7 @@ def test_the_other_runs_complete(reports):
     out, proc = reports
     for nb in report.ORDER:
         assert (out / "good" / f"{nb}.ipynb").exists() and (out / "good" / f"{nb}.html").exists(), nb
-        assert f'href="good/{nb}.html"' in (out / "index.html").read_text()
+        assert f'href="good/{nb}.html"' in (out / report.INDEX[True]).read_text()
     metrics = json.loads((out / "good" / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["train"]["nll_bound"] > 0 and metrics["train"]["config"]["T"] == 4
     assert metrics["sharpness"]["samples/laplacian_variance"] > 0
@@ -79,7 +79,7 @@ def test_html_is_self_contained_with_a_static_scrubber(reports):
 
 def test_runs_file_checks(tmp_path):
     default_offline = report.load_runs(report.DEFAULT_RUNS, None)
-    assert [r["dataset"] for r in default_offline] == ["mnist-sample"]
+    assert [r["dataset"] for r in default_offline] == ["mnist-sample", "fashion-mnist-sample", "cifar10-sample"]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
     assert {"mnist", "fashion-mnist", "cifar10", "svhn"} <= {r["dataset"] for r in with_data}
     bad = tmp_path / "bad.yaml"
@@ -90,3 +90,44 @@ def test_runs_file_checks(tmp_path):
     with pytest.raises(ValueError, match="name and a dataset"):
         report.load_runs(bad, None)
     assert report.main(["--runs", str(bad), "--out", str(tmp_path / "r")]) == 2
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """The README's main job as a fresh machine runs it: no data root, the shipped models and samples."""
+    import os
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("offline") / "reports"
+    env = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}
+    env["DRAWVIZ_CACHE"] = str(out.parent / "cache")  # and no decoded-dataset cache either
+    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--out", str(out)], env=env,
+                          cwd=Path(report.REPO), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def test_the_offline_report_shows_every_shipped_dataset_and_compares_them(offline):
+    index = (offline / "index.html").read_text()
+    for run, steps in (("mnist", 8000), ("fashion-mnist", 1000), ("cifar10", 1000)):
+        trained = json.loads((offline / run / "train.json").read_text())
+        assert trained["step"] >= steps and trained["trained_on"] == run, "the shipped model, not a fallback"
+        assert trained["images"] == 200 and "20 per class" in trained["source"]
+        assert f"{trained['step']:,} steps" in index  # the index says how long each model trained
+        assert (offline / run / "attention.html").exists() and (offline / run / "error_images.html").exists()
+    assert json.loads((offline / "cifar10" / "train.json").read_text())["likelihood"] == "logistic"
+    page = (offline / "comparison" / "blur.html").read_text()
+    for needle in ("fashion-mnist", "cifar10", "JPEG re-encoding", "discretised logistic", "Bernoulli"):
+        assert needle in page, needle
+    compared = json.loads((offline / "comparison" / "blur.json").read_text())
+    assert {"mnist", "fashion-mnist", "cifar10"} <= set(compared)
+    assert not (offline / report.INDEX[True]).exists()  # the data runs' index is theirs alone
+
+
+def test_the_report_writes_a_drawing_gif_per_run(offline):
+    from PIL import Image
+
+    for run in ("mnist", "fashion-mnist", "cifar10"):
+        with Image.open(offline / run / "drawing.gif") as gif:
+            assert gif.n_frames >= 60  # one frame per step, T = 64 (a GIF merges the held last frames, and any repeat)
+        assert f"{run}/drawing.gif" in (offline / "index.html").read_text()
