@@ -195,6 +195,10 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
+# long lines (papermill's injected parameters: a list of runs) wrap instead of being cut off at the page edge
+_WRAP = "<style>.jp-InputArea-editor pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }</style>\n"
+
+
 def to_html(notebook: Path, target: Path) -> Path:
     """nbconvert's lab HTML with every script inline: the static scrubber works offline."""
     import nbformat
@@ -204,6 +208,7 @@ def to_html(notebook: Path, target: Path) -> Path:
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"drawviz.html.j2": _TEMPLATE})],
                             template_file="drawviz.html.j2")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body = body.replace("</head>", _WRAP + "</head>", 1)
     target.write_text(body, encoding="utf-8")
     return target
 

@@ -131,3 +131,23 @@ def test_the_report_writes_a_drawing_gif_per_run(offline):
         with Image.open(offline / run / "drawing.gif") as gif:
             assert gif.n_frames >= 60  # one frame per step, T = 64 (a GIF merges the held last frames, and any repeat)
         assert f"{run}/drawing.gif" in (offline / "index.html").read_text()
+
+
+def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
+    from drawviz.train import model_from_checkpoint
+
+    mnist = model_from_checkpoint(report.REPO / "models" / "mnist.pt")
+    reference = report.REPO / "models" / "mnist-noattn.pt"
+    assert report.optional_model(reference, like=mnist, dataset="mnist-sample") is not None
+    assert report.optional_model(reference, like=mnist, dataset="fashion-mnist-sample") is None  # same shape, other data
+
+
+def test_a_shipped_model_says_what_it_was_trained_on():
+    from drawviz.train import load_checkpoint, training_summary
+
+    path = report.REPO / "models" / "mnist.pt"
+    about = training_summary(load_checkpoint(path), path)
+    assert about["trained_on"] == "mnist" and about["train_images"] == 60_000  # from its epochs: an older checkpoint
+    assert about["steps"] == 8354 and 8.8 < about["epochs"] < 9.0 and 100 < about["minutes"] < 120
+    line = report.describe_training(about)
+    assert line.startswith("mnist.pt: trained on mnist (60,000 images), 8,354 steps = 8.9 epochs")

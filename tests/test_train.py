@@ -269,6 +269,7 @@ def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
     assert Recipe.from_dict(state["train_args"]["recipe"]) == recipe
     assert state["optimizer"]["param_groups"][0]["betas"] == [0.5, 0.999] or \
         tuple(state["optimizer"]["param_groups"][0]["betas"]) == (0.5, 0.999)
+    assert state["train_args"]["train_images"] == len(images)  # what it trained on travels with it
 
 
 def test_a_time_budget_stops_on_time_and_counts_training_only(tmp_path, images):
