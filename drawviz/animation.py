@@ -30,8 +30,12 @@ __all__ = ["save_animation", "SUFFIXES"]
 SUFFIXES = (".gif", ".mp4")
 
 
-def _view(trace, samples: Sequence[int], ops: Sequence[str]) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1): one view holding the image and every window drawn, at every step (nothing clipped)."""
+def _view(trace, samples: Sequence[int], ops: Sequence[str], pad: float = 0.25) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): the image and the windows drawn, padded by at most ``pad`` of the image each side.
+
+    Early windows can be many times the image (a whole-image first stroke): holding them all would
+    shrink the image to a speck, so beyond the padding a window is clipped at the frame's edge.
+    """
     H, W = trace.canvas.shape[-2:]
     x0, x1, y0, y1 = -0.5, W - 0.5, -0.5, H - 0.5
     for op in ops:
@@ -40,6 +44,8 @@ def _view(trace, samples: Sequence[int], ops: Sequence[str]) -> tuple[float, flo
                 a, b, c, d = _rect_extent(trace, op, t, s)
                 x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
     margin = 0.5
+    x0, x1 = max(x0, -0.5 - pad * W), min(x1, W - 0.5 + pad * W)
+    y0, y1 = max(y0, -0.5 - pad * H), min(y1, H - 0.5 + pad * H)
     return x0 - margin, x1 + margin, y0 - margin, y1 + margin
 
 

@@ -324,8 +324,8 @@ def test_static_reports_offline(browser, report_dir):
             assert row.locator("td.ok").count() == 1, f"run not ok in the index: {row.inner_text()}"
 
         hrefs = [a.get_attribute("href") for a in page.locator("a[href]").all()]
-        expected = {"tiny-a/train.html", "tiny-a/attention.html", "tiny-a/metrics.json",
-                    "tiny-b/train.html", "tiny-b/metrics.json"}
+        expected = {"tiny-a/train.html", "tiny-a/attention.html", "tiny-a/drawing.gif", "tiny-a/metrics.json",
+                    "tiny-b/train.html", "tiny-b/metrics.json"}  # tiny-b ran train only: no drawing, no GIF
         assert set(hrefs) == expected, f"index links: {hrefs}"
         for i, href in enumerate(hrefs):
             link = page.locator(f'a[href="{href}"]')
@@ -333,6 +333,13 @@ def test_static_reports_offline(browser, report_dir):
                 link.click()
             target = (out / href).resolve()
             assert page.url == target.as_uri(), f"{href} opened {page.url}"
+            if href.endswith(".gif"):  # the browser shows the animation on its own
+                size = page.evaluate("() => { const i = document.querySelector('img'); return [i.naturalWidth, i.naturalHeight]; }")
+                assert min(size) > 50, f"{href} did not load as an image: {size}"
+                shot(page, f"report-2-link-{i}-{href.replace('/', '-')}")
+                page.go_back()
+                page.locator("table").wait_for()
+                continue
             body = page.locator("body").inner_text()
             assert body.strip(), f"{href} opened an empty page"
             if href.endswith(".html"):
