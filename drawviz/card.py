@@ -99,7 +99,7 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
         f"| data | the {args.get('dataset', '?')} training set{_limit(args)}"
-        + (f", read from `{args['train_source']}`" if args.get("train_source") else "") + "; "
+        + (f", read from `{_data.portable(args['train_source'], data_root)}`" if args.get("train_source") else "") + "; "
         + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
            if m["binarize"] else "8-bit intensities, not binarised |"),
         f"| likelihood | {describe(config.likelihood, m['binarize'])} |",
@@ -109,7 +109,7 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         f"| command | `{command or 'not recorded'}` |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
-        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of `{m['test'].source}` "
+        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of `{_data.portable(m['test'].source, data_root)}` "
         f"(`python -m drawviz evaluate {Path(checkpoint).as_posix()}`) |",
     ]
     lines.append(f"| flattened? | {_trend(history)} |")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "GREY", "data_root", "load", "binarize",
-           "default_binarize", "default_preset", "batches", "SAMPLES", "full_name"]
+           "default_binarize", "default_preset", "batches", "SAMPLES", "full_name", "portable"]
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample", "fashion-mnist-sample", "cifar10-sample")
 GREY = ("mnist", "fashion-mnist", "mnist-sample", "fashion-mnist-sample")  # binarised; the rest are colour
@@ -260,6 +260,12 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
         else:
             images, labels, source = {"cifar10": _cifar10, "svhn": _svhn}[key](folder, train, download)
     return ImageSet(key, split, images, labels, source).subset(limit)
+
+
+def portable(source: str, root=None) -> str:
+    """A source description without this machine's data folder: ``<data root>/MNIST/raw`` (for cards and pages)."""
+    folder = str(data_root(root))
+    return source.replace(folder.rstrip("/") + "/", "<data root>/") if source else source
 
 
 def full_name(name: str) -> str:

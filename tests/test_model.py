@@ -28,7 +28,7 @@ def test_config_is_frozen_and_travels_as_plain_data():
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.T = 3
     data = config.to_dict()
-    assert all(isinstance(v, (int, bool)) for v in data.values())
+    assert all(isinstance(v, (int, bool, str)) for v in data.values())
     assert DrawConfig.from_dict(data) == config
 
 
