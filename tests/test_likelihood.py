@@ -84,3 +84,18 @@ def test_the_fast_path_gives_the_same_logistic_loss_and_gradient():
     out.loss.backward()
     assert torch.allclose(out.loss, ref.loss, rtol=1e-5)
     assert torch.allclose(m.log_scale.grad, g_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_a_saturated_canvas_is_still_pulled_back_as_under_a_bernoulli():
+    # canvas logit 40 (σ = 1 to float precision) for a mid-grey pixel: on the logit scale the gradient
+    # stays 1/s, where a logistic with mean σ(c) on the intensity scale would pass back σ'(40) ≈ 4e-18
+    canvas = torch.full((1, 1, 1, 1), 40.0, requires_grad=True)
+    likelihood.logistic_nll(canvas, torch.full((1, 1, 1, 1), 0.5), torch.zeros(1, 1, 1)).sum().backward()
+    assert canvas.grad.item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_median_of_the_logistic_is_the_canvas_as_shown():
+    canvas = torch.tensor([-3.0, -0.4, 0.0, 1.5, 4.0]).view(1, 1, 1, 5)
+    p = likelihood.logistic_probs(canvas, torch.full((1, 1, 5), math.log(0.2)))
+    median = (p.cumsum(-1) >= 0.5).float().argmax(-1).float() / 255  # the first value with half the mass
+    assert torch.allclose(median, torch.sigmoid(canvas), atol=1.5 / 255)
