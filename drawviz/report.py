@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -154,11 +155,17 @@ def write_json(path, obj) -> Path:
 
 # ----------------------------------------------------------------------------- runs file
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain folder name: never "..", "/x" or "a/b"
+
+
 def load_runs(path: Path, data_root) -> list[dict]:
     """A runs file is a list of runs, {runs: [...]}, or {offline: [...], data: [...]} (picked by data_root)."""
     import yaml
 
-    doc = yaml.safe_load(Path(path).read_text()) or []
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or []
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
     if isinstance(doc, dict):
         if "runs" in doc:
             doc = doc["runs"]
@@ -170,6 +177,16 @@ def load_runs(path: Path, data_root) -> list[dict]:
     for i, run in enumerate(doc):
         if not isinstance(run, dict) or "name" not in run or "dataset" not in run:
             raise ValueError(f"{path}: run {i + 1} needs at least a name and a dataset, got {run!r}")
+        if not isinstance(run["name"], str) or not _NAME.fullmatch(run["name"]):
+            raise ValueError(f"{path}: run {i + 1} is named {run['name']!r}; a run name is a folder name under --out: "
+                             "letters, digits, '.', '_' and '-', starting with a letter or digit")
+        if not isinstance(run.get("parameters") or {}, dict):
+            raise ValueError(f"{path}: run {run['name']!r}: parameters must be a mapping (name: value), "
+                             f"got {run['parameters']!r}")
+        wrong = set(run.get("notebooks") or []) - set(ORDER)
+        if wrong:
+            raise ValueError(f"{path}: run {run['name']!r} lists unknown notebooks {sorted(wrong)}; choose from "
+                             f"{', '.join(ORDER)}")
         if run["name"] in seen:
             raise ValueError(f"{path}: two runs are named {run['name']!r}")
         seen.add(run["name"])

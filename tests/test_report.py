@@ -92,6 +92,26 @@ def test_runs_file_checks(tmp_path):
     assert report.main(["--runs", str(bad), "--out", str(tmp_path / "r")]) == 2
 
 
+@pytest.mark.parametrize("name", ["../notebooks", "/tmp/x", "a/b", "..", ".hidden", "<script>alert(1)</script>", 12, ""])
+def test_a_run_name_is_a_plain_folder_name_that_cannot_escape_the_output(tmp_path, name):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"- {{name: {json.dumps(name)}, dataset: mnist-sample}}\n")
+    with pytest.raises(ValueError, match="run name is a folder name"):
+        report.load_runs(bad, None)
+    assert report.main(["--runs", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_runs_file_mistakes_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text, message in (("- {name: a, dataset: mnist\n", "not valid YAML"),
+                          ("- {name: a, dataset: mnist, parameters: [1, 2]}\n", "must be a mapping"),
+                          ("- {name: a, dataset: mnist, notebooks: [trian]}\n", "unknown notebooks")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            report.load_runs(bad, None)
+
+
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):
     """The README's main job as a fresh machine runs it: no data root, the shipped models and samples."""
