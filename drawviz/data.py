@@ -67,6 +67,8 @@ class ImageSet:
         What a figure should show instead of "the first n" (the first n of a class-sorted set would
         be one class).
         """
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ValueError(f"n must be a positive number of images (or None for all), got {n!r}")
         if n is None or n >= len(self):
             return self
         g = torch.Generator().manual_seed(seed)
@@ -250,6 +252,8 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     """Load a whole split as an ImageSet of float images in [0, 1] (not binarised; see ``binarize``)."""
     key = _normalise(name)
     train = _split(split)
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive number of images (or None for all), got {limit!r}")
     if key in SAMPLES:
         images, labels, source = _sample(key, train)
     else:

@@ -44,6 +44,8 @@ class DrawConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(
                     f"DrawConfig.{name} must be an integer N >= 1 (an N×N attention grid), got {value!r}")
+        if not isinstance(self.attention, bool):
+            raise ValueError(f"DrawConfig.attention must be True or False, got {self.attention!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"DrawConfig.likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
 

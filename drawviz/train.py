@@ -128,6 +128,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer drawviz (checkpoint version {state['version']}, "
                               f"this one reads up to {VERSION}); upgrade drawviz")
+    missing = [k for k in ("config", "model", "step") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+        raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
     try:
         state["config"] = DrawConfig.from_dict(state["config"])
     except (TypeError, ValueError, KeyError) as err:
@@ -216,6 +221,8 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
     binarize=True binarises the images first with a fixed seed (the static benchmark set).
     The noise ε is drawn from ``seed`` too, so the figure is reproducible.
     """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of images, got {batch_size!r}")
     images = _as_images(images)
     check_images(images, model.config)
     if binarize:
@@ -236,6 +243,9 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
     model.train(was_training)
     n = images.shape[0]
     bound, nll, kl = (totals / n).tolist()
+    if not math.isfinite(bound):
+        raise TrainingDiverged(f"the test bound is {bound} (reconstruction {nll}, KL {kl}): the model's outputs are "
+                               "not finite (NaN or inf weights?); evaluate an earlier checkpoint")
     return {"nll_bound": bound, "bits_per_dim": bits_per_dim(bound, model.config), "recon_nll": nll,
             "kl": kl, "images": n}
 
