@@ -463,7 +463,12 @@ def main(argv=None) -> int:
         print(f"drawviz report: error: {runs_file} lists no runs", file=sys.stderr)
         return 2
     out = args.out.resolve()  # notebooks run in notebooks/: every path handed to them is absolute
-    out.mkdir(parents=True, exist_ok=True)
+    from .train import CheckpointError, check_writable
+    try:
+        check_writable(out / "index.html")
+    except CheckpointError as err:
+        print(f"drawviz report: error: {err}".replace("--checkpoint PATH", "--out DIR"), file=sys.stderr)
+        return 2
     log = lambda line: print(line, flush=True)
     start = time.perf_counter()
     log(f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"

@@ -8,6 +8,7 @@ tqdm.auto bar or silence.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
 import signal
@@ -68,6 +69,34 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 
 # ----------------------------------------------------------------------------- checkpoints
 
+def _remove_stale_partials(path: Path) -> None:
+    """Delete partial writes of ``path`` left by killed processes (``<name>.tmp<pid>`` of a pid that is gone)."""
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp*"):
+        pid = tmp.name[len(path.name) + 4:]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still running (another process writing the same file): leave it
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (PermissionError, OSError):
+            pass
+
+
+def check_writable(path) -> Path:
+    """Fail now, not after an hour of training, when ``path``'s folder cannot take a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.writable{os.getpid()}")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointError(f"cannot write {path}: {err.strerror or err}; choose a writable folder "
+                              f"(--checkpoint PATH)") from None
+    return path
+
+
 def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
                     history: Optional[list[dict]] = None, train_args: Optional[dict] = None,
                     weights_dtype: Optional[torch.dtype] = None) -> Path:
@@ -92,6 +121,7 @@ def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generat
         "history": list(history or []),
         "train_args": dict(train_args or {}),
     }
+    _remove_stale_partials(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -161,6 +191,7 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
     if not isinstance(keep_every, int) or keep_every < 1:
         raise ValueError(f"keep_every must be a positive number of steps, got {keep_every!r}")
     state = load_checkpoint(src)
+    check_writable(dst)
     model = _model_from_state(state, src)
     history = [row for row in state["history"]
                if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
@@ -412,11 +443,11 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
     start = 0
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    checkpoint = check_writable(checkpoint) if checkpoint is not None else None
     args = {"steps": steps, "minutes": minutes, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
             "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), "recipe": recipe.to_dict(),
             "hardware": describe_hardware(dev), "train_images": int(train_x.shape[0]),
-            "train_source": getattr(train_images, "source", None), **(train_args or {})}
+            "train_source": _data.portable(getattr(train_images, "source", None)), **(train_args or {})}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)
