@@ -83,6 +83,15 @@ def _remove_stale_partials(path: Path) -> None:
             pass
 
 
+def _after_divergence(checkpoint, rate: float, clip: float) -> str:
+    """What to do after a divergence, naming a checkpoint only where one exists."""
+    advice = f"a lower learning rate (now {rate:.3g}, --lr) or a smaller clip (now {clip:g}, --clip)"
+    if checkpoint is not None and Path(checkpoint).exists():
+        step = load_checkpoint(checkpoint)["step"]
+        return f"The last good checkpoint, {checkpoint} (step {step:,}), is kept: resume from it with {advice}."
+    return f"No checkpoint was written before it; train again with {advice}."
+
+
 def check_writable(path) -> Path:
     """Fail now, not after an hour of training, when ``path``'s folder cannot take a file."""
     path = Path(path)
@@ -512,16 +521,14 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
             # one device sync for the three figures the history keeps
             loss, nll, kl = torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach().tolist()
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss} at step {step + 1}; stopped without saving this state. "
-                    f"The last good checkpoint ({checkpoint or 'none configured'}) is kept: resume from it "
-                    f"with a lower learning rate (now {rate:.3g}) or a smaller clip (now {clip}).")
+                raise TrainingDiverged(f"loss became {loss} at step {step + 1}; stopped without saving this state. "
+                                       + _after_divergence(checkpoint, rate, clip))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
             if not math.isfinite(grad_norm):
                 raise TrainingDiverged(f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
-                                       f"applying it. The last good checkpoint is kept; lower lr (now {rate:.3g}).")
+                                       "applying it. " + _after_divergence(checkpoint, rate, clip))
             optimizer.step()
             step += 1
             took = time.perf_counter() - tick

@@ -66,6 +66,20 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
     state = load_checkpoint(ckpt)
     assert state["step"] == 3
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+    # without a checkpoint written yet, the message names none
+    model = DRAW(SMALL)
+    with pytest.raises(TrainingDiverged, match="No checkpoint was written") as err:
+        train(model, images, steps=10, batch_size=32, progress=False, checkpoint=tmp_path / "none.pt",
+              checkpoint_every=100, callbacks=[poison])
+    assert "last good" not in str(err.value)
+
+
+def test_resuming_with_another_learning_rate_applies_it_and_says_so(tmp_path, images):
+    ckpt = tmp_path / "lr.pt"
+    train(SMALL, images, steps=4, batch_size=32, lr=1e-3, progress=False, checkpoint=ckpt)
+    with pytest.warns(UserWarning, match="lr 0.001 -> 0.0001"):
+        result = train(SMALL, images, steps=8, batch_size=32, lr=1e-4, progress=False, checkpoint=ckpt)
+    assert result.history["lr"].iloc[4:].tolist() == pytest.approx([1e-4] * 4)
 
 
 def test_ctrl_c_saves_every_completed_step(tmp_path, images):
