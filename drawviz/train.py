@@ -368,12 +368,31 @@ RECIPES: dict[str, Recipe] = {
 
 # ----------------------------------------------------------------------------- training
 
-def _on_sigterm(callback) -> Callable[[], None]:
-    """Call ``callback`` on SIGTERM while training (main thread only); returns the undo."""
+def _on_stop_signals(callback) -> Callable[[], None]:
+    """Call ``callback`` on SIGTERM or SIGINT (Ctrl-C, a notebook's interrupt) while training (main
+    thread only), so the loop can finish the step in hand and save once; returns the undo.
+
+    A second Ctrl-C is the user insisting: it raises KeyboardInterrupt at once (nothing is saved
+    then, so no half-applied step is ever written; the last checkpoint stays).
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: callback())
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    pressed = []
+
+    def on_sigint(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt("interrupted twice: stopped at once; the last checkpoint is kept")
+        pressed.append(True)
+        callback()
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: callback())
+    signal.signal(signal.SIGINT, on_sigint)
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+
+class _Stop(Exception):
+    """A stop signal arrived: the loop finished its step; save and stop."""
 
 
 @dataclass
@@ -502,11 +521,13 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         if eval_every_minutes else math.inf
     step = start
     terminated = []
-    restore = _on_sigterm(lambda: terminated.append(True))
+    in_step = False
+    restore = _on_stop_signals(lambda: terminated.append(True))
     try:
         while (steps is None or step < steps) and seconds < budget:
-            if terminated:  # SIGTERM (a scheduler's stop, `kill`): finish the step in hand, save, stop
-                raise KeyboardInterrupt(f"SIGTERM: stopped after step {step}")
+            if terminated:  # Ctrl-C or SIGTERM: the step in hand is finished; the RNG is at `step` exactly
+                raise _Stop()
+            in_step = True  # from here until its row is recorded, weights, RNG and `step` disagree
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
@@ -542,6 +563,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
                 while next_eval <= seconds:
                     next_eval += eval_every_minutes * 60
             history.append(row)
+            in_step = False
             if checkpoint_every and step % checkpoint_every == 0 and not last:
                 save(step)
             if bar is not None:
@@ -550,9 +572,15 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
                                                        if math.isfinite(row["test_nll_bound"]) else {}))
             for callback in callbacks:
                 callback(row)
+        if terminated:  # a signal during the last step
+            raise _Stop()
         save(step)
-    except KeyboardInterrupt:
-        save(step)  # nothing lost on Ctrl-C: the completed steps are on disk
+    except _Stop:
+        save(step)  # nothing lost on Ctrl-C: every completed step is on disk, and no partial one
+        raise KeyboardInterrupt(f"stopped after step {step} (checkpoint {checkpoint or 'not configured'})") from None
+    except KeyboardInterrupt:  # raised by other code (a callback, a second Ctrl-C): save only between steps
+        if not in_step:
+            save(step)
         raise
     finally:
         restore()

@@ -250,6 +250,36 @@ def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
     assert state["step"] >= seen and [r["step"] for r in state["history"]] == list(range(1, state["step"] + 1))
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.37, 1.1])
+def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root, delay):
+    """A real SIGINT, sent at a random moment (mid-step, mid-write): the checkpoint holds whole steps
+    and the RNG state of the next one, so stop + resume equals a straight run, bit for bit."""
+    common = ("--dataset", "mnist", "--data-root", str(data_root), "--limit", "256", "--test-limit", "64",
+              "--T", "2", "--batch-size", "32", "--checkpoint-every", "3", "--no-progress")
+    ckpt = tmp_path / "int.pt"
+    proc = subprocess.Popen(_cli("train", *common, "--steps", "100000", "--checkpoint", str(ckpt)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    stopped = load_checkpoint(ckpt)["step"]
+    total = stopped + 4
+    assert subprocess.run(_cli("train", *common, "--steps", str(total), "--checkpoint", str(ckpt)),
+                          capture_output=True).returncode == 0
+    straight = tmp_path / "straight.pt"
+    assert subprocess.run(_cli("train", *common, "--steps", str(total), "--checkpoint", str(straight)),
+                          capture_output=True).returncode == 0
+    a, b = load_checkpoint(ckpt), load_checkpoint(straight)
+    assert a["step"] == b["step"] == total
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert not list(tmp_path.glob("*.tmp*")), "no partial write left behind"
+
+
 # ----------------------------------------------------------------------------- the recipe and time budgets
 
 def test_the_recipe_schedule_gives_the_documented_rates():
