@@ -125,7 +125,11 @@ def _mnist_like(key: str, root: Path, train: bool, download: bool):
     try:
         ds = cls(str(root), train=train, download=download)
     except Exception as err:  # torchvision says RuntimeError offline, or a URLError on download
-        raise _missing(key, root / folder / "raw", [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"],
+        files = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
+        if all((root / folder / "raw" / f).exists() for f in files):
+            raise ValueError(f"{key}: the files in {root / folder / 'raw'} are there but unreadable (truncated or "
+                             f"corrupt? {type(err).__name__}: {err}); replace them") from None
+        raise _missing(key, root / folder / "raw", files,
                        f"With internet, pass download=True (CLI: --download) to fetch them. ({err})") from None
     images = ds.data.unsqueeze(1).float().div_(255)
     return images, ds.targets.long(), str(root / folder / "raw")
@@ -180,12 +184,15 @@ def _cifar10_jpeg_decoded(archive: Path, split: str):
     from PIL import Image
 
     found = []
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if member.isfile() and len(parts) >= 3 and parts[-3] == split and parts[-1].endswith(".jpg"):
-                data = tar.extractfile(member).read()
-                found.append((parts[-2], member.name, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if member.isfile() and len(parts) >= 3 and parts[-3] == split and parts[-1].endswith(".jpg"):
+                    data = tar.extractfile(member).read()
+                    found.append((parts[-2], member.name, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+    except (EOFError, OSError, tarfile.TarError) as err:
+        raise ValueError(f"{archive} is truncated or corrupt ({type(err).__name__}: {err}); fetch it again") from None
     classes = sorted({c for c, _, _ in found})  # alphabetical = torchvision's CIFAR10.classes
     found.sort(key=lambda item: (classes.index(item[0]), item[1]))
     images = np.stack([img for _, _, img in found]).transpose(0, 3, 1, 2).copy()

@@ -608,6 +608,7 @@ class FastDRAW(nn.Module):
             check_images(x, cfg)
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
+        m.check_eps(eps, x.shape[0])
         box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None,
                     "pool": self._traces}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))

@@ -123,6 +123,8 @@ def check_images(x: torch.Tensor, config: DrawConfig) -> None:
     if not x.is_floating_point():
         raise InputError(f"expected float pixel values in [0, 1], got dtype {x.dtype} "
                          f"(for uint8 images use x.float() / 255)")
+    if x.dtype != torch.float32:
+        raise InputError(f"expected float32 images (the model's dtype), got {x.dtype}; use x.float()")
     if x.numel() == 0:
         raise InputError("expected at least one image, got an empty batch")
     if not torch.isfinite(x).all():
@@ -179,6 +181,14 @@ class DRAW(nn.Module):
         device = self.c0.device
         return torch.randn(c.T, batch, c.z_size, generator=generator, device=device, dtype=self.c0.dtype)
 
+    def check_eps(self, eps: torch.Tensor, batch: int) -> None:
+        """Raise InputError unless eps is the (T, batch, z_size) noise of one pass."""
+        expected = (self.config.T, batch, self.config.z_size)
+        if not isinstance(eps, torch.Tensor) or tuple(eps.shape) != expected:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise InputError(f"eps must have shape (T, batch, z_size) = {expected}, a fresh N(0, I) draw per step; "
+                             f"got {got} (model.sample_eps(batch) makes one)")
+
     def initial_state(self, batch: int):
         c = self.config
         zeros = lambda n: self.c0.new_zeros(batch, n)
@@ -199,6 +209,7 @@ class DRAW(nn.Module):
         batch = x.shape[0]
         if eps is None:
             eps = self.sample_eps(batch, generator)
+        self.check_eps(eps, batch)
         canvas, (h_enc, c_enc), (h_dec, c_dec) = self.initial_state(batch)
         kls = []
         for t in range(self.config.T):
@@ -238,8 +249,11 @@ class DRAW(nn.Module):
     def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
                  eps: Optional[torch.Tensor] = None, record: Optional[Recorder] = None) -> torch.Tensor:
         """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"n must be a positive number of samples, got {n!r}")
         if eps is None:
             eps = self.sample_eps(n, generator)
+        self.check_eps(eps, n)
         canvas, _, (h_dec, c_dec) = self.initial_state(n)
         frames = []
         for t in range(self.config.T):

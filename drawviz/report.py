@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -147,7 +148,7 @@ def write_json(path, obj) -> Path:
     """Write atomically (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{threading.get_ident()}")  # writers never share one
     tmp.write_text(json.dumps(_plain(obj), indent=2))
     os.replace(tmp, path)
     return path

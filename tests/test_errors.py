@@ -93,3 +93,67 @@ def test_report_and_export_refuse_an_unwritable_output_up_front(tmp_path, capsys
     save_checkpoint(tmp_path / "m.pt", model=DRAW(TINY), step=1)
     with pytest.raises(CheckpointError, match="cannot write"):
         export_checkpoint(tmp_path / "m.pt", blocker / "out.pt")
+
+
+def test_raw_tracebacks_become_clear_errors(tmp_path):
+    from drawviz import probes
+    from drawviz.model import InputError
+    from drawviz.train import pick_device
+
+    model = DRAW(TINY)
+    with pytest.raises(InputError, match="float32"):
+        model(torch.rand(2, 1, 28, 28, dtype=torch.float64))
+    with pytest.raises(InputError, match="positive number of samples"):
+        probes.record_generation(model, -1)
+    with pytest.raises(InputError, match=r"\(T, batch, z_size\) = \(2, 3, 2\)"):
+        model(torch.rand(3, 1, 28, 28), eps=torch.randn(2, 3, 5))
+    with pytest.raises(InputError, match="eps must have shape"):
+        model.generate(3, eps=torch.randn(2, 1, 2))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_a_truncated_dataset_file_is_called_corrupt_not_missing(tmp_path, data_root):
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copyfile(data_root / "MNIST" / "raw" / f, raw / f)
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="unreadable"):
+        data.load("mnist", "test", tmp_path)
+    archive = tmp_path / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes((data_root / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz").read_bytes()[:200_000])
+    import os
+    os.environ["DRAWVIZ_CACHE"] = str(tmp_path / "cache")
+    try:
+        with pytest.raises(ValueError, match="truncated or corrupt"):
+            data.load("cifar10", "test", tmp_path)
+    finally:
+        del os.environ["DRAWVIZ_CACHE"]
+
+
+def test_concurrent_json_writers_never_share_a_temporary_file(tmp_path):
+    import json
+    import threading as th
+
+    from drawviz.report import write_json
+
+    path = tmp_path / "m.json"
+    errors = []
+
+    def writer(k):
+        try:
+            for i in range(30):
+                write_json(path, {"writer": k, "i": i})
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [th.Thread(target=writer, args=(k,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and json.loads(path.read_text())["i"] == 29
