@@ -609,6 +609,7 @@ class FastDRAW(nn.Module):
         if eps is None:
             eps = m.sample_eps(x.shape[0], generator)
         m.check_eps(eps, x.shape[0])
+        m.check_dtype(x)
         box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None,
                     "pool": self._traces}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))

@@ -123,8 +123,7 @@ def check_images(x: torch.Tensor, config: DrawConfig) -> None:
     if not x.is_floating_point():
         raise InputError(f"expected float pixel values in [0, 1], got dtype {x.dtype} "
                          f"(for uint8 images use x.float() / 255)")
-    if x.dtype != torch.float32:
-        raise InputError(f"expected float32 images (the model's dtype), got {x.dtype}; use x.float()")
+
     if x.numel() == 0:
         raise InputError("expected at least one image, got an empty batch")
     if not torch.isfinite(x).all():
@@ -181,6 +180,12 @@ class DRAW(nn.Module):
         device = self.c0.device
         return torch.randn(c.T, batch, c.z_size, generator=generator, device=device, dtype=self.c0.dtype)
 
+    def check_dtype(self, x: torch.Tensor) -> None:
+        """Raise InputError unless x has the model's dtype (float32 unless the model was converted)."""
+        if x.dtype != self.c0.dtype:
+            raise InputError(f"the images are {x.dtype} but the model is {self.c0.dtype}; "
+                             f"use x.to({str(self.c0.dtype).replace('torch.', 'torch.')})")
+
     def check_eps(self, eps: torch.Tensor, batch: int) -> None:
         """Raise InputError unless eps is the (T, batch, z_size) noise of one pass."""
         expected = (self.config.T, batch, self.config.z_size)
@@ -210,6 +215,7 @@ class DRAW(nn.Module):
         if eps is None:
             eps = self.sample_eps(batch, generator)
         self.check_eps(eps, batch)
+        self.check_dtype(x)
         canvas, (h_enc, c_enc), (h_dec, c_dec) = self.initial_state(batch)
         kls = []
         for t in range(self.config.T):

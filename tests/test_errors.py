@@ -101,7 +101,7 @@ def test_raw_tracebacks_become_clear_errors(tmp_path):
     from drawviz.train import pick_device
 
     model = DRAW(TINY)
-    with pytest.raises(InputError, match="float32"):
+    with pytest.raises(InputError, match="images are torch.float64 but the model is torch.float32"):
         model(torch.rand(2, 1, 28, 28, dtype=torch.float64))
     with pytest.raises(InputError, match="positive number of samples"):
         probes.record_generation(model, -1)
