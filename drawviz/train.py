@@ -431,7 +431,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
       checkpoints; fused GEMMs and a hand-written backward pass).
     bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states,
-      about 1.3x faster again on CPUs with AVX512-BF16 and on GPUs; loss within ~0.1%).
+      about 1.3x faster again on an AMD EPYC with AVX512-BF16 and on GPUs, slower on CPUs without
+      native bf16 and on an Intel Xeon without AMX: measure first; loss within ~0.1%).
     """
     if binarize not in ("dynamic", "static", None):
         raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
