@@ -361,7 +361,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
-            f"<div class='small'>{html.escape(tr.get('source', ''))}</div></td>"
+            f"<div class='small'>{html.escape(_data.portable(tr.get('source', '')))}</div></td>"
             f"<td>{tr.get('config', {}).get('T', '–')}</td><td>{_fmt(tr.get('nll_bound'), '.1f')}</td>"
             f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td><td>{trained}</td><td>{tested}</td>"
             f"<td>{_fmt(at.get('write_footprint'), '.2f')}</td><td>{_fmt(at.get('write_spread_px'), '.1f')}</td>"

@@ -487,7 +487,14 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
         if state["rng"] is not None and state["rng_device"] == str(generator.device):
             generator.set_state(state["rng"].cpu())
         start, history = state["step"], list(state["history"])
-        saved = state.get("train_args", {}).get("recipe")
+        before = state.get("train_args", {})
+        for key, now in (("seed", seed), ("dataset", args.get("dataset"))):
+            if before.get(key) is not None and now is not None and before[key] != now:
+                warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
+                              f"applied from step {start}" + (": the data order changes from here" if key == "seed"
+                                                               else ": the model now trains on other data"),
+                              stacklevel=2)
+        saved = before.get("recipe")
         if saved is not None and saved != recipe.to_dict():
             changed = {k: (v, recipe.to_dict()[k]) for k, v in saved.items() if recipe.to_dict().get(k) != v}
             warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "

@@ -366,3 +366,12 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
     assert "| write attention" in card and "| read attention" in card and "the no-attention model" in card
     assert str(data_root) not in card  # no machine's folder as provenance
     assert all(line.count("|") in (0, 3) for line in card.splitlines())  # a well-formed two-column table
+
+
+def test_resuming_with_another_seed_or_dataset_says_so(tmp_path, images):
+    ckpt = tmp_path / "s.pt"
+    train(SMALL, images, steps=2, batch_size=32, seed=0, progress=False, checkpoint=ckpt, train_args={"dataset": "a"})
+    with pytest.warns(UserWarning, match="seed 1 .*trained with 0.*data order"):
+        train(SMALL, images, steps=3, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "a"})
+    with pytest.warns(UserWarning, match="dataset 'b'.*other data"):
+        train(SMALL, images, steps=4, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "b"})
