@@ -138,6 +138,12 @@ def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generat
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # a full disk, a quota, a file-size limit (torch wraps some as RuntimeError)
+        if isinstance(err, RuntimeError) and "write" not in str(err).lower() and "file" not in str(err).lower():
+            raise
+        previous = "the previous checkpoint there is intact" if path.exists() else "nothing was written"
+        raise CheckpointError(f"could not write {path} ({type(err).__name__}: {str(err)[:200]}); {previous}. "
+                              f"Free space or choose another folder, then resume") from None
     finally:
         if tmp.exists():
             tmp.unlink()

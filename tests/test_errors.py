@@ -157,3 +157,28 @@ def test_concurrent_json_writers_never_share_a_temporary_file(tmp_path):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors and json.loads(path.read_text())["i"] == 29
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path):
+    """A file-size limit stands in for a full disk: the write fails part-way, as it would."""
+    import subprocess
+    import sys
+    import textwrap
+
+    save_checkpoint(tmp_path / "m.pt", model=DRAW(TINY), step=1)
+    before = (tmp_path / "m.pt").read_bytes()
+    script = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        from drawviz.model import DRAW, DrawConfig
+        from drawviz.train import CheckpointError, save_checkpoint
+        try:
+            save_checkpoint({str(tmp_path / 'm.pt')!r}, model=DRAW(DrawConfig()), step=2)
+        except CheckpointError as err:
+            print("CLEAR:", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "CLEAR:" in out.stdout and "previous checkpoint there is intact" in out.stdout, out.stdout + out.stderr
+    assert (tmp_path / "m.pt").read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp*"))
