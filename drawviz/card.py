@@ -102,7 +102,7 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         + (f", read from `{_data.portable(args['train_source'], data_root)}`" if args.get("train_source") else "") + "; "
         + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
            if m["binarize"] else "8-bit intensities, not binarised |"),
-        f"| likelihood | {describe(config.likelihood, m['binarize'])} |",
+        f"| likelihood | {describe(config.likelihood, m['binarize']).removeprefix('likelihood: ')} |",
         f"| recipe | {_recipe(args)} |",
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
