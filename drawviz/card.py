@@ -66,17 +66,21 @@ def _hardware(args: dict, override: Optional[str]) -> str:
 
 
 def _trend(history: list) -> str:
-    """How fast the test bound was still falling at the end of training, from the evaluations in the history."""
-    tests = [(row["seconds"] / 60, row["test_nll_bound"]) for row in history
+    """How fast the test bound was still falling at the end of training, from the evaluations in the history
+    (the last one against the latest one at least 15 minutes of training before it)."""
+    tests = [(row["seconds"] / 60, row["test_nll_bound"], row.get("lr")) for row in history
              if row.get("test_nll_bound") is not None and math.isfinite(row["test_nll_bound"])]
     if len(tests) < 2:
         return "not known: fewer than two test evaluations during training"
-    (m0, b0), (m1, b1) = tests[-2], tests[-1]
+    m1, b1, _ = tests[-1]
+    m0, b0, _ = next((t for t in reversed(tests[:-1]) if m1 - t[0] >= 15), tests[-2])
     per_hour = (b0 - b1) / max(m1 - m0, 1e-9) * 60
-    verdict = ("yes: under 1 % per hour" if per_hour < 0.01 * abs(b1)
-               else "no: still falling")
+    verdict = "yes: under 1 % per hour" if per_hour < 0.01 * abs(b1) else "no: still falling"
+    lrs = [row.get("lr") for row in history if row.get("lr")]
+    annealed = (f"; the learning rate had annealed to {lrs[-1] / max(lrs):.0%} of its peak by then, so the "
+                f"slope understates what more training at a useful rate would give") if lrs and lrs[-1] < 0.5 * max(lrs) else ""
     return (f"{verdict} (the bound during training fell {b0 - b1:.2f} nats from minute {m0:.0f} to {m1:.0f}, "
-            f"≈ {per_hour:.1f} nats per hour, on the evaluation images used in training)")
+            f"≈ {per_hour:.1f} nats per hour, on the evaluation images used in training{annealed})")
 
 
 def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
