@@ -71,16 +71,8 @@ class ImageSet:
             raise ValueError(f"n must be a positive number of images (or None for all), got {n!r}")
         if n is None or n >= len(self):
             return self
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(self), generator=g)
-        labels = self.labels[order]
-        # rank of each image within its class in the shuffled order; take ranks round-robin
-        rank = torch.empty_like(labels)
-        for c in labels.unique():
-            where = torch.nonzero(labels == c).squeeze(1)
-            rank[where] = torch.arange(len(where))
-        key = rank * (int(labels.max()) + 1) + labels
-        chosen = order[torch.argsort(key)[:n]]
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        chosen = order[torch.from_numpy(_interleave_classes(self.labels[order].numpy()))[:n]]
         return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen],
                         f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}")
 
