@@ -391,3 +391,70 @@ def test_static_reports_offline(browser, report_dir):
     finally:
         shot(page, "report-final", full_page=True)
         context.close()
+
+
+# ----------------------------------------------------------------------------- markup in user strings
+
+# Run names are restricted to plain folder names (test_report.py); every other string a user controls reaches
+# the pages too: the data root's folder name, a model's folder and file name, the notebooks' `title`.
+# Each payload, if it ran, would change the page title.
+PAYLOADS = {
+    "data_root": "<img src=x onerror=document.title='pwned-root'>",
+    "model_dir": "<script>document.title='pwned-dir'<",
+    "model_file": "<svg onload=document.title='pwned-file'>.pt",
+    "title": "<script>document.title='pwned-title'</script>",
+}
+
+
+def test_markup_in_user_strings_is_shown_as_text_and_never_runs(browser, tmp_path, data_root):
+    """Issue 14, item 2: a report made from a data root, model path and title that are HTML runs no script."""
+    from drawviz import data
+    from drawviz.model import DrawConfig
+    from drawviz.train import train
+
+    root = tmp_path / PAYLOADS["data_root"]  # a real folder (a symlinked one would be resolved away)
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    for f in (Path(data_root) / "MNIST" / "raw").glob("*-ubyte"):
+        (root / "MNIST" / "raw" / f.name).symlink_to(f.resolve())
+    model_dir = tmp_path / PAYLOADS["model_dir"]
+    model_dir.mkdir()
+    model = model_dir / PAYLOADS["model_file"]
+    config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
+    train(config, data.load("mnist", "train", root, limit=64), steps=2, batch_size=32, device="cpu",
+          checkpoint=model, progress=False)
+    runs = tmp_path / "runs.yaml"
+    runs.write_text("runs:\n" + "".join(
+        f"  - name: run-{k}\n    dataset: mnist\n    model: {str(model)!r}\n    notebooks: [train]\n"
+        f"    parameters: {{title: {PAYLOADS['title']!r}, steps: 2, test_limit: 32, n_samples: 8, device: cpu}}\n"
+        for k in "ab"))
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(runs), "--out", str(out),
+                           "--data-root", str(root), "--notebooks", "train", "blur", "--device", "cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"drawviz report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    pages = [out / "data.html", out / "run-a" / "train.html", out / "comparison" / "blur.html"]
+
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        for path in pages:
+            assert path.exists(), f"the report has no {path.relative_to(out)}"
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            page.wait_for_timeout(300)  # an onerror/onload handler would have fired by now
+            shot(page, f"markup-{path.parent.name}-{path.stem}", full_page=True)
+            title = page.title()
+            assert "pwned" not in title, f"{path.relative_to(out)} ran user-given markup: title {title!r}"
+            injected = page.evaluate("""() => [...document.querySelectorAll('img[onerror], svg[onload], script')]
+                .filter(e => (e.outerHTML || '').includes('pwned')).map(e => e.outerHTML)""")
+            assert not injected, f"{path.relative_to(out)} turned user strings into elements: {injected}"
+        assert not dialogs, f"a page opened a dialog: {dialogs}"
+        # shown as text, where they are shown at all
+        page.goto((out / "data.html").as_uri())
+        assert PAYLOADS["data_root"] in page.locator("body").inner_text()
+        page.goto((out / "comparison" / "blur.html").as_uri())
+        assert PAYLOADS["model_file"] in page.locator("body").inner_text()
+    finally:
+        context.close()
