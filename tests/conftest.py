@@ -36,6 +36,44 @@ def data_root() -> Path:
     return _data_root()
 
 
+def _has(root: Path, name: str) -> bool:
+    from drawviz import data
+    try:
+        data.load(name, "test", root, limit=1)
+        return True
+    except data.DatasetNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def dataset_root(data_root):
+    """dataset_root(name): a data root holding the real `name` test set: the MNIST root when it has it, else
+    drawviz's cache, where torchvision downloads it once ("fashion-mnist"). The CIFAR-10 JPEG copy
+    ("cifar10-jpeg") is not downloadable: without it the test fails with one line saying where to put it."""
+    cache = Path.home() / ".cache" / "drawviz" / "data"
+
+    def find(name: str) -> Path:
+        if name == "cifar10-jpeg":
+            for root in (data_root, ROOT.parent / "shared" / "data"):
+                if (root / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz").exists():
+                    return root
+            pytest.fail(f"this test reads the CIFAR-10 JPEG copy: put cifar10-jpg.tar.gz in {data_root}/CIFAR10-jpeg/ "
+                        "or set DRAWVIZ_DATA to a folder that has it", pytrace=False)
+        for root in (data_root, cache):
+            if _has(root, name):
+                return root
+        try:
+            from torchvision import datasets
+            for train in (True, False):
+                {"fashion-mnist": datasets.FashionMNIST}[name](str(cache), train=train, download=True)
+        except Exception as err:  # offline, or the mirrors are down
+            pytest.fail(f"real {name} not found under {data_root} and not downloadable ({err}); "
+                        f"set DRAWVIZ_DATA to a folder that holds it", pytrace=False)
+        return cache
+
+    return find
+
+
 @pytest.fixture(scope="session")
 def mnist_test(data_root):
     from drawviz import data

@@ -21,7 +21,7 @@ def test_mnist_is_read_as_float_images_in_0_1(mnist_test, data_root):
 
 def test_the_root_comes_from_DRAWVIZ_DATA(monkeypatch, data_root):
     monkeypatch.setenv("DRAWVIZ_DATA", str(data_root))
-    assert len(data.load("fashion-mnist", "test")) == 10_000
+    assert len(data.load("mnist", "test")) == 10_000
 
 
 def test_mnist_is_binarised_statically_with_a_fixed_seed_and_dynamically_otherwise(mnist_test):
@@ -49,16 +49,17 @@ def test_a_shipped_sample_is_class_balanced_and_split_without_overlap(name, shap
     assert sorted(test.labels[:10].tolist()) == list(range(10))
 
 
-def test_the_samples_are_the_real_test_images(data_root):
-    assert torch.equal(data.load("cifar10-sample", "test").images, data.load("cifar10", "test", data_root).images[:200])
-    fashion = data.load("fashion-mnist", "test", data_root)
+def test_the_samples_are_the_real_test_images(dataset_root):
+    cifar = data.load("cifar10", "test", dataset_root("cifar10-jpeg"))
+    assert torch.equal(data.load("cifar10-sample", "test").images, cifar.images[:200])
+    fashion = data.load("fashion-mnist", "test", dataset_root("fashion-mnist"))
     sample = data.load("fashion-mnist-sample", "test")
     first_of_class = [int(torch.nonzero(fashion.labels == c)[0]) for c in range(10)]
     assert torch.equal(sample.images[:10], fashion.images[first_of_class])
 
 
-def test_the_cifar10_jpeg_copy_comes_interleaved_by_class_not_sorted(data_root):
-    test = data.load("cifar10", "test", data_root)
+def test_the_cifar10_jpeg_copy_comes_interleaved_by_class_not_sorted(dataset_root):
+    test = data.load("cifar10", "test", dataset_root("cifar10-jpeg"))
     assert torch.bincount(test.labels).tolist() == [1000] * 10
     assert test.labels[:20].tolist() == list(range(10)) * 2  # the first n images hold n/10 of each class
     assert torch.bincount(test.labels[:2000]).tolist() == [200] * 10

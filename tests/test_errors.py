@@ -1,6 +1,11 @@
 """Numbers that would be silently wrong are clear errors instead (issue 14, item 3)."""
+import io
+import tarfile
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from drawviz import data
 from drawviz.__main__ import main
@@ -127,7 +132,15 @@ def test_a_truncated_dataset_file_is_called_corrupt_not_missing(tmp_path, data_r
         data.load("mnist", "test", tmp_path)
     archive = tmp_path / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz"
     archive.parent.mkdir()
-    archive.write_bytes((data_root / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz").read_bytes()[:200_000])
+    whole = archive.with_suffix(".whole")
+    with tarfile.open(whole, "w:gz") as tar:  # the JPEG copy's layout, with noise images that do not compress
+        for k in range(40):
+            buf = io.BytesIO()
+            Image.fromarray(np.random.default_rng(k).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG")
+            info = tarfile.TarInfo(f"cifar10-jpg/test/{'cat' if k % 2 else 'dog'}/{k:04d}.jpg")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    archive.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     import os
     os.environ["DRAWVIZ_CACHE"] = str(tmp_path / "cache")
     try:
