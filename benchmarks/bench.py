@@ -182,7 +182,7 @@ def run_case(name, preset, batch, args, device):
                 rec = Recorder() if kind == "record" else None
                 _sync(device)
                 t = time.perf_counter()
-                fast(x, eps, check=False, record=rec)
+                fast(x, eps, check=False, tap=rec)
                 if rec is not None:
                     rec.arrays()  # the copy to numpy is part of recording
                 _sync(device)

@@ -32,6 +32,14 @@ class Window(NamedTuple):
     sigma2: torch.Tensor
     gamma: torch.Tensor
 
+    def map(self, fn) -> "Window":
+        """The same fn applied to every field (e.g. detach, stack over time, index a sample)."""
+        return Window(*(fn(v) for v in self))
+
+    def at(self, *index) -> "Window":
+        """The fields indexed alike: ``w.at(t - 1, sample)`` on a recorded (T, batch) window."""
+        return self.map(lambda v: v[index])
+
 
 def stride_scale(N: int, width: int, height: int) -> float:
     """(max(A,B)−1)/(N−1): the stride δ for δ̃ = 1, i.e. N filters spanning the image (eq. 24).
@@ -107,11 +115,15 @@ class Read(_Attention):
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor):
         """x, x_hat: (batch, C, B, A). Returns (r (batch, 2·C·N·N), window, glimpses (batch, 2, C, N, N))."""
         window = self.window(h_dec)
+        glimpse = self.glimpse(x, x_hat, window)
+        return glimpse.flatten(1), window, glimpse
+
+    def glimpse(self, x: torch.Tensor, x_hat: torch.Tensor, window: Window) -> torch.Tensor:
+        """γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ] through ``window``: (batch, 2, C, N, N)."""
         F_x, F_y = self.filters(window)
         both = torch.stack((x, x_hat), 1)  # (batch, 2, C, B, A)
         glimpse = torch.einsum("bnh,bkchw,bmw->bkcnm", F_y, both, F_x)
-        glimpse = glimpse * window.gamma[:, None, None, None, None]
-        return glimpse.flatten(1), window, glimpse
+        return glimpse * window.gamma[:, None, None, None, None]
 
 
 class Write(_Attention):
@@ -124,11 +136,18 @@ class Write(_Attention):
 
     def forward(self, h_dec: torch.Tensor):
         """Returns (canvas update (batch, C, B, A), window, patch w_t (batch, C, N, N))."""
-        window = self.window(h_dec)
+        window, w = self.window(h_dec), self.patch_from(h_dec)
+        return self.paint(w, window), window, w
+
+    def patch_from(self, h_dec: torch.Tensor) -> torch.Tensor:
+        """w_t = W(h_dec), eq. 28: (batch, C, N, N)."""
+        return self.patch(h_dec).view(-1, self.channels, self.N, self.N)
+
+    def paint(self, w: torch.Tensor, window: Window) -> torch.Tensor:
+        """(1/γ)·F_Yᵀ w F_X through ``window``, eq. 29: the canvas update (batch, C, B, A)."""
         F_x, F_y = self.filters(window)
-        w = self.patch(h_dec).view(-1, self.channels, self.N, self.N)
         update = torch.einsum("bnh,bcnm,bmw->bchw", F_y, w, F_x)
-        return update / window.gamma[:, None, None, None], window, w
+        return update / window.gamma[:, None, None, None]
 
 
 class FullRead(nn.Module):

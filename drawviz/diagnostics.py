@@ -66,15 +66,15 @@ def _grid_n(trace, op: str) -> int:
 
 def footprints(trace, op: str) -> np.ndarray:
     """N·δ + 2σ in pixels for every (step, sample) of op: (T, batch)."""
-    w = trace.windows[op]  # (T, batch, 5): g_x, g_y, δ, σ², γ
-    return _grid_n(trace, op) * w[..., 2] + 2 * np.sqrt(w[..., 3])
+    w = trace.windows[op]  # a Window of (T, batch) arrays
+    return _grid_n(trace, op) * w.delta + 2 * np.sqrt(w.sigma2)
 
 
-def _centres(w: np.ndarray, width: int, height: int):
-    """(T, batch) off-image flags and the (T,) spread across images of the window centres in w (T, batch, 5)."""
-    g_x, g_y = w[..., 0], w[..., 1]
+def _centres(w, width: int, height: int):
+    """(T, batch) off-image flags and the (T,) spread across images of the window centres (a Window of (T, batch))."""
+    g_x, g_y = w.g_x, w.g_y
     off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
-    spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if w.shape[1] > 1 else np.full(w.shape[0], np.nan)
+    spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if g_x.shape[1] > 1 else np.full(g_x.shape[0], np.nan)
     return off, spread
 
 
@@ -86,7 +86,7 @@ def per_step(trace) -> pd.DataFrame:
     for op, w in trace.windows.items():
         fp = footprints(trace, op)
         off, spread = _centres(w, width, height)
-        for t in range(w.shape[0]):
+        for t in range(len(w.g_x)):
             rows.append({"step": t + 1, "op": op, "footprint_px": float(np.median(fp[t])),
                          "footprint": float(np.median(fp[t])) / width, "spread_px": float(spread[t]),
                          "off_image": float(off[t].mean()), "edit_area": math.nan})
@@ -109,7 +109,7 @@ def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.D
     first = int(math.floor(skip * trace.T))  # steps 1..first are left out
     rows = []
     for op, w in trace.windows.items():
-        w = w[first:]
+        w = w.at(slice(first, None))
         fp = footprints(trace, op)[first:]
         off, spread = _centres(w, width, height)
         rows.append({"op": op, "steps": f"{first + 1}-{trace.T}", "footprint": float(np.median(fp)) / width,

@@ -35,7 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import _EPS, stride_scale
-from .model import DRAW, DrawOutput, Recorder, check_images
+from . import quantities as Q
+from .attention import Window
+from .model import DRAW, DrawOutput, check_images
+from .quantities import Tap
 
 __all__ = ["FastDRAW", "make_fast"]
 
@@ -600,9 +603,13 @@ class FastDRAW(nn.Module):
         return self.model.sample_eps(batch, generator)
 
     def forward(self, x: torch.Tensor, eps: Optional[torch.Tensor] = None, *,
-                generator: Optional[torch.Generator] = None, record: Optional[Recorder] = None,
+                generator: Optional[torch.Generator] = None, tap: Optional[Tap] = None,
                 check: bool = True) -> DrawOutput:
-        """As DRAW.forward (eq. 3-12); eps (T, batch, z_size) is drawn from ``generator`` when not given."""
+        """As DRAW.forward (eq. 3-12); eps (T, batch, z_size) is drawn from ``generator`` when not given.
+
+        tap: only watches here. After the pass it is called with every quantity, step by step, and
+        must return each value unchanged: interventions need the reference model (``self.model``)."""
+        refuse_interventions(tap)
         m, cfg = self.model, self.model.config
         if check:
             check_images(x, cfg)
@@ -610,50 +617,74 @@ class FastDRAW(nn.Module):
             eps = m.sample_eps(x.shape[0], generator)
         m.check_eps(eps, x.shape[0])
         m.check_dtype(x)
-        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": record is not None,
+        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": tap is not None,
                     "pool": self._traces}
         canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(-1)
         nll = m.nll(canvas, x)  # eq. 9
-        if record is not None:
-            _emit(record, box["state"], mu.detach(), kl.detach(), cfg)
+        if tap is not None:
+            _emit(tap, box["state"], mu.detach(), kl.detach(), cfg, m.c0.detach())
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
 
     def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
-                 eps: Optional[torch.Tensor] = None, record: Optional[Recorder] = None) -> torch.Tensor:
-        """Sampling (eq. 13-16) has no backward pass to speed up: the reference loop."""
-        return self.model.generate(n, generator=generator, eps=eps, record=record)
+                 eps: Optional[torch.Tensor] = None, tap: Optional[Tap] = None) -> torch.Tensor:
+        """Sampling (eq. 13-16) has no backward pass to speed up: the reference loop (watching only)."""
+        refuse_interventions(tap)
+        return self.model.generate(n, generator=generator, eps=eps, tap=tap)
 
     reconstruct = DRAW.reconstruct  # records the canvases through this module's own forward
 
 
-def _emit(record, st, mu, kl, cfg):
-    """Replay the reference recorder calls, step by step, from the stored activations.
+INTERVENTION_REFUSED = ("the fast path only records: it computes a whole pass at once, so a hook cannot change "
+                        "a step's value; run interventions on the reference model (FastDRAW.model, or "
+                        "drawviz.interventions.run_with_hooks, which takes either)")
+
+
+def refuse_interventions(tap) -> None:
+    if getattr(tap, "intervenes", False):
+        raise TypeError(INTERVENTION_REFUSED)
+
+
+def _emit(tap, st, mu, kl, cfg, c0):
+    """Replay the reference model's taps (drawviz.quantities), step by step, from the stored activations.
 
     A recorder with record_steps(name, values) (probes.Recorder) gets the canvases and error
     images as the time-first (T, batch, C, H, W) buffers they already are: no per-step copies.
     """
     B, C = st["x"].shape[0], cfg.channels
-    record_steps = getattr(record, "record_steps", None)
+    record_steps = getattr(tap, "record_steps", None)
     if record_steps is not None:
-        record_steps("x_hat", st["x_hat_steps"])
-        record_steps("canvas", st["canvas_steps"])
-    for t, s in enumerate(st["saved"]):
+        record_steps(Q.X_HAT, st["x_hat_steps"])
+        record_steps(Q.CANVAS, st["canvas_steps"])
+
+    def watch(name, t, value):
+        if tap(name, t, value) is not value:
+            raise TypeError(INTERVENTION_REFUSED + f" (the tap returned another value for {name!r} at step {t})")
+
+    for t, s in enumerate(st["saved"], start=1):
         if record_steps is None:
-            record("x_hat", st["x_hat_steps"][t])
-            record("canvas", st["canvas_steps"][t])
-        record("mu", mu[t])
-        record("sigma_z", s.sigma)
-        record("z", s.z)
-        record("kl", kl[t])
+            watch(Q.X_HAT, t, st["x_hat_steps"][t - 1])
         if st["attn"]:
-            N, M = cfg.read_n, cfg.write_n
-            record("read_window", s.read[0])
-            record("glimpse", s.read[1].view(B, 2, C, N, N))
-            record("write_window", s.write[0])
-            record("write_patch", st["pd"][t + 1][:, 5:st["k"].nw].view(B, C, M, M))
+            N = cfg.read_n
+            watch(Q.READ_WINDOW, t, Window(*s.read[0].unbind(1)))
+            watch(Q.GLIMPSE, t, s.read[1].view(B, 2, C, N, N))
+        watch(Q.H_ENC, t, s.h_enc)
+        watch(Q.MU, t, mu[t - 1])
+        watch(Q.SIGMA_Z, t, s.sigma)
+        watch(Q.Z, t, s.z)
+        watch(Q.KL, t, kl[t - 1])
+        watch(Q.H_DEC, t, s.h_dec)
+        if st["attn"]:
+            M = cfg.write_n
+            watch(Q.WRITE_WINDOW, t, Window(*s.write[0].unbind(1)))
+            watch(Q.WRITE_PATCH, t, st["pd"][t][:, 5:st["k"].nw].view(B, C, M, M))
+        else:  # the whole update, c_t − c_{t−1}
+            canvases = st["canvas_steps"]
+            watch(Q.WRITE_PATCH, t, canvases[t - 1] - (canvases[t - 2] if t > 1 else c0))
+        if record_steps is None:
+            watch(Q.CANVAS, t, st["canvas_steps"][t - 1])
 
 
 def _worth_compiling(cfg) -> bool:

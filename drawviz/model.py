@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -12,6 +12,8 @@ from torch import nn
 from . import likelihood as _likelihood
 from .attention import FullRead, FullWrite, Read, Write
 from .likelihood import LIKELIHOODS
+from .quantities import (CANVAS, GLIMPSE, H_DEC, H_ENC, KL, MU, READ_WINDOW, SIGMA_Z, WRITE_PATCH,
+                         WRITE_WINDOW, X_HAT, Z, Tap, identity)
 
 __all__ = ["DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
 
@@ -143,10 +145,6 @@ class DrawOutput(NamedTuple):
     canvas: torch.Tensor  # (batch, C, H, W) final canvas c_T, as logits
 
 
-# A recorder receives (name, tensor) pairs once per step; see drawviz.probes.
-Recorder = Callable[[str, torch.Tensor], None]
-
-
 class DRAW(nn.Module):
     """The DRAW network (eq. 3-8) with attentive (section 3) or full read and write.
 
@@ -202,12 +200,13 @@ class DRAW(nn.Module):
                 (self.h_dec0.expand(batch, -1), zeros(c.dec_size)))
 
     def forward(self, x: torch.Tensor, eps: Optional[torch.Tensor] = None, *,
-                generator: Optional[torch.Generator] = None, record: Optional[Recorder] = None,
+                generator: Optional[torch.Generator] = None, tap: Optional[Tap] = None,
                 check: bool = True) -> DrawOutput:
         """Reconstruct x (batch, C, H, W) in [0, 1]; return the loss terms of eq. 9-12.
 
         eps: (T, batch, z_size) noise, drawn from ``generator`` when not given.
-        record: called with (name, tensor) for every internal quantity of every step.
+        tap: called as tap(name, t, value) with every quantity of drawviz.quantities as step
+          t = 1..T computes it; what it returns is used in its place (a recorder returns the value).
         """
         if check:
             check_images(x, self.config)
@@ -216,36 +215,43 @@ class DRAW(nn.Module):
             eps = self.sample_eps(batch, generator)
         self.check_eps(eps, batch)
         self.check_dtype(x)
+        tap = tap or identity
         canvas, (h_enc, c_enc), (h_dec, c_dec) = self.initial_state(batch)
         kls = []
-        for t in range(self.config.T):
-            x_hat = x - torch.sigmoid(canvas)  # error image, eq. 3
-            r, read_window, glimpse = self.read(x, x_hat, h_dec)  # eq. 4
+        for t in range(1, self.config.T + 1):
+            x_hat = tap(X_HAT, t, x - torch.sigmoid(canvas))  # error image, eq. 3
+            r = self._read(t, x, x_hat, h_dec, tap)  # eq. 4
             h_enc, c_enc = self.encoder(torch.cat((r, h_dec), 1), (h_enc, c_enc))  # eq. 5
+            h_enc = tap(H_ENC, t, h_enc)
             mu, log_sigma = self.q(h_enc).chunk(2, 1)
+            mu = tap(MU, t, mu)
             sigma = torch.exp(log_sigma)
-            z = mu + sigma * eps[t]  # eq. 6, reparameterised
-            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 7
-            update, write_window, patch = self.write(h_dec)
-            canvas = canvas + update  # eq. 8
+            tapped = tap(SIGMA_Z, t, sigma)
+            if tapped is not sigma:  # replaced: its log enters the KL
+                sigma, log_sigma = tapped, tapped.log()
+            z = tap(Z, t, mu + sigma * eps[t - 1])  # eq. 6, reparameterised
             # KL(N(μ, σ²) || N(0, 1)) = ½(μ² + σ² − log σ² − 1), summed over z: eq. 11 per step.
-            kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)
-            kls.append(kl)
-            if record is not None:
-                record("x_hat", x_hat)
-                record("canvas", canvas)
-                record("mu", mu)
-                record("sigma_z", sigma)
-                record("z", z)
-                record("kl", kl)
-                if read_window is not None:
-                    record("read_window", torch.stack(read_window, 1))
-                    record("glimpse", glimpse)
-                    record("write_window", torch.stack(write_window, 1))
-                    record("write_patch", patch)
+            kls.append(tap(KL, t, 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)))
+            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 7
+            h_dec = tap(H_DEC, t, h_dec)
+            canvas = tap(CANVAS, t, canvas + self._write(t, h_dec, tap))  # eq. 8
         nll = self.nll(canvas, x)  # eq. 9
         kl = torch.stack(kls)
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
+
+    def _read(self, t: int, x, x_hat, h_dec, tap: Tap) -> torch.Tensor:
+        """r_t, eq. 4 (attentive, eq. 27) or 17 (the whole image)."""
+        if not self.config.attention:
+            return self.read(x, x_hat, h_dec)[0]
+        window = tap(READ_WINDOW, t, self.read.window(h_dec))
+        return tap(GLIMPSE, t, self.read.glimpse(x, x_hat, window)).flatten(1)
+
+    def _write(self, t: int, h_dec, tap: Tap) -> torch.Tensor:
+        """write(h_dec_t), the canvas update: eq. 29 (attentive) or 18 (the whole canvas)."""
+        if not self.config.attention:
+            return tap(WRITE_PATCH, t, self.write(h_dec)[0])
+        window = tap(WRITE_WINDOW, t, self.write.window(h_dec))
+        return self.write.paint(tap(WRITE_PATCH, t, self.write.patch_from(h_dec)), window)
 
     def nll(self, canvas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """L^x = −log D(x | c_T) per image (batch,), eq. 9, under the config's likelihood."""
@@ -253,34 +259,37 @@ class DRAW(nn.Module):
 
     @torch.no_grad()
     def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
-                 eps: Optional[torch.Tensor] = None, record: Optional[Recorder] = None) -> torch.Tensor:
-        """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W)."""
+                 eps: Optional[torch.Tensor] = None, tap: Optional[Tap] = None) -> torch.Tensor:
+        """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W).
+
+        tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas)."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InputError(f"n must be a positive number of samples, got {n!r}")
         if eps is None:
             eps = self.sample_eps(n, generator)
         self.check_eps(eps, n)
+        tap = tap or identity
         canvas, _, (h_dec, c_dec) = self.initial_state(n)
         frames = []
-        for t in range(self.config.T):
-            h_dec, c_dec = self.decoder(eps[t], (h_dec, c_dec))  # z_t ~ N(0, I)
-            update, write_window, patch = self.write(h_dec)
-            canvas = canvas + update
+        for t in range(1, self.config.T + 1):
+            z = tap(Z, t, eps[t - 1])  # z_t ~ N(0, I), eq. 13
+            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
+            h_dec = tap(H_DEC, t, h_dec)
+            canvas = tap(CANVAS, t, canvas + self._write(t, h_dec, tap))
             frames.append(torch.sigmoid(canvas))
-            if record is not None:
-                record("canvas", canvas)
-                record("z", eps[t])
-                if write_window is not None:
-                    record("write_window", torch.stack(write_window, 1))
-                    record("write_patch", patch)
         return torch.stack(frames)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Canvas sequence σ(c_t) while reconstructing x: (T, batch, C, H, W)."""
         frames = []
-        self(x, generator=generator, record=lambda name, v: frames.append(torch.sigmoid(v))
-             if name == "canvas" else None)
+
+        def keep(name, t, value):
+            if name == CANVAS:
+                frames.append(torch.sigmoid(value))
+            return value
+
+        self(x, generator=generator, tap=keep)
         return torch.stack(frames)
 
 

@@ -86,7 +86,7 @@ def _ops(trace) -> list[str]:
 
 def _window(trace, op: str, t: int, sample: int) -> dict:
     """Pixel-space window of op at step t (1-based) for one sample."""
-    g_x, g_y, delta, sigma2, gamma = trace.windows[op][t - 1, sample]
+    g_x, g_y, delta, sigma2, gamma = trace.windows[op].at(t - 1, sample)
     return {"g_x": g_x, "g_y": g_y, "delta": delta, "sigma": np.sqrt(sigma2), "gamma": gamma}
 
 
@@ -102,7 +102,7 @@ def _rect_style(w: dict, gamma_max: float) -> dict:
 
 
 def _gamma_max(trace, op: str, sample: int) -> float:
-    return float(trace.windows[op][:, sample, 4].max())
+    return float(trace.windows[op].gamma[:, sample].max())
 
 
 def _add_rect(ax, trace, op: str, t: int, sample: int, gamma_max: float, label: Optional[str] = None):
@@ -196,7 +196,7 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
         for t in steps:
             a, b, c, d = _rect_extent(trace, op, t, s)
             x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
-            g_x, g_y = trace.windows[op][t - 1, s, :2]
+            g_x, g_y = trace.windows[op].g_x[t - 1, s], trace.windows[op].g_y[t - 1, s]
             off += not (0.5 <= g_x <= W + 0.5 and 0.5 <= g_y <= H + 0.5)
     margin = 0.5
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
@@ -279,8 +279,8 @@ def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[
             background = trace.x[s] if trace.x is not None else trace.canvas[-1, s]
             artist = _show(ax, background)
             artist.set_alpha(0.55)  # dim the image so the path reads
-            w = trace.windows[op][:, s]
-            px, py = w[:, 0] - 1, w[:, 1] - 1
+            w = trace.windows[op]
+            px, py = w.g_x[:, s] - 1, w.g_y[:, s] - 1
             segments = np.stack([np.c_[px[:-1], py[:-1]], np.c_[px[1:], py[1:]]], 1)
             ax.add_collection(LineCollection(segments, cmap=cmap, norm=norm, array=np.arange(1.5, T), lw=1.4))
             ax.scatter(px, py, c=np.arange(1, T + 1), cmap=cmap, norm=norm, s=14, edgecolors="white",
@@ -418,7 +418,7 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     peak = flat.argmax(-1)
     ey, ex = np.unravel_index(peak, (H, W))
     w = trace.windows["read"]
-    g_x, g_y, delta = w[..., 0], w[..., 1], w[..., 2]
+    g_x, g_y, delta = w.g_x, w.g_y, w.delta
     half = _grid_n(trace, "read") * delta / 2
     cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
     cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)

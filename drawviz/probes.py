@@ -15,43 +15,59 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["Trace", "Recorder", "record", "record_generation", "FRAME_COLUMNS"]
+from . import quantities as Q
+from .attention import Window
 
-# Columns of Trace.frame. sigma is the filter standard deviation √σ² (pixels).
-FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma", "kl"]
-_WINDOW = ("g_x", "g_y", "delta", "sigma2", "gamma")  # order of the stacked window tensors
+__all__ = ["Trace", "Recorder", "record", "record_generation", "FRAME_COLUMNS", "STEP_COLUMNS"]
+
+# Columns of Trace.frame: one row per (sample, step, op). sigma is the filter standard deviation √σ² (pixels).
+FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma"]
+# Columns of Trace.steps: one row per (sample, step); the KL lives here once, not on each op's row.
+STEP_COLUMNS = ["mode", "sample", "step", "kl", "kl_bits", "edit_area"]
+_OPS = {"read": Q.READ_WINDOW, "write": Q.WRITE_WINDOW}
 
 
 class Recorder:
-    """Collects (name, tensor) pairs emitted once per step; stacks them with time first."""
+    """A tap (drawviz.quantities) that keeps every value and returns it unchanged; stacks time first."""
 
     def __init__(self):
-        self._steps: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._steps: dict[str, list] = defaultdict(list)
         self._stacked: dict[str, torch.Tensor] = {}
 
-    def __call__(self, name: str, value: torch.Tensor) -> None:
+    def __call__(self, name: str, step: int, value):
         # detach + keep on device: copying to the host happens once, after the pass.
-        self._steps[name].append(value.detach())
+        self._steps[name].append(value.map(torch.Tensor.detach) if isinstance(value, Window) else value.detach())
+        return value
 
     def record_steps(self, name: str, values: torch.Tensor) -> None:
         """All steps at once, time first (T, batch, ...): the fast path's own buffers, not copied."""
         self._stacked[name] = values.detach()
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {name: torch.stack(vs).float().cpu().numpy() for name, vs in self._steps.items()}
-        out.update({name: v.float().cpu().numpy() for name, v in self._stacked.items()})
+    def arrays(self) -> dict:
+        """name -> (T, batch, ...) numpy array; windows as a Window of (T, batch) arrays."""
+        numpy = lambda v: v.float().cpu().numpy()
+        out = {}
+        for name, values in self._steps.items():
+            if isinstance(values[0], Window):
+                out[name] = Window(*(numpy(torch.stack(field)) for field in zip(*values)))
+            else:
+                out[name] = numpy(torch.stack(values))
+        out.update({name: numpy(v) for name, v in self._stacked.items()})
         return out
 
 
 @dataclass
 class Trace:
-    """A recorded pass. Arrays have time as the first axis: (T, batch, ...).
+    """A recorded pass. Arrays have time as the first axis: (T, batch, ...); names as in drawviz.quantities.
 
-    frame: long-form DataFrame with FRAME_COLUMNS (empty without attention).
+    frame: long-form DataFrame with FRAME_COLUMNS, one row per (sample, step, op) (empty without attention).
+    steps: long-form DataFrame with STEP_COLUMNS, one row per (sample, step): KL (NaN when generating)
+      and edit area. Sum KL from here (the frame has no KL, so a groupby cannot count it twice).
+    windows: op ("read", "write") -> Window of (T, batch) arrays in pixels.
     canvas: σ(c_t), t = 1..T, (T, batch, C, H, W) probabilities.
     x_hat: error images x̂_t = x − σ(c_{t−1}), (T, batch, C, H, W); None for generation.
     glimpse: read output per step, (T, batch, 2, C, N, N) for [x, x̂]; None without reading.
-    write_patch: w_t, (T, batch, C, N, N).
+    write_patch: w_t, (T, batch, C, N, N) (without attention: the whole update).
     kl: (T, batch) nats; None for generation.
     edit_area: (T, batch) the share of pixels that receives 90 % of the step's canvas change
       |c_t − c_{t−1}| before the sigmoid (drawviz.diagnostics.edit_area).
@@ -68,9 +84,12 @@ class Trace:
     z: Optional[np.ndarray] = None
     mu: Optional[np.ndarray] = None
     sigma_z: Optional[np.ndarray] = None
+    h_enc: Optional[np.ndarray] = None
+    h_dec: Optional[np.ndarray] = None
     loss: Optional[float] = None
-    windows: dict = field(default_factory=dict)  # op -> (T, batch, 5) in _WINDOW order
+    windows: dict = field(default_factory=dict)  # op -> Window of (T, batch) arrays
     edit_area: Optional[np.ndarray] = None
+    steps: Optional[pd.DataFrame] = None
 
     @property
     def T(self) -> int:
@@ -81,27 +100,34 @@ class Trace:
         return self.canvas.shape[1]
 
 
-def _frame(mode: str, windows: dict[str, np.ndarray], kl: Optional[np.ndarray]) -> pd.DataFrame:
+def _frame(mode: str, windows: dict[str, Window]) -> pd.DataFrame:
     parts = []
-    for op, w in windows.items():  # w: (T, batch, 5)
-        T, batch, _ = w.shape
+    for op, w in windows.items():  # each field (T, batch)
+        T, batch = w.g_x.shape
         step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
         part = {"mode": mode, "sample": sample.ravel(), "step": step.ravel(), "op": op}
-        for k, name in enumerate(_WINDOW):
-            part[name] = w[:, :, k].ravel()
-        part["kl"] = kl.ravel() if kl is not None else np.nan
+        part.update({name: value.ravel() for name, value in w._asdict().items()})
         parts.append(pd.DataFrame(part))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in FRAME_COLUMNS})
     frame = pd.concat(parts, ignore_index=True)
     frame["sigma"] = np.sqrt(frame.pop("sigma2"))
-    frame["op"] = pd.Categorical(frame["op"], categories=["read", "write"])
+    frame["op"] = pd.Categorical(frame["op"], categories=list(_OPS))
     frame = frame[FRAME_COLUMNS].sort_values(["sample", "step", "op"], kind="stable")
     return frame.reset_index(drop=True)
 
 
-def _windows(arrays: dict) -> dict[str, np.ndarray]:
-    return {op: arrays[f"{op}_window"] for op in ("read", "write") if f"{op}_window" in arrays}
+def _steps(mode: str, kl: Optional[np.ndarray], edit: np.ndarray) -> pd.DataFrame:
+    T, batch = edit.shape
+    step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
+    kl = np.full((T, batch), np.nan) if kl is None else kl
+    frame = pd.DataFrame({"mode": mode, "sample": sample.ravel(), "step": step.ravel(), "kl": kl.ravel(),
+                          "kl_bits": kl.ravel() / np.log(2), "edit_area": edit.ravel()})
+    return frame.sort_values(["sample", "step"], kind="stable").reset_index(drop=True)
+
+
+def _windows(arrays: dict) -> dict[str, Window]:
+    return {op: arrays[name] for op, name in _OPS.items() if name in arrays}
 
 
 def _edit_area(model, logits: np.ndarray) -> np.ndarray:
@@ -115,38 +141,40 @@ def _edit_area(model, logits: np.ndarray) -> np.ndarray:
     return np.stack(areas)
 
 
+def trace_of(model, mode: str, arrays: dict, *, x: Optional[torch.Tensor] = None, loss=None,
+             canvas: Optional[np.ndarray] = None) -> Trace:
+    """A Trace from a recorder's arrays (Recorder.arrays) of one pass of ``mode``."""
+    windows, kl = _windows(arrays), arrays.get(Q.KL)
+    edit = _edit_area(model, arrays[Q.CANVAS])
+    if canvas is None:  # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
+        canvas = torch.sigmoid_(torch.from_numpy(arrays[Q.CANVAS])).numpy()
+    return Trace(mode=mode, frame=_frame(mode, windows), canvas=canvas,
+                 x=None if x is None else x.detach().float().cpu().numpy(), x_hat=arrays.get(Q.X_HAT),
+                 glimpse=arrays.get(Q.GLIMPSE), write_patch=arrays.get(Q.WRITE_PATCH), kl=kl, z=arrays.get(Q.Z),
+                 mu=arrays.get(Q.MU), sigma_z=arrays.get(Q.SIGMA_Z), h_enc=arrays.get(Q.H_ENC),
+                 h_dec=arrays.get(Q.H_DEC), loss=loss, windows=windows, edit_area=edit, steps=_steps(mode, kl, edit))
+
+
+def _generator(model, seed, generator):
+    if generator is None and seed is not None:
+        generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    return generator
+
+
 @torch.no_grad()
 def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
            generator: Optional[torch.Generator] = None) -> Trace:
     """Reconstruct x with a recorder attached. The loss equals an unrecorded pass with the same seed."""
     device = next(model.parameters()).device
-    if generator is None and seed is not None:
-        generator = torch.Generator(device).manual_seed(seed)
     rec = Recorder()
-    out = model(x.to(device), generator=generator, record=rec)
-    a = rec.arrays()
-    kl, windows = a["kl"], _windows(a)
-    edit = _edit_area(model, a["canvas"])
-    return Trace(
-        mode="reconstruction", frame=_frame("reconstruction", windows, kl),
-        # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
-        canvas=torch.sigmoid_(torch.from_numpy(a["canvas"])).numpy(),
-        x=x.detach().float().cpu().numpy(), x_hat=a["x_hat"],
-        glimpse=a.get("glimpse"), write_patch=a.get("write_patch"), kl=kl, z=a["z"], mu=a["mu"],
-        sigma_z=a["sigma_z"], loss=float(out.loss), windows=windows, edit_area=edit)
+    out = model(x.to(device), generator=_generator(model, seed, generator), tap=rec)
+    return trace_of(model, Q.RECONSTRUCTION, rec.arrays(), x=x, loss=float(out.loss))
 
 
 @torch.no_grad()
 def record_generation(model, n: int, *, seed: Optional[int] = 0,
                       generator: Optional[torch.Generator] = None) -> Trace:
     """Sample n images from the prior with a recorder attached (write ops only)."""
-    device = next(model.parameters()).device
-    if generator is None and seed is not None:
-        generator = torch.Generator(device).manual_seed(seed)
     rec = Recorder()
-    canvases = model.generate(n, generator=generator, record=rec)
-    a = rec.arrays()
-    windows = _windows(a)
-    return Trace(mode="generation", frame=_frame("generation", windows, None),
-                 canvas=canvases.float().cpu().numpy(), write_patch=a.get("write_patch"),
-                 z=a["z"], windows=windows, edit_area=_edit_area(model, a["canvas"]))
+    canvases = model.generate(n, generator=_generator(model, seed, generator), tap=rec)
+    return trace_of(model, Q.GENERATION, rec.arrays(), canvas=canvases.float().cpu().numpy())

@@ -87,7 +87,7 @@ def test_each_frame_shows_the_canvas_with_the_steps_windows(kind, request):
                     continue
                 rect = frames.rects[op, s]
                 assert matplotlib.colors.to_hex(rect.get_edgecolor()) == colour
-                g_x, g_y, delta = trace.windows[op][t - 1, s, :3]
+                g_x, g_y, delta = trace.windows[op].at(t - 1, s)[:3]
                 N = plots._grid_n(trace, op)
                 assert rect.get_x() == pytest.approx(g_x - 1 - N * delta / 2, rel=1e-5, abs=1e-5)
                 assert rect.get_y() == pytest.approx(g_y - 1 - N * delta / 2, rel=1e-5, abs=1e-5)

@@ -10,22 +10,21 @@ import torch
 matplotlib.use("Agg")
 
 from drawviz import DRAW, DrawConfig, diagnostics, plots, probes
+from drawviz.attention import Window
 from drawviz.probes import Trace
 
 W = H = 28
 
 
 def _trace(windows: dict, T: int, batch: int, N: int = 5, edit=None) -> Trace:
-    """A trace with given (T, batch, 5) windows in (g_x, g_y, δ, σ², γ) order on a 28×28 canvas."""
+    """A trace with given windows (Windows of (T, batch) arrays) on a 28×28 canvas."""
     return Trace(mode="generation", frame=pd.DataFrame(), canvas=np.zeros((T, batch, 1, H, W), np.float32),
                  write_patch=np.zeros((T, batch, 1, N, N), np.float32),
                  glimpse=np.zeros((T, batch, 2, 1, 2, 2), np.float32), windows=windows, edit_area=edit)
 
 
-def _window(g_x, g_y, delta, sigma2, gamma=1.0, T=10, batch=4):
-    w = np.zeros((T, batch, 5), np.float32)
-    w[...] = [g_x, g_y, delta, sigma2, gamma]
-    return w
+def _window(g_x, g_y, delta, sigma2, gamma=1.0, T=10, batch=4) -> Window:
+    return Window(*(np.full((T, batch), v, np.float32) for v in (g_x, g_y, delta, sigma2, gamma)))
 
 
 def test_a_fixed_small_window_has_a_small_footprint_and_no_spread():
@@ -47,12 +46,12 @@ def test_a_whole_image_window_has_footprint_one_or_more():
 
 def test_an_off_image_centre_is_counted_and_spread_is_measured_across_images():
     w = _window(14.5, 14.5, 1.0, 1.0, T=10, batch=4)
-    w[:, 0, 0] = 40.0  # image 0 looks right of the image at every step
-    w[:, 1, 1] = 0.2  # image 1 above it
+    w.g_x[:, 0] = 40.0  # image 0 looks right of the image at every step
+    w.g_y[:, 1] = 0.2  # image 1 above it
     trace = _trace({"write": w}, T=10, batch=4)
     s = diagnostics.summary(trace).set_index("op").loc["write"]
     assert s.off_image == pytest.approx(0.5)
-    gx, gy = w[0, :, 0], w[0, :, 1]
+    gx, gy = w.g_x[0], w.g_y[0]
     assert s.spread_px == pytest.approx(math.sqrt((gx.std() ** 2 + gy.std() ** 2) / 2), rel=1e-5)
     steps = diagnostics.per_step(trace)
     assert (steps[steps.op == "write"].off_image == 0.5).all()
@@ -61,7 +60,7 @@ def test_an_off_image_centre_is_counted_and_spread_is_measured_across_images():
 
 def test_the_first_steps_are_left_out_of_the_summary():
     w = _window(14.5, 14.5, 1.0, 1.0, T=10, batch=2)
-    w[0, :, 0] = 100.0  # only step 1 is off the image
+    w.g_x[0] = 100.0  # only step 1 is off the image
     trace = _trace({"write": w}, T=10, batch=2)
     assert diagnostics.summary(trace, skip=0.1).set_index("op").loc["write"].off_image == 0
     assert diagnostics.summary(trace, skip=0.0).set_index("op").loc["write"].off_image == pytest.approx(0.1)
@@ -99,7 +98,8 @@ def test_edit_area_from_the_trace_equals_the_canvas_change(mnist_test):
     model = _model(True)
     x = mnist_test.images[:4]
     logits = []
-    model(x, generator=torch.Generator().manual_seed(0), record=lambda n, v: logits.append(v) if n == "canvas" else None)
+    model(x, generator=torch.Generator().manual_seed(0),
+          tap=lambda n, t, v: logits.append(v) or v if n == "canvas" else v)
     c = torch.stack([model.c0.expand_as(logits[0])] + logits).detach().numpy()
     expected = diagnostics.edit_area(np.diff(c, axis=0))
     trace = probes.record(model, x, seed=0)
@@ -117,7 +117,7 @@ def test_per_step_has_one_row_per_step_and_op(mnist_test):
 
 def test_the_drawing_figure_keeps_an_off_image_window_visible():
     w = _window(14.5, 14.5, 1.0, 1.0, T=4, batch=2)
-    w[2, 1, :2] = [45.0, -12.0]  # far right of and above the image
+    w.g_x[2, 1], w.g_y[2, 1] = 45.0, -12.0  # far right of and above the image
     trace = _trace({"write": w}, T=4, batch=2)
     fig = plots.plot_drawing(trace, samples=[0, 1], steps=[1, 2, 3, 4])
     ax = fig.axes[0]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from drawviz import probes
+from drawviz.attention import Window
 from drawviz.fast import FastDRAW, _Ops, make_fast
 from drawviz.model import DRAW, DrawConfig
 
@@ -114,7 +115,8 @@ def test_probes_record_same_trace(attention):
     ref = probes.record(m, x, seed=7)
     fast = probes.record(make_fast(m), x, seed=7)
     pd.testing.assert_frame_equal(fast.frame, ref.frame, rtol=1e-4, atol=1e-5)
-    for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "mu", "sigma_z"):
+    pd.testing.assert_frame_equal(fast.steps, ref.steps, rtol=1e-4, atol=1e-5)
+    for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "mu", "sigma_z", "h_enc", "h_dec"):
         a, b = getattr(ref, name), getattr(fast, name)
         assert (a is None) == (b is None), name
         if a is not None:
@@ -125,6 +127,10 @@ def test_probes_record_same_trace(attention):
     pd.testing.assert_frame_equal(gen_fast.frame, gen_ref.frame)
 
 
+def _shape(v):
+    return tuple(tuple(f.shape) for f in v) if isinstance(v, Window) else tuple(v.shape)
+
+
 def test_recorder_sees_reference_call_order():
     m = DRAW(small())
     x = torch.rand(2, *m.config.image_shape)
@@ -132,7 +138,7 @@ def test_recorder_sees_reference_call_order():
     names = {}
     for key, model in (("ref", m), ("fast", make_fast(m))):
         calls = []
-        model(x, eps, record=lambda n, v, calls=calls: calls.append((n, tuple(v.shape))))
+        model(x, eps, tap=lambda n, t, v, calls=calls: calls.append((n, t, _shape(v))) or v)
         names[key] = calls
     assert names["fast"] == names["ref"]
     torch.testing.assert_close(make_fast(m).reconstruct(x, generator=torch.Generator().manual_seed(0)),

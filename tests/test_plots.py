@@ -71,7 +71,7 @@ def test_glimpse_rectangle_is_centre_plus_minus_n_delta_over_2(recon):
     fig = plots.plot_glimpses(recon, steps=[2], sample=0)
     ax = fig.axes[1]
     read = [p for p in ax.patches if p.get_label() == "read"][0]
-    g_x, g_y, delta = recon.windows["read"][1, 0, :3]
+    g_x, g_y, delta = recon.windows["read"].at(1, 0)[:3]
     N = recon.glimpse.shape[-1]
     # 1-based pixel a sits at image column a - 1
     assert read.get_x() == pytest.approx(g_x - 1 - N * delta / 2, rel=1e-5)

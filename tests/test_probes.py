@@ -35,7 +35,7 @@ def test_the_frame_is_tidy_with_the_documented_columns(model, x):
     assert not frame.duplicated(["sample", "step", "op"]).any()
     assert sorted(frame["step"].unique()) == list(range(1, 7))
     assert set(frame["op"]) == {"read", "write"}
-    assert frame[["g_x", "g_y", "delta", "sigma", "gamma", "kl"]].notna().all().all()
+    assert frame[["g_x", "g_y", "delta", "sigma", "gamma"]].notna().all().all()
     import seaborn as sns
     grid = sns.relplot(data=frame, x="step", y="g_x", hue="op", kind="line")
     matplotlib.pyplot.close(grid.figure)
@@ -43,10 +43,10 @@ def test_the_frame_is_tidy_with_the_documented_columns(model, x):
 
 def test_the_frame_holds_pixel_space_sigma_not_sigma2(model, x):
     trace = record(model, x)
-    sigma2 = trace.windows["read"][:, :, 3]  # (T, batch)
+    sigma2 = trace.windows["read"].sigma2  # (T, batch)
     read = trace.frame[trace.frame.op == "read"].sort_values(["step", "sample"])
     assert np.allclose(read["sigma"].to_numpy(), np.sqrt(sigma2).ravel())
-    g_x = trace.windows["write"][:, :, 0]
+    g_x = trace.windows["write"].g_x
     write = trace.frame[trace.frame.op == "write"].sort_values(["step", "sample"])
     assert np.allclose(write["g_x"].to_numpy(), g_x.ravel())
 
@@ -103,3 +103,36 @@ def test_fast_recordings_never_share_memory_with_a_live_trace():
     np.testing.assert_array_equal(first.canvas, kept[1])
     reference = probes.record(m, x2, seed=0)
     np.testing.assert_allclose(third.canvas, reference.canvas, rtol=1e-5, atol=1e-6)
+
+
+def test_kl_summed_from_the_tidy_frames_equals_the_models(model, x):
+    trace = record(model, x, seed=3)
+    out = model(x, generator=torch.Generator().manual_seed(3))
+    per_image = trace.steps.groupby("sample").kl.sum().to_numpy()
+    assert np.allclose(per_image, out.kl.sum(0).detach().numpy(), rtol=1e-5)
+    assert len(trace.steps) == 6 * 5 and "kl" not in trace.frame.columns  # one KL per (sample, step), once
+
+
+@pytest.mark.parametrize("mode", ["reconstruction", "generation"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_every_tapped_quantity_is_declared_once_in_step_order_with_its_shape(mode, attention):
+    from drawviz import quantities as Q
+    from drawviz.attention import Window
+
+    m = DRAW(DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=4, attention=attention))
+    seen = []
+
+    def tap(name, t, value):
+        seen.append((t, name))
+        expected = Q.expected_shape(name, m.config, 2)
+        shapes = {tuple(f.shape) for f in value} if isinstance(value, Window) else {tuple(value.shape)}
+        assert shapes == {expected}, (name, shapes, expected)
+        assert isinstance(value, Window) == Q.is_window(name), name
+        return value
+
+    if mode == "reconstruction":
+        m(torch.rand(2, 1, 28, 28), tap=tap)
+    else:
+        m.generate(2, tap=tap)
+    order = Q.available(m.config, mode)
+    assert seen == [(t, name) for t in (1, 2, 3) for name in order]

@@ -1,0 +1,84 @@
+"""The per-step quantities of DRAW, declared once (Gregor et al. 2015, eq. 3-8 and 13-16).
+
+The reference model passes each of them, as it computes it, through a *tap*:
+``value = tap(name, step, value)`` (step t = 1..T, the paper's t). A recorder (drawviz.probes)
+keeps a copy and returns the value unchanged; an intervention (drawviz.interventions) may
+return a replacement, which the rest of the pass then uses. The fast path (drawviz.fast)
+replays the same names after its pass, for recording only.
+
+Windows travel as :class:`drawviz.attention.Window` (pixel-space g_x, g_y, δ, σ², γ, each
+(batch,)), never as positional columns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Quantity", "QUANTITIES", "Tap", "identity", "expected_shape", "X_HAT", "READ_WINDOW", "GLIMPSE",
+           "H_ENC", "MU", "SIGMA_Z", "Z", "KL", "H_DEC", "WRITE_WINDOW", "WRITE_PATCH", "CANVAS"]
+
+RECONSTRUCTION, GENERATION = "reconstruction", "generation"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    shape: str  # one step's value; C, H, W the image, N the read grid, M the write grid
+    meaning: str
+    modes: tuple = (RECONSTRUCTION,)  # the passes that compute it
+    attention_only: bool = False  # only models with attentive read and write have it
+
+
+X_HAT, READ_WINDOW, GLIMPSE, H_ENC = "x_hat", "read_window", "glimpse", "h_enc"
+MU, SIGMA_Z, Z, KL = "mu", "sigma_z", "z", "kl"
+H_DEC, WRITE_WINDOW, WRITE_PATCH, CANVAS = "h_dec", "write_window", "write_patch", "canvas"
+
+_BOTH = (RECONSTRUCTION, GENERATION)
+
+# In the order one step computes them.
+QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
+    Quantity(X_HAT, "(batch, C, H, W)", "error image x̂_t = x − σ(c_{t−1}), eq. 3"),
+    Quantity(READ_WINDOW, "Window of (batch,)", "read attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
+             attention_only=True),
+    Quantity(GLIMPSE, "(batch, 2, C, N, N)", "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27", attention_only=True),
+    Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5"),
+    Quantity(MU, "(batch, z_size)", "posterior mean μ_t"),
+    Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t"),
+    Quantity(Z, "(batch, z_size)", "latent z_t = μ_t + σ_t ε_t (eq. 6); the prior's ε_t when generating",
+             modes=_BOTH),
+    Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || N(0, I)) in nats, eq. 11"),
+    Quantity(H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH),
+    Quantity(WRITE_WINDOW, "Window of (batch,)", "write attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
+             modes=_BOTH, attention_only=True),
+    Quantity(WRITE_PATCH, "(batch, C, M, M); without attention the whole update (batch, C, H, W)",
+             "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)", modes=_BOTH),
+    Quantity(CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH),
+)}
+
+# tap(name, step, value) -> value (or its replacement)
+Tap = Callable[[str, int, Any], Any]
+
+
+def identity(name: str, step: int, value):
+    return value
+
+
+def expected_shape(name: str, config, batch: int):
+    """One step's shape of ``name`` for ``config`` (a tuple; for windows the shape of each field)."""
+    c = config
+    image = (batch, c.channels, c.height, c.width)
+    return {X_HAT: image, CANVAS: image, READ_WINDOW: (batch,), WRITE_WINDOW: (batch,),
+            GLIMPSE: (batch, 2, c.channels, c.read_n, c.read_n),
+            H_ENC: (batch, c.enc_size), H_DEC: (batch, c.dec_size),
+            MU: (batch, c.z_size), SIGMA_Z: (batch, c.z_size), Z: (batch, c.z_size), KL: (batch,),
+            WRITE_PATCH: (batch, c.channels, c.write_n, c.write_n) if c.attention else image}[name]
+
+
+def available(config, mode: str) -> list[str]:
+    """The quantities a pass of ``mode`` computes for a model of ``config``, in step order."""
+    return [q.name for q in QUANTITIES.values()
+            if mode in q.modes and (config.attention or not q.attention_only)]
+
+
+def is_window(name: str) -> bool:
+    return name in (READ_WINDOW, WRITE_WINDOW)
