@@ -638,8 +638,8 @@ class FastDRAW(nn.Module):
 
 
 INTERVENTION_REFUSED = ("the fast path only records: it computes a whole pass at once, so a hook cannot change "
-                        "a step's value; run interventions on the reference model (FastDRAW.model, or "
-                        "drawviz.interventions.run_with_hooks, which takes either)")
+                        "a step's value; run interventions on the reference model: "
+                        "drawviz.interventions.run_with_hooks(fast_model.model, ...)")
 
 
 def refuse_interventions(tap) -> None:

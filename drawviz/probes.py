@@ -90,6 +90,8 @@ class Trace:
     windows: dict = field(default_factory=dict)  # op -> Window of (T, batch) arrays
     edit_area: Optional[np.ndarray] = None
     steps: Optional[pd.DataFrame] = None
+    recon_nll: Optional[np.ndarray] = None  # (T, batch) −log D(x | c_t), from interventions.run_with_hooks
+    hooks: tuple = ()  # the quantities hooked (interventions.run_with_hooks)
 
     @property
     def T(self) -> int:

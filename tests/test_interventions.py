@@ -1,0 +1,128 @@
+"""Interventions (issue 12): hooks that read and replace DRAW's declared per-step quantities."""
+import numpy as np
+import pytest
+import torch
+
+from drawviz import DRAW, DrawConfig, probes
+from drawviz import quantities as Q
+from drawviz.attention import Window
+from drawviz.fast import make_fast
+from drawviz.interventions import (InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window,
+                                   set_z, zero_write)
+
+CONFIG = DrawConfig(T=6, enc_size=32, dec_size=32, z_size=5, read_n=3, write_n=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DRAW(CONFIG).eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+
+
+def _same(a, b):
+    for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "mu", "sigma_z", "h_enc", "h_dec"):
+        if getattr(a, name) is not None:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for op in a.windows:
+        for field in Window._fields:
+            np.testing.assert_array_equal(getattr(a.windows[op], field), getattr(b.windows[op], field))
+
+
+def test_identity_hooks_on_every_quantity_leave_every_output_equal(model, x):
+    plain = probes.record(model, x, seed=0)
+    names = Q.available(CONFIG, "reconstruction")
+    hooked = run_with_hooks(model, x, hooks=[(n, lambda v, t: None) for n in names]
+                            + [(n, lambda v, t: v) for n in names], seed=0)
+    _same(plain, hooked)
+    assert hooked.loss == plain.loss and hooked.hooks == tuple(names) * 2
+    out = model(x, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(hooked.recon_nll[-1], out.nll.detach().numpy(), rtol=1e-6)  # error left at t = T
+    gen = run_with_hooks(model, n=3, hooks={Q.Z: lambda v, t: v}, seed=2)
+    _same(probes.record_generation(model, 3, seed=2), gen)
+
+
+def test_setting_the_write_window_at_step_t_changes_the_canvas_from_t_on_and_only_where_its_filters_reach(model, x):
+    t, g, delta, sigma2, N = 3, 8.0, 1.0, 0.36, CONFIG.write_n
+    silent = run_with_hooks(model, x, hooks=[zero_write(t)])
+    placed = run_with_hooks(model, x, hooks=[zero_write(t), set_window("write", t, g_x=g, g_y=g, delta=delta,
+                                                                       sigma2=sigma2, gamma=1.0)])
+    plain = probes.record(model, x)
+    np.testing.assert_array_equal(placed.canvas[: t - 1], plain.canvas[: t - 1])  # steps before t: untouched
+    assert not np.allclose(placed.canvas[t - 1], plain.canvas[t - 1])
+    # with the patch zeroed, a window writes nothing anywhere ...
+    np.testing.assert_array_equal(placed.canvas[t - 1], silent.canvas[t - 1])
+    # ... so write a patch of ones through the placed window: the change stays inside its filters' reach
+    ones = run_with_hooks(model, x, hooks=[zero_write(t), (Q.WRITE_PATCH, lambda w, s: torch.ones_like(w)
+                                                             if s == t else None),
+                                           set_window("write", t, g_x=g, g_y=g, delta=delta, sigma2=sigma2, gamma=1.0)])
+    logit = lambda p: np.log(p) - np.log1p(-p)
+    change = np.abs(logit(ones.canvas[t - 1].astype(np.float64)) - logit(silent.canvas[t - 1].astype(np.float64)))
+    distance = np.abs(np.arange(1, 29) - g)  # pixels a = 1..28 from the grid centre, per axis
+    core = distance <= (N - 1) * delta / 2  # between the outermost filter centres
+    reach = distance <= N * delta / 2 + 5 * np.sqrt(sigma2)  # plus five filter standard deviations
+    assert change[..., core[:, None] & core[None, :]].min() > 1e-3, "nothing written where the filters are"
+    outside = ~(reach[:, None] & reach[None, :])
+    assert change[..., outside].max() < 1e-4 * change.max(), "the change leaked outside the window's reach"
+    assert not np.allclose(placed.canvas[-1], plain.canvas[-1])  # and the later steps respond
+
+
+def test_hooks_do_not_outlive_a_call_that_raises(model, x):
+    before = probes.record(model, x, seed=0)
+
+    def boom(value, t):
+        if t == 2:
+            raise RuntimeError("a hook failed")
+
+    with pytest.raises(RuntimeError, match="a hook failed"):
+        run_with_hooks(model, x, hooks=[(Q.CANVAS, boom), scale_gamma("read", 3.0)])
+    _same(before, probes.record(model, x, seed=0))
+    assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+def test_unknown_names_wrong_shapes_and_missing_windows_are_clear_errors(model, x):
+    with pytest.raises(InterventionError, match="no quantity is called 'canvs'.*x_hat"):
+        run_with_hooks(model, x, hooks=[("canvs", lambda v, t: v)])
+    with pytest.raises(InterventionError, match=r"returned shape \(4, 3\); z is \(4, 5\)"):
+        run_with_hooks(model, x, hooks=[(Q.Z, lambda v, t: v[:, :3])])
+    with pytest.raises(InterventionError, match="must stay a drawviz.attention.Window"):
+        run_with_hooks(model, x, hooks=[(Q.READ_WINDOW, lambda w, t: torch.stack(tuple(w), 1))])
+    with pytest.raises(InterventionError, match="generation pass does not compute it"):
+        run_with_hooks(model, n=2, hooks=[(Q.X_HAT, lambda v, t: v)])
+    plain = DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2, attention=False))
+    with pytest.raises(InterventionError, match="without attention has no windows"):
+        run_with_hooks(plain, x, hooks=[set_window("read", 1, g_x=3.0)])
+    with pytest.raises(InterventionError, match="steps are t = 1..T"):
+        zero_write(0)
+
+
+def test_the_fast_path_refuses_hooks_and_says_to_use_the_reference_model(model, x):
+    fast = make_fast(model)
+    with pytest.raises(TypeError, match="reference model"):
+        run_with_hooks(fast, x, hooks=[zero_write(1)])
+    with pytest.raises(TypeError, match="reference model"):
+        fast(x, tap=lambda name, t, v: torch.zeros_like(v) if name == Q.Z else v)  # a tap that replaces
+
+
+def test_freeze_keeps_the_window_of_step_t_and_set_z_fixes_z(model, x):
+    frozen = run_with_hooks(model, x, hooks=[freeze_window("write", 3)])
+    w = frozen.windows["write"]
+    for field in Window._fields:
+        values = getattr(w, field)
+        np.testing.assert_array_equal(values[3:], np.broadcast_to(values[2], values[3:].shape))
+        assert not np.allclose(values[1], values[2]) or field == "gamma"
+    z = torch.randn(4, CONFIG.z_size)
+    fixed = run_with_hooks(model, x, hooks=[set_z({2: z})])
+    np.testing.assert_allclose(fixed.z[1], z.numpy())
+    np.testing.assert_array_equal(fixed.z[0], probes.record(model, x).z[0])
+
+
+def test_the_same_eps_unless_told_otherwise(model, x):
+    eps = model.sample_eps(4, torch.Generator().manual_seed(9))
+    a = run_with_hooks(model, x, seed=0)
+    b = run_with_hooks(model, x, eps=eps)
+    assert a.loss == probes.record(model, x, seed=0).loss and a.loss != b.loss
