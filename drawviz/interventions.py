@@ -113,7 +113,7 @@ def _hook_list(hooks: Optional[Hooks], config, mode: str) -> list[tuple[str, Hoo
 @torch.no_grad()
 def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None,
                    hooks: Optional[Hooks] = None, eps: Optional[torch.Tensor] = None, seed: Optional[int] = 0,
-                   generator: Optional[torch.Generator] = None) -> Trace:
+                   generator: Optional[torch.Generator] = None, target: Optional[torch.Tensor] = None) -> Trace:
     """Reconstruct x (or draw n prior samples) with ``hooks``; return the Trace of what happened.
 
     hooks: [(name, fn), ...] or {name: fn}; fn(value, t) returns a replacement or None. Several hooks on
@@ -121,8 +121,9 @@ def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] 
       scalars: they are broadcast over the batch).
     eps: (T, batch, z_size); by default the ε that ``probes.record`` (``record_generation``) draws with
       the same seed, so the unhooked run is the plain one.
-    The trace's ``steps`` frame gains ``recon_nll``: −log D(x | c_t) per (sample, step), the error the
-    canvas would leave if the drawing stopped at step t (reconstructions only).
+    target: images to measure the canvas against (default x): the trace's ``recon_nll`` (T, batch) and
+      its ``steps`` column of that name hold −log D(target | c_t), the error the canvas would leave if
+      the drawing stopped at step t. Without x and target (plain sampling) there is none.
     """
     if isinstance(model, FastDRAW):
         raise TypeError(INTERVENTION_REFUSED)
@@ -137,23 +138,28 @@ def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] 
     batch = x.shape[0] if x is not None else n
     if x is not None:
         x = x.to(device)
+    target = x if target is None else target.to(device)
+    if target is not None and tuple(target.shape) != (batch, *config.image_shape):
+        raise InterventionError(f"target must have the shape of the images drawn, {(batch, *config.image_shape)}; "
+                                f"got {tuple(target.shape)}")
     errors = []
 
-    def error(name, t, value):  # −log D(x | c_t): what the drawing so far leaves unexplained
+    def error(name, t, value):  # −log D(target | c_t): what the drawing so far leaves unexplained
         if name == Q.CANVAS:
-            errors.append(model.nll(value, x))
+            errors.append(model.nll(value, target))
 
-    tap = _Tap(items, model, batch, extra=error if x is not None else None)
+    tap = _Tap(items, model, batch, extra=error if target is not None else None)
     if x is not None:
         if eps is None:  # as model.forward draws it
             eps = model.sample_eps(batch, generator)
         out = model(x, eps, tap=tap)
         trace = trace_of(model, mode, tap.recorder.arrays(), x=x, loss=float(out.loss))
-        trace.recon_nll = torch.stack(errors).float().cpu().numpy()  # (T, batch)
-        trace.steps["recon_nll"] = trace.recon_nll.T.ravel()  # steps is sorted by (sample, step)
     else:
         canvases = model.generate(n, generator=generator, eps=eps, tap=tap)
         trace = trace_of(model, mode, tap.recorder.arrays(), canvas=canvases.float().cpu().numpy())
+    if errors:
+        trace.recon_nll = torch.stack(errors).float().cpu().numpy()  # (T, batch)
+        trace.steps["recon_nll"] = trace.recon_nll.T.ravel()  # steps is sorted by (sample, step)
     trace.hooks = tuple(name for name, _ in items)
     return trace
 

@@ -25,7 +25,8 @@ from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_history", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
-           "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "StepView", "scrubber_html",
+           "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "plot_intervention", "plot_step_value",
+           "plot_edit_area", "StepView", "scrubber_html",
            "OP_COLOURS", "save", "save_animation"]
 
 # The paper draws the write window in red (Fig. 1, 4); read is green. The same in every figure.
@@ -569,6 +570,69 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
 
 
 # ----------------------------------------------------------------------------- scrubbing
+
+# ----------------------------------------------------------------------------- interventions
+
+def plot_intervention(traces: Mapping[str, object], steps: Sequence[int], sample: int = 0,
+                      reference: str = "plain", title: str = "") -> Figure:
+    """One row per run {label: Trace} of the same image: the canvas σ(c_t) at ``steps`` with the windows of
+    step t, and, last, the final canvas minus the reference run's (red: more ink than the reference)."""
+    labels = list(traces)
+    base = traces[reference].canvas[-1, sample].mean(0)
+    n = len(steps)
+    fig, axes = _subplots(len(labels), n + 1, figsize=(1.25 * (n + 1) + 2.2, 1.35 * len(labels)), squeeze=False)
+    diff_artist = None
+    for i, label in enumerate(labels):
+        trace = traces[label]
+        for j, t in enumerate(steps):
+            ax = axes[i, j]
+            _show(ax, trace.canvas[t - 1, sample], f"t = {t}" if i == 0 else None)
+            for op in _ops(trace):
+                _add_rect(ax, trace, op, t, sample, _gamma_max(trace, op, sample))
+            _keep_view(ax, trace.canvas.shape[-1], trace.canvas.shape[-2], margin=3)
+        diff_artist = axes[i, n].imshow(trace.canvas[-1, sample].mean(0) - base, cmap="RdBu_r", vmin=-1, vmax=1,
+                                        interpolation="nearest")
+        axes[i, n].set_xticks([])
+        axes[i, n].set_yticks([])
+        axes[i, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center", wrap=True)
+    axes[0, n].set_title(f"c_T − {reference}", fontsize=9)
+    fig.colorbar(diff_artist, ax=axes[:, n], shrink=0.6, label="ink difference")
+    handles = [Line2D([], [], color=OP_COLOURS[op], lw=1.5, label=f"{op} window") for op in ("read", "write")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_step_value(table: pd.DataFrame, title: str = "what each step buys") -> Figure:
+    """Per step: the KL it costs and the drop in reconstruction error it brings, both in bits
+    (``comparisons.what_each_step_buys``). A step whose drop is far above its KL explains much with little z."""
+    fig, ax = _subplots(figsize=(8, 3.2))
+    width = 0.42
+    ax.bar(table["step"] - width / 2, table["kl_bits"], width, color="#7570b3", label="KL_t (bits of z)")
+    ax.bar(table["step"] + width / 2, table["error_drop_bits"], width, color="#1b9e77",
+           label="drop in −log D(x | c_t) (bits)")
+    ax.axhline(0, color="#444", lw=0.6)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set(xlabel="step t", ylabel="bits per image (symlog)", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def plot_edit_area(traces: Mapping[str, object], title: str = "how much of the image a step changes") -> Figure:
+    """Median edit area per step (the share of pixels receiving 90 % of the step's canvas change) against
+    the step as a share of T, for models of any T: a one-shot model is a single point."""
+    fig, ax = _subplots(figsize=(6.5, 3.4))
+    for label, trace in traces.items():
+        area = np.median(trace.edit_area, axis=1)
+        frac = np.arange(1, trace.T + 1) / trace.T
+        ax.plot(frac, area, marker="o" if trace.T == 1 else None, ms=8, lw=1.5, label=f"{label} (T = {trace.T})")
+    ax.axhline(0.9, color="#888", ls=":", lw=1, label="a change spread evenly (0.9)")
+    ax.set(xlabel="step t / T", ylabel="edit area (share of pixels)", ylim=(0, 1), xlim=(0, 1.02), title=title)
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
 
 class StepView:
     """One figure of a trace at step t, redrawn in place: the static and the live scrubber share it.

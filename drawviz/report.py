@@ -35,7 +35,7 @@ __all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "describe_trai
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
-ORDER = ("train", "attention", "error_images", "blur")
+ORDER = ("train", "attention", "error_images", "interventions", "blur")
 
 
 # ----------------------------------------------------------------------------- notebook helpers
@@ -51,6 +51,13 @@ def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_lim
     """(train, test) ImageSets, as load_split gives them."""
     return (load_split(dataset, "train", data_root, limit, seed=seed),
             load_split(dataset, "test", data_root, test_limit, seed=seed))
+
+
+def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
+    """n class-balanced test images drawn with ``seed``, binarised with ``seed`` for greyscale data: the
+    images as the test bound sees them (batch, C, H, W)."""
+    images = load_split(dataset, "test", data_root, n, seed=seed).images
+    return _data.binarize(images, seed=seed) if binarization(dataset) else images
 
 
 def describe_training(summary: dict) -> str:
@@ -281,7 +288,8 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             return result
     checkpoint = out_dir / "model.pt"
     common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
-              "device": device, "title": name, "progress": False, "gif_out": str(out_dir / "drawing.gif")}
+              "device": device, "title": name, "progress": False, "gif_out": str(out_dir / "drawing.gif"),
+              "live": False}  # no kernel behind a static report: no live widgets
     model = run.get("model")
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)

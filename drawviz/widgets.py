@@ -1,15 +1,19 @@
-"""The live scrubber: step through a recorded Trace in Jupyter.
+"""Live controls in Jupyter: the scrubber (step through a recorded Trace) and the window explorer
+(move the read or write window at one step and watch the rest of the drawing change).
 
 Import this module only from notebooks: it needs ipywidgets (``import drawviz`` does not).
 The static, kernel-free scrubber for HTML reports is :func:`drawviz.plots.scrubber_html`.
 """
 from __future__ import annotations
 
+import io
+
 import ipywidgets as W
+import numpy as np
 
 from .plots import StepView
 
-__all__ = ["Scrubber", "scrub"]
+__all__ = ["Scrubber", "scrub", "WindowExplorer", "explore_window"]
 
 
 class Scrubber:
@@ -45,3 +49,83 @@ class Scrubber:
 def scrub(trace, sample: int = 0, **kwargs) -> Scrubber:
     """A live scrubber for one sample of a trace; display it as the last expression of a cell."""
     return Scrubber(trace, sample, **kwargs)
+
+
+class WindowExplorer:
+    """Sliders for the read or write window (g_x, g_y, δ, σ, γ in pixels) at one step of one image's drawing;
+    each change reruns the drawing with that window (drawviz.interventions, the same ε) and shows the canvas
+    at later steps beside the unchanged drawing.
+
+    Attributes: ``sliders`` {field: FloatSlider}, ``step`` (IntSlider), ``reset`` (Button),
+    ``image`` (ipywidgets.Image with the PNG), ``trace`` (the last hooked Trace) and ``widget``.
+    Setting a slider's ``value`` from Python redraws too, so it works (and is tested) without a browser.
+    """
+
+    def __init__(self, model, x, step: int = 1, op: str = "write", sample: int = 0, seed: int = 0,
+                 columns: int = 6, dpi: int = 72):
+        from . import probes
+        from .interventions import run_with_hooks, set_window
+
+        if not model.config.attention:
+            raise ValueError("this model has no attention windows to move (attention=False)")
+        self.model, self.op, self.seed, self.dpi, self.columns = model, op, seed, dpi, columns
+        self.x = x[sample:sample + 1]
+        self._run, self._set = run_with_hooks, set_window
+        self.plain = probes.record(model, self.x, seed=seed)
+        T, c = model.config.T, model.config
+        self.step = W.IntSlider(value=step, min=1, max=T, description="step t", continuous_update=False)
+        size = max(c.width, c.height)
+        ranges = {"g_x": (-0.5 * c.width, 1.5 * c.width), "g_y": (-0.5 * c.height, 1.5 * c.height),
+                  "delta": (0.05, size), "sigma": (0.05, size / 2), "gamma": (0.05, 10.0)}
+        self.sliders = {k: W.FloatSlider(min=lo, max=hi, step=(hi - lo) / 200, description=k, readout_format=".2f",
+                                         continuous_update=False) for k, (lo, hi) in ranges.items()}
+        self.reset = W.Button(description="the model's window")
+        self.image = W.Image(format="png")
+        self._quiet = False
+        self._load_model_window()
+        for slider in self.sliders.values():
+            slider.observe(self._redraw, names="value")
+        self.step.observe(lambda change: self._load_model_window(), names="value")
+        self.reset.on_click(lambda _: self._load_model_window())
+        self.widget = W.VBox([W.HBox([self.step, self.reset]), W.HBox(list(self.sliders.values())[:3]),
+                              W.HBox(list(self.sliders.values())[3:]), self.image])
+        self.widget.add_class("drawviz-window-explorer")
+
+    def _load_model_window(self) -> None:
+        """Set the sliders to the model's own window at the chosen step (one redraw, not five)."""
+        w = self.plain.windows[self.op].at(self.step.value - 1, 0)
+        values = {"g_x": w.g_x, "g_y": w.g_y, "delta": w.delta, "sigma": w.sigma2 ** 0.5, "gamma": w.gamma}
+        self._quiet = True
+        for k, v in values.items():
+            s = self.sliders[k]
+            s.value = min(max(float(v), s.min), s.max)
+        self._quiet = False
+        self._redraw(None)
+
+    def window(self) -> dict:
+        """The window the sliders set, in the model's terms (σ² from σ)."""
+        v = {k: s.value for k, s in self.sliders.items()}
+        return {"g_x": v["g_x"], "g_y": v["g_y"], "delta": v["delta"], "sigma2": v["sigma"] ** 2, "gamma": v["gamma"]}
+
+    def _redraw(self, change) -> None:
+        if self._quiet:
+            return
+        from .plots import plot_intervention
+
+        t = self.step.value
+        self.trace = self._run(self.model, self.x, hooks=[self._set(self.op, t, **self.window())], seed=self.seed)
+        T = self.model.config.T
+        shown = sorted({t, *[int(round(s)) for s in np.linspace(t, T, self.columns)]})
+        fig = plot_intervention({"the model's drawing": self.plain, f"{self.op} window moved at t = {t}": self.trace},
+                                steps=shown, reference="the model's drawing")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        self.image.value = buf.getvalue()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def explore_window(model, x, step: int = 1, op: str = "write", sample: int = 0, **kwargs) -> WindowExplorer:
+    """Live sliders for the ``op`` window at ``step`` of image ``sample`` of x; display as a cell's last expression."""
+    return WindowExplorer(model, x, step, op, sample, **kwargs)

@@ -43,7 +43,7 @@ def test_every_notebook_is_parameterised():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: one cell tagged 'parameters'"
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name}: commit it clean"
-    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} >= {"train", "attention", "error_images", "blur"}
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} >= {"train", "attention", "error_images", "interventions", "blur"}
 
 
 def test_train(trained):
@@ -85,6 +85,19 @@ def test_error_images(trained, tmp_path):
     assert 0 <= summary["read_contains_peak_share"] <= 1
 
 
+def test_interventions(trained, tmp_path):
+    # the small model (T steps) as the attention model; no reference or one-shot model given
+    nb = run("interventions", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
+             reference_checkpoint=None, one_shot_checkpoint=None, n_images=6, step=2, live=False,
+             metrics_out=str(tmp_path / "interventions.json"), **SMALL)
+    assert images(nb) >= 5  # two intervention grids, what each step buys, edit areas, samples
+    metrics = json.loads((tmp_path / "interventions.json").read_text())
+    effects = {row["intervention"]: row["value"] for row in metrics["interventions"]}
+    assert len(effects) == 6 and all(math.isfinite(v) for v in effects.values())
+    assert "read window moved off the image at step 2" in effects
+    assert [row["model"] for row in metrics["one_shot_vs_draw"]] == ["DRAW, attention"]
+
+
 def test_blur_across_datasets(trained, tmp_path):
     # Two "datasets" with models: MNIST and the shipped sample, both through the same checkpoint.
     models = [{"name": "mnist", "dataset": "mnist", "checkpoint": trained["checkpoint"]},
@@ -100,7 +113,7 @@ def test_blur_across_datasets(trained, tmp_path):
     assert "MNIST/raw" in text and "mnist_sample.npz" in text, "the notebook says which data each figure shows"
 
 
-@pytest.mark.parametrize("name", ["train", "attention", "error_images", "blur"])
+@pytest.mark.parametrize("name", ["train", "attention", "error_images", "interventions", "blur"])
 def test_every_parameter_line_parses(name):
     # papermill skips a parameter whose line it cannot parse (e.g. a comment holding "="),
     # and then silently ignores the value a report passes for it

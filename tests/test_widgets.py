@@ -56,3 +56,22 @@ def test_import_drawviz_does_not_load_jupyter():
             "('ipywidgets', 'papermill', 'nbconvert', 'nbformat', 'IPython', 'ipykernel', 'jupyter_client'))\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_moving_a_window_slider_redraws_the_rest_of_the_drawing_from_that_step_on(model):
+    from drawviz.widgets import WindowExplorer
+
+    x = (torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1)) > 0.7).float()
+    explorer = WindowExplorer(model, x, step=2, op="write", sample=1, dpi=40)
+    plain_png = explorer.image.value
+    assert plain_png[:8] == b"\x89PNG\r\n\x1a\n"
+    # the sliders start at the model's own window: the hooked drawing is the plain one
+    assert abs(explorer.trace.canvas - explorer.plain.canvas).max() < 1e-5
+    explorer.sliders["g_x"].value = 3.0  # the write window at step 2 to the left edge
+    moved = explorer.trace
+    assert moved.windows["write"].g_x[1, 0] == pytest.approx(3.0)
+    assert abs(moved.canvas[0] - explorer.plain.canvas[0]).max() == 0  # step 1 is untouched
+    assert abs(moved.canvas[-1] - explorer.plain.canvas[-1]).max() > 1e-3  # the rest of the drawing changes
+    assert explorer.image.value != plain_png
+    explorer.reset.click()
+    assert abs(explorer.trace.canvas - explorer.plain.canvas).max() < 1e-5
