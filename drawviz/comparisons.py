@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import diagnostics, sharpness
+from . import sharpness
 from .interventions import (final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z,
                             zero_write)
 from .probes import Trace

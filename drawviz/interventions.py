@@ -16,7 +16,7 @@ kept), ``set_z`` (fix z_t), ``zero_write``.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch

@@ -8,8 +8,8 @@ and an index with a table of runs.  With no arguments and no data root it shows 
 machine (index ``reports/index.html``); with ``--data-root`` (or ``DRAWVIZ_DATA``) it uses the full
 datasets (index ``reports/data.html``, so neither run overwrites the other's).
 
-The small helpers at the top (``datasets``, ``model_for``, ``write_json``) are what the
-notebooks call, so that the notebooks stay thin. papermill and nbconvert load only in ``main``.
+What the notebooks call (their data, their model, their metrics) is in drawviz.pages; this module
+runs them (papermill, loaded only in ``main``) and writes the index from templates/index.html.
 """
 from __future__ import annotations
 
@@ -20,145 +20,21 @@ import json
 import math
 import os
 import re
+import string
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 from . import data as _data
+from .pages import write_json
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "datasets", "load_split", "describe_training", "colour_note", "binarization", "model_for", "optional_model",
-           "print_evaluations", "write_json",
-           "main"]
+__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "ORDER", "INDEX", "load_runs", "run_one", "write_index", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
 ORDER = ("train", "attention", "error_images", "interventions", "blur")
-
-
-# ----------------------------------------------------------------------------- notebook helpers
-
-def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
-    """One split as an ImageSet (``drawviz.data.load``; the shipped samples split 800 / 200 there);
-    with a limit, a class-balanced subset drawn with ``seed`` (never "the first n")."""
-    return _data.load(dataset, split, data_root).balanced(limit, seed=seed)
-
-
-def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None,
-             seed: int = 0):
-    """(train, test) ImageSets, as load_split gives them."""
-    return (load_split(dataset, "train", data_root, limit, seed=seed),
-            load_split(dataset, "test", data_root, test_limit, seed=seed))
-
-
-def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
-    """n class-balanced test images drawn with ``seed``, binarised with ``seed`` for greyscale data: the
-    images as the test bound sees them (batch, C, H, W)."""
-    images = load_split(dataset, "test", data_root, n, seed=seed).images
-    return _data.binarize(images, seed=seed) if binarization(dataset) else images
-
-
-def describe_training(summary: dict) -> str:
-    """One line from train.training_summary: what the model was trained on, how long, where."""
-    def num(x, spec):
-        return "?" if x is None else format(x, spec)
-    hw = summary.get("hardware") or {}
-    where = hw.get("name") if isinstance(hw, dict) else str(hw)
-    if isinstance(hw, dict) and hw.get("threads"):
-        where = f"{where}, {hw['threads']} thread{'s' if hw['threads'] != 1 else ''}"
-    model = Path(summary["model_file"]).name if summary.get("model_file") else "model"
-    return (f"{model}: trained on {summary.get('trained_on') or '?'} ({num(summary.get('train_images'), ',')} images), "
-            f"{num(summary.get('steps'), ',')} steps = {num(summary.get('epochs'), '.1f')} epochs, "
-            f"{num(summary.get('minutes'), '.0f')} min" + (f" on {where}" if where else ""))
-
-
-def colour_note(model):
-    """A Markdown note for colour figures: what the canvas shows and what the likelihood is worth."""
-    from IPython.display import Markdown
-
-    from .likelihood import describe
-    return Markdown(f"**Colour images.** The canvas shows σ(c_t), the mean of each subpixel's distribution; "
-                    f"{describe(model.config.likelihood, binarized=False)}.")
-
-
-def binarization(dataset: str) -> Optional[str]:
-    """Greyscale data are binarised afresh each batch (the paper's MNIST setting); colour is not."""
-    return _data.default_binarize(dataset)
-
-
-def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, preset: Optional[str] = None,
-              T: int = 8, steps: int = 300, batch_size: int = 64, seed: int = 0, device="auto",
-              overrides: Optional[dict] = None):
-    """The model in ``checkpoint``; when there is none yet, train a small one there first.
-
-    Lets every notebook run on its own: the fallback is train.ipynb's default model.
-    """
-    from .model import DrawConfig
-    from .train import model_from_checkpoint, train
-
-    checkpoint = Path(checkpoint)
-    if not checkpoint.exists():
-        print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
-        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
-        train_set = load_split(dataset, "train", data_root)
-        train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
-              binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
-              train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
-    return model_from_checkpoint(checkpoint, device=device)
-
-
-def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] = None):
-    """The model in ``checkpoint``, or None when no path is given, no file is there, its images
-    differ in shape from those of the model ``like``, or it was trained on another dataset than
-    ``dataset`` (a sample counts as its full dataset). For a reference a figure can do without, such
-    as the no-attention model beside an MNIST model: an MNIST reference says nothing about Fashion-MNIST."""
-    if not checkpoint or not Path(checkpoint).exists():
-        return None
-    from .train import load_checkpoint, model_from_checkpoint
-    state = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(checkpoint, device=device, state=state)
-    if like is not None and model.config.image_shape != like.config.image_shape:
-        print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
-        return None
-    trained_on = state.get("train_args", {}).get("dataset")
-    if dataset is not None and trained_on is not None and _data.full_name(trained_on) != _data.full_name(dataset):
-        print(f"{checkpoint} was trained on {trained_on}, not {_data.full_name(dataset)}: not used")
-        return None
-    return model
-
-
-def print_evaluations(row: dict) -> None:
-    """A train() callback: one printed line per test evaluation (stays in the saved notebook and report)."""
-    if math.isfinite(row.get("test_nll_bound", math.nan)):
-        print(f"step {row['step']:>6}: train loss {row['loss']:.1f}, test NLL bound {row['test_nll_bound']:.2f} nats "
-              f"({row['seconds']:.0f} s)", flush=True)
-
-
-def _plain(value):
-    """JSON-safe: NaN/inf become null, numpy scalars and paths become Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path, obj) -> Path:
-    """Write atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{threading.get_ident()}")  # writers never share one
-    tmp.write_text(json.dumps(_plain(obj), indent=2))
-    os.replace(tmp, path)
-    return path
 
 
 # ----------------------------------------------------------------------------- runs file
@@ -389,45 +265,11 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
     sibling = out / INDEX[not data_root]
     other = (f"<p>The {'offline' if data_root else 'data'} runs have their own index: "
              f"<a href='{sibling.name}'>{sibling.name}</a>.</p>" if sibling.exists() else "")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>drawviz reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }} .note {{ font-size: 0.8em; color: #666; max-width: 60em; }} th, td {{ border-bottom: 1px solid #ddd; padding: 0.4em 0.7em; text-align: left; vertical-align: top; }}
-th {{ background: #f4f4f4; }} .small {{ font-size: 0.8em; color: #666; max-width: 28em; }}
-.ok {{ color: #1a7f37; }} .failed, .not-run {{ color: #cf222e; font-weight: bold; }} .skipped {{ color: #888; }}
-a {{ margin-right: 0.5em; }}
-</style></head><body>
-<h1>DRAW reports</h1>
-<p>Runs from <code>{html.escape(str(runs_file))}</code>; data root: <code>{html.escape(str(data_root) if data_root else 'none (the samples shipped with drawviz)')}</code>;
-written {time.strftime('%Y-%m-%d %H:%M')}.</p>
-<table>
-<tr><th>run</th><th>dataset (source)</th><th>T</th><th>NLL bound<br>nats/image</th><th>bits/dim</th>
-<th>training</th><th>test images<br>(likelihood)</th>
-<th>write footprint<br>share of width</th><th>write centre<br>spread, px</th><th>write centre<br>off image, %</th>
-<th>edit area<br>(no attention)</th>
-<th>samples / test<br>Laplacian var.</th><th>samples / test<br>HF share</th>
-<th>recon. / test<br>Laplacian var.</th><th>recon. / test<br>HF share</th><th>status</th><th>reports</th></tr>
-{''.join(rows)}
-</table>
-{comp}
-{other}
-<p class="note">NLL bound: the test negative ELBO in nats per image (an upper bound on −log p(x)), on the run's test
-images (class-balanced, seed 0); greyscale images are binarised stochastically with fixed seed 0 (no
-fixed-binarisation MNIST is used) under a Bernoulli likelihood; colour images under a discretised logistic on the
-8-bit values ("logistic", bits/dim comparable with published figures) or, for models that use it, a Bernoulli on
-intensities ("bernoulli": a cross-entropy, not a likelihood of 8-bit images). Training: the model's optimiser
-steps and epochs, what it was trained on, and its file. Sharpness ratios:
-mean over generated (or reconstructed) images of the variance of the Laplacian, and of the share of spectral energy
-above half the Nyquist frequency, divided by the same mean over test images; below 1 is blurrier than the data.
-CIFAR-10 read from the JPEG archive is re-encoded at quality 75, which smooths the test images a little.
-Attention diagnostics (attention.html has the table and its per-step curves), over the steps after the first 10 % of
-a reconstruction of the run's test images: write footprint N·δ + 2σ as a share of the image width (median);
-spread of the write centre across images (0: windows that ignore the input); write centres off the image;
-edit area, the share of pixels receiving 90 % of a step's canvas change (median; in brackets the model without
-attention, models/mnist-noattn.pt, on the same images; 0.9: a change spread evenly over the image).</p>
-</body></html>
-"""
+    page = string.Template((Path(__file__).parent / "templates" / "index.html").read_text(encoding="utf-8"))
+    page = page.substitute(runs_file=html.escape(str(runs_file)),
+                           data_root=html.escape(str(data_root) if data_root else "none (the samples shipped with drawviz)"),
+                           written=time.strftime("%Y-%m-%d %H:%M"), rows="".join(rows), comparison=comp,
+                           other_index=other)
     path = out / INDEX[bool(data_root)]
     path.write_text(page, encoding="utf-8")
     return path

@@ -33,7 +33,7 @@ NOTEBOOK = ROOT / "notebooks" / "attention.ipynb"
 T = 4  # drawing steps of the tiny models: the scrubbers have T frames
 
 # Injected after the parameters cell of the JupyterLab copy (as papermill does): a tiny model trained in the
-# notebook itself by its own fallback (report.model_for), so Run All takes seconds on a CPU.
+# notebook itself by its own fallback (pages.model_for), so Run All takes seconds on a CPU.
 LAB_PARAMETERS = {"dataset": "mnist-sample", "data_root": None, "checkpoint": "tiny-model.pt", "T": T, "steps": 10,
                   "n_samples": 8, "n_show": 2, "scrub_sample": 0, "device": "cpu", "seed": 0}
 

@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import papermill  # noqa: F401
 
-from drawviz import report
+from drawviz import pages, report
 
 RUNS = """
 runs:
@@ -158,8 +159,8 @@ def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
 
     mnist = model_from_checkpoint(report.REPO / "models" / "mnist.pt")
     reference = report.REPO / "models" / "mnist-noattn.pt"
-    assert report.optional_model(reference, like=mnist, dataset="mnist-sample") is not None
-    assert report.optional_model(reference, like=mnist, dataset="fashion-mnist-sample") is None  # same shape, other data
+    assert pages.optional_model(reference, like=mnist, dataset="mnist-sample") is not None
+    assert pages.optional_model(reference, like=mnist, dataset="fashion-mnist-sample") is None  # same shape, other data
 
 
 def test_a_shipped_model_says_what_it_was_trained_on():
@@ -169,5 +170,24 @@ def test_a_shipped_model_says_what_it_was_trained_on():
     about = training_summary(load_checkpoint(path), path)
     assert about["trained_on"] == "mnist" and about["train_images"] == 60_000  # from its epochs: an older checkpoint
     assert about["steps"] == 8354 and 8.8 < about["epochs"] < 9.0 and 100 < about["minutes"] < 120
-    line = report.describe_training(about)
+    line = pages.describe_training(about)
     assert line.startswith("mnist.pt: trained on mnist (60,000 images), 8,354 steps = 8.9 epochs")
+
+
+def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it_has_the_steps(tmp_path):
+    from drawviz.model import DrawConfig
+    from drawviz.train import train
+
+    given = tmp_path / "given.pt"
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    train(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2), x, steps=3, batch_size=32, device="cpu",
+          checkpoint=given, progress=False)
+    before = given.read_bytes()
+    start = pages.start_from(tmp_path / "run" / "model.pt", given, steps=3, dataset="mnist-sample")
+    assert start.shipped and start.steps == 3 and start.config.T == 2
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    more = pages.start_from(tmp_path / "run2" / "model.pt", given, steps=10, dataset="mnist-sample")
+    assert not more.shipped and more.steps == 10  # fewer steps than asked: trained on up to 10
+    fresh = pages.start_from(tmp_path / "new.pt", None, steps=5, dataset="mnist-sample", T=3, overrides={"z_size": 4})
+    assert fresh.saved is None and (fresh.config.T, fresh.config.z_size) == (3, 4) and not fresh.shipped
+    assert given.read_bytes() == before

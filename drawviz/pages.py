@@ -1,0 +1,210 @@
+"""What a notebook page needs: its data, its model, its metrics; so the notebooks stay one call per figure.
+
+Every notebook in notebooks/ imports this module (``from drawviz import pages``); ``drawviz.report`` runs
+the notebooks and indexes what they write.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import data as _data
+
+__all__ = ["load_split", "datasets", "test_images", "describe_training", "colour_note", "binarization", "model_for",
+           "optional_model", "print_evaluations", "write_json", "Start", "start_from", "blur_run"]
+
+
+def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
+    """One split as an ImageSet (``drawviz.data.load``; the shipped samples split 800 / 200 there);
+    with a limit, a class-balanced subset drawn with ``seed`` (never "the first n")."""
+    return _data.load(dataset, split, data_root).balanced(limit, seed=seed)
+
+
+def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None,
+             seed: int = 0):
+    """(train, test) ImageSets, as load_split gives them."""
+    return (load_split(dataset, "train", data_root, limit, seed=seed),
+            load_split(dataset, "test", data_root, test_limit, seed=seed))
+
+
+def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
+    """n class-balanced test images drawn with ``seed``, binarised with ``seed`` for greyscale data: the
+    images as the test bound sees them (batch, C, H, W)."""
+    images = load_split(dataset, "test", data_root, n, seed=seed).images
+    return _data.binarize(images, seed=seed) if binarization(dataset) else images
+
+
+def describe_training(summary: dict) -> str:
+    """One line from train.training_summary: what the model was trained on, how long, where."""
+    def num(x, spec):
+        return "?" if x is None else format(x, spec)
+    hw = summary.get("hardware") or {}
+    where = hw.get("name") if isinstance(hw, dict) else str(hw)
+    if isinstance(hw, dict) and hw.get("threads"):
+        where = f"{where}, {hw['threads']} thread{'s' if hw['threads'] != 1 else ''}"
+    model = Path(summary["model_file"]).name if summary.get("model_file") else "model"
+    return (f"{model}: trained on {summary.get('trained_on') or '?'} ({num(summary.get('train_images'), ',')} images), "
+            f"{num(summary.get('steps'), ',')} steps = {num(summary.get('epochs'), '.1f')} epochs, "
+            f"{num(summary.get('minutes'), '.0f')} min" + (f" on {where}" if where else ""))
+
+
+def colour_note(model):
+    """A Markdown note for colour figures: what the canvas shows and what the likelihood is worth."""
+    from IPython.display import Markdown
+
+    from .likelihood import describe
+    return Markdown(f"**Colour images.** The canvas shows σ(c_t), the mean of each subpixel's distribution; "
+                    f"{describe(model.config.likelihood, binarized=False)}.")
+
+
+def binarization(dataset: str) -> Optional[str]:
+    """Greyscale data are binarised afresh each batch (the paper's MNIST setting); colour is not."""
+    return _data.default_binarize(dataset)
+
+
+def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, preset: Optional[str] = None,
+              T: int = 8, steps: int = 300, batch_size: int = 64, seed: int = 0, device="auto",
+              overrides: Optional[dict] = None):
+    """The model in ``checkpoint``; when there is none yet, train a small one there first.
+
+    Lets every notebook run on its own: the fallback is train.ipynb's default model.
+    """
+    from .model import DrawConfig
+    from .train import model_from_checkpoint, train
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
+        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
+        train_set = load_split(dataset, "train", data_root)
+        train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
+              binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
+              train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
+    return model_from_checkpoint(checkpoint, device=device)
+
+
+def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] = None):
+    """The model in ``checkpoint``, or None when no path is given, no file is there, its images
+    differ in shape from those of the model ``like``, or it was trained on another dataset than
+    ``dataset`` (a sample counts as its full dataset). For a reference a figure can do without, such
+    as the no-attention model beside an MNIST model: an MNIST reference says nothing about Fashion-MNIST."""
+    if not checkpoint or not Path(checkpoint).exists():
+        return None
+    from .train import load_checkpoint, model_from_checkpoint
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, device=device, state=state)
+    if like is not None and model.config.image_shape != like.config.image_shape:
+        print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
+        return None
+    trained_on = state.get("train_args", {}).get("dataset")
+    if dataset is not None and trained_on is not None and _data.full_name(trained_on) != _data.full_name(dataset):
+        print(f"{checkpoint} was trained on {trained_on}, not {_data.full_name(dataset)}: not used")
+        return None
+    return model
+
+
+def print_evaluations(row: dict) -> None:
+    """A train() callback: one printed line per test evaluation (stays in the saved notebook and report)."""
+    if math.isfinite(row.get("test_nll_bound", math.nan)):
+        print(f"step {row['step']:>6}: train loss {row['loss']:.1f}, test NLL bound {row['test_nll_bound']:.2f} nats "
+              f"({row['seconds']:.0f} s)", flush=True)
+
+
+def _plain(value):
+    """JSON-safe: NaN/inf become null, numpy scalars and paths become Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path, obj) -> Path:
+    """Write atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{threading.get_ident()}")  # writers never share one
+    tmp.write_text(json.dumps(_plain(obj), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- train.ipynb
+
+@dataclass(frozen=True)
+class Start:
+    """What train.ipynb starts from."""
+
+    config: object  # DrawConfig: the checkpoint's when resuming, else the preset with T and overrides
+    steps: int  # train up to this many optimiser steps in total
+    shipped: bool  # a given model with at least ``steps`` steps: shown as it was trained, not trained further
+    saved: Optional[dict]  # the checkpoint resumed from, if any
+
+
+def start_from(checkpoint, checkpoint_in=None, *, steps: int, dataset: str, preset: Optional[str] = None,
+               T: int = 8, overrides: Optional[dict] = None) -> Start:
+    """Resume from ``checkpoint`` when it exists, else start a new model; a given model (``checkpoint_in``,
+    e.g. a shipped one) is first copied to ``checkpoint``, so the given file is never written into. A given
+    model with fewer than ``steps`` steps is trained on up to ``steps``."""
+    from .model import DrawConfig
+    from .train import load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    given = bool(checkpoint_in) and Path(checkpoint_in).resolve() != checkpoint.resolve()
+    if given:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint_in, checkpoint)
+    if not checkpoint.exists():
+        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
+        return Start(config, steps, False, None)
+    saved = load_checkpoint(checkpoint)  # the config travels with the checkpoint
+    return Start(saved["config"], max(steps, saved["step"]), given and saved["step"] >= steps, saved)
+
+
+# ----------------------------------------------------------------------------- blur.ipynb
+
+def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, steps: int = 300, seed: int = 0,
+             device="auto") -> dict:
+    """One model of the blur comparison: its images and sharpness measures, and the Markdown saying what they are.
+
+    run: {"name", "dataset", "checkpoint", "metrics" (optional: its train.json)}. Returns {"model", "sets",
+    "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
+    """
+    import html
+
+    from . import likelihood, sharpness
+
+    model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
+    test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
+    sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
+    table = sharpness.summary(sets)
+    metrics_file = Path(run["metrics"]) if run.get("metrics") else None
+    trained = json.loads(metrics_file.read_text()) if metrics_file is not None and metrics_file.exists() else {}
+    binarized = binarization(run["dataset"]) is not None
+    bound = {"dataset": run["name"], "NLL bound, nats": trained.get("nll_bound"), "bits/dim": trained.get("bits_per_dim"),
+             "test images": trained.get("images"),
+             "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
+             "model": trained.get("trained") or Path(run["checkpoint"]).name}
+    esc = lambda v: html.escape(str(v))  # names and paths are user input: shown, never run as markup
+    markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {esc(test_set.source)}. "
+                f"Model: {esc(trained.get('trained') or run['checkpoint'])} (T = {model.config.T}).")
+    if "JPEG" in test_set.source:
+        markdown += ("\n\n**These CIFAR-10 images are a JPEG re-encoding (quality 75)**, which already smooths "
+                     "fine detail: the test images' own sharpness is a little lower than the original CIFAR-10's.")
+    if model.config.channels > 1:
+        markdown += f"\n\n**Colour**: {likelihood.describe(model.config.likelihood, False)}."
+    return {"model": model, "sets": sets, "table": table.assign(dataset=run["name"]).reset_index()
+            .set_index(["dataset", "images"]), "per_step": per_step.assign(source=run["name"] + ": " + per_step["source"]),
+            "ratios": sharpness.ratios(table), "source": test_set.source, "bound": bound, "markdown": markdown}
