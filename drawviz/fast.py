@@ -28,10 +28,10 @@ same, so checkpoints are interchangeable.  Gradients flow to the parameters only
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import _EPS, stride_scale
@@ -215,18 +215,45 @@ class _Saved(NamedTuple):
     write: Optional[tuple]  # (window, F_X, F_Y, keep, w F_X); None without attention
 
 
-def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r, We, be, W_ih_dec, Wd, bd,
-                  out_canvas, out_x_hat):
-    """Step t of eq. 3-8, given c_{t-1}, the fused projections pd of h_dec_{t-1} and pe of
-    h_enc_{t-1}, and the cell states.  Returns the next state and what backward needs; writes
-    c_t and x̂_t into out_canvas and out_x_hat (rows of time-first buffers, for recording)."""
+class _Grids(NamedTuple):
+    """The read and write grids (None without attention)."""
+
+    read: Optional[_Grid]
+    write: Optional[_Grid]
+
+
+class _Weights(NamedTuple):
+    """The weights every step multiplies by: the fused GEMMs' in the GEMM dtype (see _addmm)."""
+
+    W_r: torch.Tensor  # encoder columns of the read vector (fp32: 2·N² columns thin)
+    We: torch.Tensor  # fused h_enc projection: [Q(z|h_enc) (μ, log σ) | encoder hh]
+    be: torch.Tensor
+    W_ih_dec: torch.Tensor  # decoder input (z)
+    Wd: torch.Tensor  # fused h_dec projection: [write params | patch | read params | encoder | decoder hh]
+    bd: torch.Tensor
+
+
+class _State(NamedTuple):
+    """What step t hands to step t+1: c_t, the fused projections of h_dec_t and h_enc_t, the cell states."""
+
+    canvas: torch.Tensor  # c_t (B, C, H, W), logits
+    proj_dec: torch.Tensor  # bd + h_dec_t Wdᵀ (B, rows of Wd)
+    proj_enc: torch.Tensor  # be + h_enc_t Weᵀ (B, rows of We)
+    c_enc: torch.Tensor
+    c_dec: torch.Tensor
+
+
+def _step_forward(k: _K, grids: _Grids, x, bx, state: _State, eps_t, w: _Weights, out_canvas, out_x_hat):
+    """Step t of eq. 3-8 from the state after step t-1.  Returns the next state and what backward
+    needs; writes c_t and x̂_t into out_canvas and out_x_hat (rows of time-first buffers, for recording)."""
     C, Zs = k.C, k.Zs
+    canvas, proj_dec, proj_enc, c_enc, c_dec = state
     S = torch.sigmoid(canvas)
     x_hat = x - S  # eq. 3
-    gates_e = pd[:, k.col_e:k.col_d] + pe[:, 2 * Zs:]  # (B, 4E)
+    gates_e = proj_dec[:, k.col_e:k.col_d] + proj_enc[:, 2 * Zs:]  # (B, 4E)
     if k.attn:  # eq. 4 and 27: r = γ [F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ]
-        win_r = _window(rg, pd[:, k.col_r:k.col_e])
-        Fx, Fy, keep = _filters(rg, win_r)
+        win_r = _window(grids.read, proj_dec[:, k.col_r:k.col_e])
+        Fx, Fy, keep = _filters(grids.read, win_r)
         both = torch.cat((x, x_hat), 1)  # (B, 2C, H, W)
         FyS = _mm(k, Fy[:, None], both)  # (B, 2C, N, A)
         glimpse = _mm(k, FyS, Fx.transpose(1, 2)[:, None]) * win_r[:, 4, None, None, None]
@@ -236,66 +263,77 @@ def _step_forward(k: _K, rg, wg, x, bx, canvas, pd, pe, c_enc, c_dec, eps_t, W_r
         r = x_hat.flatten(1)
         gates_e = gates_e + bx
         read = None
-    gates_e = torch.addmm(gates_e, r, W_r.t())
+    gates_e = torch.addmm(gates_e, r, w.W_r.t())
     act_e, c_enc, tanh_ce, h_enc = _lstm(gates_e, c_enc)  # eq. 5
-    pe = _addmm(k, be, h_enc, We)
-    mu, log_sigma = pe[:, :Zs], pe[:, Zs:2 * Zs]
+    proj_enc = _addmm(k, w.be, h_enc, w.We)
+    mu, log_sigma = proj_enc[:, :Zs], proj_enc[:, Zs:2 * Zs]
     sigma = torch.exp(log_sigma)
     z = torch.addcmul(mu, sigma, eps_t)  # eq. 6
-    gates_d = _addmm(k, pd[:, k.col_d:], z, W_ih_dec)
+    gates_d = _addmm(k, proj_dec[:, k.col_d:], z, w.W_ih_dec)
     act_d, c_dec, tanh_cd, h_dec = _lstm(gates_d, c_dec)  # eq. 7
-    pd = _addmm(k, bd, h_dec, Wd)
+    proj_dec = _addmm(k, w.bd, h_dec, w.Wd)
     if k.attn:  # eq. 28-29: c_t = c_{t-1} + (1/γ) F_Yᵀ w F_X
-        win_w = _window(wg, pd[:, :5])
+        wg = grids.write
+        win_w = _window(wg, proj_dec[:, :5])
         Fx, Fy, keep = _filters(wg, win_w)
-        w = pd[:, 5:k.nw].view(-1, C, wg.N, wg.N)
-        wFx = _mm(k, w, Fx[:, None])  # (B, C, M, A)
+        patch = proj_dec[:, 5:k.nw].view(-1, C, wg.N, wg.N)
+        wFx = _mm(k, patch, Fx[:, None])  # (B, C, M, A)
         update = _mm(k, Fy.transpose(1, 2)[:, None], wFx) / win_w[:, 4, None, None, None]
         write = (win_w, Fx, Fy, keep, wFx)
     else:  # eq. 18
-        update = pd[:, :k.nw].view_as(canvas)
+        update = proj_dec[:, :k.nw].view_as(canvas)
         write = None
     canvas = canvas + update  # eq. 8
     out_canvas.copy_(canvas)
     out_x_hat.copy_(x_hat)
     saved = _Saved(S, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
-    return canvas, pd, pe, c_enc, c_dec, saved
+    return _State(canvas, proj_dec, proj_enc, c_enc, c_dec), saved
 
 
-def _step_backward(k: _K, rg, wg, dc, dc_dec, dc_enc, rest, d_mu, d_ls, eps_t, pd, c_enc_prev, c_dec_prev,
-                   saved, W_r, We, W_ih_dec, Wd, out_pd, out_pe):
-    """Backward of step t: from dL/dc_t, the cell-state gradients and rest (dL/d of the
-    non-write columns of pd_t, from step t+1), to the same at t-1.  Writes the rows dL/dpd_t
-    and dL/dpe_t of the fused projections into out_pd and out_pe (the weight gradients' operands)."""
-    C, Zs, E = k.C, k.Zs, k.E
+class _Grads(NamedTuple):
+    """What backward of step t+1 hands to step t."""
+
+    canvas: torch.Tensor  # dL/dc_t
+    c_dec: torch.Tensor  # dL/d of the decoder cell state
+    c_enc: torch.Tensor
+    rest: torch.Tensor  # dL/d of the non-write columns of proj_dec_t (read params, encoder, decoder hh)
+
+
+def _step_backward(k: _K, grids: _Grids, grads: _Grads, d_mu, d_ls, eps_t, proj_dec, c_enc_prev, c_dec_prev,
+                   saved: "_Saved", w: _Weights, out_proj_dec, out_proj_enc):
+    """Backward of step t: from the gradients after step t to those after step t-1.  Writes the rows
+    dL/dproj_dec_t and dL/dproj_enc_t into out_proj_dec and out_proj_enc (the weight gradients' operands)."""
+    C, E = k.C, k.E
+    dc, dc_dec, dc_enc, rest = grads
+    rg, wg = grids
     S, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write = saved
     B = dc.shape[0]
     if k.attn:  # write, eq. 28-29
         win, Fx, Fy, keep, wFx = write
         M = wg.N
-        w = pd[:, 5:k.nw].view(B, C, M, M)
+        patch = proj_dec[:, 5:k.nw].view(B, C, M, M)
         dU = dc / win[:, 4, None, None, None]
         FydU = _mm(k, Fy[:, None], dU)  # (B, C, M, A)
         d_patch = _mm(k, FydU, Fx.transpose(1, 2)[:, None]).flatten(1)  # Σ dU·U = Σ F_Y dU · w F_X (dγ)
-        dFx = _mm(k, w.transpose(2, 3), FydU).sum(1)  # Σ_c wᵀ F_Y dU
+        dFx = _mm(k, patch.transpose(2, 3), FydU).sum(1)  # Σ_c wᵀ F_Y dU
         dFy = _mm(k, wFx, dU.transpose(2, 3)).sum(1)  # Σ_c w F_X dUᵀ
         dg, ddelta, dsigma2 = _filters_backward(wg, dFx, dFy, Fx, Fy, keep, win)
         dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], -(FydU * wFx).sum((1, 2, 3))[:, None]), 1)
-        pd_grad = torch.cat((_window_backward(wg, dwin, win), d_patch, rest), 1)
+        dproj_dec = torch.cat((_window_backward(wg, dwin, win), d_patch, rest), 1)
     else:  # eq. 18
-        pd_grad = torch.cat((dc.flatten(1), rest), 1)
-    pd_grad = _lowp(k, pd_grad)
-    out_pd.copy_(pd_grad)
-    dh = _up(k, pd_grad @ Wd)
+        dproj_dec = torch.cat((dc.flatten(1), rest), 1)
+    dproj_dec = _lowp(k, dproj_dec)
+    out_proj_dec.copy_(dproj_dec)
+    dh = _up(k, dproj_dec @ w.Wd)
     dAd, dc_dec = _lstm_backward(dh, dc_dec, act_d, c_dec_prev, tanh_cd)  # eq. 7
-    dz = _up(k, _lowp(k, dAd) @ W_ih_dec)  # eq. 6: z = μ + σ ε
+    dz = _up(k, _lowp(k, dAd) @ w.W_ih_dec)  # eq. 6: z = μ + σ ε
     dAe_next = rest[:, k.col_e - k.nw:k.col_e - k.nw + 4 * E]
-    pe_grad = torch.cat((d_mu + dz, d_ls + dz * eps_t * sigma, dAe_next), 1)
-    pe_grad = _lowp(k, pe_grad)
-    out_pe.copy_(pe_grad)
-    dh = _up(k, pe_grad @ We)
+    dproj_enc = torch.cat((d_mu + dz, d_ls + dz * eps_t * sigma, dAe_next), 1)
+    dproj_enc = _lowp(k, dproj_enc)
+    out_proj_enc.copy_(dproj_enc)
+    dh = _up(k, dproj_enc @ w.We)
     dAe, dc_enc = _lstm_backward(dh, dc_enc, act_e, c_enc_prev, tanh_ce)  # eq. 5
-    dr = dAe @ W_r
+    dr = dAe @ w.W_r
     if k.attn:  # read, eq. 27
         win, glimpse, both, Fx, Fy, keep, FyS = read
         N = rg.N
@@ -312,7 +350,7 @@ def _step_backward(k: _K, rg, wg, dc, dc_dec, dc_enc, rest, d_mu, d_ls, eps_t, p
         d_x_hat = dr.view_as(dc)
         rest = torch.cat((dAe, dAd), 1)
     dc = dc - d_x_hat * S * (1 - S)  # through x̂_t = x − σ(c_{t-1}), eq. 3
-    return dc, dc_dec, dc_enc, rest
+    return _Grads(dc, dc_dec, dc_enc, rest)
 
 
 class _Ops:
@@ -382,32 +420,64 @@ def _param_list(m: DRAW):
     return ps
 
 
+@dataclass
+class _Call:
+    """One forward call's settings and, after it, its pass (what the autograd node hands back)."""
+
+    workspace: dict  # backward's stacking buffers, reused across calls (_buffer)
+    bf16: bool  # GEMM operands in bfloat16
+    record: bool  # the time-first canvas and x̂ buffers come from pool (never reused while a trace holds them)
+    pool: "_TracePool"
+    result: Optional["_Pass"] = None
+
+
+@dataclass
+class _Pass:
+    """Every activation of a forward pass that backward and recording need; lists are indexed by step
+    (index 0: the learned initial state, index t: after step t)."""
+
+    ops: "_Ops"
+    k: _K
+    grids: _Grids
+    x: torch.Tensor
+    eps: torch.Tensor
+    Wd: torch.Tensor  # fp32 fused weights (the gradients' shapes and dtype)
+    We: torch.Tensor
+    weights: _Weights  # in the GEMM dtype
+    workspace: dict
+    h_dec0: torch.Tensor
+    h_enc0: torch.Tensor
+    canvas: torch.Tensor  # c_T
+    proj_dec: list  # bd + h_dec_t Wdᵀ, t = 0..T
+    proj_enc: list  # be + h_enc_t Weᵀ, t = 0..T
+    c_enc: list  # cell states, t = 0..T
+    c_dec: list
+    saved: list  # _Saved of steps 1..T
+    canvas_steps: torch.Tensor  # (T, B, C, H, W): c_1..c_T
+    x_hat_steps: torch.Tensor  # (T, B, C, H, W): x̂_1..x̂_T
+
+
 class _Sequence(torch.autograd.Function):
     """All T steps as one autograd node: outputs (c_T (batch, C, H, W), μ (T, batch, z), log σ (T, batch, z))."""
 
     @staticmethod
-    def forward(ctx, cfg, ops, box, x, eps, *params):
-        st = _run(cfg, ops, x, eps, params, box)
-        box["state"] = st
-        ctx.cfg, ctx.st = cfg, st
+    def forward(ctx, cfg, ops, call: _Call, x, eps, *params):
+        run = call.result = _run(cfg, ops, x, eps, params, call)
+        ctx.cfg, ctx.run = cfg, run
         z = cfg.z_size
-        q = torch.stack([pe[:, :2 * z] for pe in st["pe"][1:]])
-        return st["canvas"].clone(), q[..., :z].clone(), q[..., z:].clone()
+        q = torch.stack([p[:, :2 * z] for p in run.proj_enc[1:]])
+        return run.canvas.clone(), q[..., :z].clone(), q[..., z:].clone()
 
     @staticmethod
     def backward(ctx, d_canvas, d_mu, d_log_sigma):
-        grads = _backprop(ctx.cfg, ctx.st, d_canvas, d_mu, d_log_sigma)
-        ctx.st = None  # free the activations now, not when the graph dies
+        grads = _backprop(ctx.cfg, ctx.run, d_canvas, d_mu, d_log_sigma)
+        ctx.run = None  # free the activations now, not when the graph dies
         return (None, None, None, None, None, *grads)
 
 
-def _run(cfg, ops, x, eps, params, box):
-    """Forward pass of eq. 3-8 for all steps; returns every activation backward needs.
-
-    box: bf16 (GEMM dtype), ws (workspace), record (True: the time-first canvas and x̂ buffers
-    come from pool, which never hands out memory that an earlier trace still uses).
-    """
-    bf16, ws = box["bf16"], box["ws"]
+def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
+    """Forward pass of eq. 3-8 for all steps; returns every activation backward needs."""
+    ws = call.workspace
     attn = cfg.attention
     (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec,
      b_hh_dec, W_q, b_q, *att) = params
@@ -418,15 +488,15 @@ def _run(cfg, ops, x, eps, params, box):
     # (No attention: [write linear | encoder (h_dec part) | decoder hh].)
     R = W_ih_enc.shape[1] - D  # read vector size
     W_r, W_hd = W_ih_enc[:, :R], W_ih_enc[:, R:]
-    bx = rg = wg = None
+    bx = None
+    grids = _Grids(None, None)
     if attn:
         W_rp, b_rp, W_wp, b_wp, W_patch, b_patch = att
         Wd = torch.cat((W_wp[_PERM], W_patch, W_rp[_PERM], W_hd, W_hh_dec))
         bd = torch.cat((b_wp[_PERM], b_patch, b_rp[_PERM], b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw = 5 + W_patch.shape[0]  # write columns
         n_read = 5
-        rg = _grid(cfg.read_n, cfg.width, cfg.height, x)
-        wg = _grid(cfg.write_n, cfg.width, cfg.height, x)
+        grids = _Grids(_grid(cfg.read_n, cfg.width, cfg.height, x), _grid(cfg.write_n, cfg.width, cfg.height, x))
     else:
         W_lin, b_lin = att
         Wd = torch.cat((W_lin, W_hd, W_hh_dec))
@@ -435,37 +505,31 @@ def _run(cfg, ops, x, eps, params, box):
         # x's share of the encoder input is the same every step: project it once
         W_x, W_r = W_r[:, :R // 2], W_r[:, R // 2:]
         bx = x.flatten(1) @ W_x.t()  # (B, 4E)
-    k = _K(attn, C, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=bf16)
+    k = _K(attn, C, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
     # Fused h_enc GEMM, rows: [Q(z|h_enc) (μ, log σ) | encoder hh].
     We = torch.cat((W_q, W_hh_enc))
     be = torch.cat((b_q, b_q.new_zeros(4 * E)))
     # The per-step GEMM weights, in the GEMM dtype (W_r is 2·N² columns thin: it stays fp32).
-    lp = dict(Wd=_lowp(k, Wd), We=_lowp(k, We), W_ih_dec=_lowp(k, W_ih_dec))
+    weights = _Weights(W_r, _lowp(k, We), be, _lowp(k, W_ih_dec), _lowp(k, Wd), bd)
 
     hd, he = h_dec0.expand(B, D).contiguous(), h_enc0.expand(B, E).contiguous()
-    canvas = c0.expand(B, *c0.shape).contiguous()  # c_t; all steps go to canvas_steps
-    pd = [torch.addmm(bd, hd, Wd.t())]
-    pe = [torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs:]), 1)]
-    Ce, Cd = [he.new_zeros(B, E)], [hd.new_zeros(B, D)]
-    saved = []
+    state = _State(c0.expand(B, *c0.shape).contiguous(),  # c_0; all later steps go to canvas_steps
+                   torch.addmm(bd, hd, Wd.t()),
+                   torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs:]), 1),
+                   he.new_zeros(B, E), hd.new_zeros(B, D))
+    states, saved = [state], []
     steps = (T, *x.shape)
-    if box["record"]:
-        canvas_steps, x_hat_steps = box["pool"].take(steps, x, 2)
+    if call.record:
+        canvas_steps, x_hat_steps = call.pool.take(steps, x, 2)
     else:  # written in training too, so that training and recording share one compiled step
         canvas_steps, x_hat_steps = _buffer(ws, "canvas", steps, x), _buffer(ws, "x_hat", steps, x)
     for t in range(T):
-        cv, p_d, p_e, ce, cd, sv = ops.forward(k, rg, wg, x, bx, canvas, pd[t], pe[t], Ce[t], Cd[t], eps[t],
-                                               W_r, lp["We"], be, lp["W_ih_dec"], lp["Wd"], bd,
-                                               canvas_steps[t], x_hat_steps[t])
-        canvas = cv
-        pd.append(p_d)
-        pe.append(p_e)
-        Ce.append(ce)
-        Cd.append(cd)
-        saved.append(sv)
-    return dict(ops=ops, k=k, rg=rg, wg=wg, attn=attn, x=x, eps=eps, Wd=Wd, We=We, W_r=W_r, lp=lp, ws=ws,
-                hd0=hd, he0=he, canvas=canvas, pd=pd, pe=pe, Ce=Ce, Cd=Cd, saved=saved,
-                canvas_steps=canvas_steps, x_hat_steps=x_hat_steps)
+        state, step_saved = ops.forward(k, grids, x, bx, state, eps[t], weights, canvas_steps[t], x_hat_steps[t])
+        states.append(state)
+        saved.append(step_saved)
+    return _Pass(ops, k, grids, x, eps, Wd, We, weights, ws, hd, he, state.canvas,
+                 [s.proj_dec for s in states], [s.proj_enc for s in states], [s.c_enc for s in states],
+                 [s.c_dec for s in states], saved, canvas_steps, x_hat_steps)
 
 
 def _buffer(ws: dict, name: str, shape, like: torch.Tensor, dtype=None):
@@ -517,37 +581,36 @@ def _stack(ws: dict, name: str, tensors):
     return torch.stack(tensors, out=_buffer(ws, name, (len(tensors), *tensors[0].shape), tensors[0]))
 
 
-def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
+def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
     """Backpropagation through time of _run; returns gradients in _param_list order."""
-    ops, k, rg, wg = st["ops"], st["k"], st["rg"], st["wg"]
-    T, Zs, E, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.channels
-    x, eps, Wd, We, W_r, lp = st["x"], st["eps"], st["Wd"], st["We"], st["W_r"], st["lp"]
-    pd, Ce, Cd, saved = st["pd"], st["Ce"], st["Cd"], st["saved"]
+    k, w = run.k, run.weights
+    T, Zs = cfg.T, cfg.z_size
+    x, eps, Wd, We = run.x, run.eps, run.Wd, run.We
+    Ce, Cd, saved = run.c_enc, run.c_dec, run.saved
     nw, col_e, col_d = k.nw, k.col_e, k.col_d
     B = x.shape[0]
     if d_mu is None:
         d_mu = eps.new_zeros(T, B, Zs)
     if d_log_sigma is None:
         d_log_sigma = eps.new_zeros(T, B, Zs)
-    dc = torch.zeros_like(st["canvas"]) if d_canvas is None else d_canvas.contiguous()  # dL/dc_t
-    dc_dec, dc_enc = Cd[0].new_zeros(Cd[0].shape), Ce[0].new_zeros(Ce[0].shape)
-    rest = Wd.new_zeros(B, Wd.shape[0] - nw)
-    ws = st["ws"]
+    dc = torch.zeros_like(run.canvas) if d_canvas is None else d_canvas.contiguous()  # dL/dc_T
+    grads = _Grads(dc, Cd[0].new_zeros(Cd[0].shape), Ce[0].new_zeros(Ce[0].shape), Wd.new_zeros(B, Wd.shape[0] - nw))
+    ws = run.workspace
     # dL/d(fused projections) per step: rows of the weight-gradient GEMMs, written in place by each step.
-    dPd = _buffer(ws, "dPd", (T + 1, B, Wd.shape[0]), Wd, lp["Wd"].dtype)
-    dPe = _buffer(ws, "dPe", (T + 1, B, We.shape[0]), We, lp["We"].dtype)
+    dPd = _buffer(ws, "dPd", (T + 1, B, Wd.shape[0]), Wd, w.Wd.dtype)
+    dPe = _buffer(ws, "dPe", (T + 1, B, We.shape[0]), We, w.We.dtype)
     for t in reversed(range(T)):
-        dc, dc_dec, dc_enc, rest = ops.backward(
-            k, rg, wg, dc, dc_dec, dc_enc, rest, d_mu[t], d_log_sigma[t], eps[t], pd[t + 1], Ce[t], Cd[t],
-            saved[t], W_r, lp["We"], lp["W_ih_dec"], lp["Wd"], dPd[t + 1], dPe[t + 1])
+        grads = run.ops.backward(k, run.grids, grads, d_mu[t], d_log_sigma[t], eps[t], run.proj_dec[t + 1], Ce[t],
+                                 Cd[t], saved[t], w, dPd[t + 1], dPe[t + 1])
+    dc, rest = grads.canvas, grads.rest
     dPd0 = torch.cat((rest.new_zeros(B, nw), rest), 1)  # step 0 reads h_dec0 and h_enc0
     dPe0 = torch.cat((rest.new_zeros(B, 2 * Zs), rest[:, col_e - nw:col_d - nw]), 1)
     dPd[0], dPe[0] = dPd0, dPe0
 
     # Weight gradients: one GEMM over all T·batch rows each (in the GEMM dtype, summed in fp32).
     flat = lambda a: a.flatten(0, 1)
-    Hd = _lowp(k, _stack(ws, "Hd", [st["hd0"]] + [s.h_dec for s in saved]))
-    He = _lowp(k, _stack(ws, "He", [st["he0"]] + [s.h_enc for s in saved]))
+    Hd = _lowp(k, _stack(ws, "Hd", [run.h_dec0] + [s.h_dec for s in saved]))
+    He = _lowp(k, _stack(ws, "He", [run.h_enc0] + [s.h_enc for s in saved]))
     Rv = _stack(ws, "Rv", [s.r for s in saved])
     Z = _lowp(k, _stack(ws, "Z", [s.z for s in saved]))
     dAe, dAd = dPd[:T, :, col_e:col_d], dPd[:T, :, col_d:]
@@ -559,16 +622,16 @@ def _backprop(cfg, st, d_canvas, d_mu, d_log_sigma):
     if not k.attn:
         dW_r = torch.cat((dAe.sum(0, dtype=Wd.dtype).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)
-    grads = [dc.sum(0), dPe0.sum(0) @ We, dPd0.sum(0) @ Wd,
+    out = [dc.sum(0), dPe0.sum(0) @ We, dPd0.sum(0) @ Wd,
              dW_ih_enc, db_enc, dWe[2 * Zs:], db_enc.clone(),
              dW_ih_dec, db_dec, dWd[col_d:], db_dec.clone(), dWe[:2 * Zs], dbe[:2 * Zs]]
     col_r = k.col_r
     if k.attn:
-        grads += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM],
+        out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM],
                   dWd[5:nw], dbd[5:nw]]
     else:
-        grads += [dWd[:nw], dbd[:nw]]
-    return grads
+        out += [dWd[:nw], dbd[:nw]]
+    return out
 
 
 # ---------------------------------------------------------------------------- the module
@@ -577,7 +640,7 @@ class FastDRAW(nn.Module):
     """DRAW's fast path: the same numbers and parameters as the wrapped model, several times faster.
 
     ``FastDRAW(model)(x, eps)`` returns the :class:`DrawOutput` of ``model(x, eps)`` up to float
-    rounding; ``record`` receives the same (name, tensor) pairs, emitted after the pass.  The
+    rounding; a ``tap`` receives the same (name, step, value) calls, made after the pass (watching only).  The
     state_dict is the wrapped model's, so checkpoints load into either.
     """
 
@@ -617,15 +680,14 @@ class FastDRAW(nn.Module):
             eps = m.sample_eps(x.shape[0], generator)
         m.check_eps(eps, x.shape[0])
         m.check_dtype(x)
-        box: dict = {"ws": self._workspace, "bf16": self.bf16, "record": tap is not None,
-                    "pool": self._traces}
-        canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, box, x.detach(), eps.detach(), *_param_list(m))
+        call = _Call(self._workspace, self.bf16, tap is not None, self._traces)
+        canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, call, x.detach(), eps.detach(), *_param_list(m))
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(-1)
         nll = m.nll(canvas, x)  # eq. 9
         if tap is not None:
-            _emit(tap, box["state"], mu.detach(), kl.detach(), cfg, m.c0.detach())
+            _emit(tap, call.result, mu.detach(), kl.detach(), cfg, m.c0.detach())
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
 
     def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
@@ -647,26 +709,26 @@ def refuse_interventions(tap) -> None:
         raise TypeError(INTERVENTION_REFUSED)
 
 
-def _emit(tap, st, mu, kl, cfg, c0):
+def _emit(tap, run: _Pass, mu, kl, cfg, c0):
     """Replay the reference model's taps (drawviz.quantities), step by step, from the stored activations.
 
     A recorder with record_steps(name, values) (probes.Recorder) gets the canvases and error
     images as the time-first (T, batch, C, H, W) buffers they already are: no per-step copies.
     """
-    B, C = st["x"].shape[0], cfg.channels
+    B, C = run.x.shape[0], cfg.channels
     record_steps = getattr(tap, "record_steps", None)
     if record_steps is not None:
-        record_steps(Q.X_HAT, st["x_hat_steps"])
-        record_steps(Q.CANVAS, st["canvas_steps"])
+        record_steps(Q.X_HAT, run.x_hat_steps)
+        record_steps(Q.CANVAS, run.canvas_steps)
 
     def watch(name, t, value):
         if tap(name, t, value) is not value:
             raise TypeError(INTERVENTION_REFUSED + f" (the tap returned another value for {name!r} at step {t})")
 
-    for t, s in enumerate(st["saved"], start=1):
+    for t, s in enumerate(run.saved, start=1):
         if record_steps is None:
-            watch(Q.X_HAT, t, st["x_hat_steps"][t - 1])
-        if st["attn"]:
+            watch(Q.X_HAT, t, run.x_hat_steps[t - 1])
+        if cfg.attention:
             N = cfg.read_n
             watch(Q.READ_WINDOW, t, Window(*s.read[0].unbind(1)))
             watch(Q.GLIMPSE, t, s.read[1].view(B, 2, C, N, N))
@@ -676,15 +738,15 @@ def _emit(tap, st, mu, kl, cfg, c0):
         watch(Q.Z, t, s.z)
         watch(Q.KL, t, kl[t - 1])
         watch(Q.H_DEC, t, s.h_dec)
-        if st["attn"]:
+        if cfg.attention:
             M = cfg.write_n
             watch(Q.WRITE_WINDOW, t, Window(*s.write[0].unbind(1)))
-            watch(Q.WRITE_PATCH, t, st["pd"][t][:, 5:st["k"].nw].view(B, C, M, M))
+            watch(Q.WRITE_PATCH, t, run.proj_dec[t][:, 5:run.k.nw].view(B, C, M, M))
         else:  # the whole update, c_t − c_{t−1}
-            canvases = st["canvas_steps"]
+            canvases = run.canvas_steps
             watch(Q.WRITE_PATCH, t, canvases[t - 1] - (canvases[t - 2] if t > 1 else c0))
         if record_steps is None:
-            watch(Q.CANVAS, t, st["canvas_steps"][t - 1])
+            watch(Q.CANVAS, t, run.canvas_steps[t - 1])
 
 
 def _worth_compiling(cfg) -> bool:
