@@ -11,7 +11,7 @@ from pathlib import Path
 def _train(args) -> int:
     from . import data
     from .model import DrawConfig
-    from .train import Recipe, evaluate, train
+    from .train import Recipe, TrainConfig, evaluate, train
 
     overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n,
                                    "likelihood": args.likelihood}.items() if v is not None}
@@ -24,18 +24,19 @@ def _train(args) -> int:
     recipe = Recipe.named(args.recipe, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
                           warmup=args.warmup, decay=args.decay, final=args.final_lr)
     binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
+    # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
+    given = {k: getattr(args, k) for k in ("minutes", "seed", "checkpoint_every", "eval_every", "eval_every_minutes",
+                                           "limit", "test_limit") if getattr(args, k) is not None}
+    if args.steps is not None or args.minutes is not None:
+        given["steps"] = args.steps
+    settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
+                                     dataset=args.dataset, data_root=args.data_root, **given)
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}\n"
           f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
-    steps = args.steps if args.steps is not None or args.minutes is not None else 1000
-    result = train(config, train_set, test_set, steps=steps, minutes=args.minutes, recipe=recipe,
-                   device=args.device, seed=args.seed, binarize=binarize, checkpoint=checkpoint,
-                   checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-                   eval_every_minutes=args.eval_every_minutes, progress=not args.no_progress,
-                   fast=args.fast, bf16=args.bf16,
-                   train_args={"dataset": args.dataset, "data_root": args.data_root, "limit": args.limit,
-                               "test_limit": args.test_limit})
-    metrics = evaluate(result.model, test_set, seed=args.seed, binarize=binarize is not None)
+    result = train(config, train_set, test_set, settings, device=args.device, checkpoint=checkpoint,
+                   progress=not args.no_progress)
+    metrics = evaluate(result.model, test_set, seed=settings.seed, binarize=binarize is not None)
     metrics.update(dataset=args.dataset, step=result.step, checkpoint=str(checkpoint),
                    seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0)
     print(json.dumps(metrics, indent=2))
@@ -111,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--decay", choices=["constant", "cosine", "linear"], help="schedule after warm-up")
     t.add_argument("--final-lr", type=float, help="rate at the end of the horizon, as a fraction of --lr")
     t.add_argument("--device", default="auto")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="default 0 (TrainConfig.seed)")
     t.add_argument("--binarize", choices=["dynamic", "static", "none"], default=None,
                    help="default: dynamic for greyscale datasets, none for colour")
     t.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA)")
@@ -119,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, help="use only the first N training images")
     t.add_argument("--test-limit", type=int, help="use only the first N test images")
     t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
-    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")
     t.add_argument("--eval-every-minutes", type=float, help="minutes of training between test bounds")
     t.add_argument("--history", help="write the per-step history to this CSV")

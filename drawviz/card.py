@@ -95,6 +95,8 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     epochs = last.get("epoch", math.nan)
     size = Path(checkpoint).stat().st_size / 1e6
     kind = "with attention" if config.attention else "without attention (the paper's baseline, eq. 17-18)"
+    if config.T == 1 and not config.attention:  # one step writes the whole image: a plain VAE
+        kind = "with T = 1 and no attention: a one-shot VAE"
     attention = (f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
                  if config.attention else "none: full read and write")
     lines = [

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import data as _data
 from . import sharpness
 from .interventions import (final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z,
                             zero_write)
@@ -109,19 +110,23 @@ def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) ->
     return pd.DataFrame(rows), traces
 
 
-def one_shot_vs_draw(models: Mapping[str, object], x: torch.Tensor, *, seed: int = 0,
+def one_shot_vs_draw(models: Mapping[str, object], images: torch.Tensor, *, binarize: bool = True, seed: int = 0,
                      samples: int = 64) -> pd.DataFrame:
     """DRAW with and without attention beside a one-shot VAE (T = 1): one row per model.
 
-    Columns: T, attention, NLL bound on x (nats), sample and reconstruction sharpness (Laplacian
-    variance as a ratio to x's), and the edit area: the median share of pixels that receives 90 % of a
-    step's canvas change (after the first 10 % of steps; a one-shot model's single step changes the
-    image everywhere at once)."""
+    images: test intensities in [0, 1]; with ``binarize`` (greyscale data) the NLL bound and the drawing
+    measures use them binarised with ``seed``, as the test bound does, and sharpness compares with the
+    intensities, as the blur page does.
+    Columns: T, attention, NLL bound and KL on these images (nats), sample and reconstruction sharpness
+    (variance of the Laplacian as a ratio to the test images'), and the edit area: the median share of
+    pixels that receives 90 % of a step's canvas change (after the first 10 % of steps; a one-shot
+    model's single step changes the image everywhere at once)."""
+    x = _data.binarize(images, seed=seed) if binarize else images
     rows = []
     for name, model in models.items():
         c = model.config
         trace = run_with_hooks(model, x, seed=seed)
-        sets, _ = sharpness.blur_measurements(model, x[:samples], seed=seed)
+        sets, _ = sharpness.blur_measurements(model, images[:samples], seed=seed)
         ratios = sharpness.ratios(sharpness.summary(sets))
         first = int(math.floor(0.1 * c.T))
         rows.append({"model": name, "T": c.T, "attention": c.attention,

@@ -85,7 +85,7 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
         train_set = load_split(dataset, "train", data_root)
         train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
               binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
-              train_args={"dataset": dataset, "data_root": str(data_root) if data_root else None})
+              dataset=dataset, data_root=str(data_root) if data_root else None)
     return model_from_checkpoint(checkpoint, device=device)
 
 

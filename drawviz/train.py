@@ -25,7 +25,7 @@ import torch
 from . import data as _data
 from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
 
-__all__ = ["train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
+__all__ = ["TrainConfig", "train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device",
            "training_summary"]
 
@@ -372,6 +372,74 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run, as one frozen value saved in its checkpoints
+    (``train_args["config"]``). The defaults live here only: train(), the CLI and train.ipynb start
+    from them.
+
+    The run stops at ``steps`` optimiser steps in total or after ``minutes`` of training time
+    (evaluations and checkpoints not counted), whichever comes first; the recipe anneals over the
+    time budget when one is given, else over the steps.
+    """
+
+    steps: Optional[int] = 1000
+    minutes: Optional[float] = None
+    recipe: Recipe = RECIPES["constant"]
+    seed: int = 0  # model initialisation (from a config), data order, binarisation, ε
+    # "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training), "static"
+    # (binarised once with the seed) or None (intensities, for colour)
+    binarize: Optional[str] = "dynamic"
+    checkpoint_every: int = 500  # steps between checkpoints (also written at the end and on Ctrl-C)
+    eval_every: Optional[int] = None  # steps between test NLL bounds (also at the end)
+    eval_every_minutes: Optional[float] = None  # minutes of training between test NLL bounds
+    eval_batch_size: int = 500
+    fast: bool = False  # drawviz.fast: the same numbers, several times faster
+    bf16: bool = False  # the fast path's GEMMs in bfloat16 (implies fast; see make_fast)
+    # provenance: what the images are (resuming warns when it changes); data_root only when the user gave one
+    dataset: Optional[str] = None
+    data_root: Optional[str] = None
+    limit: Optional[int] = None
+    test_limit: Optional[int] = None
+
+    def __post_init__(self):
+        if self.binarize not in ("dynamic", "static", None):
+            raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {self.binarize!r}")
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give a step budget (steps=...), a time budget (minutes=...) or both")
+        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool)
+                                       or self.steps < 0):
+            raise ValueError(f"steps must be a non-negative integer, got {self.steps!r}")
+        if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes)
+                                             and self.minutes > 0):
+            raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        if not isinstance(self.recipe, Recipe):
+            raise ValueError(f"recipe must be a Recipe (Recipe.named(name) gives one), got {self.recipe!r}")
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with fields changed (None is a value here: steps=None is a time budget only, binarize=None
+        no binarisation). recipe may be a name, and the recipe's own fields (lr, batch_size, clip, warmup,
+        decay, final, ...) are accepted too; for those and for recipe, None keeps the current one."""
+        own = {f.name for f in dataclasses.fields(self)}
+        recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
+        unknown = set(changes) - own - recipe_fields
+        if unknown:
+            raise TypeError(f"unknown training settings {sorted(unknown)}; TrainConfig has {sorted(own)} and "
+                            f"its recipe {sorted(recipe_fields)}")
+        recipe = Recipe.named(changes.pop("recipe", None) or self.recipe,
+                              **{k: changes.pop(k) for k in list(changes) if k in recipe_fields})
+        return dataclasses.replace(self, recipe=recipe, **changes)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "recipe": self.recipe.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        data["recipe"] = Recipe.from_dict(data.get("recipe") or {})
+        return from_fields(cls, data)
+
+
 # ----------------------------------------------------------------------------- training
 
 def _on_stop_signals(callback) -> Callable[[], None]:
@@ -414,42 +482,34 @@ class TrainResult:
         return float(evaluated.iloc[-1]) if len(evaluated) else math.nan
 
 
-def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *, steps: Optional[int] = 1000,
-          minutes: Optional[float] = None, recipe: Recipe | str = "constant", batch_size: Optional[int] = None,
-          lr: Optional[float] = None, clip: Optional[float] = None, device="auto", seed: int = 0,
-          binarize: Optional[str] = "dynamic", checkpoint=None, checkpoint_every: int = 500,
-          eval_every: Optional[int] = None, eval_every_minutes: Optional[float] = None,
-          eval_batch_size: int = 500, resume: bool = True, progress: bool = True,
-          callbacks: Iterable[Callable[[dict], None]] = (), fast: bool = False, bf16: bool = False,
-          train_args: Optional[dict] = None) -> TrainResult:
-    """Train DRAW with Adam until ``steps`` optimiser steps have been taken in total, or until
-    ``minutes`` of training time (evaluations and checkpoints not counted), whichever comes first.
+def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, settings: Optional[TrainConfig] = None,
+          *, device="auto", checkpoint=None, resume: bool = True, progress: bool = True,
+          callbacks: Iterable[Callable[[dict], None]] = (), train_args: Optional[dict] = None,
+          **changes) -> TrainResult:
+    """Train DRAW with Adam as ``settings`` (a :class:`TrainConfig`) says, changed by ``changes``: any
+    TrainConfig field (steps, minutes, recipe, seed, binarize, eval_every, fast, bf16, ...) or recipe
+    field (lr, batch_size, clip, ...), e.g. ``train(config, images, steps=2000, recipe="anneal")``.
 
-    recipe: a :class:`Recipe` or a name in RECIPES (optimiser, clipping, schedule); batch_size, lr
-      and clip override its fields. The schedule's horizon is ``minutes`` when given, else ``steps``.
-    binarize: "dynamic" (a fresh Bernoulli draw of each batch; the usual MNIST training),
-      "static" (binarised once with ``seed``), or None (intensities as Bernoulli means, for colour).
     checkpoint: a path; written every ``checkpoint_every`` steps, at the end, and on Ctrl-C.
-      With ``resume`` and an existing file, training continues from it exactly.
-    eval_every, eval_every_minutes: steps or minutes of training between test-set NLL bounds
-      (statically binarised when binarize is set); the bound is also computed at the end when test
-      images are given.
+      With ``resume`` and an existing file, training continues from it exactly (settings that differ
+      from the checkpoint's are applied from the resumed step, with a warning).
+    Test NLL bounds (statically binarised when binarize is set) every ``eval_every`` steps or
+    ``eval_every_minutes``, and at the end when test images are given.
     fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
       checkpoints; fused GEMMs and a hand-written backward pass).
     bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states,
       about 1.3x faster again on an AMD EPYC with AVX512-BF16 and on GPUs, slower on CPUs without
       native bf16 and on an Intel Xeon without AMX: measure first; loss within ~0.1%).
+    train_args: provenance to record (dataset, data_root, limit, test_limit), as the notebooks give it.
     """
-    if binarize not in ("dynamic", "static", None):
-        raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {binarize!r}")
-    if steps is None and minutes is None:
-        raise ValueError("give a step budget (steps=...), a time budget (minutes=...) or both")
-    if steps is not None and (not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
-        raise ValueError(f"minutes must be a positive number, got {minutes!r}")
-    recipe = Recipe.named(recipe, batch_size=batch_size, lr=lr, clip=clip)
-    batch_size, lr, clip = recipe.batch_size, recipe.lr, recipe.clip
+    provenance = {k: v for k, v in (train_args or {}).items() if k in ("dataset", "data_root", "limit", "test_limit")}
+    settings = (settings or TrainConfig()).replace(**provenance, **changes)
+    recipe, steps, minutes, seed, binarize = (settings.recipe, settings.steps, settings.minutes, settings.seed,
+                                              settings.binarize)
+    batch_size, clip = recipe.batch_size, recipe.clip
+    fast, bf16 = settings.fast, settings.bf16
+    checkpoint_every, eval_every = settings.checkpoint_every, settings.eval_every
+    eval_every_minutes, eval_batch_size = settings.eval_every_minutes, settings.eval_batch_size
     dev = pick_device(device)
     if isinstance(model_or_config, DRAW):
         model = model_or_config
@@ -479,10 +539,12 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
     history: list[dict] = []
     start = 0
     checkpoint = check_writable(checkpoint) if checkpoint is not None else None
-    args = {"steps": steps, "minutes": minutes, "batch_size": batch_size, "lr": lr, "clip": clip, "seed": seed,
-            "binarize": binarize, "fast": bool(fast or bf16), "bf16": bool(bf16), "recipe": recipe.to_dict(),
-            "hardware": describe_hardware(dev), "train_images": int(train_x.shape[0]),
-            "train_source": _data.portable(getattr(train_images, "source", None)), **(train_args or {})}
+    # what a checkpoint says of its training: the settings, and (flat, as older checkpoints and their
+    # readers have them) batch_size, lr, clip, seed, dataset, ..., plus the run's facts
+    args = {**settings.to_dict(), "batch_size": batch_size, "lr": recipe.lr, "clip": clip,
+            "fast": bool(fast or bf16), "config": settings.to_dict(), "hardware": describe_hardware(dev),
+            "train_images": int(train_x.shape[0]), "train_source": _data.portable(getattr(train_images, "source", None)),
+            **{k: v for k, v in (train_args or {}).items() if k not in provenance}}
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)
@@ -494,7 +556,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, *,
             generator.set_state(state["rng"].cpu())
         start, history = state["step"], list(state["history"])
         before = state.get("train_args", {})
-        for key, now in (("seed", seed), ("dataset", args.get("dataset"))):
+        for key, now in (("seed", seed), ("dataset", settings.dataset)):
             if before.get(key) is not None and now is not None and before[key] != now:
                 warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
                               f"applied from step {start}" + (": the data order changes from here" if key == "seed"

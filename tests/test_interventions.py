@@ -126,3 +126,20 @@ def test_the_same_eps_unless_told_otherwise(model, x):
     a = run_with_hooks(model, x, seed=0)
     b = run_with_hooks(model, x, eps=eps)
     assert a.loss == probes.record(model, x, seed=0).loss and a.loss != b.loss
+
+
+def test_the_shipped_one_shot_model_is_a_plain_vae_one_write_and_one_kl_term():
+    from pathlib import Path
+
+    from drawviz.train import model_from_checkpoint
+
+    vae = model_from_checkpoint(Path(__file__).resolve().parent.parent / "models" / "mnist-vae.pt", device="cpu")
+    assert vae.config.T == 1 and not vae.config.attention
+    x = (torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2)) > 0.5).float()
+    writes = []
+    out = vae(x, tap=lambda name, t, v: writes.append((name, t)) or v)
+    assert [w for w in writes if w[0] == Q.WRITE_PATCH] == [(Q.WRITE_PATCH, 1)]  # one write, of the whole image
+    assert out.kl.shape == (1, 3)  # one KL term
+    torch.testing.assert_close(out.loss, (out.nll + out.kl[0]).mean())
+    trace = run_with_hooks(vae, x)
+    assert trace.edit_area.shape == (1, 3) and len(trace.steps) == 3

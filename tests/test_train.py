@@ -375,3 +375,26 @@ def test_resuming_with_another_seed_or_dataset_says_so(tmp_path, images):
         train(SMALL, images, steps=3, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "a"})
     with pytest.warns(UserWarning, match="dataset 'b'.*other data"):
         train(SMALL, images, steps=4, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "b"})
+
+
+def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tmp_path):
+    import dataclasses
+
+    from drawviz.train import RECIPES, TrainConfig, load_checkpoint, train
+
+    settings = TrainConfig(steps=4, seed=3, recipe=RECIPES["anneal"], dataset="mnist-sample")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.seed = 1
+    assert settings.replace(lr=5e-4, batch_size=16).recipe == dataclasses.replace(RECIPES["anneal"], lr=5e-4,
+                                                                                  batch_size=16)
+    assert settings.replace(binarize=None).binarize is None  # None is a value: no binarisation
+    assert settings.replace(steps=None, minutes=1.0).steps is None
+    with pytest.raises(TypeError, match="unknown training settings.*'stpes'"):
+        settings.replace(stpes=5)
+    with pytest.raises(ValueError, match="binarize must be"):
+        TrainConfig(binarize="sometimes")
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    train(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2), x, settings=settings, batch_size=16, device="cpu",
+          checkpoint=tmp_path / "m.pt", progress=False)
+    saved = TrainConfig.from_dict(load_checkpoint(tmp_path / "m.pt")["train_args"]["config"])
+    assert saved == settings.replace(batch_size=16)
