@@ -46,8 +46,9 @@ def what_each_step_buys(model, x: torch.Tensor, *, seed: int = 0, trace: Optiona
     x should already be binarised for a Bernoulli model (the figures' test images are)."""
     trace = trace if trace is not None else run_with_hooks(model, x, seed=seed)
     before = np.concatenate([_initial_error(model, x.to(model.c0.device))[None], trace.recon_nll])  # (T+1, batch)
+    before = before.astype(np.float64)  # float32 rounding noise would show in the tables
     drop = (before[:-1] - before[1:]).mean(1) / math.log(2)
-    kl = trace.kl.mean(1) / math.log(2)
+    kl = trace.kl.astype(np.float64).mean(1) / math.log(2)
     return pd.DataFrame({"step": np.arange(1, trace.T + 1), "kl_bits": kl,
                          "error_bits": before[1:].mean(1) / math.log(2), "error_drop_bits": drop,
                          "bits_per_bit": np.divide(drop, kl, out=np.full_like(drop, np.nan), where=kl > 1e-6)})
