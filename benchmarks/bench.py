@@ -36,7 +36,9 @@ from drawviz.model import DRAW, DrawConfig  # noqa: E402
 from drawviz.probes import Recorder  # noqa: E402
 
 # (row name, preset, batch)
-CASES = [("mnist b64", "mnist", 64), ("mnist b256", "mnist", 256), ("cifar10 b64", "cifar10", 64)]
+CASES = [("mnist b64", "mnist", 64), ("mnist b128", "mnist", 128), ("mnist b256", "mnist", 256),
+         ("cifar10 b64", "cifar10", 64)]
+DEFAULT_CASES = "mnist b64,mnist b256,cifar10 b64"
 TINY = dict(T=4, enc_size=32, dec_size=32, z_size=8)
 
 
@@ -233,6 +235,7 @@ def main(argv=None):
     p.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (both implementations)")
     p.add_argument("--_peak", nargs=3, metavar=("IMPL", "PRESET", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.compile = {"auto": "auto", "on": True, "off": False}[args.compile]
@@ -247,10 +250,14 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cases = CASES
-    if args.cases:
-        wanted = [c.strip() for c in args.cases.split(",")]
-        cases = [c for c in CASES if c[0] in wanted]
+    if args.tf32 and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    wanted = [c.strip() for c in (args.cases or DEFAULT_CASES).split(",")]
+    unknown = set(wanted) - {c[0] for c in CASES}
+    if unknown:
+        p.error(f"unknown cases {sorted(unknown)}; choose from {', '.join(c[0] for c in CASES)}")
+    cases = [c for c in CASES if c[0] in wanted]
     if args.tiny:
         cases = [(n, p_, min(b, 8)) for n, p_, b in cases]
 
@@ -271,7 +278,7 @@ def main(argv=None):
         w.writeheader()
         w.writerows(rows)
     meta = dict(hardware=hw, date=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
-                tiny=args.tiny, compile=str(args.compile), rows=rows)
+                tiny=args.tiny, compile=str(args.compile), tf32=bool(args.tf32), rows=rows)
     (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
     return rows
 

@@ -9,6 +9,15 @@ from pathlib import Path
 
 
 def _train(args) -> int:
+    from . import distributed
+    try:
+        ranks = distributed.init_from_env(args.device)  # under torchrun: one process of several
+        return _train_here(args, ranks)
+    finally:
+        distributed.shutdown()
+
+
+def _train_here(args, ranks) -> int:
     from . import data
     from .model import DrawConfig
     from .train import Recipe, TrainConfig, evaluate, train
@@ -32,10 +41,14 @@ def _train(args) -> int:
     settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
                                      dataset=args.dataset, data_root=args.data_root, **given)
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
-    print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}\n"
-          f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
+    if ranks.main:
+        share = f" in {ranks.world} processes ({recipe.batch_size // ranks.world} images each)" if ranks.world > 1 else ""
+        print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}{share}\n"
+              f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
     result = train(config, train_set, test_set, settings, device=args.device, checkpoint=checkpoint,
                    progress=not args.no_progress)
+    if not ranks.main:  # rank 0 reports
+        return 0
     metrics = evaluate(result.model, test_set, seed=settings.seed, binarize=binarize is not None)
     metrics.update(dataset=args.dataset, step=result.step, checkpoint=str(checkpoint),
                    seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0)

@@ -290,7 +290,56 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="+", choices=ORDER, default=list(ORDER), help="which notebooks to run")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-comparison", action="store_true", help="skip the cross-dataset blur comparison")
+    p.add_argument("--workers", type=int, metavar="K",
+                   help="run the runs as tasks on a dask.distributed LocalCluster of K worker processes "
+                        "(the notebooks of a run in order, in one worker); needs dask[distributed]")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the runs on an existing Dask cluster; --data-root and --out must be paths its "
+                        "workers see")
     return p
+
+
+def _on_dask(runs: list[dict], out: Path, data_root, notebooks, device: str, log, *, workers=None,
+             scheduler=None) -> list[dict]:
+    """run_one for every run as a task on a Dask cluster, each in its own worker process; results in
+    the runs' order, progress printed as runs finish. A task that dies (its worker lost) is a failed run."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:
+        raise RuntimeError(f"--workers and --scheduler need dask.distributed ({err}); "
+                           "pip install 'dask[distributed]'") from None
+    cluster = None
+    if scheduler is None:
+        # one thread per worker: a run's notebooks use the worker's cores through torch
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        log(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
+        futures = {client.submit(_run_quietly, run, out, data_root, notebooks, device, key=f"run-{run['name']}",
+                                 pure=False): run for run in runs}
+        results = {}
+        for done, future in enumerate(as_completed(futures), 1):
+            run = futures[future]
+            try:
+                result, lines = future.result()
+            except Exception as err:  # noqa: BLE001 -- the worker died or the task could not run: a failed run
+                result, lines = {"run": run["name"], "dataset": run["dataset"], "notebooks": {}, "status": "failed",
+                                 "error": f"{type(err).__name__}: {err}"}, []
+            log(f"[{done}/{len(runs)}] {run['name']} ({run['dataset']}): {result['status']}")
+            for line in lines:
+                log(line)
+            results[run["name"]] = result
+        return [results[run["name"]] for run in runs]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_quietly(run: dict, out: Path, data_root, notebooks, device: str):
+    """run_one in a Dask worker: its log lines travel back with the result."""
+    lines: list[str] = []
+    return run_one(run, out, data_root, notebooks, device, lines.append), lines
 
 
 def main(argv=None) -> int:
@@ -324,10 +373,21 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     log(f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"
         f"{'' if data_root else ' (no data root: the samples shipped with drawviz)'}")
-    results = []
-    for i, run in enumerate(runs, 1):
-        log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")
-        results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
+    if args.workers is not None and args.workers < 1:
+        print("drawviz report: error: --workers must be a positive number of processes", file=sys.stderr)
+        return 2
+    if args.workers or args.scheduler:
+        try:
+            results = _on_dask(runs, out, data_root, args.notebooks, args.device, log, workers=args.workers,
+                               scheduler=args.scheduler)
+        except (RuntimeError, OSError) as err:
+            print(f"drawviz report: error: {err}", file=sys.stderr)
+            return 2
+    else:
+        results = []
+        for i, run in enumerate(runs, 1):
+            log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")
+            results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
     comparison = None
     if not args.no_comparison and "blur" in args.notebooks:
         comparison = compare_blur(results, out, data_root, args.device, log)

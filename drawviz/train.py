@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from . import data as _data
+from . import distributed as _distributed
 from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
 
 __all__ = ["TrainConfig", "train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
@@ -510,6 +511,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     fast, bf16 = settings.fast, settings.bf16
     checkpoint_every, eval_every = settings.checkpoint_every, settings.eval_every
     eval_every_minutes, eval_batch_size = settings.eval_every_minutes, settings.eval_batch_size
+    ranks = _distributed.current()  # under torchrun: this process's share of every global batch
+    shard = ranks.shard(batch_size) if ranks.world > 1 else None
     dev = pick_device(device)
     if isinstance(model_or_config, DRAW):
         model = model_or_config
@@ -533,16 +536,21 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     if fast or bf16:
         from .fast import make_fast
         net = make_fast(model, bf16=bf16)  # shares model's parameters: optimiser and checkpoints see no difference
+    if ranks.world > 1:  # gradients averaged over the ranks in backward: every rank applies the same step
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.rate(0, 0.0), betas=(recipe.beta1, recipe.beta2),
                                  eps=recipe.adam_eps)
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
     start = 0
-    checkpoint = check_writable(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None:  # only rank 0 writes
+        checkpoint = check_writable(checkpoint) if ranks.main else Path(checkpoint)
     # what a checkpoint says of its training: the settings, and (flat, as older checkpoints and their
     # readers have them) batch_size, lr, clip, seed, dataset, ..., plus the run's facts
     args = {**settings.to_dict(), "batch_size": batch_size, "lr": recipe.lr, "clip": clip,
             "fast": bool(fast or bf16), "config": settings.to_dict(), "hardware": describe_hardware(dev),
+            "processes": ranks.world,
             "train_images": int(train_x.shape[0]), "train_source": _data.portable(getattr(train_images, "source", None)),
             **{k: v for k, v in (train_args or {}).items() if k not in provenance}}
     if checkpoint is not None and resume and checkpoint.exists():
@@ -569,7 +577,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
                           + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=2)
 
     def save(step):
-        if checkpoint is not None:
+        if checkpoint is not None and ranks.main:
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, step=step, generator=generator,
                             history=history, train_args=args)
 
@@ -582,7 +590,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     per_epoch = train_x.shape[0] // batch_size
     order_epoch, order = None, None
     bar = None
-    if progress:
+    if progress and ranks.main:
         from tqdm.auto import tqdm
         if minutes is None:
             bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
@@ -597,11 +605,13 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
         if eval_every_minutes else math.inf
     step = start
     terminated = []
+    stop_agreed = False  # several processes: a stop any of them was told of, agreed after each step
+    told_to_stop = (lambda: bool(terminated)) if ranks.world == 1 else (lambda: stop_agreed)
     in_step = False
     restore = _on_stop_signals(lambda: terminated.append(True))
     try:
         while (steps is None or step < steps) and seconds < budget:
-            if terminated:  # Ctrl-C or SIGTERM: the step in hand is finished; the RNG is at `step` exactly
+            if told_to_stop():  # Ctrl-C or SIGTERM: the step in hand is finished; the RNG is at `step` exactly
                 raise _Stop()
             in_step = True  # from here until its row is recorded, weights, RNG and `step` disagree
             epoch, pos = divmod(step, per_epoch)
@@ -614,9 +624,12 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
             x = train_x[order[pos].to(dev)]
             if binarize == "dynamic":
                 x = _data.binarize(x, generator=generator)
-            out = net(x, model.sample_eps(batch_size, generator), check=False)
-            # one device sync for the three figures the history keeps
-            loss, nll, kl = torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach().tolist()
+            eps = model.sample_eps(batch_size, generator)
+            if shard is not None:  # the whole batch's randomness is drawn on every rank: each keeps its rows
+                x, eps = x[shard], eps[:, shard]
+            out = net(x, eps, check=False)
+            # one device sync for the three figures the history keeps (means over the ranks)
+            loss, nll, kl = ranks.mean(torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach()).tolist()
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss} at step {step + 1}; stopped without saving this state. "
                                        + _after_divergence(checkpoint, rate, clip))
@@ -630,12 +643,15 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
             step += 1
             took = time.perf_counter() - tick
             seconds += took
+            if ranks.world > 1:  # the slowest rank's clock, so all stop at the same step
+                seconds, stop_agreed = ranks.agree(seconds, bool(terminated))
             row = {"step": step, "epoch": step / per_epoch, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
                    "lr": rate, "seconds": seconds, "images_per_s": batch_size / max(took, 1e-9),
                    "test_nll_bound": math.nan}
             last = step == steps or seconds >= budget
             if test_x is not None and ((eval_every and step % eval_every == 0) or seconds >= next_eval or last):
-                row["test_nll_bound"] = test_bound()
+                if ranks.main:  # the others go on to the next step and wait for rank 0 there
+                    row["test_nll_bound"] = test_bound()
                 while next_eval <= seconds:
                     next_eval += eval_every_minutes * 60
             history.append(row)
@@ -646,9 +662,9 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
                 bar.update(1 if minutes is None else min(took, max(budget - bar.n, 0)))
                 bar.set_postfix(loss=f"{loss:.2f}", **({"test": f"{row['test_nll_bound']:.2f}"}
                                                        if math.isfinite(row["test_nll_bound"]) else {}))
-            for callback in callbacks:
+            for callback in callbacks if ranks.main else ():
                 callback(row)
-        if terminated:  # a signal during the last step
+        if told_to_stop() or terminated:  # a signal during the last step
             raise _Stop()
         save(step)
     except _Stop:

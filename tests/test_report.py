@@ -191,3 +191,46 @@ def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it
     fresh = pages.start_from(tmp_path / "new.pt", None, steps=5, dataset="mnist-sample", T=3, overrides={"z_size": 4})
     assert fresh.saved is None and (fresh.config.T, fresh.config.z_size) == (3, 4) and not fresh.shipped
     assert given.read_bytes() == before
+
+
+DASK_RUNS = """
+runs:
+  - name: good
+    dataset: mnist-sample
+    notebooks: [train]
+    parameters: {T: 2, steps: 4, eval_every: 4, test_limit: 32, n_samples: 8,
+                 overrides: {enc_size: 16, dec_size: 16, z_size: 4}, device: cpu}
+  - name: broken
+    dataset: mnist-sample
+    notebooks: [train]
+    parameters: {T: 0, steps: 5}
+"""
+
+
+def test_runs_on_a_two_worker_dask_cluster_give_what_the_serial_report_gives(tmp_path):
+    (tmp_path / "runs.yaml").write_text(DASK_RUNS)
+    outputs = {}
+    for name, flags in (("serial", []), ("dask", ["--workers", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml", "--out", name,
+                               "--no-comparison", *flags], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == 1, f"{name}: a failed run makes the command fail\n{proc.stdout}\n{proc.stderr[-3000:]}"
+        outputs[name] = proc.stdout
+    assert "dask: 2 worker(s)" in outputs["dask"] and "dask:" not in outputs["serial"]
+    assert re.search(r"\[\d/2\] broken \(mnist-sample\): failed", outputs["dask"])  # progress as runs finish
+    assert re.search(r"\[\d/2\] good \(mnist-sample\): ok", outputs["dask"])
+    files = {name: sorted(p.relative_to(tmp_path / name).as_posix() for p in (tmp_path / name).rglob("*")
+                          if p.is_file()) for name in outputs}
+    assert files["dask"] == files["serial"]
+    for run in ("good", "broken"):
+        serial, dask = (json.loads((tmp_path / name / run / "metrics.json").read_text()) for name in outputs)
+        assert dask["status"] == serial["status"]
+        assert dask["train"].get("nll_bound") == serial["train"].get("nll_bound")
+    index = (tmp_path / "dask" / "index.html").read_text()
+    assert "class='failed'" in index and "class='ok'" in index
+
+
+def test_without_workers_dask_is_not_imported(tmp_path):
+    code = ("import sys; from drawviz import report; report.main(['--runs', 'missing.yaml']); "
+            "print('dask' in sys.modules, 'distributed' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.stdout.strip().endswith("False False"), proc.stdout + proc.stderr
