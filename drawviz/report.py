@@ -310,8 +310,11 @@ def _on_dask(runs: list[dict], out: Path, data_root, notebooks, device: str, log
                            "pip install 'dask[distributed]'") from None
     cluster = None
     if scheduler is None:
-        # one thread per worker: a run's notebooks use the worker's cores through torch
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # one task at a time per worker; its notebooks' kernels share the machine's cores through torch's
+        # threads, so K runs side by side do not oversubscribe them
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
     client = Client(cluster if cluster is not None else scheduler)
     try:
         log(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
