@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt  # colormaps and norms only: figures are built without pyplot
@@ -734,7 +735,7 @@ def _offline(html: str) -> str:
 
 # ----------------------------------------------------------------------------- files
 
-def save(fig: Figure, path, dpi: int = 150) -> "Path":
+def save(fig: Figure, path, dpi: int = 150) -> Path:
     """Write a figure as PNG, PDF or SVG (by the suffix), creating the folder; returns the path.
 
     Written to a temporary file first, so an interrupted save never leaves half a figure.
