@@ -24,7 +24,7 @@ import torch
 from . import quantities as Q
 from .attention import Window
 from .fast import FastDRAW, INTERVENTION_REFUSED
-from .probes import Recorder, Trace, trace_of
+from .probes import Recorder, Trace, _generator, trace_of
 
 __all__ = ["run_with_hooks", "InterventionError", "Hook", "set_window", "scale_gamma", "freeze_window", "set_z",
            "zero_write", "at_steps"]
@@ -133,8 +133,7 @@ def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] 
     config = model.config
     items = _hook_list(hooks, config, mode)
     device = next(model.parameters()).device
-    if generator is None and seed is not None:
-        generator = torch.Generator(device).manual_seed(seed)
+    generator = _generator(model, seed, generator)  # as probes.record draws it
     batch = x.shape[0] if x is not None else n
     if x is not None:
         x = x.to(device)
