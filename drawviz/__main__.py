@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +29,25 @@ def _train_here(args, ranks) -> int:
         overrides["attention"] = False
     preset = args.preset or data.default_preset(args.dataset)
     config = DrawConfig.preset(preset, **overrides)
+    checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
+    if args.init_from and not checkpoint.exists() and ranks.main:
+        # a new leg of a model's training (e.g. from models/mnist.pt): copy it, never write into it
+        from .train import check_writable, load_checkpoint
+        load_checkpoint(args.init_from)  # refuse a file that is not a checkpoint before copying it
+        check_writable(checkpoint)
+        shutil.copyfile(args.init_from, checkpoint)
+        print(f"drawviz: starting {checkpoint} from {args.init_from}", file=sys.stderr)
+    ranks.barrier()  # the other ranks read the copy
+    if checkpoint.exists():  # resuming: the network is the checkpoint's
+        from .train import load_checkpoint
+        saved = load_checkpoint(checkpoint)["config"]
+        if args.preset or overrides:
+            changed = saved.diff(config)
+            if changed:
+                raise ValueError(f"{checkpoint} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
+                                 f", not {', '.join(f'{k} = {b!r}' for k, (a, b) in changed.items())}: drop those "
+                                 f"flags to resume it, or give another --checkpoint")
+        config = saved
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
     recipe = Recipe.named(args.recipe, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
@@ -35,18 +55,17 @@ def _train_here(args, ranks) -> int:
     binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
     given = {k: getattr(args, k) for k in ("minutes", "seed", "checkpoint_every", "eval_every", "eval_every_minutes",
-                                           "limit", "test_limit") if getattr(args, k) is not None}
+                                           "limit", "test_limit", "rewarm") if getattr(args, k) is not None}
     if args.steps is not None or args.minutes is not None:
         given["steps"] = args.steps
     settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
                                      dataset=args.dataset, data_root=args.data_root, **given)
-    checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     if ranks.main:
         share = f" in {ranks.world} processes ({recipe.batch_size // ranks.world} images each)" if ranks.world > 1 else ""
         print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}{share}\n"
               f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
     result = train(config, train_set, test_set, settings, device=args.device, checkpoint=checkpoint,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, callbacks=[_log_line(args.log_every)] if args.log_every else ())
     if not ranks.main:  # rank 0 reports
         return 0
     metrics = evaluate(result.model, test_set, seed=settings.seed, binarize=binarize is not None)
@@ -56,6 +75,17 @@ def _train_here(args, ranks) -> int:
     if args.history:
         result.history.to_csv(args.history, index=False)
     return 0
+
+
+def _log_line(every: int):
+    """A callback printing one line every ``every`` steps and at each test bound (for logs of long runs)."""
+    def log(row):
+        tested = row["test_nll_bound"] == row["test_nll_bound"]
+        if tested or row["step"] % every == 0:
+            print(f"step {row['step']:7,d}  epoch {row['epoch']:7.2f}  {row['seconds'] / 60:7.1f} min  "
+                  f"loss {row['loss']:8.2f}  lr {row['lr']:.2e}" + (f"  test bound {row['test_nll_bound']:.2f}"
+                                                                  if tested else ""), file=sys.stderr, flush=True)
+    return log
 
 
 def _evaluate(args) -> int:
@@ -133,6 +163,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, help="use only the first N training images")
     t.add_argument("--test-limit", type=int, help="use only the first N test images")
     t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
+    t.add_argument("--init-from", metavar="PATH",
+                   help="start a new leg from this model (e.g. models/mnist.pt) when --checkpoint does not exist "
+                        "yet: its weights, step, history and legs are copied; PATH itself is never written")
+    t.add_argument("--rewarm", type=int, help="steps of learning-rate warm-up after resuming without optimiser "
+                                              "state (default 100)")
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")
     t.add_argument("--eval-every-minutes", type=float, help="minutes of training between test bounds")
@@ -141,6 +176,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--bf16", action="store_true",
                    help="the fast path with bfloat16 GEMMs (implies --fast): faster, loss within ~0.1%%")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--log-every", type=int, metavar="N",
+                   help="print a line every N steps and at every test bound (for the log of a long run)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="test-set NLL bound (nats, bits/dim) of a checkpoint")

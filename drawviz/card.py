@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from . import campaign
 from . import data as _data
 from . import diagnostics, probes
 from .likelihood import describe
@@ -65,6 +66,34 @@ def _hardware(args: dict, override: Optional[str]) -> str:
             f"torch {h.get('torch', '?')}")
 
 
+def _short_recipe(r: Optional[dict]) -> str:
+    if not r:
+        return "recipe not recorded"
+    shape = "constant" if r["decay"] == "constant" else f"{r['decay']} to {r['final']:g}×"
+    return f"lr {r['lr']:g} {shape}, batch {r['batch_size']}"
+
+
+def _legs(state: dict) -> list[str]:
+    """The card's rows for a training in several legs: each leg, and the totals over them."""
+    legs, total = campaign.legs_of(state), campaign.totals(state)
+    if not legs:
+        return []
+    parts = []
+    for i, leg in enumerate(legs, 1):
+        minutes = ((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0)) / 60
+        where = (leg.get("machine") or "machine not recorded") + (
+            f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else "")
+        fresh = "; fresh Adam" if leg.get("fresh_optimizer") and leg["start_step"] > 0 else ""
+        parts.append(f"{i}. steps {leg['start_step']:,}–{leg['end_step']:,}, epochs {leg.get('start_epoch') or 0:.2f}–"
+                     f"{leg.get('end_epoch') or 0:.2f}, {minutes:.1f} min ({_short_recipe(leg.get('recipe'))}; "
+                     f"{where}{fresh}{'; reconstructed from the history' if leg.get('reconstructed') else ''})")
+    compute = f"{total['cpu_hours']:.2f} CPU core-hours" + (f", {total['gpu_hours']:.2f} GPU hours"
+                                                           if total["gpu_hours"] else "")
+    return [f"| legs | {'<br>'.join(parts)} |",
+            f"| in all | {total['legs']} leg{'s' if total['legs'] != 1 else ''}: {total['steps']:,} steps, "
+            f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours of training, {compute} |"]
+
+
 def _trend(history: list) -> str:
     """How fast the test bound was still falling at the end of training, from the evaluations in the history
     (the last one against the latest one at least 15 minutes of training before it)."""
@@ -112,6 +141,7 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         f"| recipe | {_recipe(args)} |",
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
+        *_legs(state),
         f"| command | `{command or 'not recorded'}` |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "

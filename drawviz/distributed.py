@@ -47,6 +47,11 @@ class Ranks:
             values /= self.world
         return values
 
+    def barrier(self) -> None:
+        """Wait until every rank is here (a no-op without a process group)."""
+        if self.world > 1:
+            dist.barrier()
+
     def agree(self, seconds: float, stop: bool) -> tuple[float, bool]:
         """The slowest rank's training time and whether any rank was told to stop: every rank then
         takes the same decision about the next step (a rank that stopped alone would hang the others)."""

@@ -17,7 +17,7 @@ from typing import Optional
 from . import data as _data
 
 __all__ = ["load_split", "datasets", "test_images", "describe_training", "colour_note", "binarization", "model_for",
-           "optional_model", "print_evaluations", "write_json", "Start", "start_from", "blur_run"]
+           "optional_model", "print_evaluations", "write_json", "Start", "start_from", "campaign_figure", "blur_run"]
 
 
 def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
@@ -173,6 +173,24 @@ def start_from(checkpoint, checkpoint_in=None, *, steps: int, dataset: str, pres
     return Start(saved["config"], max(steps, saved["step"]), given and saved["step"] >= steps, saved)
 
 
+def campaign_figure(checkpoint, name: str):
+    """The model's test bound over all legs of its training against epochs and CPU hours
+    (plots.plot_campaign), with the published MNIST points when it was trained on binarised MNIST;
+    None when its history holds no test bound."""
+    from . import campaign, plots
+    from .train import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    curve = campaign.curve(state, name)
+    if not len(curve):
+        return None
+    on_mnist = (state.get("train_args") or {}).get("dataset") == "mnist" and state["config"].likelihood == "bernoulli"
+    total = campaign.totals(state)
+    return plots.plot_campaign(curve, campaign.ANCHORS if on_mnist else None,
+                               title=f"{name}: test bound over {total['legs']} leg{'s' if total['legs'] != 1 else ''} "
+                                     f"of training ({total['epochs']:.1f} epochs, {total['cpu_hours']:.1f} CPU core-hours)")
+
+
 # ----------------------------------------------------------------------------- blur.ipynb
 
 def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, steps: int = 300, seed: int = 0,
@@ -196,6 +214,7 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
     bound = {"dataset": run["name"], "NLL bound, nats": trained.get("nll_bound"), "bits/dim": trained.get("bits_per_dim"),
              "test images": trained.get("images"),
              "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
+             "epochs": trained.get("epochs"), "CPU core-hours": trained.get("cpu_hours"),
              "model": trained.get("trained") or Path(run["checkpoint"]).name}
     esc = lambda v: html.escape(str(v))  # names and paths are user input: shown, never run as markup
     markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {esc(test_set.source)}. "

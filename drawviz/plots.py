@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_history", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
+__all__ = ["plot_history", "plot_campaign", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "plot_intervention", "plot_step_value",
            "plot_edit_area", "StepView", "scrubber_html",
@@ -146,6 +146,41 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
     else:
         bx.text(0.5, 0.5, "no test-set evaluation in this run", ha="center", va="center", transform=bx.transAxes)
     bx.set(xlabel="optimiser step", ylabel="negative ELBO ≥ −log p(x), nats", title="test NLL bound")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_campaign(curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None,
+                  title: str = "test bound over all legs of training") -> Figure:
+    """The test NLL bound against epochs (left) and against CPU core-hours (right) of every model in
+    ``curves`` (``campaign.curve`` rows, concatenated), with published ``anchors`` on the epoch axes:
+    points where their epoch is known, dashed levels where only the final figure is."""
+    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
+    palette = dict(zip(curves["model"].unique(), plt.get_cmap("tab10").colors))
+    for ax, x, label in ((axes[0], "epoch", "epochs of training"), (axes[1], "cpu_hours", "CPU core-hours of training")):
+        for model, rows in curves.groupby("model", sort=False):
+            ax.plot(rows[x], rows["test_nll_bound"], "o-", ms=3, lw=1.5, color=palette[model], label=model)
+            for (leg, first) in rows.groupby("leg").head(1)[["leg", x]].itertuples(index=False):
+                if leg > 1:  # where a later leg resumed
+                    ax.axvline(first, color=palette[model], lw=0.6, ls=":", alpha=0.7)
+            last = rows.iloc[-1]
+            ax.annotate(f"{last['test_nll_bound']:.1f}", (last[x], last["test_nll_bound"]), textcoords="offset points",
+                        xytext=(4, 2), fontsize=8, color=palette[model])
+        ax.set(xlabel=label, ylabel="test bound, nats per image", xscale="log" if x == "epoch" else "linear")
+    if anchors is not None and len(anchors):
+        for a in anchors.itertuples(index=False):
+            for i, ax in enumerate(axes):
+                if a.epoch is not None and a.epoch == a.epoch and i == 0:
+                    ax.plot([a.epoch], [a.test_nll_bound], marker="*", ms=11, color="#333", ls="none")
+                    ax.annotate(f"{a.source}: {a.test_nll_bound:g} at {a.epoch:g}", (a.epoch, a.test_nll_bound),
+                                textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+                elif a.epoch is None or a.epoch != a.epoch:
+                    ax.axhline(a.test_nll_bound, color="#333", lw=0.8, ls="--")
+                    ax.annotate(f"{a.source}: {a.test_nll_bound:g}", (0.01, a.test_nll_bound),
+                                xycoords=("axes fraction", "data"), textcoords="offset points", xytext=(0, 2),
+                                fontsize=7)
+    axes[0].legend(fontsize=8, frameon=False, loc="upper right")
+    axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
 

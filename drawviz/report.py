@@ -229,7 +229,8 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         tr, at = r.get("train", {}), r.get("attention", {})
         sh = r.get("sharpness") or compared.get(r["run"], {})
         model = Path(tr["model_file"]).name if tr.get("model_file") else "–"
-        trained = (f"{_fmt(tr.get('step'), ',')} steps<div class=small>{_fmt(tr.get('epochs'), '.1f')} epochs of "
+        hours = f", {_fmt(tr.get('cpu_hours'), '.1f')} CPU h" if tr.get("cpu_hours") is not None else ""
+        trained = (f"{_fmt(tr.get('step'), ',')} steps<div class=small>{_fmt(tr.get('epochs'), '.1f')} epochs{hours} of "
                    f"{html.escape(str(tr.get('trained_on') or '?'))}; {html.escape(model)}</div>") if tr else "–"
         tested = (f"{_fmt(tr.get('images'), ',')}<div class=small>{html.escape(tr.get('likelihood', ''))}"
                   f"{' (binarised)' if tr.get('binarization', 'none') != 'none' else ''}</div>") if tr else "–"

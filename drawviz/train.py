@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from . import data as _data
+from .campaign import legs_of, totals
 from . import distributed as _distributed
 from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
 
@@ -238,7 +239,9 @@ def training_summary(state: dict, path=None) -> dict:
         images = int(round(last["step"] * batch / last["epoch"], -2))  # to the nearest hundred
     tests = [row for row in history if row.get("test_nll_bound") is not None
              and math.isfinite(row.get("test_nll_bound") or math.nan)]
+    total = totals(state)
     return {"trained_on": args.get("dataset"), "train_images": images, "train_source": args.get("train_source"),
+            "legs": total["legs"], "cpu_hours": total["cpu_hours"], "gpu_hours": total["gpu_hours"],
             "steps": state.get("step"), "epochs": last.get("epoch"),
             "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
             "hardware": args.get("hardware"), "recipe": (args.get("recipe") or {}),
@@ -395,6 +398,9 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps between test NLL bounds (also at the end)
     eval_every_minutes: Optional[float] = None  # minutes of training between test NLL bounds
     eval_batch_size: int = 500
+    # steps of linear warm-up after resuming without optimiser state (a shipped model): a fresh
+    # Adam's first steps are as large as lr itself in every weight
+    rewarm: int = 100
     fast: bool = False  # drawviz.fast: the same numbers, several times faster
     bf16: bool = False  # the fast path's GEMMs in bfloat16 (implies fast; see make_fast)
     # provenance: what the images are (resuming warns when it changes); data_root only when the user gave one
@@ -414,6 +420,8 @@ class TrainConfig:
         if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes)
                                              and self.minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
+        if not isinstance(self.rewarm, int) or isinstance(self.rewarm, bool) or self.rewarm < 0:
+            raise ValueError(f"rewarm must be a non-negative number of steps, got {self.rewarm!r}")
         if not isinstance(self.recipe, Recipe):
             raise ValueError(f"recipe must be a Recipe (Recipe.named(name) gives one), got {self.recipe!r}")
 
@@ -543,7 +551,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
                                  eps=recipe.adam_eps)
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
-    start = 0
+    start, legs, fresh_adam = 0, [], True
     if checkpoint is not None:  # only rank 0 writes
         checkpoint = check_writable(checkpoint) if ranks.main else Path(checkpoint)
     # what a checkpoint says of its training: the settings, and (flat, as older checkpoints and their
@@ -557,12 +565,13 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
         state = load_checkpoint(checkpoint, map_location=dev)
         _load_weights(model, state, checkpoint)
         if state["optimizer"] is not None:
+            fresh_adam = False
             optimizer.load_state_dict(state["optimizer"])
             for group in optimizer.param_groups:  # the recipe in hand sets the betas, not the saved one
                 group["betas"], group["eps"] = (recipe.beta1, recipe.beta2), recipe.adam_eps
         if state["rng"] is not None and state["rng_device"] == str(generator.device):
             generator.set_state(state["rng"].cpu())
-        start, history = state["step"], list(state["history"])
+        start, history, legs = state["step"], list(state["history"]), legs_of(state)
         before = state.get("train_args", {})
         for key, now in (("seed", seed), ("dataset", settings.dataset)):
             if before.get(key) is not None and now is not None and before[key] != now:
@@ -570,13 +579,35 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
                               f"applied from step {start}" + (": the data order changes from here" if key == "seed"
                                                                else ": the model now trains on other data"),
                               stacklevel=2)
+        for key in ("dataset", "train_source"):  # a resume that does not name its data keeps the checkpoint's
+            if args.get(key) is None and before.get(key) is not None:
+                args[key] = before[key]
         saved = before.get("recipe")
         if saved is not None and saved != recipe.to_dict():
             changed = {k: (v, recipe.to_dict()[k]) for k, v in saved.items() if recipe.to_dict().get(k) != v}
             warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
                           + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=2)
 
+    budget = minutes * 60 if minutes is not None else math.inf
+    per_epoch = train_x.shape[0] // batch_size
+    seconds = history[-1]["seconds"] if history else 0.0  # the clock counts training only
+    # epochs add up over legs of any batch size: this leg's steps count in its own batches
+    offset = (history[-1]["epoch"] - start / per_epoch) if history and start else 0.0
+    offset = 0.0 if abs(offset) < 1e-9 else offset
+    start_epoch = start / per_epoch + offset
+    hardware = args["hardware"]
+    leg = {"start_step": start, "end_step": start, "start_epoch": start_epoch, "end_epoch": start_epoch,
+           "start_seconds": seconds, "end_seconds": seconds, "recipe": recipe.to_dict(), "batch_size": batch_size,
+           "device": hardware["device"], "machine": hardware["name"], "threads": hardware.get("threads"),
+           "processes": ranks.world, "fresh_optimizer": fresh_adam, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    rewarm = settings.rewarm if fresh_adam and start > 0 else 0
+
     def save(step):
+        if history and history[-1]["step"] == step > start:  # this leg added steps: record it
+            leg.update(end_step=step, end_epoch=history[-1]["epoch"], end_seconds=history[-1]["seconds"])
+            args["legs"] = legs + [leg]
+        else:
+            args["legs"] = legs
         if checkpoint is not None and ranks.main:
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, step=step, generator=generator,
                             history=history, train_args=args)
@@ -586,8 +617,6 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
         return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed,
                         binarize=binarize is not None)["nll_bound"]
 
-    budget = minutes * 60 if minutes is not None else math.inf
-    per_epoch = train_x.shape[0] // batch_size
     order_epoch, order = None, None
     bar = None
     if progress and ranks.main:
@@ -597,8 +626,6 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
         else:
             bar = tqdm(total=round(budget), desc=f"train DRAW ({minutes:g} min)", unit="s", dynamic_ncols=True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
-    # the clock counts training only: evaluations and checkpoint writes are not part of the budget
-    seconds = history[-1]["seconds"] if history else 0.0
     if bar is not None and minutes is not None:
         bar.update(min(seconds, budget))
     next_eval = (math.floor(seconds / (eval_every_minutes * 60)) + 1) * eval_every_minutes * 60 \
@@ -619,6 +646,8 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
             tick = time.perf_counter()
             rate = recipe.rate(step, seconds / budget if minutes is not None else step / max(steps, 1))
+            if rewarm:  # a fresh Adam on trained weights: warm up again
+                rate *= min(1.0, (step - start + 1) / rewarm)
             for group in optimizer.param_groups:
                 group["lr"] = rate
             x = train_x[order[pos].to(dev)]
@@ -645,7 +674,7 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
             seconds += took
             if ranks.world > 1:  # the slowest rank's clock, so all stop at the same step
                 seconds, stop_agreed = ranks.agree(seconds, bool(terminated))
-            row = {"step": step, "epoch": step / per_epoch, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
+            row = {"step": step, "epoch": step / per_epoch + offset, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
                    "lr": rate, "seconds": seconds, "images_per_s": batch_size / max(took, 1e-9),
                    "test_nll_bound": math.nan}
             last = step == steps or seconds >= budget

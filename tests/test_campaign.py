@@ -1,0 +1,127 @@
+"""Training in legs across sessions: a shipped model resumes with its history, its epochs and its legs,
+the totals add up, a changed recipe is recorded, and the campaign figure marks the published points."""
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from matplotlib.lines import Line2D
+
+from drawviz import DrawConfig, campaign, plots
+from drawviz.card import model_card
+from drawviz.train import export_checkpoint, load_checkpoint, train
+
+SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
+
+
+@pytest.fixture(scope="module")
+def images(mnist_train_2k):
+    return mnist_train_2k.images[:128]
+
+
+@pytest.fixture
+def shipped(tmp_path, images):
+    """A model as drawviz ships one: trained 8 steps at batch 32 (2 epochs of 128 images), exported
+    without its optimiser state."""
+    train(SMALL, images, images[:64], steps=8, batch_size=32, eval_every=4, progress=False, dataset="mnist",
+          checkpoint=tmp_path / "run.pt")
+    return export_checkpoint(tmp_path / "run.pt", tmp_path / "shipped.pt", keep_every=1)
+
+
+def test_resuming_a_shipped_model_continues_its_history_epochs_and_legs(tmp_path, images, shipped):
+    leg2 = tmp_path / "leg2.pt"
+    leg2.write_bytes(shipped.read_bytes())
+    # another batch size: its 8 steps are 1 epoch of 128 images at 16, not 2 as at 32
+    result = train(SMALL, images, images[:64], steps=16, batch_size=16, eval_every=4, rewarm=4, progress=False,
+                   checkpoint=leg2)
+    h = result.history
+    assert h["step"].tolist() == list(range(1, 17))  # one history, the first leg's rows kept
+    assert h["epoch"].iloc[7] == pytest.approx(2.0) and h["epoch"].iloc[-1] == pytest.approx(3.0)
+    # a fresh Adam on trained weights warms up again: 1/4, 2/4, 3/4, then the full rate
+    assert h["lr"].iloc[8:12].tolist() == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    legs = campaign.legs_of(load_checkpoint(leg2))
+    assert [(leg["start_step"], leg["end_step"]) for leg in legs] == [(0, 8), (8, 16)]
+    assert legs[1]["fresh_optimizer"] and legs[1]["batch_size"] == 16
+    assert legs[1]["start_epoch"] == pytest.approx(2.0) and legs[1]["end_epoch"] == pytest.approx(3.0)
+    assert legs[1]["start_seconds"] == pytest.approx(legs[0]["end_seconds"])
+    curve = campaign.curve(load_checkpoint(leg2), "small")
+    assert curve["leg"].tolist() == [1, 1, 2, 2] and curve["step"].tolist() == [4, 8, 12, 16]
+    assert curve["cpu_hours"].is_monotonic_increasing
+
+
+def test_a_changed_recipe_on_resume_is_recorded_in_its_leg(tmp_path, images, shipped):
+    leg2 = tmp_path / "leg2.pt"
+    leg2.write_bytes(shipped.read_bytes())
+    with pytest.warns(UserWarning, match="another recipe"):
+        train(SMALL, images, steps=12, batch_size=32, lr=3e-4, clip=5.0, progress=False, checkpoint=leg2)
+    first, second = campaign.legs_of(load_checkpoint(leg2))
+    assert (first["recipe"]["lr"], first["recipe"]["clip"]) == (1e-3, 10.0)
+    assert (second["recipe"]["lr"], second["recipe"]["clip"]) == (3e-4, 5.0)
+
+
+def test_a_resume_that_adds_no_step_adds_no_leg(tmp_path, images, shipped):
+    again = tmp_path / "again.pt"
+    again.write_bytes(shipped.read_bytes())
+    train(SMALL, images, steps=8, batch_size=32, progress=False, checkpoint=again)
+    assert len(campaign.legs_of(load_checkpoint(again))) == 1
+
+
+def test_an_older_checkpoint_reads_as_one_reconstructed_leg():
+    state = load_checkpoint("models/mnist.pt")  # shipped before legs were recorded
+    (leg,) = campaign.legs_of(state)
+    assert leg["reconstructed"] and leg["end_step"] == state["step"] == campaign.totals(state)["steps"]
+    assert campaign.totals(state)["epochs"] == pytest.approx(state["history"][-1]["epoch"])
+
+
+def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_root):
+    leg2 = tmp_path / "leg2.pt"
+    leg2.write_bytes(shipped.read_bytes())
+    train(SMALL, images, steps=12, batch_size=32, progress=False, checkpoint=leg2)
+    leg3 = tmp_path / "leg3.pt"
+    export_checkpoint(leg2, leg3, keep_every=1)
+    train(SMALL, images, steps=20, batch_size=64, progress=False, checkpoint=leg3)
+    state = load_checkpoint(leg3)
+    legs = campaign.legs_of(state)
+    assert [leg["end_step"] - leg["start_step"] for leg in legs] == [8, 4, 8]
+    card = model_card(leg3, data_root=data_root, images=16)
+    listed = re.findall(r"steps ([\d,]+)–([\d,]+), epochs ([\d.]+)–([\d.]+), ([\d.]+) min", card)
+    assert len(listed) == 3
+    summed = sum(float(m) for *_, m in listed)
+    total = re.search(r"\| in all \| 3 legs: ([\d,]+) steps, ([\d.]+) epochs, ([\d.]+) hours", card)
+    assert total is not None, card
+    assert int(total[1].replace(",", "")) == 20 == int(listed[-1][1])
+    assert float(total[2]) == pytest.approx(2 + 1 + 4, abs=0.01)  # 8 steps at 32, 4 at 32, 8 at 64 of 128 images
+    assert float(total[3]) * 60 == pytest.approx(summed, abs=0.1)
+
+
+def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
+    curves = pd.DataFrame({"model": ["a"] * 3, "leg": [1, 1, 2], "epoch": [1.0, 5.0, 20.0],
+                           "cpu_hours": [0.2, 1.0, 4.0], "test_nll_bound": [120.0, 100.0, 92.0]})
+    fig = plots.plot_campaign(curves, campaign.ANCHORS)
+    by_epoch, by_hours = fig.axes[:2]
+    stars = {(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in by_epoch.get_lines()
+             if line.get_marker() == "*"}
+    assert stars == {(100.0, 90.5), (300.0, 81.9)}
+    levels = lambda ax: sorted(float(line.get_ydata()[0]) for line in ax.get_lines()
+                               if line.get_linestyle() == "--")
+    assert levels(by_epoch) == levels(by_hours) == [80.97, 87.40]
+    model_line = next(line for line in by_epoch.get_lines() if line.get_label() == "a")
+    assert list(model_line.get_ydata()) == [120.0, 100.0, 92.0]
+    resumed = [line for line in by_epoch.get_lines() if line.get_linestyle() == ":"]
+    assert [float(line.get_xdata()[0]) for line in resumed] == [20.0]  # leg 2 began there
+
+
+def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_path, shipped, data_root):
+    before = shipped.read_bytes()
+    leg = tmp_path / "runs" / "leg.pt"
+    run = subprocess.run([sys.executable, "-m", "drawviz", "train", "--init-from", str(shipped), "--checkpoint", str(leg),
+                          "--steps", "10", "--limit", "128", "--test-limit", "64", "--batch-size", "32",
+                          "--no-progress", "--log-every", "1", "--data-root", str(data_root)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert shipped.read_bytes() == before
+    assert "step       9" in run.stderr and json.loads(run.stdout)["step"] == 10
+    legs = campaign.legs_of(load_checkpoint(leg))
+    assert [(leg["start_step"], leg["end_step"]) for leg in legs] == [(0, 8), (8, 10)]
