@@ -6,14 +6,14 @@ window (green), then holds the finished image for a moment. The trace comes from
 :func:`drawviz.probes.record` or :func:`drawviz.probes.record_generation`; its ``canvas`` is
 already σ(c_t) (probabilities), so it is shown as stored.
 
-The window geometry is that of :mod:`drawviz.plots` (square = centre ± N·δ/2 in the paper's
-1-based pixel units, line width grows with σ, opacity with γ); figures are built without
-pyplot, so nothing is shown and nothing is left open.
+The window geometry is :mod:`drawviz.geometry`'s (square = centre ± N·δ/2 in the paper's
+1-based pixel units, line width grows with σ, opacity with γ) and the look :mod:`drawviz.style`'s,
+as in the figures of :mod:`drawviz.plots`; figures are built without pyplot, so nothing is shown
+and nothing is left open.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from .plots import (OP_COLOURS, _gamma_max, _grid_n, _image, _ops, _rect_extent, _rect_geometry, _rect_style,
-                    _show, _window)
+from . import files as _files
+from . import geometry
+from .style import OP_COLOURS, image_args, show
 
 __all__ = ["save_animation", "SUFFIXES"]
 
@@ -41,7 +42,7 @@ def _view(trace, samples: Sequence[int], ops: Sequence[str], pad: float = 0.25) 
     for op in ops:
         for s in samples:
             for t in range(1, trace.T + 1):
-                a, b, c, d = _rect_extent(trace, op, t, s)
+                a, b, c, d = geometry.extent(trace, op, t, s)
                 x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
     margin = 0.5
     x0, x1 = max(x0, -0.5 - pad * W), min(x1, W - 0.5 + pad * W)
@@ -54,7 +55,7 @@ class _Frames:
 
     def __init__(self, trace, samples: Sequence[int], dpi: int):
         self.trace, self.samples = trace, list(samples)
-        self.ops = _ops(trace)  # read (reconstructions of an attention model) and write, or none
+        self.ops = geometry.ops(trace)  # read (reconstructions of an attention model) and write, or none
         H, W = trace.canvas.shape[-2:]
         x0, x1, y0, y1 = _view(trace, self.samples, self.ops)
         aspect = (x1 - x0) / (y1 - y0)
@@ -65,12 +66,12 @@ class _Frames:
         axes = self.fig.subplots(1, n, squeeze=False)[0]
         self.fig.subplots_adjust(left=side / width, right=1 - side / width, top=1 - top / height,
                                  bottom=bottom / height, wspace=0.1 / (panel * aspect))
-        self.gmax = {op: {s: _gamma_max(trace, op, s) for s in self.samples} for op in self.ops}
+        self.gmax = {op: {s: geometry.gamma_max(trace, op, s) for s in self.samples} for op in self.ops}
         kind = "image" if trace.x is not None else "sample"
         self.images, self.rects, self.centres = {}, {}, {}
         for ax, s in zip(axes, self.samples):
             ax.set_facecolor("0.82")  # grey: outside the image
-            self.images[s] = _show(ax, trace.canvas[0, s], f"{kind} {s}")
+            self.images[s] = show(ax, trace.canvas[0, s], f"{kind} {s}")
             ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="0.55", lw=0.5))
             for op in self.ops:
                 self.rects[op, s] = ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op]))
@@ -90,23 +91,18 @@ class _Frames:
         """Show step t (1-based): σ(c_t) and the windows of step t."""
         tr = self.trace
         for s in self.samples:
-            self.images[s].set_data(_image(tr.canvas[t - 1, s])[0])
+            self.images[s].set_data(image_args(tr.canvas[t - 1, s])[0])
             for op in self.ops:
-                w = _window(tr, op, t, s)
-                xy, size = _rect_geometry(w, _grid_n(tr, op))
+                w = geometry.window(tr, op, t, s)
+                xy, size = geometry.square(w, geometry.grid_n(tr, op))
                 rect = self.rects[op, s]
                 rect.set_xy(xy)
                 rect.set_width(size)
                 rect.set_height(size)
-                rect.set(**_rect_style(w, self.gmax[op][s]))
-                self.centres[op, s].set_data([w["g_x"] - 1], [w["g_y"] - 1])
+                rect.set(**geometry.stroke_style(w, self.gmax[op][s]))
+                x, y = geometry.centre(w)
+                self.centres[op, s].set_data([x], [y])
         self.title.set_text(f"step {t} / {tr.T}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _writer(suffix: str, fps: int):
@@ -153,22 +149,15 @@ def save_animation(trace, path: Union[str, os.PathLike], samples: Sequence[int] 
         raise ValueError(f"none of the samples {list(samples)} is in this trace (batch of {trace.batch})")
     writer = _writer(suffix, fps)  # before anything is created: no ffmpeg, no file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = _Frames(trace, chosen, dpi)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
     try:
-        with writer.saving(frames.fig, tmp, dpi):
-            for t in range(1, trace.T + 1):
-                frames.update(t)
-                writer.grab_frame()
-            for _ in range(hold):
-                writer.grab_frame()
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a saved file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with _files.atomic(path) as tmp:  # the writers pick the format by the suffix, which the partial keeps
+            with writer.saving(frames.fig, tmp, dpi):
+                for t in range(1, trace.T + 1):
+                    frames.update(t)
+                    writer.grab_frame()
+                for _ in range(hold):
+                    writer.grab_frame()
     finally:
         frames.fig.clear()  # a bare Figure: pyplot never held it, so this closes it
     return path

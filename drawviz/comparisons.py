@@ -81,6 +81,9 @@ def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) ->
     c = model.config
     if not 1 <= step <= c.T:
         raise ValueError(f"step must be in 1..T = 1..{c.T}, got {step}")
+    if x.shape[0] < 2:  # the z swap pairs each image with the next: one image would be swapped with itself
+        raise ValueError(f"intervention_effects needs at least 2 images (the z swap pairs image i with image i+1), "
+                         f"got {x.shape[0]}")
     plain = run_with_hooks(model, x, seed=seed)
     base = final_error(plain)
     rows, traces = [], {"plain": plain}

@@ -25,6 +25,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from . import files as _files
+from .checks import positive_int
+
 __all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "GREY", "data_root", "load", "binarize",
            "default_binarize", "default_preset", "batches", "SAMPLES", "full_name", "portable"]
 
@@ -67,8 +70,7 @@ class ImageSet:
         What a figure should show instead of "the first n" (the first n of a class-sorted set would
         be one class).
         """
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-            raise ValueError(f"n must be a positive number of images (or None for all), got {n!r}")
+        n = n if n is None else positive_int(n, "n", "a number of images, or None for all")
         if n is None or n >= len(self):
             return self
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
@@ -189,10 +191,8 @@ def _cifar10_jpeg_decoded(archive: Path, split: str):
     found.sort(key=lambda item: (classes.index(item[0]), item[1]))
     images = np.stack([img for _, _, img in found]).transpose(0, 3, 1, 2).copy()
     labels = np.array([classes.index(c) for c, _, _ in found], dtype=np.int64)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, images=images, labels=labels)
-    os.replace(tmp, cache)
+    with _files.atomic(cache) as tmp:
+        np.savez(tmp, images=images, labels=labels)
     return images, labels
 
 
@@ -251,8 +251,7 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     """Load a whole split as an ImageSet of float images in [0, 1] (not binarised; see ``binarize``)."""
     key = _normalise(name)
     train = _split(split)
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive number of images (or None for all), got {limit!r}")
+    limit = limit if limit is None else positive_int(limit, "limit", "a number of images, or None for all")
     if key in SAMPLES:
         images, labels, source = _sample(key, train)
     else:

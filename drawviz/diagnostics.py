@@ -26,6 +26,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from . import geometry
+from .geometry import edit_area  # its home is geometry; kept here for callers of diagnostics.edit_area
+
 __all__ = ["edit_area", "per_step", "summary", "footprints", "reference_edit_area", "as_metrics", "REFERENCES"]
 
 # What each measure is compared with (see the module docstring); None: computed per trace.
@@ -37,43 +40,19 @@ REFERENCES = {
 }
 
 
-def edit_area(update: np.ndarray, share: float = 0.9) -> np.ndarray:
-    """The smallest fraction of the image's pixels that holds ``share`` of Σ|update|.
-
-    update: (..., C, H, W) canvas changes c_t − c_{t−1} (logits). Channels are summed per pixel.
-    Returns an array of shape (...); NaN where a step changes nothing.
-    """
-    mag = np.abs(np.asarray(update, dtype=np.float64)).sum(-3)  # (..., H, W)
-    flat = mag.reshape(*mag.shape[:-2], -1)
-    pixels = flat.shape[-1]
-    ordered = -np.sort(-flat, axis=-1)  # largest first
-    cumulative = np.cumsum(ordered, axis=-1)
-    total = cumulative[..., -1:]
-    # number of pixels needed to reach the share (first index where the running sum gets there)
-    needed = (cumulative < share * total).sum(-1) + 1
-    out = needed / pixels
-    return np.where(total[..., 0] > 0, out, np.nan)
-
-
 def _image_size(trace) -> tuple[int, int]:
     return trace.canvas.shape[-1], trace.canvas.shape[-2]  # width A, height B
 
 
-def _grid_n(trace, op: str) -> int:
-    arr = trace.glimpse if op == "read" else trace.write_patch
-    return arr.shape[-1]
-
-
 def footprints(trace, op: str) -> np.ndarray:
-    """N·δ + 2σ in pixels for every (step, sample) of op: (T, batch)."""
-    w = trace.windows[op]  # a Window of (T, batch) arrays
-    return _grid_n(trace, op) * w.delta + 2 * np.sqrt(w.sigma2)
+    """N·δ + 2σ in pixels for every (step, sample) of op: (T, batch) (geometry.footprints)."""
+    return geometry.footprints(trace, op)
 
 
 def _centres(w, width: int, height: int):
     """(T, batch) off-image flags and the (T,) spread across images of the window centres (a Window of (T, batch))."""
     g_x, g_y = w.g_x, w.g_y
-    off = (g_x < 0.5) | (g_x > width + 0.5) | (g_y < 0.5) | (g_y > height + 0.5)
+    off = geometry.off_image(g_x, g_y, width, height)
     spread = np.sqrt((g_x.std(1) ** 2 + g_y.std(1) ** 2) / 2) if g_x.shape[1] > 1 else np.full(g_x.shape[0], np.nan)
     return off, spread
 

@@ -16,6 +16,7 @@ kept), ``set_z`` (fix z_t), ``zero_write``.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -37,19 +38,32 @@ class InterventionError(ValueError):
     """A hook that names no declared quantity, or returns a value of the wrong kind or shape."""
 
 
+def _is_step(t) -> bool:
+    return isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 1
+
+
 def _steps(steps) -> Optional[frozenset]:
+    """The steps a hook acts at, as plain ints (a Python or numpy integer, or several); None for every step."""
     if steps is None:
         return None
-    steps = [steps] if isinstance(steps, int) else list(steps)
-    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in steps):
-        raise InterventionError(f"steps are t = 1..T (the paper's numbering), got {steps!r}")
-    return frozenset(steps)
+    if isinstance(steps, (np.ndarray, torch.Tensor)):
+        steps = steps.tolist()
+    steps = [steps] if not isinstance(steps, (list, tuple, set, frozenset, range)) else list(steps)
+    if not steps or not all(_is_step(t) for t in steps):
+        raise InterventionError(f"steps are t = 1..T, integers (the paper's numbering), got {steps!r}")
+    return frozenset(int(t) for t in steps)
+
+
+def _acting_at(hook: Hook, steps: Optional[frozenset]) -> Hook:
+    """Mark a hook with the steps it acts at, so that a run can refuse steps its model does not have."""
+    hook.steps = steps
+    return hook
 
 
 def at_steps(steps, fn: Hook) -> Hook:
     """fn at the given steps (an int or several, t = 1..T) only; the value unchanged elsewhere."""
     chosen = _steps(steps)
-    return lambda value, t: fn(value, t) if t in chosen else None
+    return _acting_at(lambda value, t: fn(value, t) if t in chosen else None, chosen)
 
 
 class _Tap:
@@ -107,6 +121,10 @@ def _hook_list(hooks: Optional[Hooks], config, mode: str) -> list[tuple[str, Hoo
                    and not config.attention else f"a {mode} pass does not compute it")
             raise InterventionError(f"{name!r} cannot be hooked here: {why}; this pass computes "
                                     f"{', '.join(available)}")
+        beyond = sorted(t for t in (getattr(item[1], "steps", None) or ()) if t > config.T)
+        if beyond:  # it would never act: the run would look like an intervention with no effect
+            raise InterventionError(f"the hook on {name!r} acts at step {', '.join(map(str, beyond))}, but this model "
+                                    f"draws in T = {config.T} steps (t = 1..{config.T})")
     return items
 
 
@@ -134,6 +152,7 @@ def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] 
     items = _hook_list(hooks, config, mode)
     device = next(model.parameters()).device
     generator = _generator(model, seed, generator)  # as probes.record draws it
+    x, target = (_as_images(v, name) for v, name in ((x, "x"), (target, "target")))
     batch = x.shape[0] if x is not None else n
     if x is not None:
         x = x.to(device)
@@ -172,6 +191,13 @@ def set_window(op: str, steps, **fields) -> tuple[str, Hook]:
     if unknown:
         raise InterventionError(f"a window has the fields {', '.join(Window._fields)}; got {sorted(unknown)}")
     name = _window_name(op)
+    _steps(steps)
+    for key, value in fields.items():
+        values = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        if (not torch.isfinite(values).all() or (key in ("sigma2", "gamma") and (values <= 0).any())
+                or (key == "delta" and (values < 0).any())):
+            raise InterventionError(f"set_window: {key} = {value!r} is no window the model could write: g_x, g_y "
+                                    f"are finite pixel positions, delta ≥ 0, sigma2 and gamma finite and > 0")
 
     def place(window: Window, t: int) -> Window:
         return window._replace(**{k: torch.as_tensor(v, dtype=window.g_x.dtype, device=window.g_x.device)
@@ -184,12 +210,16 @@ def set_window(op: str, steps, **fields) -> tuple[str, Hook]:
 def scale_gamma(op: str, factor: float, steps=None) -> tuple[str, Hook]:
     """Multiply the window's intensity γ by ``factor`` (at the given steps, or every step)."""
     chosen = _steps(steps)
-    return _window_name(op), lambda w, t: w._replace(gamma=w.gamma * factor) if chosen is None or t in chosen else None
+    return _window_name(op), _acting_at(lambda w, t: w._replace(gamma=w.gamma * factor)
+                                        if chosen is None or t in chosen else None, chosen)
 
 
 def freeze_window(op: str, from_step: int) -> tuple[str, Hook]:
     """Attention off from step ``from_step`` on: every later step reuses the window of that step."""
-    (start,) = _steps(from_step)
+    if not _is_step(from_step):
+        raise InterventionError(f"freeze_window takes the one step t = 1..T from which the window is kept, "
+                                f"got {from_step!r}")
+    start = int(from_step)
     kept = {}
 
     def freeze(window: Window, t: int):
@@ -198,19 +228,28 @@ def freeze_window(op: str, from_step: int) -> tuple[str, Hook]:
         return kept.get("window") if t > start else None
 
     freeze.__name__ = f"freeze_{op}_window"
-    return _window_name(op), freeze
+    return _window_name(op), _acting_at(freeze, frozenset([start]))
 
 
 def set_z(values: Mapping[int, torch.Tensor]) -> tuple[str, Hook]:
     """Fix z_t: {t: (batch, z_size) tensor}."""
-    values = dict(values)
-    _steps(list(values))
-    return Q.Z, lambda z, t: values[t].to(z) if t in values else None
+    chosen = _steps(list(values))
+    values = {int(t): torch.as_tensor(v) for t, v in values.items()}  # numpy arrays too
+    return Q.Z, _acting_at(lambda z, t: values[t].to(z) if t in values else None, chosen)
 
 
 def zero_write(steps) -> tuple[str, Hook]:
     """The given steps write nothing (their patch is zero, so is their canvas update)."""
     return Q.WRITE_PATCH, at_steps(steps, lambda w, t: torch.zeros_like(w))
+
+
+def _as_images(x, name: str):
+    """Images given as a numpy array are taken as they are meant (float32, like the model)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if x is not None and not isinstance(x, torch.Tensor):
+        raise InterventionError(f"{name} must be images, a (batch, C, H, W) tensor or numpy array; got {type(x).__name__}")
+    return x
 
 
 def _window_name(op: str) -> str:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from . import likelihood as _likelihood
+from .checks import positive_int
 from .attention import FullRead, FullWrite, Read, Write
 from .likelihood import LIKELIHOODS
 from .quantities import (CANVAS, GLIMPSE, H_DEC, H_ENC, KL, MU, READ_WINDOW, SIGMA_Z, WRITE_PATCH,
@@ -37,15 +38,10 @@ class DrawConfig:
     likelihood: str = "bernoulli"
 
     def __post_init__(self):
-        for name in ("height", "width", "channels", "T", "enc_size", "dec_size", "z_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DrawConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("read_n", "write_n"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"DrawConfig.{name} must be an integer N >= 1 (an N×N attention grid), got {value!r}")
+        for name in ("height", "width", "channels", "T", "enc_size", "dec_size", "z_size", "read_n", "write_n"):
+            what = "N of an N×N attention grid" if name.endswith("_n") else ""
+            # stored as a plain int: a numpy integer would not survive a weights-only checkpoint load
+            object.__setattr__(self, name, positive_int(getattr(self, name), f"DrawConfig.{name}", what))
         if not isinstance(self.attention, bool):
             raise ValueError(f"DrawConfig.attention must be True or False, got {self.attention!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -263,8 +259,10 @@ class DRAW(nn.Module):
         """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W).
 
         tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas)."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise InputError(f"n must be a positive number of samples, got {n!r}")
+        try:
+            n = positive_int(n, "n", "a positive number of samples")
+        except ValueError as err:
+            raise InputError(str(err)) from None
         if eps is None:
             eps = self.sample_eps(n, generator)
         self.check_eps(eps, n)

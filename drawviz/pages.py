@@ -9,12 +9,12 @@ import json
 import math
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from . import data as _data
+from . import files as _files
 
 __all__ = ["load_split", "datasets", "test_images", "describe_training", "colour_note", "binarization", "model_for",
            "optional_model", "print_evaluations", "write_json", "Start", "start_from", "campaign_figure", "blur_run"]
@@ -132,13 +132,8 @@ def _plain(value):
 
 
 def write_json(path, obj) -> Path:
-    """Write atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{threading.get_ident()}")  # writers never share one
-    tmp.write_text(json.dumps(_plain(obj), indent=2))
-    os.replace(tmp, path)
-    return path
+    """Write atomically (a reader never sees half a file; see drawviz.files)."""
+    return _files.write_json(path, _plain(obj))
 
 
 # ----------------------------------------------------------------------------- train.ipynb

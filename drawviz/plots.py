@@ -6,7 +6,9 @@ Data come from :mod:`drawviz.probes` (a :class:`~drawviz.probes.Trace` and its t
 :mod:`drawviz.sharpness`.
 
 Coordinates: attention parameters are in the paper's 1-based pixel units (pixel a = 1..A),
-so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ± N·δ/2.
+so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ± N·δ/2. Where a
+window lies and how it is stroked come from :mod:`drawviz.geometry`; colours and how an image is
+shown from :mod:`drawviz.style`.
 """
 from __future__ import annotations
 
@@ -24,16 +26,16 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from . import files as _files
+from . import geometry
+from .animation import save_animation
+from .style import OP_COLOURS, STEP_CMAP, image_args, show as _show
+
 __all__ = ["plot_history", "plot_campaign", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "plot_intervention", "plot_step_value",
            "plot_edit_area", "StepView", "scrubber_html",
            "OP_COLOURS", "save", "save_animation"]
-
-# The paper draws the write window in red (Fig. 1, 4); read is green. The same in every figure.
-OP_COLOURS = {"read": "#2ca02c", "write": "#e8112d"}
-STEP_CMAP = "viridis"  # step t: dark = early, yellow = late
-
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
     # A bare Figure, not pyplot's: nothing is shown twice in Jupyter and nothing piles up in batch runs.
@@ -47,23 +49,6 @@ def _label(trace, singular: bool = False) -> str:
     return {"reconstruction": "reconstructions", "generation": "samples from the prior"}.get(trace.mode, trace.mode)
 
 
-def _image(img: np.ndarray) -> tuple[np.ndarray, dict]:
-    """(C, H, W) in [0, 1] -> an imshow array and its keyword arguments."""
-    if img.shape[0] == 1:
-        return img[0], {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-    return np.clip(np.moveaxis(img, 0, -1), 0, 1), {}
-
-
-def _show(ax, img: np.ndarray, title: Optional[str] = None):
-    arr, kw = _image(img)
-    artist = ax.imshow(arr, interpolation="nearest", **kw)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return artist
-
-
 def _show_error(ax, trace, t: int, sample: int, title: Optional[str] = None):
     """x̂_t of one sample on a diverging scale fixed at ±1 (colour: the mean over channels)."""
     artist = ax.imshow(trace.x_hat[t - 1, sample].mean(0), cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
@@ -74,45 +59,14 @@ def _show_error(ax, trace, t: int, sample: int, title: Optional[str] = None):
     return artist
 
 
-def _grid_n(trace, op: str) -> int:
-    """N of the op's attention grid, read off the recorded glimpse / write patch."""
-    arr = trace.glimpse if op == "read" else trace.write_patch
-    if arr is None:
-        raise ValueError(f"this trace has no {op} attention (a model without attention?)")
-    return arr.shape[-1]
-
-
-def _ops(trace) -> list[str]:
-    return [op for op in ("read", "write") if op in trace.windows]
-
-
-def _window(trace, op: str, t: int, sample: int) -> dict:
-    """Pixel-space window of op at step t (1-based) for one sample."""
-    g_x, g_y, delta, sigma2, gamma = trace.windows[op].at(t - 1, sample)
-    return {"g_x": g_x, "g_y": g_y, "delta": delta, "sigma": np.sqrt(sigma2), "gamma": gamma}
-
-
-def _rect_geometry(w: dict, N: int):
-    half = N * w["delta"] / 2
-    return (w["g_x"] - 1 - half, w["g_y"] - 1 - half), 2 * half
-
-
-def _rect_style(w: dict, gamma_max: float) -> dict:
-    # Line width grows with the filter's spread σ (pixels); opacity with the intensity γ.
-    return {"linewidth": float(np.clip(0.6 + w["sigma"], 0.6, 6.0)),
-            "alpha": float(0.25 + 0.75 * min(w["gamma"] / gamma_max, 1.0)) if gamma_max > 0 else 1.0}
-
-
-def _gamma_max(trace, op: str, sample: int) -> float:
-    return float(trace.windows[op].gamma[:, sample].max())
-
-
 def _add_rect(ax, trace, op: str, t: int, sample: int, gamma_max: float, label: Optional[str] = None):
-    w = _window(trace, op, t, sample)
-    xy, size = _rect_geometry(w, _grid_n(trace, op))
-    rect = Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], label=label, **_rect_style(w, gamma_max))
+    """The square of op's window at step t (geometry.square, stroked by geometry.stroke_style) and a + at its centre."""
+    w = geometry.window(trace, op, t, sample)
+    xy, size = geometry.square(w, geometry.grid_n(trace, op))
+    rect = Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], label=label,
+                     **geometry.stroke_style(w, gamma_max))
     ax.add_patch(rect)
-    ax.plot(w["g_x"] - 1, w["g_y"] - 1, "+", color=OP_COLOURS[op], ms=5, alpha=0.9)
+    ax.plot(*geometry.centre(w), "+", color=OP_COLOURS[op], ms=5, alpha=0.9)
     return rect
 
 
@@ -204,14 +158,6 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
 # ----------------------------------------------------------------------------- attention
 
 
-def _rect_extent(trace, op: str, t: int, sample: int) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1) in imshow coordinates of a window's square, widened by its line (σ)."""
-    w = _window(trace, op, t, sample)
-    (x0, y0), size = _rect_geometry(w, _grid_n(trace, op))
-    pad = w["sigma"]
-    return x0 - pad, x0 + size + pad, y0 - pad, y0 + size + pad
-
-
 def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optional[Sequence[int]] = None,
                  op: str = "write", title: Optional[str] = None) -> Figure:
     """The paper's Figure 1/4: images (rows) drawn over steps (columns), the canvas σ(c_t) with the
@@ -231,10 +177,10 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
     off = 0
     for s in samples:
         for t in steps:
-            a, b, c, d = _rect_extent(trace, op, t, s)
+            a, b, c, d = geometry.extent(trace, op, t, s)
             x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
             g_x, g_y = trace.windows[op].g_x[t - 1, s], trace.windows[op].g_y[t - 1, s]
-            off += not (0.5 <= g_x <= W + 0.5 and 0.5 <= g_y <= H + 0.5)
+            off += bool(geometry.off_image(g_x, g_y, W, H))
     margin = 0.5
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     aspect = (x1 - x0) / (y1 - y0)
@@ -248,10 +194,10 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
             ax.set_facecolor("0.82")
             _show(ax, trace.canvas[t - 1, s])
             ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="0.55", lw=0.5))
-            w = _window(trace, op, t, s)
-            xy, size = _rect_geometry(w, _grid_n(trace, op))
+            w = geometry.window(trace, op, t, s)
+            xy, size = geometry.square(w, geometry.grid_n(trace, op))
             ax.add_patch(Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op],
-                                   lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0))))
+                                   lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0))))  # thinner: small panels
             ax.set_xlim(x0, x1)
             ax.set_ylim(y1, y0)
             for spine in ax.spines.values():
@@ -302,7 +248,7 @@ def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[
 
     Background: the input x for reconstructions, the final canvas σ(c_T) for samples.
     """
-    ops = list(ops or _ops(trace))
+    ops = list(ops or geometry.ops(trace))
     samples = [s for s in samples if s < trace.batch]
     fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
                              squeeze=False)
@@ -340,7 +286,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     """
     T = trace.T
     steps = list(steps or sorted({1, max(1, T // 4), max(1, T // 2), max(1, 3 * T // 4), T}))
-    ops = _ops(trace)
+    ops = geometry.ops(trace)
     H, W = trace.canvas.shape[-2:]
     extra = trace.x is not None
     fig, axes = _subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
@@ -348,14 +294,14 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     axes = axes[0]
     if extra:
         _show(axes[0], trace.x[sample], "input x")
-    gmax = {op: _gamma_max(trace, op, sample) for op in ops}
+    gmax = {op: geometry.gamma_max(trace, op, sample) for op in ops}
     for ax, t in zip(axes[extra:], steps):
         _show(ax, trace.canvas[t - 1, sample], f"σ(c_{t})")
         for op in ops:
             _add_rect(ax, trace, op, t, sample, gmax[op], label=op)
         _keep_view(ax, W, H, margin=3)
     handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op], lw=1.5) for op in ops]
-    fig.legend(handles, [f"{op} window (N = {_grid_n(trace, op)})" for op in ops], loc="outside lower center",
+    fig.legend(handles, [f"{op} window (N = {geometry.grid_n(trace, op)})" for op in ops], loc="outside lower center",
                ncol=len(ops), frameon=False, fontsize=8)
     fig.suptitle(title or f"glimpses on the canvas, {_label(trace, singular=True)} {sample}: "
                  "square = centre ± N·δ/2, line width ∝ σ, opacity ∝ γ", fontsize=9)
@@ -456,7 +402,7 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     ey, ex = np.unravel_index(peak, (H, W))
     w = trace.windows["read"]
     g_x, g_y, delta = w.g_x, w.g_y, w.delta
-    half = _grid_n(trace, "read") * delta / 2
+    half = geometry.grid_n(trace, "read") * delta / 2
     cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
     cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)
     at_centre = np.take_along_axis(flat, (cy * W + cx)[..., None], -1)[..., 0]
@@ -481,7 +427,7 @@ def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Opt
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 6)).round().astype(int)))
     H, W = trace.x_hat.shape[-2:]
     fig, axes = _subplots(1, len(steps), figsize=(2.1 * len(steps) + 1, 2.5), squeeze=False)
-    gmax = _gamma_max(trace, "read", sample)
+    gmax = geometry.gamma_max(trace, "read", sample)
     row = offsets.set_index(["sample", "step"])
     for ax, t in zip(axes[0], steps):
         peak = row.loc[(sample, t)]
@@ -623,8 +569,8 @@ def plot_intervention(traces: Mapping[str, object], steps: Sequence[int], sample
         for j, t in enumerate(steps):
             ax = axes[i, j]
             _show(ax, trace.canvas[t - 1, sample], f"t = {t}" if i == 0 else None)
-            for op in _ops(trace):
-                _add_rect(ax, trace, op, t, sample, _gamma_max(trace, op, sample))
+            for op in geometry.ops(trace):
+                _add_rect(ax, trace, op, t, sample, geometry.gamma_max(trace, op, sample))
             _keep_view(ax, trace.canvas.shape[-1], trace.canvas.shape[-2], margin=3)
         diff_artist = axes[i, n].imshow(trace.canvas[-1, sample].mean(0) - base, cmap="RdBu_r", vmin=-1, vmax=1,
                                         interpolation="nearest")
@@ -680,7 +626,7 @@ class StepView:
 
     def __init__(self, trace, sample: int = 0, dpi: int = 80):
         self.trace, self.sample = trace, sample
-        self.ops = _ops(trace)
+        self.ops = geometry.ops(trace)
         recon = trace.x is not None
         panels = ["x", "canvas", "error"] if recon else ["canvas"]
         # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
@@ -690,7 +636,7 @@ class StepView:
         self.fig.subplots_adjust(left=0.03, right=0.93 if recon else 0.97, top=0.86, bottom=0.27, wspace=0.15)
         self.ax = dict(zip(panels, axes))
         H, W = trace.canvas.shape[-2:]
-        self.gmax = {op: _gamma_max(trace, op, sample) for op in self.ops}
+        self.gmax = {op: geometry.gamma_max(trace, op, sample) for op in self.ops}
         self.images = {"canvas": _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")}
         if recon:
             _show(self.ax["x"], trace.x[sample], "input x, read window")
@@ -711,14 +657,14 @@ class StepView:
     def update(self, t: int):
         """Redraw for step t (1-based); returns the changed artists (for FuncAnimation)."""
         tr, s = self.trace, self.sample
-        self.images["canvas"].set_data(_image(tr.canvas[t - 1, s])[0])
+        self.images["canvas"].set_data(image_args(tr.canvas[t - 1, s])[0])
         if "error" in self.images:
             self.images["error"].set_data(tr.x_hat[t - 1, s].mean(0))
         lines = []
         for op in self.ops:
-            w = _window(tr, op, t, s)
-            xy, size = _rect_geometry(w, _grid_n(tr, op))
-            style = _rect_style(w, self.gmax[op])
+            w = geometry.window(tr, op, t, s)
+            xy, size = geometry.square(w, geometry.grid_n(tr, op))
+            style = geometry.stroke_style(w, self.gmax[op])
             for (panel, o), rect in self.rects.items():
                 if o == op:
                     rect.set_xy(xy)
@@ -775,24 +721,10 @@ def save(fig: Figure, path, dpi: int = 150) -> Path:
 
     Written to a temporary file first, so an interrupted save never leaves half a figure.
     """
-    import os
-    from pathlib import Path
-
     path = Path(path)
     kinds = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
     if path.suffix.lower() not in kinds:
         raise ValueError(f"cannot save a figure as {path.name!r}: use one of {', '.join(kinds)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with _files.atomic(path) as tmp:
         fig.savefig(tmp, format=kinds[path.suffix.lower()], dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
-
-
-def save_animation(trace, path, **kwargs):
-    """A drawing sequence as a GIF or MP4, one frame per step: see drawviz.animation.save_animation."""
-    from .animation import save_animation as _save_animation
-    return _save_animation(trace, path, **kwargs)

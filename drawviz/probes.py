@@ -17,6 +17,7 @@ import torch
 
 from . import quantities as Q
 from .attention import Window
+from .geometry import edit_area
 
 __all__ = ["Trace", "Recorder", "record", "record_generation", "FRAME_COLUMNS", "STEP_COLUMNS"]
 
@@ -70,7 +71,7 @@ class Trace:
     write_patch: w_t, (T, batch, C, N, N) (without attention: the whole update).
     kl: (T, batch) nats; None for generation.
     edit_area: (T, batch) the share of pixels that receives 90 % of the step's canvas change
-      |c_t − c_{t−1}| before the sigmoid (drawviz.diagnostics.edit_area).
+      |c_t − c_{t−1}| before the sigmoid (drawviz.geometry.edit_area).
     """
 
     mode: str
@@ -134,7 +135,6 @@ def _windows(arrays: dict) -> dict[str, Window]:
 
 def _edit_area(model, logits: np.ndarray) -> np.ndarray:
     """(T, batch) edit areas from the canvas logits c_1..c_T (T, batch, C, H, W) and the model's c_0."""
-    from .diagnostics import edit_area
     previous = getattr(model, "model", model).c0.detach().float().cpu().numpy()[None]  # c_0, learned
     areas = []
     for c_t in logits:  # one step at a time: a whole trace of float64 differences would be large

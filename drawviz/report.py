@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import data as _data
+from . import files as _files
 from .pages import write_json
 
 __all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "ORDER", "INDEX", "load_runs", "run_one", "write_index", "main"]
@@ -110,8 +111,7 @@ def to_html(notebook: Path, target: Path) -> Path:
                             template_file="drawviz.html.j2")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = body.replace("</head>", _WRAP + "</head>", 1)
-    target.write_text(body, encoding="utf-8")
-    return target
+    return _files.write_text(target, body)
 
 
 @functools.lru_cache(maxsize=None)  # papermill parses the notebook: once per process is enough
@@ -271,9 +271,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
                            data_root=html.escape(str(data_root) if data_root else "none (the samples shipped with drawviz)"),
                            written=time.strftime("%Y-%m-%d %H:%M"), rows="".join(rows), comparison=comp,
                            other_index=other)
-    path = out / INDEX[bool(data_root)]
-    path.write_text(page, encoding="utf-8")
-    return path
+    return _files.write_text(out / INDEX[bool(data_root)], page)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -8,7 +8,7 @@ tqdm.auto bar or silence.
 from __future__ import annotations
 
 import dataclasses
-import glob
+import io
 import math
 import os
 import signal
@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 
 from . import data as _data
+from . import files as _files
+from .checks import count, positive_int
 from .campaign import legs_of, totals
 from . import distributed as _distributed
 from .model import DRAW, DrawConfig, bits_per_dim, check_images, from_fields
@@ -71,20 +73,6 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def _remove_stale_partials(path: Path) -> None:
-    """Delete partial writes of ``path`` left by killed processes (``<name>.tmp<pid>`` of a pid that is gone)."""
-    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp*"):
-        pid = tmp.name[len(path.name) + 4:]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)  # still running (another process writing the same file): leave it
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (PermissionError, OSError):
-            pass
-
-
 def _after_divergence(checkpoint, rate: float, clip: float) -> str:
     """What to do after a divergence, naming a checkpoint only where one exists."""
     advice = f"a lower learning rate (now {rate:.3g}, --lr) or a smaller clip (now {clip:g}, --clip)"
@@ -96,16 +84,10 @@ def _after_divergence(checkpoint, rate: float, clip: float) -> str:
 
 def check_writable(path) -> Path:
     """Fail now, not after an hour of training, when ``path``'s folder cannot take a file."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.writable{os.getpid()}")
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise CheckpointError(f"cannot write {path}: {err.strerror or err}; choose a writable folder "
-                              f"(--checkpoint PATH)") from None
-    return path
+        return _files.check_writable(path, "choose a writable folder (--checkpoint PATH)")
+    except _files.WriteError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
@@ -118,7 +100,6 @@ def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generat
     file); loading copies them into the float32 model.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT, "version": VERSION,
         "config": model.config.to_dict(),
@@ -132,29 +113,12 @@ def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generat
         "history": list(history or []),
         "train_args": dict(train_args or {}),
     }
-    _remove_stale_partials(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    buffer = io.BytesIO()  # serialised in memory: the disk sees one plain write, whose failure is an OSError
+    torch.save(state, buffer)
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # a full disk, a quota, a file-size limit (torch wraps some as RuntimeError)
-        if isinstance(err, RuntimeError) and "write" not in str(err).lower() and "file" not in str(err).lower():
-            raise
-        previous = "the previous checkpoint there is intact" if path.exists() else "nothing was written"
-        raise CheckpointError(f"could not write {path} ({type(err).__name__}: {str(err)[:200]}); {previous}. "
-                              f"Free space or choose another folder, then resume") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
-    except OSError:
-        pass
+        _files.write_bytes(path, buffer.getbuffer(), "checkpoint")
+    except _files.WriteError as err:  # a full disk, a quota, a file-size limit
+        raise CheckpointError(str(err).replace("run again", "resume")) from None
     return path
 
 
@@ -178,7 +142,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     missing = [k for k in ("config", "model", "step") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
-    if not isinstance(state["step"], int) or isinstance(state["step"], bool) or state["step"] < 0:
+    if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
     try:
         state["config"] = DrawConfig.from_dict(state["config"])
@@ -205,11 +169,24 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
     continues training with a fresh Adam state. half: store the weights as float16 (half the
     size; the model loads as float32 with weights rounded to 11 significant bits).
     """
-    if not isinstance(keep_every, int) or keep_every < 1:
-        raise ValueError(f"keep_every must be a positive number of steps, got {keep_every!r}")
+    keep_every = positive_int(keep_every, "keep_every", "keep every N-th history row")
+    if Path(dst).resolve() == Path(src).resolve():
+        raise CheckpointError(f"export would replace {src} itself, and with it the optimiser state and the full "
+                              f"history that training resumes from: give another output file")
     state = load_checkpoint(src)
     check_writable(dst)
     model = _model_from_state(state, src)
+    broken = [name for name, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{src} holds NaN or infinite weights ({', '.join(broken[:5])}): a model that cannot "
+                              f"draw; export an earlier checkpoint")
+    if half:
+        limit = torch.finfo(torch.float16).max
+        large = [f"{name} (|w| up to {v.abs().max().item():.3g})" for name, v in model.state_dict().items()
+                 if v.is_floating_point() and v.abs().max().item() > limit]
+        if large:
+            raise CheckpointError(f"--half would store {', '.join(large[:5])} as infinity: float16 holds at most "
+                                  f"{limit:g}; export without --half")
     history = [row for row in state["history"]
                if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
     generator = torch.Generator().manual_seed(0)
@@ -271,8 +248,7 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
     binarize=True binarises the images first with a fixed seed (the static benchmark set).
     The noise ε is drawn from ``seed`` too, so the figure is reproducible.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of images, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size", "a number of images per pass")
     images = _as_images(images)
     check_images(images, model.config)
     if binarize:
@@ -414,14 +390,12 @@ class TrainConfig:
             raise ValueError(f"binarize must be 'dynamic', 'static' or None, got {self.binarize!r}")
         if self.steps is None and self.minutes is None:
             raise ValueError("give a step budget (steps=...), a time budget (minutes=...) or both")
-        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool)
-                                       or self.steps < 0):
-            raise ValueError(f"steps must be a non-negative integer, got {self.steps!r}")
+        if self.steps is not None:
+            object.__setattr__(self, "steps", count(self.steps, "steps", minimum=0, what="optimiser steps in all"))
         if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes)
                                              and self.minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
-        if not isinstance(self.rewarm, int) or isinstance(self.rewarm, bool) or self.rewarm < 0:
-            raise ValueError(f"rewarm must be a non-negative number of steps, got {self.rewarm!r}")
+        object.__setattr__(self, "rewarm", count(self.rewarm, "rewarm", minimum=0, what="steps of warm-up"))
         if not isinstance(self.recipe, Recipe):
             raise ValueError(f"recipe must be a Recipe (Recipe.named(name) gives one), got {self.recipe!r}")
 
@@ -511,6 +485,24 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
       native bf16 and on an Intel Xeon without AMX: measure first; loss within ~0.1%).
     train_args: provenance to record (dataset, data_root, limit, test_limit), as the notebooks give it.
     """
+    if checkpoint is None or not _distributed.current().main:
+        return _train(model_or_config, train_images, test_images, settings, device=device, checkpoint=checkpoint,
+                      resume=resume, progress=progress, callbacks=callbacks, train_args=train_args, **changes)
+    checkpoint = check_writable(checkpoint)  # before the lock beside it is made
+    try:
+        lock = _files.exclusive(checkpoint, "training")
+        lock.__enter__()
+    except _files.InUse as err:  # two runs on one file would resume and overwrite each other's steps
+        raise CheckpointError(str(err)) from None
+    try:
+        return _train(model_or_config, train_images, test_images, settings, device=device, checkpoint=checkpoint,
+                      resume=resume, progress=progress, callbacks=callbacks, train_args=train_args, **changes)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train(model_or_config, train_images, test_images, settings, *, device, checkpoint, resume, progress,
+           callbacks, train_args, **changes) -> TrainResult:
     provenance = {k: v for k, v in (train_args or {}).items() if k in ("dataset", "data_root", "limit", "test_limit")}
     settings = (settings or TrainConfig()).replace(**provenance, **changes)
     recipe, steps, minutes, seed, binarize = (settings.recipe, settings.steps, settings.minutes, settings.seed,

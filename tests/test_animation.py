@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageSequence  # noqa: E402
 
-from drawviz import DRAW, DrawConfig, animation, plots, probes  # noqa: E402
+from drawviz import DRAW, DrawConfig, animation, geometry, probes  # noqa: E402
 
 T = 3
 
@@ -88,7 +88,7 @@ def test_each_frame_shows_the_canvas_with_the_steps_windows(kind, request):
                 rect = frames.rects[op, s]
                 assert matplotlib.colors.to_hex(rect.get_edgecolor()) == colour
                 g_x, g_y, delta = trace.windows[op].at(t - 1, s)[:3]
-                N = plots._grid_n(trace, op)
+                N = geometry.grid_n(trace, op)
                 assert rect.get_x() == pytest.approx(g_x - 1 - N * delta / 2, rel=1e-5, abs=1e-5)
                 assert rect.get_y() == pytest.approx(g_y - 1 - N * delta / 2, rel=1e-5, abs=1e-5)
                 assert rect.get_width() == pytest.approx(N * delta, rel=1e-5)

@@ -172,7 +172,8 @@ def test_concurrent_json_writers_never_share_a_temporary_file(tmp_path):
     assert not errors and json.loads(path.read_text())["i"] == 29
 
 
-def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path):
+@pytest.mark.parametrize("limit", [4096, 2_000_000])  # a few blocks, and half of a real MNIST checkpoint
+def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, limit):
     """A file-size limit stands in for a full disk: the write fails part-way, as it would."""
     import subprocess
     import sys
@@ -183,7 +184,7 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path
     script = textwrap.dedent(f"""
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
         from drawviz.model import DRAW, DrawConfig
         from drawviz.train import CheckpointError, save_checkpoint
         try:

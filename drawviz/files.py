@@ -1,0 +1,147 @@
+"""Writing files so that an interruption (a kill, a full disk, a size limit) leaves the old file or
+the new one, never half of either; every file drawviz writes goes through here.
+
+A write goes to a partial file beside its target, ``<name>.tmp<pid>.<thread><suffix>`` (the target's
+suffix kept, for writers that pick a format by it), which is flushed, fsynced and renamed over the
+target; a failed write removes its partial and raises :class:`WriteError`, saying what is left.
+Partials of processes that are gone are removed by the next write of the same file.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = ["WriteError", "atomic", "write_bytes", "write_text", "write_json", "remove_stale_partials",
+           "check_writable", "partial_name", "InUse", "exclusive"]
+
+
+class WriteError(OSError):
+    """A file could not be written (full disk, quota, size limit, permissions); the message says what
+    is left where and what to do."""
+
+
+def partial_name(path: Path) -> Path:
+    """Where a write of ``path`` by this process and thread goes before it is complete."""
+    return path.with_name(f"{path.name}.tmp{os.getpid()}.{threading.get_ident()}{path.suffix}")
+
+
+def remove_stale_partials(path) -> None:
+    """Delete partial writes of ``path`` left by killed processes (``<name>.tmp<pid>…`` of a pid that is gone)."""
+    path = Path(path)
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp*"):
+        pid = tmp.name[len(path.name) + 4:].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still running (another process writing the same file): leave it
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def check_writable(path, hint: str = "choose a writable folder") -> Path:
+    """Fail now, not after an hour of work, when ``path``'s folder cannot take a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.writable{os.getpid()}")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise WriteError(f"cannot write {path}: {err.strerror or err}; {hint}") from None
+    return path
+
+
+def _fail(path: Path, err: BaseException, what: str = "file") -> WriteError:
+    left = f"the previous {what} there is intact" if path.exists() else "nothing was written"
+    reason = getattr(err, "strerror", None) or str(err)[:200]
+    return WriteError(f"could not write {path} ({type(err).__name__}: {reason}); {left}. "
+                      f"Free space or choose another folder, then run again")
+
+
+@contextlib.contextmanager
+def atomic(path, what: str = "file") -> Iterator[Path]:
+    """``with atomic(path) as tmp:`` write the whole file at ``tmp``; on leaving the block it replaces
+    ``path`` (durably), or, if the block raised, is removed and ``path`` is left as it was. OSErrors
+    become a :class:`WriteError`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _fail(path, err, what) from None
+    remove_stale_partials(path)
+    tmp = partial_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # the writer may have closed it: flush the data to the disk
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _fail(path, err, what) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes(path, data: bytes, what: str = "file") -> Path:
+    """``data`` as the whole of ``path``, atomically (``what`` names the file in an error)."""
+    with atomic(path, what) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return Path(path)
+
+
+def write_text(path, text: str, what: str = "file") -> Path:
+    return write_bytes(path, text.encode("utf-8"), what)
+
+
+def write_json(path, obj, default: Callable | None = None, what: str = "file") -> Path:
+    return write_text(path, json.dumps(obj, indent=2, default=default), what)
+
+
+class InUse(RuntimeError):
+    """Another process holds the file (e.g. trains into the same checkpoint)."""
+
+
+@contextlib.contextmanager
+def exclusive(path, what: str = "this file") -> Iterator[None]:
+    """Hold ``path`` for this process while the block runs: a second holder (another process, or another
+    call in this one) gets :class:`InUse` naming the process that holds it. The lock is an flock on
+    ``.<name>.lock`` beside it, released when the block ends or the process dies (no stale locks)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise InUse(f"{path} is in use: {holder} holds it for {what}. Wait for it to finish, stop it "
+                        f"(SIGTERM or Ctrl-C: it saves first), or choose another file") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
