@@ -55,7 +55,7 @@ def _train_here(args, ranks) -> int:
     binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
     given = {k: getattr(args, k) for k in ("minutes", "seed", "checkpoint_every", "eval_every", "eval_every_minutes",
-                                           "limit", "test_limit", "rewarm") if getattr(args, k) is not None}
+                                           "limit", "test_limit", "rewarm", "cooldown_minutes") if getattr(args, k) is not None}
     if args.steps is not None or args.minutes is not None:
         given["steps"] = args.steps
     settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
@@ -168,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
                         "yet: its weights, step, history and legs are copied; PATH itself is never written")
     t.add_argument("--rewarm", type=int, help="steps of learning-rate warm-up after resuming without optimiser "
                                               "state (default 100)")
+    t.add_argument("--cooldown-minutes", type=float, metavar="M",
+                   help="the last M minutes of --minutes: the rate falls linearly to --final-lr × --lr (a "
+                        "constant-rate leg of a long campaign that ends annealed)")
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")
     t.add_argument("--eval-every-minutes", type=float, help="minutes of training between test bounds")

@@ -377,6 +377,9 @@ class TrainConfig:
     # steps of linear warm-up after resuming without optimiser state (a shipped model): a fresh
     # Adam's first steps are as large as lr itself in every weight
     rewarm: int = 100
+    # the last minutes of the time budget: the rate falls linearly to recipe.final · lr (a constant rate
+    # that ends each leg of a long campaign annealed; a function of the clock only, so resuming is exact)
+    cooldown_minutes: Optional[float] = None
     fast: bool = False  # drawviz.fast: the same numbers, several times faster
     bf16: bool = False  # the fast path's GEMMs in bfloat16 (implies fast; see make_fast)
     # provenance: what the images are (resuming warns when it changes); data_root only when the user gave one
@@ -396,6 +399,12 @@ class TrainConfig:
                                              and self.minutes > 0):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
         object.__setattr__(self, "rewarm", count(self.rewarm, "rewarm", minimum=0, what="steps of warm-up"))
+        if self.cooldown_minutes is not None:
+            if self.minutes is None:
+                raise ValueError("cooldown_minutes is the end of a time budget: give minutes too")
+            if not (isinstance(self.cooldown_minutes, (int, float)) and 0 < self.cooldown_minutes <= self.minutes):
+                raise ValueError(f"cooldown_minutes must be in (0, minutes = {self.minutes}], got "
+                                 f"{self.cooldown_minutes!r}")
         if not isinstance(self.recipe, Recipe):
             raise ValueError(f"recipe must be a Recipe (Recipe.named(name) gives one), got {self.recipe!r}")
 
@@ -570,7 +579,7 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
                 warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
                               f"applied from step {start}" + (": the data order changes from here" if key == "seed"
                                                                else ": the model now trains on other data"),
-                              stacklevel=2)
+                              stacklevel=3)
         for key in ("dataset", "train_source"):  # a resume that does not name its data keeps the checkpoint's
             if args.get(key) is None and before.get(key) is not None:
                 args[key] = before[key]
@@ -578,7 +587,7 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
         if saved is not None and saved != recipe.to_dict():
             changed = {k: (v, recipe.to_dict()[k]) for k, v in saved.items() if recipe.to_dict().get(k) != v}
             warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
-                          + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=2)
+                          + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=3)
 
     budget = minutes * 60 if minutes is not None else math.inf
     per_epoch = train_x.shape[0] // batch_size
@@ -591,8 +600,10 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
     leg = {"start_step": start, "end_step": start, "start_epoch": start_epoch, "end_epoch": start_epoch,
            "start_seconds": seconds, "end_seconds": seconds, "recipe": recipe.to_dict(), "batch_size": batch_size,
            "device": hardware["device"], "machine": hardware["name"], "threads": hardware.get("threads"),
-           "processes": ranks.world, "fresh_optimizer": fresh_adam, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+           "processes": ranks.world, "fresh_optimizer": fresh_adam,
+           "cooldown_minutes": settings.cooldown_minutes, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     rewarm = settings.rewarm if fresh_adam and start > 0 else 0
+    cooldown = settings.cooldown_minutes * 60 if settings.cooldown_minutes else 0.0
 
     def save(step):
         if history and history[-1]["step"] == step > start:  # this leg added steps: record it
@@ -640,6 +651,9 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
             rate = recipe.rate(step, seconds / budget if minutes is not None else step / max(steps, 1))
             if rewarm:  # a fresh Adam on trained weights: warm up again
                 rate *= min(1.0, (step - start + 1) / rewarm)
+            if cooldown:
+                left = min(max((budget - seconds) / cooldown, 0.0), 1.0)
+                rate *= recipe.final + (1 - recipe.final) * left
             for group in optimizer.param_groups:
                 group["lr"] = rate
             x = train_x[order[pos].to(dev)]

@@ -125,3 +125,13 @@ def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_p
     assert "step       9" in run.stderr and json.loads(run.stdout)["step"] == 10
     legs = campaign.legs_of(load_checkpoint(leg))
     assert [(leg["start_step"], leg["end_step"]) for leg in legs] == [(0, 8), (8, 10)]
+
+
+def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
+    # the whole (short) budget is the cooldown: the rate falls with the clock towards recipe.final · lr
+    result = train(SMALL, images, steps=None, minutes=0.05, cooldown_minutes=0.05, batch_size=32, final=0.1,
+                   progress=False)
+    lr = result.history["lr"]
+    assert lr.is_monotonic_decreasing and lr.iloc[0] == pytest.approx(1e-3)
+    # the last step starts within a step's time of the end: near final · lr, never below it
+    assert 1e-4 <= lr.iloc[-1] < 4e-4
