@@ -60,6 +60,9 @@ def _train_here(args, ranks) -> int:
         given["steps"] = args.steps
     settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
                                      dataset=args.dataset, data_root=args.data_root, **given)
+    if args.history and ranks.main:  # found out now, not after the training
+        from .files import check_writable as writable
+        writable(args.history, "choose a writable --history file")
     if ranks.main:
         share = f" in {ranks.world} processes ({recipe.batch_size // ranks.world} images each)" if ranks.world > 1 else ""
         print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}{share}\n"
@@ -73,7 +76,8 @@ def _train_here(args, ranks) -> int:
                    seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0)
     print(json.dumps(metrics, indent=2))
     if args.history:
-        result.history.to_csv(args.history, index=False)
+        from .files import write_text
+        write_text(args.history, result.history.to_csv(index=False))
     return 0
 
 
@@ -121,7 +125,8 @@ def _card(args) -> int:
     text = model_card(args.checkpoint, data_root=args.data_root, reference=args.reference, images=args.images,
                       command=args.command_line, hardware=args.hardware, progress=not args.no_progress)
     if args.out:
-        Path(args.out).write_text(text)
+        from .files import write_text
+        write_text(args.out, text)
     print(text)
     return 0
 
@@ -226,10 +231,11 @@ def main(argv=None) -> int:
         return report_main(argv[1:])
     args = parser().parse_args(argv)
     from .data import DatasetNotFoundError
+    from .files import WriteError
     from .train import CheckpointError, TrainingDiverged
     try:
         return args.func(args)
-    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError) as err:
+    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError, WriteError) as err:
         print(f"drawviz: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from . import campaign
 from . import data as _data
 from . import diagnostics, probes
 from .likelihood import describe
+from .text import markdown_text as _md
 from .train import evaluate, load_checkpoint, model_from_checkpoint
 
 __all__ = ["model_card", "measure"]
@@ -32,12 +33,25 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
     x = test.balanced(images, seed=seed).images
     x = _data.binarize(x, seed=seed) if binarize else x
-    reference_area = None
+    reference_area = reference_label = None
     if reference is not None:
-        reference_area = diagnostics.reference_edit_area(model_from_checkpoint(reference, device="cpu"), x, seed=seed)
+        other = model_from_checkpoint(reference, device="cpu")
+        reference_area = diagnostics.reference_edit_area(other, x, seed=seed)
+        reference_label = _what_model(other.config, Path(reference).name)
     table = diagnostics.summary(probes.record(model, x, seed=seed), reference=reference_area)
     return {"state": state, "bound": bound, "diagnostics": table, "test": test, "images": len(x),
-            "binarize": binarize}
+            "binarize": binarize, "reference_label": reference_label}
+
+
+def _what_model(config, name: str) -> str:
+    """How a card names a reference model: by what it is, measured from its config, not assumed."""
+    if config.T == 1 and not config.attention:
+        kind = "the one-shot VAE"
+    elif not config.attention:
+        kind = "the no-attention model"
+    else:
+        kind = "the attention model"
+    return f"{kind} {_md(name)} (T = {config.T})"
 
 
 def _limit(args: dict) -> str:
@@ -56,14 +70,14 @@ def _recipe(args: dict) -> str:
 
 def _hardware(args: dict, override: Optional[str]) -> str:
     if override:
-        return override
+        return _md(override)
     h = args.get("hardware")
     if not h:
         return "not recorded"
     if h.get("device") == "cuda":
-        return f"{h['name']} (CUDA), torch {h.get('torch', '?')}"
-    return (f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch thread(s), "
-            f"torch {h.get('torch', '?')}")
+        return _md(f"{h['name']} (CUDA), torch {h.get('torch', '?')}")
+    return _md(f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch "
+               f"thread(s), torch {h.get('torch', '?')}")
 
 
 def _short_recipe(r: Optional[dict]) -> str:
@@ -81,7 +95,7 @@ def _legs(state: dict) -> list[str]:
     parts = []
     for i, leg in enumerate(legs, 1):
         minutes = ((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0)) / 60
-        where = (leg.get("machine") or "machine not recorded") + (
+        where = _md(leg.get("machine") or "machine not recorded") + (
             f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else "")
         fresh = "; fresh Adam" if leg.get("fresh_optimizer") and leg["start_step"] > 0 else ""
         parts.append(f"{i}. steps {leg['start_step']:,}–{leg['end_step']:,}, epochs {leg.get('start_epoch') or 0:.2f}–"
@@ -129,12 +143,12 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     attention = (f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
                  if config.attention else "none: full read and write")
     lines = [
-        f"## `{Path(checkpoint).name}` — {title or f'DRAW {kind}'} ({size:.1f} MB)", "",
+        f"## {_md(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)", "",
         "| | |", "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
-        f"| data | the {args.get('dataset', '?')} training set{_limit(args)}"
-        + (f", read from `{_data.portable(args['train_source'], data_root)}`" if args.get("train_source") else "") + "; "
+        f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
+        + (f", read from {_md(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "") + "; "
         + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
            if m["binarize"] else "8-bit intensities, not binarised |"),
         f"| likelihood | {describe(config.likelihood, m['binarize']).removeprefix('likelihood: ')} |",
@@ -142,11 +156,12 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
         *_legs(state),
-        f"| command | `{command or 'not recorded'}` |",
+        f"| command | {_md(command or 'not recorded')} |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
-        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of `{_data.portable(m['test'].source, data_root)}` "
-        f"(`python -m drawviz evaluate {Path(checkpoint).as_posix()}`) |",
+        f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of "
+        f"{_md(_data.portable(m['test'].source, data_root))} "
+        f"(python -m drawviz evaluate {_md(Path(checkpoint).as_posix())}) |",
     ]
     lines.append(f"| flattened? | {_trend(history)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}
@@ -163,7 +178,7 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         ref = r["edit_area_reference"]
         lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change abs(c_t − c_{{t−1}}): "
                      f"{r['edit_area']:.3f}"
-                     + (f" (the no-attention model on the same images: {ref:.3f})" if ref == ref else "") + " |")
+                     + (f" ({m['reference_label']} on the same images: {ref:.3f})" if ref == ref else "") + " |")
     lines.append(f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"
                  + (f", binarised with seed {seed} |" if m["binarize"] else " |"))
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -173,8 +174,14 @@ def _cifar10_jpeg(archive: Path, split: str):
 def _cifar10_jpeg_decoded(archive: Path, split: str):
     cache = _cache_dir() / f"cifar10-jpg-{split}.npz"
     if cache.exists():
-        with np.load(cache) as f:
-            return f["images"], f["labels"]
+        try:
+            with np.load(cache) as f:
+                images, labels = f["images"], f["labels"]
+            if images.shape[1:] == (3, 32, 32) and len(images) == len(labels) > 0:
+                return images, labels
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass
+        cache.unlink(missing_ok=True)  # truncated or foreign (a killed write, a full disk): decode it again
     from PIL import Image
 
     found = []
@@ -229,15 +236,23 @@ SAMPLE_TEST = 200  # a sample's first 200 images (20 per class) are its test spl
 
 def _sample(key: str, train: bool):
     filename, what = SAMPLES[key]
-    with np.load(_ASSETS / filename) as f:
-        labels = f["labels"]
-        if "jpeg" in f:
-            from PIL import Image
-            jpeg, offsets = f["jpeg"], f["offsets"]
-            images = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
-                               for a, b in zip(offsets[:-1], offsets[1:])]).transpose(0, 3, 1, 2)
-        else:
-            images = f["images"][:, None]
+    try:
+        with np.load(_ASSETS / filename) as f:
+            labels = f["labels"]
+            if "jpeg" in f:
+                from PIL import Image
+                jpeg, offsets = f["jpeg"], f["offsets"]
+                images = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
+                                   for a, b in zip(offsets[:-1], offsets[1:])]).transpose(0, 3, 1, 2)
+            else:
+                images = f["images"][:, None]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DatasetNotFoundError(
+            f"the sample shipped with drawviz, {_ASSETS / filename}, is unreadable ({type(err).__name__}: {err}); "
+            f"the installation is damaged: reinstall drawviz (or restore the file from the repository)") from None
+    if len(images) != len(labels) or len(labels) <= SAMPLE_TEST:
+        raise DatasetNotFoundError(f"the sample shipped with drawviz, {_ASSETS / filename}, holds {len(labels)} "
+                                   f"labels and {len(images)} images; reinstall drawviz")
     part = slice(SAMPLE_TEST, None) if train else slice(None, SAMPLE_TEST)
     first, last = (SAMPLE_TEST + 1, len(labels)) if train else (1, SAMPLE_TEST)
     source = (f"drawviz/assets/{filename} ({len(labels):,} {what}, 100 per class), "

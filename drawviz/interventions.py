@@ -25,6 +25,7 @@ import torch
 from . import quantities as Q
 from .attention import Window
 from .fast import FastDRAW, INTERVENTION_REFUSED
+from .model import check_images
 from .probes import Recorder, Trace, _generator, trace_of
 
 __all__ = ["run_with_hooks", "InterventionError", "Hook", "set_window", "scale_gamma", "freeze_window", "set_z",
@@ -153,6 +154,8 @@ def run_with_hooks(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] 
     device = next(model.parameters()).device
     generator = _generator(model, seed, generator)  # as probes.record draws it
     x, target = (_as_images(v, name) for v, name in ((x, "x"), (target, "target")))
+    if x is not None:  # the images first: a wrong x must not be reported as a wrong target
+        check_images(x, config)
     batch = x.shape[0] if x is not None else n
     if x is not None:
         x = x.to(device)

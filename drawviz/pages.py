@@ -195,9 +195,8 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
     run: {"name", "dataset", "checkpoint", "metrics" (optional: its train.json)}. Returns {"model", "sets",
     "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
     """
-    import html
-
     from . import likelihood, sharpness
+    from .text import markdown_text
 
     model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
@@ -211,7 +210,7 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
              "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
              "epochs": trained.get("epochs"), "CPU core-hours": trained.get("cpu_hours"),
              "model": trained.get("trained") or Path(run["checkpoint"]).name}
-    esc = lambda v: html.escape(str(v))  # names and paths are user input: shown, never run as markup
+    esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
     markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {esc(test_set.source)}. "
                 f"Model: {esc(trained.get('trained') or run['checkpoint'])} (T = {model.config.T}).")
     if "JPEG" in test_set.source:

@@ -167,6 +167,8 @@ def _generator(model, seed, generator):
 def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
            generator: Optional[torch.Generator] = None) -> Trace:
     """Reconstruct x with a recorder attached. The loss equals an unrecorded pass with the same seed."""
+    if isinstance(x, np.ndarray):  # taken as meant: float32 images like the model's
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     device = next(model.parameters()).device
     rec = Recorder()
     out = model(x.to(device), generator=_generator(model, seed, generator), tap=rec)

@@ -41,6 +41,7 @@ ORDER = ("train", "attention", "error_images", "interventions", "blur")
 # ----------------------------------------------------------------------------- runs file
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain folder name: never "..", "/x" or "a/b"
+RESERVED = frozenset({"comparison", "index.html", "data.html"})  # what the report itself writes under --out
 
 
 def load_runs(path: Path, data_root) -> list[dict]:
@@ -68,10 +69,28 @@ def load_runs(path: Path, data_root) -> list[dict]:
         if not isinstance(run.get("parameters") or {}, dict):
             raise ValueError(f"{path}: run {run['name']!r}: parameters must be a mapping (name: value), "
                              f"got {run['parameters']!r}")
-        wrong = set(run.get("notebooks") or []) - set(ORDER)
+        wrong = set(run.get("notebooks") or []) - set(ORDER) if isinstance(run.get("notebooks"), list) else set()
         if wrong:
             raise ValueError(f"{path}: run {run['name']!r} lists unknown notebooks {sorted(wrong)}; choose from "
                              f"{', '.join(ORDER)}")
+        if run["name"] in RESERVED:
+            raise ValueError(f"{path}: a run cannot be named {run['name']!r}: the report writes "
+                             f"{', '.join(sorted(RESERVED))} itself under --out; rename the run")
+        if not isinstance(run["dataset"], str):
+            raise ValueError(f"{path}: run {run['name']!r}: dataset must be a name ({', '.join(_data.DATASETS)}), "
+                             f"got {run['dataset']!r}")
+        try:
+            _data._normalise(run["dataset"])
+        except ValueError as err:
+            raise ValueError(f"{path}: run {run['name']!r}: {err}") from None
+        if run.get("model") is not None and not isinstance(run["model"], str):
+            raise ValueError(f"{path}: run {run['name']!r}: model must be a checkpoint's path, got {run['model']!r}")
+        if not isinstance(run.get("optional", False), bool):
+            raise ValueError(f"{path}: run {run['name']!r}: optional is true or false, got {run['optional']!r}")
+        notebooks = run.get("notebooks")
+        if notebooks is not None and not (isinstance(notebooks, list) and all(isinstance(n, str) for n in notebooks)):
+            raise ValueError(f"{path}: run {run['name']!r}: notebooks is a list of names ({', '.join(ORDER)}), "
+                             f"got {notebooks!r}")
         if run["name"] in seen:
             raise ValueError(f"{path}: two runs are named {run['name']!r}")
         seen.add(run["name"])
@@ -121,6 +140,16 @@ def _declared(notebook: Path) -> frozenset[str]:
     return frozenset(pm.inspect_notebook(str(notebook)))
 
 
+def _reason(err: BaseException) -> str:
+    """One line saying why a notebook failed: the exception raised in the notebook (name and the first
+    line of its message), not the last line of papermill's multi-line report."""
+    name, value = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if name is None:
+        name, value = type(err).__name__, str(err)
+    lines = [line.strip() for line in str(value or "").splitlines() if line.strip().strip("\"'")]
+    return f"{name}: {lines[0] if lines else ''}".rstrip(": ")[:500]
+
+
 def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) -> dict:
     import papermill as pm
 
@@ -131,8 +160,7 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) ->
         pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
                             cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
     except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
-        status = "failed"
-        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"[:500]
+        status, error = "failed", _reason(err)
     seconds = time.perf_counter() - tick
     if target.exists():
         try:
@@ -163,6 +191,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             result["status"] = "skipped"
             return result
     checkpoint = out_dir / "model.pt"
+    _set_aside_if_changed(run, out_dir, checkpoint, log)
     common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
               "device": device, "title": name, "progress": False, "gif_out": str(out_dir / "drawing.gif"),
               "live": False}  # no kernel behind a static report: no live widgets
@@ -183,6 +212,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             result["status"] = "failed"
             log(f"  {nb}.ipynb: not run (no model)")
             continue
+        (out_dir / f"{nb}.json").unlink(missing_ok=True)  # a failed notebook must not leave the last run's numbers
         params = {**common, "metrics_out": str(out_dir / f"{nb}.json"), **run["parameters"]}
         params = {k: v for k, v in params.items() if k in declared[nb]}
         result["notebooks"][nb] = _execute(nb, NOTEBOOKS / f"{nb}.ipynb", out_dir, params, log)
@@ -196,6 +226,27 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def _settings(run: dict) -> dict:
+    """What a run's model depends on, as JSON would store it."""
+    return json.loads(json.dumps({"dataset": run["dataset"], "model": run.get("model"),
+                                  "parameters": run["parameters"]}, default=str))
+
+
+def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> None:
+    """A re-run into the same folder resumes its model only if the run's settings are those it was made
+    with; otherwise the old model is kept aside as model.previous.pt and a new one is made."""
+    stored = _read(out_dir / "run.json")
+    now = _settings(run)
+    if checkpoint.exists() and stored and stored != now:
+        changed = sorted({k for k in set(stored.get("parameters", {})) | set(now["parameters"])
+                          if stored.get("parameters", {}).get(k) != now["parameters"].get(k)}
+                         | {k for k in ("dataset", "model") if stored.get(k) != now[k]})
+        log(f"  settings changed since the last report into {out_dir} ({', '.join(changed)}): "
+            f"its model is kept as model.previous.pt and a new one is made")
+        checkpoint.replace(out_dir / "model.previous.pt")
+    write_json(out_dir / "run.json", now)
 
 
 def compare_blur(results: list[dict], out: Path, data_root, device: str, log) -> Optional[dict]:
@@ -239,6 +290,8 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
             for nb, v in r["notebooks"].items())
         failed = [f"{nb}: {v.get('error') or v['status']}" for nb, v in r["notebooks"].items() if v["status"] != "ok"]
+        if r.get("error"):  # the run itself failed (e.g. its Dask worker was lost)
+            failed.insert(0, r["error"])
         run_url = html.escape(r["run"])
         gif = f" <a href='{run_url}/{r['gif']}'>GIF</a>" if r.get("gif") else ""
         metrics_link = (f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists()
@@ -382,18 +435,28 @@ def main(argv=None) -> int:
         try:
             results = _on_dask(runs, out, data_root, args.notebooks, args.device, log, workers=args.workers,
                                scheduler=args.scheduler)
-        except (RuntimeError, OSError) as err:
-            print(f"drawviz report: error: {err}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 -- no cluster to run on (a bad address, dask missing): say so
+            print(f"drawviz report: error: could not run on Dask "
+                  f"({args.scheduler or f'{args.workers} local workers'}): {type(err).__name__}: {err}", file=sys.stderr)
             return 2
     else:
         results = []
         for i, run in enumerate(runs, 1):
             log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")
-            results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
+            try:
+                results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
+            except Exception as err:  # noqa: BLE001 -- one run's failure (a full disk, ...) is not the report's
+                log(f"  failed: {type(err).__name__}: {err}")
+                results.append({"run": run["name"], "dataset": run["dataset"], "notebooks": {}, "status": "failed",
+                                "error": f"{type(err).__name__}: {str(err)[:300]}"})
     comparison = None
     if not args.no_comparison and "blur" in args.notebooks:
         comparison = compare_blur(results, out, data_root, args.device, log)
-    index = write_index(results, out, comparison, runs_file, data_root)
+    try:
+        index = write_index(results, out, comparison, runs_file, data_root)
+    except _files.WriteError as err:  # the runs' pages are written; only the index is missing
+        print(f"drawviz report: error: {err}", file=sys.stderr)
+        return 1
     failed = [r["run"] for r in results if r["status"] == "failed"]
     if comparison is not None and comparison["status"] != "ok":
         failed.append("comparison")

@@ -1,0 +1,24 @@
+"""Strings that come from users and checkpoints (names, paths, machine names, titles), made safe to put
+on a page: shown as the text they are, never run or rendered as markup."""
+from __future__ import annotations
+
+import html
+import re
+
+__all__ = ["html_text", "markdown_text"]
+
+# everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
+
+
+def html_text(value) -> str:
+    """``value`` as HTML text (quotes too: safe inside attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def markdown_text(value) -> str:
+    """``value`` as Markdown text: HTML-escaped, then every Markdown punctuation mark backslash-escaped, so
+    ``[x](javascript:…)`` or ``![t](http://host/x.png)`` stay those characters, not a link or a remote image.
+    Line breaks become spaces (a value is one line of a table or a sentence)."""
+    flat = " ".join(str(value).split())
+    return _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False))
