@@ -235,7 +235,8 @@ def main(argv=None) -> int:
     from .train import CheckpointError, TrainingDiverged
     try:
         return args.func(args)
-    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError, WriteError) as err:
+    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError, WriteError,
+            MemoryError) as err:
         print(f"drawviz: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ collective (within ``DRAWVIZ_DIST_TIMEOUT`` seconds, default 300) instead of han
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -46,6 +47,15 @@ class Ranks:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
             values /= self.world
         return values
+
+    def same(self, text: str) -> bool:
+        """Whether every rank holds the same ``text`` (all ranks get the same answer)."""
+        if self.world == 1:
+            return True
+        h = int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "big")
+        both = torch.tensor([h, -h], dtype=torch.int64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(both, op=dist.ReduceOp.MAX)  # max of h and of -h: equal to one's own only if all agree
+        return int(both[0]) == h and int(both[1]) == -h
 
     def barrier(self) -> None:
         """Wait until every rank is here (a no-op without a process group)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -19,7 +20,8 @@ from . import quantities as Q
 from .attention import Window
 from .geometry import edit_area
 
-__all__ = ["Trace", "Recorder", "record", "record_generation", "FRAME_COLUMNS", "STEP_COLUMNS"]
+__all__ = ["Trace", "Recorder", "record", "record_generation", "trace_bytes", "check_memory", "FRAME_COLUMNS",
+           "STEP_COLUMNS"]
 
 # Columns of Trace.frame: one row per (sample, step, op). sigma is the filter standard deviation √σ² (pixels).
 FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma"]
@@ -163,22 +165,85 @@ def _generator(model, seed, generator):
     return generator
 
 
+def trace_bytes(config, batch: int, mode: str = Q.RECONSTRUCTION) -> int:
+    """About how much memory a recorded Trace of ``batch`` images holds (every declared quantity, time first,
+    float32, plus the edit-area and frame tables)."""
+    floats = 0
+    for name in Q.available(config, mode):
+        shape = Q.expected_shape(name, config, 1)
+        floats += (5 if Q.is_window(name) else 1) * int(np.prod(shape))
+    frames = 2 * 9 * 8 if config.attention else 0  # the long-form frame: one row of 9 columns per op
+    return config.T * batch * (4 * floats + 8 + frames)
+
+
+def _available_memory() -> Optional[int]:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_memory(config, batch: int, mode: str = Q.RECONSTRUCTION) -> None:
+    """Refuse a recording that would not fit in the memory this machine has free, saying how much it needs."""
+    needed, free = trace_bytes(config, batch, mode), _available_memory()
+    if free is not None and needed > 0.8 * free:
+        fits = max(1, int(0.8 * free / max(needed / batch, 1)))
+        raise MemoryError(f"recording {batch:,} images of T = {config.T} steps would hold about {needed / 2**30:.1f} GiB "
+                          f"of arrays, and this machine has {free / 2**30:.1f} GiB free: record at most about "
+                          f"{fits:,} images at once (a figure needs far fewer; diagnostics are stable from a few hundred)")
+
+
+def _fill(into: dict, part: dict, rows: slice, batch: int) -> dict:
+    """Copy one chunk's (T, chunk, ...) arrays into the whole recording's (T, batch, ...) arrays."""
+    for name, value in part.items():
+        if isinstance(value, Window):
+            if name not in into:
+                into[name] = Window(*(np.empty((f.shape[0], batch, *f.shape[2:]), f.dtype) for f in value))
+            for whole, piece in zip(into[name], value):
+                whole[:, rows] = piece
+        else:
+            if name not in into:
+                into[name] = np.empty((value.shape[0], batch, *value.shape[2:]), value.dtype)
+            into[name][:, rows] = value
+    return into
+
+
 @torch.no_grad()
 def record(model, x: torch.Tensor, *, seed: Optional[int] = 0,
-           generator: Optional[torch.Generator] = None) -> Trace:
-    """Reconstruct x with a recorder attached. The loss equals an unrecorded pass with the same seed."""
+           generator: Optional[torch.Generator] = None, chunk: int = 500) -> Trace:
+    """Reconstruct x with a recorder attached. The loss equals an unrecorded pass with the same seed.
+
+    Large x is run ``chunk`` images at a time (the same ε as one pass), and a recording that would not fit
+    in free memory is refused before it starts."""
     if isinstance(x, np.ndarray):  # taken as meant: float32 images like the model's
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    batch = x.shape[0]
+    check_memory(model.config, batch)
     device = next(model.parameters()).device
-    rec = Recorder()
-    out = model(x.to(device), generator=_generator(model, seed, generator), tap=rec)
-    return trace_of(model, Q.RECONSTRUCTION, rec.arrays(), x=x, loss=float(out.loss))
+    generator = _generator(model, seed, generator)
+    if batch <= chunk:
+        rec = Recorder()
+        out = model(x.to(device), generator=generator, tap=rec)
+        return trace_of(model, Q.RECONSTRUCTION, rec.arrays(), x=x, loss=float(out.loss))
+    eps = model.sample_eps(batch, generator)  # as one pass would draw it
+    arrays, loss = {}, 0.0
+    for i in range(0, batch, chunk):
+        rows = slice(i, min(i + chunk, batch))
+        rec = Recorder()
+        out = model(x[rows].to(device), eps[:, rows], tap=rec)
+        _fill(arrays, rec.arrays(), rows, batch)
+        loss += float(out.loss) * (rows.stop - rows.start)
+    return trace_of(model, Q.RECONSTRUCTION, arrays, x=x, loss=loss / batch)
 
 
 @torch.no_grad()
 def record_generation(model, n: int, *, seed: Optional[int] = 0,
                       generator: Optional[torch.Generator] = None) -> Trace:
     """Sample n images from the prior with a recorder attached (write ops only)."""
+    check_memory(model.config, n, Q.GENERATION)
     rec = Recorder()
     canvases = model.generate(n, generator=_generator(model, seed, generator), tap=rec)
     return trace_of(model, Q.GENERATION, rec.arrays(), canvas=canvases.float().cpu().numpy())

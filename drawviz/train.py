@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
 import os
 import signal
@@ -530,6 +531,11 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
             torch.manual_seed(seed)
             model = DRAW(model_or_config)
     model.to(dev).train()
+    if ranks.world > 1:  # a rank started with another --seed or --T would train its own model: refuse at once
+        agreed = json.dumps({"config": model.config.to_dict(), "settings": settings.to_dict()}, sort_keys=True, default=str)
+        if not ranks.same(agreed):
+            raise ValueError(f"the {ranks.world} training processes were started with different settings or configs "
+                             f"(e.g. --seed, --T, --lr); start every rank with the same command")
     train_x = _as_images(train_images)
     check_images(train_x, model.config)
     test_x = _as_images(test_images) if test_images is not None else None

@@ -61,3 +61,18 @@ def test_a_batch_that_does_not_split_evenly_is_a_clear_error(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"})
     assert proc.returncode != 0
     assert "does not split evenly over 2 processes" in proc.stdout + proc.stderr
+
+
+def test_ranks_started_with_different_settings_refuse_to_train(tmp_path):
+    # each rank adds its own --seed: they would train different models and report one
+    script = tmp_path / "per_rank.py"
+    script.write_text("import os, sys\nfrom drawviz.__main__ import main\n"
+                      "sys.exit(main(sys.argv[1:] + ['--seed', os.environ['RANK']]))\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           "train", *ARGS[:ARGS.index("--seed")], *ARGS[ARGS.index("--seed") + 2:], "--steps", "2",
+           "--checkpoint", str(tmp_path / "x.pt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"})
+    assert proc.returncode != 0
+    assert "started with different settings" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.pt").exists()

@@ -273,3 +273,22 @@ def test_history_into_a_new_folder_is_written(tmp_path, data_root):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert history.read_text().splitlines()[0].startswith("step,epoch,loss")
+
+
+# ----------------------------------------------------------------------------- 13. memory
+
+def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(model, monkeypatch):
+    from drawviz import probes
+    monkeypatch.setattr(probes, "_available_memory", lambda: 2 ** 30)  # 1 GiB free
+    needed = probes.trace_bytes(DrawConfig(), 10_000) / 2 ** 30
+    with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*1\.0 GiB free: record at most about"):
+        probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
+
+
+def test_a_large_recording_runs_in_chunks_with_the_numbers_of_one_pass(model, x):
+    from drawviz import probes
+    images = x.repeat(5, 1, 1, 1)  # 15 images
+    whole, chunked = probes.record(model, images, seed=3), probes.record(model, images, seed=3, chunk=4)
+    for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "h_enc", "h_dec", "edit_area"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-5, atol=1e-6, err_msg=name)
+    assert chunked.loss == pytest.approx(whole.loss, rel=1e-6) and chunked.frame.shape == whole.frame.shape
