@@ -116,8 +116,18 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
-# long lines (papermill's injected parameters: a list of runs) wrap instead of being cut off at the page edge
-_WRAP = "<style>.jp-InputArea-editor pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }</style>\n"
+# Long lines (papermill's injected parameters: a list of runs) wrap instead of being cut off at the page edge;
+# wide tables scroll inside their cell; code cells are folded (a page is read for its figures) with a
+# checkbox at the top to show them (CSS only: no script).
+_STYLE = """<style>
+.jp-InputArea-editor pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.jp-OutputArea-output table, .jp-RenderedHTMLCommon table { display: block; max-width: 100%; overflow-x: auto; }
+body:not(:has(#drawviz-show-code:checked)) .jp-CodeCell .jp-Cell-inputWrapper { display: none; }
+.drawviz-code-toggle { position: sticky; top: 0; z-index: 10; display: inline-block; margin: 0.4em 0 0 0.4em;
+  padding: 0.2em 0.6em; background: #f4f4f4; border: 1px solid #ccc; border-radius: 4px; font: 13px system-ui, sans-serif; }
+</style>
+"""
+_TOGGLE = "<label class='drawviz-code-toggle'><input type='checkbox' id='drawviz-show-code'> show code</label>"
 
 
 def to_html(notebook: Path, target: Path) -> Path:
@@ -129,7 +139,8 @@ def to_html(notebook: Path, target: Path) -> Path:
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"drawviz.html.j2": _TEMPLATE})],
                             template_file="drawviz.html.j2")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    body = body.replace("</head>", _WRAP + "</head>", 1)
+    body = body.replace("</head>", _STYLE + "</head>", 1)
+    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _TOGGLE, body, count=1)
     return _files.write_text(target, body)
 
 
@@ -297,18 +308,21 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         metrics_link = (f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists()
                         else "")
         ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
+        off = 100 * at["write_off_image"] if at.get("write_off_image") is not None else None
+        attention = (f"{_fmt(at.get('write_footprint'), '.2f')} of the width<div class=small>centres spread "
+                     f"{_fmt(at.get('write_spread_px'), '.1f')} px, {_fmt(off, '.0f')} % off the image</div>"
+                     if at.get("write_footprint") is not None else "–")
+        sharp = (f"samples {ratio('samples', 'laplacian_variance')} · {ratio('samples', 'high_frequency_share')}"
+                 f"<div class=small>recon. {ratio('reconstructions', 'laplacian_variance')} · "
+                 f"{ratio('reconstructions', 'high_frequency_share')}</div>" if sh else "–")
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.get('source', '')))}</div></td>"
-            f"<td>{tr.get('config', {}).get('T', '–')}</td><td>{_fmt(tr.get('nll_bound'), '.1f')}</td>"
-            f"<td>{_fmt(tr.get('bits_per_dim'), '.3f')}</td><td>{trained}</td><td>{tested}</td>"
-            f"<td>{_fmt(at.get('write_footprint'), '.2f')}</td><td>{_fmt(at.get('write_spread_px'), '.1f')}</td>"
-            f"<td>{_fmt(100 * at['write_off_image'] if at.get('write_off_image') is not None else None, '.0f')}</td>"
-            f"<td>{_fmt(at.get('edit_area'), '.3f')} <span class=small>({_fmt(at.get('edit_area_reference'), '.3f')})"
-            f"</span></td>"
-            f"<td>{ratio('samples', 'laplacian_variance')}</td><td>{ratio('samples', 'high_frequency_share')}</td>"
-            f"<td>{ratio('reconstructions', 'laplacian_variance')}</td>"
-            f"<td>{ratio('reconstructions', 'high_frequency_share')}</td>"
+            f"<td>{tr.get('config', {}).get('T', '–')}</td>"
+            f"<td>{_fmt(tr.get('nll_bound'), '.1f')}<div class=small>{_fmt(tr.get('bits_per_dim'), '.3f')} bits/dim"
+            f"</div></td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
+            f"<td>{_fmt(at.get('edit_area'), '.2f')} <span class=small>({_fmt(at.get('edit_area_reference'), '.2f')})"
+            f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"
             f"<td>{links}{gif}{metrics_link}</td></tr>")

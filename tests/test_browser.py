@@ -102,19 +102,24 @@ def browser():
                         pytrace=False)
 
 
-def lab_notebook(target: Path) -> None:
-    """notebooks/attention.ipynb with LAB_PARAMETERS injected after its parameters cell."""
+# The interventions notebook in JupyterLab: its own tiny model, the window explorer live at step 2.
+EXPLORER_PARAMETERS = {"dataset": "mnist-sample", "data_root": None, "checkpoint": "tiny-explorer.pt", "T": T,
+                       "steps": 10, "n_images": 4, "step": 2, "sample": 0, "device": "cpu", "seed": 0, "live": True}
+
+
+def lab_notebook(target: Path, notebook: Path = NOTEBOOK, parameters: dict = LAB_PARAMETERS) -> None:
+    """A notebook with ``parameters`` injected after its parameters cell (LAB_PARAMETERS into attention.ipynb)."""
     import nbformat
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1, f"{NOTEBOOK.name} needs exactly one cell tagged 'parameters'"
+    assert len(tagged) == 1, f"{notebook.name} needs exactly one cell tagged 'parameters'"
     declared = {t.id for node in ast.parse(nb.cells[tagged[0]].source).body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)}
-    missing = set(LAB_PARAMETERS) - declared
-    assert not missing, f"{NOTEBOOK.name} no longer declares the parameters {sorted(missing)}: update LAB_PARAMETERS"
+    missing = set(parameters) - declared
+    assert not missing, f"{notebook.name} no longer declares the parameters {sorted(missing)}: update the injected parameters"
     source = "# Parameters injected by tests/test_browser.py: a tiny model, trained here in seconds\n" + "\n".join(
-        f"{k} = {v!r}" for k, v in LAB_PARAMETERS.items())
+        f"{k} = {v!r}" for k, v in parameters.items())
     nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     nbformat.write(nb, target)
 
@@ -125,6 +130,7 @@ def lab(tmp_path):
     root = tmp_path / "lab"
     root.mkdir()
     lab_notebook(root / "attention.ipynb")
+    lab_notebook(root / "interventions.ipynb", ROOT / "notebooks" / "interventions.ipynb", EXPLORER_PARAMETERS)
     server = Lab(root, home=tmp_path / "jupyter-home", log=ARTIFACTS / "jupyterlab.log")
     try:
         for attempt in range(3):
@@ -288,6 +294,58 @@ def test_live_scrubber_in_jupyterlab(browser, lab):
         assert len(kernels) == 1 and kernels[0]["execution_state"] == "idle", f"kernels: {kernels}"
     finally:
         shot(page, "lab-final", full_page=True)
+        context.close()
+
+
+def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(lab.url("lab/tree/interventions.ipynb"), timeout=TIMEOUT_MS)
+        page.locator(".jp-NotebookPanel").wait_for()
+        page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel",
+                                                       has_text=re.compile(r"^Run All Cells$"))).click()
+        page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
+        problems = page_problems(page)
+        assert not problems, "after Run All Cells:\n" + "\n".join(problems)
+
+        explorer = page.locator(".drawviz-window-explorer")
+        explorer.wait_for()
+        explorer.scroll_into_view_if_needed()
+        g_x = explorer.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=re.compile(r"^g_x$")))
+        assert g_x.count() == 1, "the explorer has one g_x slider"
+        readout, handle = g_x.locator(".widget-readout"), g_x.locator(".noUi-handle")
+        img = explorer.locator("img.widget-image")
+        img.wait_for()
+        before_value = float(readout.inner_text())
+        src0, png0 = settled(img, page)
+        shot(page, "explorer-1-model-window")
+
+        # the write window at step 2 moved to the right edge of the slider's range (1.5 image widths):
+        # the step paints off the image, so the drawing from step 2 on changes
+        handle.focus()
+        page.keyboard.press("End")
+        page.wait_for_function("([r, v]) => parseFloat(r.textContent) !== v", arg=[readout.element_handle(), before_value],
+                               timeout=TIMEOUT_MS)
+        assert float(readout.inner_text()) == pytest.approx(42.0)  # 1.5 × 28
+        src1, png1 = settled(img, page, previous_src=src0)
+        shot(page, "explorer-2-window-moved")
+        assert png1 != png0, "moving the write window did not change the drawing shown"
+
+        # the button restores the model's own window, and its picture
+        explorer.get_by_role("button", name="the model's window").click()
+        page.wait_for_function("([r, v]) => Math.abs(parseFloat(r.textContent) - v) < 0.01",
+                               arg=[readout.element_handle(), before_value], timeout=TIMEOUT_MS)
+        _, png2 = settled(img, page, previous_src=src1)
+        assert png2 == png0, "the model's window should redraw the model's drawing"
+        assert not page_problems(page) and not page_errors, page_problems(page) + page_errors
+    finally:
+        shot(page, "explorer-final", full_page=True)
         context.close()
 
 
@@ -456,5 +514,35 @@ def test_markup_in_user_strings_is_shown_as_text_and_never_runs(browser, tmp_pat
         assert PAYLOADS["data_root"] in page.locator("body").inner_text()
         page.goto((out / "comparison" / "blur.html").as_uri())
         assert PAYLOADS["model_file"] in page.locator("body").inner_text()
+    finally:
+        context.close()
+
+
+def test_reports_fit_a_laptop_screen_with_code_folded(browser, report_dir):
+    """At 1,366 px: the index and the pages scroll down, never sideways; every table is inside the page
+    (wide ones scroll in place); code cells are folded until "show code" is ticked."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    tables_outside = """() => [...document.querySelectorAll('table')]
+        .filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth + 1).length"""
+    try:
+        page.goto((report_dir / "index.html").as_uri())
+        page.locator("table").wait_for()
+        shot(page, "layout-index", full_page=True)
+        assert page.evaluate(overflow) <= 0, "the index scrolls sideways at 1,366 px"
+        assert page.evaluate(tables_outside) == 0
+        page.goto((report_dir / "tiny-a" / "attention.html").as_uri())
+        page.locator(".jp-Notebook").wait_for()
+        code = page.locator(".jp-CodeCell .jp-Cell-inputWrapper")
+        outputs = page.locator(".jp-OutputArea-output")
+        assert code.count() > 3 and all(not c.is_visible() for c in code.all()), "code cells should start folded"
+        assert any(o.is_visible() for o in outputs.all()), "the figures and tables stay shown"
+        shot(page, "layout-attention-folded", full_page=True)
+        assert page.evaluate(overflow) <= 0 and page.evaluate(tables_outside) == 0
+        page.get_by_label("show code").check()
+        assert all(c.is_visible() for c in code.all()), "show code unfolds every code cell"
+        assert page.evaluate(overflow) <= 0, "the unfolded code wraps instead of widening the page"
+        assert not re.search(r"\d\.\d{2}0{3,}\d", page.locator("body").inner_text()), "float noise (e.g. 17.040001)"
     finally:
         context.close()
