@@ -15,6 +15,7 @@ from . import campaign
 from . import data as _data
 from . import diagnostics, probes
 from .likelihood import describe
+from .text import markdown_code as _code
 from .text import markdown_text as _md
 from .train import evaluate, load_checkpoint, model_from_checkpoint
 
@@ -143,12 +144,12 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     attention = (f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
                  if config.attention else "none: full read and write")
     lines = [
-        f"## {_md(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)", "",
+        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)", "",
         "| | |", "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
         f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
-        + (f", read from {_md(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "") + "; "
+        + (f", read from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "") + "; "
         + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
            if m["binarize"] else "8-bit intensities, not binarised |"),
         f"| likelihood | {describe(config.likelihood, m['binarize']).removeprefix('likelihood: ')} |",
@@ -156,12 +157,12 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
         *_legs(state),
-        f"| command | {_md(command or 'not recorded')} |",
+        f"| command | {_code(command) if command else 'not recorded'} |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
         f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of "
-        f"{_md(_data.portable(m['test'].source, data_root))} "
-        f"(python -m drawviz evaluate {_md(Path(checkpoint).as_posix())}) |",
+        f"{_code(_data.portable(m['test'].source, data_root))} "
+        f"({_code('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
     ]
     lines.append(f"| flattened? | {_trend(history)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}

@@ -28,13 +28,21 @@ from typing import Optional
 
 from . import data as _data
 from . import files as _files
+from . import resources as _resources
 from .pages import write_json
 
 __all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "ORDER", "INDEX", "load_runs", "run_one", "write_index", "main"]
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = REPO / "notebooks"
-DEFAULT_RUNS = REPO / "reports" / "runs.yaml"
+
+
+def __getattr__(name: str):
+    # the checkout's notebooks and runs file, or those installed with the package (drawviz.resources),
+    # looked up when asked for, not at import
+    if name == "NOTEBOOKS":
+        return _resources.notebooks()
+    if name == "DEFAULT_RUNS":
+        return _resources.runs_file()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 ORDER = ("train", "attention", "error_images", "interventions", "blur")
 
 
@@ -169,7 +177,7 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) ->
     status, error = "ok", None
     try:
         pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                            cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+                            cwd=str(_resources.notebooks()), progress_bar=False, log_output=False)
     except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
         status, error = "failed", _reason(err)
     seconds = time.perf_counter() - tick
@@ -212,8 +220,9 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         log(f"  using the shipped model {model}")
     elif model is not None:
         log(f"  no model at {model}: training one")
-    wanted = [nb for nb in ORDER if nb in (run.get("notebooks") or notebooks)]
-    declared = {nb: _declared(NOTEBOOKS / f"{nb}.ipynb") for nb in wanted}
+    # the run's own list, narrowed by --notebooks
+    wanted = [nb for nb in ORDER if nb in (run.get("notebooks") or ORDER) and nb in notebooks]
+    declared = {nb: _declared(_resources.notebooks() / f"{nb}.ipynb") for nb in wanted}
     unused = set(run["parameters"]) - set().union(*declared.values())
     if unused:
         log(f"  warning: no notebook takes the parameters {sorted(unused)}")
@@ -226,7 +235,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         (out_dir / f"{nb}.json").unlink(missing_ok=True)  # a failed notebook must not leave the last run's numbers
         params = {**common, "metrics_out": str(out_dir / f"{nb}.json"), **run["parameters"]}
         params = {k: v for k, v in params.items() if k in declared[nb]}
-        result["notebooks"][nb] = _execute(nb, NOTEBOOKS / f"{nb}.ipynb", out_dir, params, log)
+        result["notebooks"][nb] = _execute(nb, _resources.notebooks() / f"{nb}.ipynb", out_dir, params, log)
         if result["notebooks"][nb]["status"] != "ok":
             result["status"] = "failed"
     result["train"] = _read(out_dir / "train.json")
@@ -272,7 +281,7 @@ def compare_blur(results: list[dict], out: Path, data_root, device: str, log) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"models": models, "data_root": str(data_root) if data_root else None, "device": device,
               "metrics_out": str(out_dir / "blur.json"), "title": "all runs"}
-    return _execute("blur", NOTEBOOKS / "blur.ipynb", out_dir, params, log)
+    return _execute("blur", _resources.notebooks() / "blur.ipynb", out_dir, params, log)
 
 
 # ----------------------------------------------------------------------------- index
@@ -348,7 +357,7 @@ def parser() -> argparse.ArgumentParser:
         "Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
         "reports/<run>/metrics.json and reports/index.html."))
     p.add_argument("--runs", type=Path, default=None,
-                   help=f"runs YAML (default: {DEFAULT_RUNS.relative_to(REPO)}: its 'offline' runs, "
+                   help="runs YAML (default: reports/runs.yaml of the checkout or the installation: its 'offline' runs, "
                         "or its 'data' runs when a data root is given)")
     p.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA; none: the samples shipped with drawviz)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
@@ -416,7 +425,7 @@ def main(argv=None) -> int:
     data_root = args.data_root or os.environ.get("DRAWVIZ_DATA") or None
     if data_root:  # notebooks run with notebooks/ as their folder: hand them absolute paths only
         data_root = str(Path(data_root).expanduser().resolve())
-    runs_file = args.runs or DEFAULT_RUNS
+    runs_file = args.runs or _resources.runs_file()
     try:
         runs = load_runs(runs_file, data_root)
     except (OSError, ValueError) as err:

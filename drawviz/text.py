@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["html_text", "markdown_text"]
+__all__ = ["html_text", "markdown_text", "markdown_code"]
 
 # everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
@@ -22,3 +22,12 @@ def markdown_text(value) -> str:
     Line breaks become spaces (a value is one line of a table or a sentence)."""
     flat = " ".join(str(value).split())
     return _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def markdown_code(value) -> str:
+    """``value`` as a Markdown code span: shown verbatim (a code span renders no link, image or HTML), its
+    fence longer than any run of backticks inside it. For commands and paths, which read better as code."""
+    flat = " ".join(str(value).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"

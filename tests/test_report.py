@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ import torch
 import papermill  # noqa: F401
 
 from drawviz import pages, report
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RUNS = """
 runs:
@@ -124,7 +127,7 @@ def offline(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}
     env["DRAWVIZ_CACHE"] = str(out.parent / "cache")  # and no decoded-dataset cache either
     proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--out", str(out)], env=env,
-                          cwd=Path(report.REPO), capture_output=True, text=True, timeout=900)
+                          cwd=Path(ROOT), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
@@ -158,8 +161,8 @@ def test_the_report_writes_a_drawing_gif_per_run(offline):
 def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
     from drawviz.train import model_from_checkpoint
 
-    mnist = model_from_checkpoint(report.REPO / "models" / "mnist.pt")
-    reference = report.REPO / "models" / "mnist-noattn.pt"
+    mnist = model_from_checkpoint(ROOT / "models" / "mnist.pt")
+    reference = ROOT / "models" / "mnist-noattn.pt"
     assert pages.optional_model(reference, like=mnist, dataset="mnist-sample") is not None
     assert pages.optional_model(reference, like=mnist, dataset="fashion-mnist-sample") is None  # same shape, other data
 
@@ -167,7 +170,7 @@ def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
 def test_a_shipped_model_says_what_it_was_trained_on():
     from drawviz.train import load_checkpoint, training_summary
 
-    path = report.REPO / "models" / "mnist.pt"
+    path = ROOT / "models" / "mnist.pt"
     about = training_summary(load_checkpoint(path), path)
     assert about["trained_on"] == "mnist" and about["train_images"] == 60_000  # from its epochs: an older checkpoint
     assert about["steps"] == 8354 and 8.8 < about["epochs"] < 9.0 and 100 < about["minutes"] < 120
