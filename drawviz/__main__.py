@@ -114,7 +114,14 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .train import export_checkpoint
-    path = export_checkpoint(args.checkpoint, args.out, keep_every=args.keep_every, half=args.half)
+    if args.out and not args.out_flag:
+        print(f"drawviz: export's output is now --out {args.out} (the positional spelling works for this release)",
+              file=sys.stderr)
+    out = args.out_flag or args.out
+    if not out:
+        print("drawviz: error: export needs --out PATH, the file to write", file=sys.stderr)
+        return 2
+    path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
           f"thinned history; no optimiser state")
     return 0
@@ -131,6 +138,27 @@ def _card(args) -> int:
     return 0
 
 
+class _Renamed(argparse.Action):
+    """An old spelling of a flag, kept for a release: it sets the new one and says so."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"drawviz: {option_string} is now {self.new} (the old spelling works for this release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
+    p.add_argument(old, dest=dest, action=_Renamed, new=new, help=argparse.SUPPRESS, **kwargs)
+
+
+def _report(args) -> int:
+    from .report import run
+    return run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drawviz", description="Train, evaluate and look inside DRAW.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,7 +166,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train DRAW on a dataset (resumes from --checkpoint when it exists)")
     t.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, svhn, mnist-sample")
     t.add_argument("--preset", help="Table 3 config: mnist, mnist-noattn, svhn, cifar10 (default: by dataset)")
-    t.add_argument("--T", type=int, help="override the number of steps")
+    t.add_argument("--drawing-steps", dest="T", type=int, metavar="T", help="T, the number of drawing steps "
+                   "(default: the preset's, 64 for MNIST)")
+    _renamed(t, "--T", "--drawing-steps", "T", type=int)
     t.add_argument("--read-n", type=int)
     t.add_argument("--write-n", type=int)
     t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
@@ -192,7 +222,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     e.add_argument("--data-root")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--test-limit", dest="limit", type=int, metavar="N",
+                   help="only the first N test images (default: all)")
+    _renamed(e, "--limit", "--test-limit", "limit", type=int)
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
@@ -201,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="a slim checkpoint to ship: no optimiser state, thinned history")
     x.add_argument("checkpoint")
-    x.add_argument("out")
+    x.add_argument("--out", dest="out_flag", metavar="PATH", help="the file to write (e.g. models/mnist.pt)")
+    x.add_argument("out", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
     x.add_argument("--half", action="store_true",
                    help="store the weights as float16 (half the file; loads as float32)")
@@ -210,7 +243,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")
     c.add_argument("checkpoint")
     c.add_argument("--reference", help="a model without attention: its edit area is shown beside this one's")
-    c.add_argument("--images", type=int, default=256, help="test images for the diagnostics (default 256)")
+    c.add_argument("--test-limit", dest="images", type=int, default=256, metavar="N",
+                   help="test images for the diagnostics (default 256; the bound always uses all)")
+    _renamed(c, "--images", "--test-limit", "images", type=int)
     c.add_argument("--data-root")
     c.add_argument("--command-line", help="the command that trained the model, for the card")
     c.add_argument("--hardware", help="what it trained on, when the checkpoint does not record it")
@@ -218,17 +253,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_card)
 
-    # listed for --help only: main() hands "report ..." to drawviz.report's own parser
-    sub.add_parser("report", help="run the notebooks for the runs in reports/runs.yaml and write HTML reports "
-                                  "(python -m drawviz report --help)", add_help=False)
+    r = sub.add_parser("report", help="run the notebooks for the runs in reports/runs.yaml and write HTML reports",
+                       description="Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
+                                   "reports/<run>/metrics.json and reports/index.html.")
+    from .report import add_arguments
+    add_arguments(r)
+    r.set_defaults(func=_report)
     return p
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "report":  # the report CLI has its own parser
-        from .report import main as report_main
-        return report_main(argv[1:])
     args = parser().parse_args(argv)
     from .data import DatasetNotFoundError
     from .files import WriteError

@@ -353,9 +353,16 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
 # ----------------------------------------------------------------------------- command line
 
 def parser() -> argparse.ArgumentParser:
+    """The report's own parser (``drawviz.report.main``); ``python -m drawviz report`` adds the same arguments."""
     p = argparse.ArgumentParser(prog="drawviz report", description=(
         "Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
         "reports/<run>/metrics.json and reports/index.html."))
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The report's arguments, on ``p``."""
     p.add_argument("--runs", type=Path, default=None,
                    help="runs YAML (default: reports/runs.yaml of the checkout or the installation: its 'offline' runs, "
                         "or its 'data' runs when a data root is given)")
@@ -421,7 +428,11 @@ def _run_quietly(run: dict, out: Path, data_root, notebooks, device: str):
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The report for parsed arguments (``python -m drawviz report ...``)."""
     data_root = args.data_root or os.environ.get("DRAWVIZ_DATA") or None
     if data_root:  # notebooks run with notebooks/ as their folder: hand them absolute paths only
         data_root = str(Path(data_root).expanduser().resolve())

@@ -1,0 +1,52 @@
+"""One command line: every command a subcommand of `python -m drawviz`, flags spelled alike, old spellings
+kept for a release with a message saying the new one."""
+import subprocess
+import sys
+
+import pytest
+
+from drawviz.__main__ import parser
+
+
+def _drawviz(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "drawviz", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_report_is_a_subcommand_like_the_others():
+    help_text = parser().format_help()
+    for command in ("train", "evaluate", "export", "card", "report"):
+        assert command in help_text
+    args = parser().parse_args(["report", "--only", "mnist", "--notebooks", "train", "--no-comparison"])
+    assert args.only == ["mnist"] and args.notebooks == ["train"] and args.func.__name__ == "_report"
+
+
+def test_flags_are_lower_case_and_the_test_images_flag_is_one_name():
+    for command in ("train", "evaluate", "export", "card", "report"):
+        sub = parser()._subparsers._group_actions[0].choices[command]
+        shown = [o for a in sub._actions if a.help != "==SUPPRESS==" for o in a.option_strings]
+        assert all(o == o.lower() for o in shown), (command, shown)
+    assert parser().parse_args(["evaluate", "m.pt", "--test-limit", "7"]).limit == 7
+    assert parser().parse_args(["card", "m.pt", "--test-limit", "7"]).images == 7
+    assert parser().parse_args(["train", "--drawing-steps", "3"]).T == 3
+
+
+@pytest.mark.parametrize("argv, dest, value, new", [(["train", "--T", "3"], "T", 3, "--drawing-steps"),
+                                                     (["evaluate", "m.pt", "--limit", "5"], "limit", 5, "--test-limit"),
+                                                     (["card", "m.pt", "--images", "9"], "images", 9, "--test-limit")])
+def test_old_spellings_still_work_and_name_the_new_one(argv, dest, value, new, capsys):
+    assert getattr(parser().parse_args(argv), dest) == value
+    assert f"is now {new}" in capsys.readouterr().err
+
+
+def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k):
+    from drawviz import DrawConfig
+    from drawviz.train import load_checkpoint, train
+    train(DrawConfig(T=2, enc_size=16, dec_size=16, z_size=4), mnist_train_2k.images[:64], steps=2, batch_size=32,
+          progress=False, checkpoint=tmp_path / "m.pt")
+    new = _drawviz("export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a.pt"))
+    old = _drawviz("export", str(tmp_path / "m.pt"), str(tmp_path / "b.pt"))
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert "is now --out" in old.stderr and "is now" not in new.stderr
+    assert load_checkpoint(tmp_path / "a.pt")["step"] == load_checkpoint(tmp_path / "b.pt")["step"] == 2
+    none = _drawviz("export", str(tmp_path / "m.pt"))
+    assert none.returncode == 2 and "needs --out" in none.stderr
