@@ -6,7 +6,8 @@
 For every preset: training seconds per step (forward + backward + Adam) and images/s for the
 fast path (fp32, and with its bfloat16-GEMM option, make_fast(bf16=True)) and for
 benchmarks/eager_port.py, interleaved step by step so that machine noise hits all alike
-(medians reported), with the bf16 loss's relative distance from fp32's; the fast path's forward with a full probes recorder against a
+(medians reported), with the bf16 loss's relative distance from fp32's; the fast path's forward with a full
+probes recorder against a
 plain forward; peak memory of one training step (CPU: the process's RSS high-water mark, reset
 before each step; CUDA: torch.cuda.max_memory_allocated).  Both implementations are first
 checked to compute the same loss.  Prints a table, writes bench.csv and bench.json to --out.
@@ -277,7 +278,8 @@ def main(argv=None):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    meta = dict(hardware=hw, date=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+    meta = dict(hardware=hw, date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
                 tiny=args.tiny, compile=str(args.compile), tf32=bool(args.tf32), rows=rows)
     (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
     return rows

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
         "learned scale per subpixel": bits(out.nll, pixels),
         "best single scale": bits(best_scale(c, x, False), pixels),
         "best scale per image (oracle)": bits(best_scale(c, x, True), pixels),
-        "mean image, best single scale": bits(best_scale(torch.logit(mean_image.clamp(1e-3, 1 - 1e-3)).expand_as(x), x, False), pixels),
+        "mean image, best single scale": bits(best_scale(torch.logit(mean_image.clamp(1e-3, 1 - 1e-3)).expand_as(x), x,
+                                                         False), pixels),
     }
     rmse = float((torch.sigmoid(c) - x).pow(2).mean().sqrt())
     rmse_mean = float((mean_image - x).pow(2).mean().sqrt())

@@ -62,7 +62,8 @@ def _limit(args: dict) -> str:
 def _recipe(args: dict) -> str:
     r = args.get("recipe")
     if not r:
-        return f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, batch {args.get('batch_size', 64)}"
+        return (f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, "
+                f"batch {args.get('batch_size', 64)}")
     shape = "constant" if r["decay"] == "constant" else f"{r['decay']} decay to {r['final']:g}× by the end of the budget"
     warm = f"{r['warmup']}-step linear warm-up, " if r["warmup"] else ""
     return (f"Adam (β {r['beta1']:g}, {r['beta2']:g}, ε {r['adam_eps']:g}), peak lr {r['lr']:g}, {warm}{shape}; "
@@ -177,7 +178,8 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     if "canvas" in rows:
         r = rows["canvas"]
         ref = r["edit_area_reference"]
-        lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change abs(c_t − c_{{t−1}}): "
+        lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change "
+                     f"abs(c_t − c_{{t−1}}): "
                      f"{r['edit_area']:.3f}"
                      + (f" ({m['reference_label']} on the same images: {ref:.3f})" if ref == ref else "") + " |")
     lines.append(f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"

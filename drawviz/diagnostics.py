@@ -16,7 +16,7 @@ Four numbers per step and op (Gregor et al. 2015, Fig. 1 and 4 show what they sh
 
 :func:`per_step` gives them as a tidy frame (one row per step and op), :func:`summary` as one
 row per op over the steps after the first ``skip`` share (the first steps of a drawing lay the
-ground and are excluded from the issue-10 targets), each with its reference value.
+ground and are excluded from the pen-likeness targets), each with its reference value.
 """
 from __future__ import annotations
 

@@ -766,9 +766,9 @@ def make_fast(model: DRAW, compile="auto", *, tf32: bool = False, bf16: bool = F
     time; small networks run eagerly.  tf32: allow TF32 matmuls on CUDA (a global torch setting;
     changes results at the 1e-3 level).  bf16: the GEMMs (per step and for the weight
     gradients) multiply bfloat16 operands, accumulate in fp32 and round their result to bfloat16;
-    parameters, LSTM states, attention, canvas and loss stay fp32.  About twice the GEMM speed on
-    measured CPUs with AVX512-BF16 (an AMD EPYC; not an Intel Xeon without AMX, where it was slower) and on GPUs: time it with benchmarks/bench.py; the loss moves by ~0.1%, and training follows the
-    fp32 curve (tests/test_fast.py measures both).
+    parameters, LSTM states, attention, canvas and loss stay fp32.  It pays only where the hardware
+    multiplies bfloat16 natively (AVX512-BF16 or AMX, GPUs): time it with benchmarks/bench.py. The loss
+    moves by ~0.1%, and training follows the fp32 curve (tests/test_fast.py measures both).
     """
     device = next(model.parameters()).device
     if compile == "auto":

@@ -31,7 +31,8 @@ from . import geometry
 from .animation import save_animation
 from .style import OP_COLOURS, STEP_CMAP, image_args, show as _show
 
-__all__ = ["plot_history", "plot_campaign", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory", "plot_glimpses", "plot_attention_params",
+__all__ = ["plot_history", "plot_campaign", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory",
+           "plot_glimpses", "plot_attention_params",
            "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
            "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "plot_intervention", "plot_step_value",
            "plot_edit_area", "StepView", "scrubber_html",

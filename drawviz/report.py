@@ -31,7 +31,8 @@ from . import files as _files
 from . import resources as _resources
 from .pages import write_json
 
-__all__ = ["NOTEBOOKS", "DEFAULT_RUNS", "ORDER", "INDEX", "load_runs", "run_one", "write_index", "main"]
+# also NOTEBOOKS and DEFAULT_RUNS, looked up when asked for (module __getattr__ below)
+__all__ = ["ORDER", "INDEX", "load_runs", "run_one", "write_index", "main", "run", "add_arguments"]
 
 
 

@@ -490,9 +490,9 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     ``eval_every_minutes``, and at the end when test images are given.
     fast: train through :func:`drawviz.fast.make_fast` (same numbers, same parameters and
       checkpoints; fused GEMMs and a hand-written backward pass).
-    bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states,
-      about 1.3x faster again on an AMD EPYC with AVX512-BF16 and on GPUs, slower on CPUs without
-      native bf16 and on an Intel Xeon without AMX: measure first; loss within ~0.1%).
+    bf16: the fast path with its GEMMs in bfloat16 (implies fast; fp32 parameters and states; faster
+      only where the hardware multiplies bfloat16 natively: measure with benchmarks/bench.py; loss
+      within ~0.1%).
     train_args: provenance to record (dataset, data_root, limit, test_limit), as the notebooks give it.
     """
     if checkpoint is None or not _distributed.current().main:

@@ -392,7 +392,8 @@ def test_static_reports_offline(browser, report_dir):
             target = (out / href).resolve()
             assert page.url == target.as_uri(), f"{href} opened {page.url}"
             if href.endswith(".gif"):  # the browser shows the animation on its own
-                size = page.evaluate("() => { const i = document.querySelector('img'); return [i.naturalWidth, i.naturalHeight]; }")
+                size = page.evaluate("() => { const i = document.querySelector('img'); "
+                                     "return [i.naturalWidth, i.naturalHeight]; }")
                 assert min(size) > 50, f"{href} did not load as an image: {size}"
                 shot(page, f"report-2-link-{i}-{href.replace('/', '-')}")
                 page.go_back()

@@ -7,7 +7,6 @@ import sys
 
 import pandas as pd
 import pytest
-from matplotlib.lines import Line2D
 
 from drawviz import DrawConfig, campaign, plots
 from drawviz.card import model_card

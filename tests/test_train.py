@@ -346,7 +346,6 @@ def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
 
 
 def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist_test, capsys):
-    from drawviz import data
     from drawviz.__main__ import main
     from drawviz.train import Recipe
     config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, read_n=2, write_n=3)
