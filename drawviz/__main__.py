@@ -164,18 +164,21 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train DRAW on a dataset (resumes from --checkpoint when it exists)")
-    t.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, cifar10, svhn, mnist-sample")
-    t.add_argument("--preset", help="Table 3 config: mnist, mnist-noattn, svhn, cifar10 (default: by dataset)")
+    from .data import REGISTRY
+    t.add_argument("--dataset", default="mnist", help="; ".join(f"{k} ({d.help})" if d.help else k
+                                                            for k, d in REGISTRY.items()))
+    from .model import PRESETS
+    t.add_argument("--preset", help=f"Table 3 config: {', '.join(PRESETS)} (default: the dataset's)")
     t.add_argument("--drawing-steps", dest="T", type=int, metavar="T", help="T, the number of drawing steps "
                    "(default: the preset's, 64 for MNIST)")
     _renamed(t, "--T", "--drawing-steps", "T", type=int)
     t.add_argument("--read-n", type=int)
     t.add_argument("--write-n", type=int)
     t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
-    t.add_argument("--likelihood", choices=["bernoulli", "logistic"],
-                   help="D(x | c_T): bernoulli (the paper's; binary images) or logistic (discretised, on 8-bit "
-                        "values: bits/dim comparable with published figures). Default: the preset's "
-                        "(bernoulli for greyscale, logistic for colour)")
+    from .likelihood import LIKELIHOODS
+    t.add_argument("--likelihood", choices=list(LIKELIHOODS),
+                   help="D(x | c_T): " + "; ".join(f"{k} ({v.help})" if v.help else k for k, v in LIKELIHOODS.items())
+                        + ". Default: the preset's (bernoulli for greyscale, logistic for colour)")
     t.add_argument("--steps", type=int, help="total optimiser steps (default 1000, or none with --minutes)")
     t.add_argument("--minutes", type=float, help="time budget: stop after this many minutes of training "
                    "(evaluations not counted); the recipe's schedule anneals over it")

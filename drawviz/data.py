@@ -21,7 +21,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -29,12 +29,50 @@ import torch
 from . import files as _files
 from .checks import positive_int
 
-__all__ = ["ImageSet", "DatasetNotFoundError", "DATASETS", "GREY", "data_root", "load", "binarize",
-           "default_binarize", "default_preset", "batches", "SAMPLES", "full_name", "portable"]
+# also DATASETS, GREY and SAMPLES: views of REGISTRY, always current (module __getattr__ below)
+__all__ = ["ImageSet", "Dataset", "REGISTRY", "register", "DatasetNotFoundError", "data_root", "load", "binarize",
+           "default_binarize", "default_preset", "batches", "full_name", "portable"]
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "mnist-sample", "fashion-mnist-sample", "cifar10-sample")
-GREY = ("mnist", "fashion-mnist", "mnist-sample", "fashion-mnist-sample")  # binarised; the rest are colour
 _ASSETS = Path(__file__).parent / "assets"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as one declaration: ``register`` it and load(), the CLI, the report, presets and
+    binarisation know it.
+
+    loader(root, train, download) -> (images (N, C, H, W) float in [0, 1], labels (N,), source text);
+    grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the DrawConfig preset
+    that fits it; aliases: other spellings; sample_of: for an offline sample, the dataset it samples.
+    """
+
+    name: str
+    loader: Callable[[Path, bool, bool], tuple]
+    grey: bool
+    preset: str
+    aliases: tuple = ()
+    sample_of: Optional[str] = None
+    help: str = ""
+
+
+REGISTRY: dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    """Add a dataset (or replace one of the same name)."""
+    REGISTRY[dataset.name] = dataset
+    return dataset
+
+
+def __getattr__(name: str):
+    # the registry's views, always current (a dataset registered later is in them)
+    if name == "DATASETS":
+        return tuple(REGISTRY)
+    if name == "GREY":
+        return tuple(k for k, d in REGISTRY.items() if d.grey)
+    if name == "SAMPLES":
+        return {k: _SAMPLE_FILES[k] for k, d in REGISTRY.items() if d.sample_of and k in _SAMPLE_FILES}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -91,10 +129,12 @@ def _cache_dir() -> Path:
 
 
 def _normalise(name: str) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"a dataset is named by a string ({', '.join(REGISTRY)}), got {name!r}")
     key = name.lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    key = next((k for k, d in REGISTRY.items() if key == k or key in d.aliases), key)
+    if key not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(REGISTRY)}")
     return key
 
 
@@ -226,7 +266,7 @@ def _svhn(root: Path, train: bool, download: bool):
     return images, labels, str(folder / filename)
 
 
-SAMPLES = {  # shipped with the package: 100 test images per class, interleaved by class (see assets/README.md)
+_SAMPLE_FILES = {  # shipped with the package: 100 test images per class, interleaved by class (see assets/README.md)
     "mnist-sample": ("mnist_sample.npz", "MNIST test digits"),
     "fashion-mnist-sample": ("fashion_mnist_sample.npz", "Fashion-MNIST test images"),
     "cifar10-sample": ("cifar10_sample.npz", "CIFAR-10 test images from the JPEG copy (quality 75)"),
@@ -235,7 +275,7 @@ SAMPLE_TEST = 200  # a sample's first 200 images (20 per class) are its test spl
 
 
 def _sample(key: str, train: bool):
-    filename, what = SAMPLES[key]
+    filename, what = _SAMPLE_FILES[key]
     try:
         with np.load(_ASSETS / filename) as f:
             labels = f["labels"]
@@ -267,15 +307,7 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     key = _normalise(name)
     train = _split(split)
     limit = limit if limit is None else positive_int(limit, "limit", "a number of images, or None for all")
-    if key in SAMPLES:
-        images, labels, source = _sample(key, train)
-    else:
-        folder = data_root(root)
-        loader = {"mnist": _mnist_like, "fashion-mnist": _mnist_like}.get(key)
-        if loader:
-            images, labels, source = loader(key, folder, train, download)
-        else:
-            images, labels, source = {"cifar10": _cifar10, "svhn": _svhn}[key](folder, train, download)
+    images, labels, source = REGISTRY[key].loader(data_root(root), train, download)
     return ImageSet(key, split, images, labels, source).subset(limit)
 
 
@@ -287,18 +319,18 @@ def portable(source: str, root=None) -> str:
 
 def full_name(name: str) -> str:
     """The full dataset a name stands for: a shipped sample's parent (``cifar10-sample`` -> ``cifar10``)."""
-    return _normalise(name).removesuffix("-sample")
+    key = _normalise(name)
+    return REGISTRY[key].sample_of or key
 
 
 def default_binarize(name: str) -> Optional[str]:
     """Greyscale sets are binarised afresh each batch (the paper's MNIST setting); colour is not."""
-    return "dynamic" if _normalise(name) in GREY else None
+    return "dynamic" if REGISTRY[_normalise(name)].grey else None
 
 
 def default_preset(name: str) -> str:
     """The Table 3 preset that fits a dataset: MNIST's for the greyscale sets."""
-    key = _normalise(name).removesuffix("-sample")
-    return "mnist" if key in GREY else key
+    return REGISTRY[_normalise(name)].preset
 
 
 def binarize(images: torch.Tensor, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -318,3 +350,18 @@ def batches(images: torch.Tensor, batch_size: int, *, seed: int, epoch: int, dro
     order = torch.randperm(images.shape[0], generator=g)
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+
+
+# ----------------------------------------------------------------------------- the datasets drawviz knows
+
+register(Dataset("mnist", lambda root, train, download: _mnist_like("mnist", root, train, download), grey=True,
+                 preset="mnist", help="MNIST/raw idx files"))
+register(Dataset("fashion-mnist", lambda root, train, download: _mnist_like("fashion-mnist", root, train, download),
+                 grey=True, preset="mnist", aliases=("fashionmnist",), help="FashionMNIST/raw idx files"))
+register(Dataset("cifar10", _cifar10, grey=False, preset="cifar10", aliases=("cifar-10", "cifar"),
+                 help="cifar-10-batches-py, or the JPEG copy CIFAR10-jpeg/cifar10-jpg.tar.gz"))
+register(Dataset("svhn", _svhn, grey=False, preset="svhn", help="SVHN/{train,test}_32x32.mat"))
+for _name, _of, _grey in (("mnist-sample", "mnist", True), ("fashion-mnist-sample", "fashion-mnist", True),
+                          ("cifar10-sample", "cifar10", False)):
+    register(Dataset(_name, lambda root, train, download, _key=_name: _sample(_key, train), grey=_grey,
+                     preset=REGISTRY[_of].preset, sample_of=_of, help="shipped with drawviz (offline)"))

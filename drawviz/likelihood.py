@@ -15,14 +15,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LIKELIHOODS", "describe", "nll", "bernoulli_nll", "logistic_nll", "logistic_probs",
-           "INITIAL_LOG_SCALE"]
+__all__ = ["Likelihood", "LIKELIHOODS", "register", "describe", "nll", "bernoulli_nll", "logistic_nll",
+           "logistic_probs", "INITIAL_LOG_SCALE"]
 
-LIKELIHOODS = ("bernoulli", "logistic")
 _FAR = 1e4
 INITIAL_LOG_SCALE = math.log(0.5)  # logit units: ±0.5 is about ±0.12 in intensity around 0.5
 
@@ -76,22 +77,60 @@ def logistic_probs(canvas: torch.Tensor, log_scale: torch.Tensor) -> torch.Tenso
                          log_scale.unsqueeze(-1).expand(*shape, 256)).exp()
 
 
-def nll(likelihood: str, canvas: torch.Tensor, x: torch.Tensor, log_scale=None) -> torch.Tensor:
-    """−log D(x | c_T) per image for the named likelihood (a DrawConfig.likelihood)."""
-    if likelihood == "bernoulli":
-        return bernoulli_nll(canvas, x)
-    if likelihood == "logistic":
-        return logistic_nll(canvas, x, log_scale)
-    raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+@dataclass(frozen=True)
+class Likelihood:
+    """D(x | c_T) as one declaration: its name, its NLL, the parameters the model learns for it, and what
+    its figures are worth. ``register`` it and DrawConfig(likelihood=name), the CLI and the cards know it.
+
+    nll(canvas, x, **parameters) -> (batch,) nats; parameters: {attribute name: initial value for a config}
+    (each becomes an nn.Parameter of the model under that name); describe(binarized) -> one sentence.
+    """
+
+    name: str
+    nll: Callable[..., torch.Tensor]
+    describe: Callable[[bool], str]
+    parameters: Callable[[object], dict] = field(default=lambda config: {})
+    help: str = ""
 
 
-def describe(likelihood: str, binarized: bool) -> str:
-    """One sentence that names the likelihood behind an NLL or bits/dim figure, and what it is worth."""
-    if likelihood == "logistic":
-        return ("likelihood: discretised logistic on the 8-bit values (logit scale, median σ(c_T); a proper "
-                "probability mass, so bits/dim compare with published figures)")
+LIKELIHOODS: dict[str, Likelihood] = {}
+
+
+def register(likelihood: Likelihood) -> Likelihood:
+    """Add a likelihood (or replace one of the same name)."""
+    LIKELIHOODS[likelihood.name] = likelihood
+    return likelihood
+
+
+def _bernoulli_note(binarized: bool) -> str:
     if binarized:
         return ("likelihood: Bernoulli on binarised pixels (stochastic binarisation with a fixed seed; "
                 "comparable with the paper's binarised-MNIST figures up to the binarisation)")
     return ("likelihood: Bernoulli on intensities — a cross-entropy, not a likelihood of the 8-bit images: "
             "its nats and bits/dim cannot be compared with published figures")
+
+
+register(Likelihood("bernoulli", lambda canvas, x: bernoulli_nll(canvas, x), _bernoulli_note,
+                    help="the paper's; binary images"))
+register(Likelihood(
+    "logistic", lambda canvas, x, log_scale: logistic_nll(canvas, x, log_scale),
+    lambda binarized: ("likelihood: discretised logistic on the 8-bit values (logit scale, median σ(c_T); a proper "
+                       "probability mass, so bits/dim compare with published figures)"),
+    parameters=lambda config: {"log_scale": torch.full(config.image_shape, INITIAL_LOG_SCALE)},
+    help="discretised, on 8-bit values: bits/dim comparable with published figures"))
+
+
+def get(name: str) -> Likelihood:
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
+    return LIKELIHOODS[name]
+
+
+def nll(likelihood: str, canvas: torch.Tensor, x: torch.Tensor, **parameters) -> torch.Tensor:
+    """−log D(x | c_T) per image for the named likelihood (a DrawConfig.likelihood), with its parameters."""
+    return get(likelihood).nll(canvas, x, **parameters)
+
+
+def describe(likelihood: str, binarized: bool) -> str:
+    """One sentence that names the likelihood behind an NLL or bits/dim figure, and what it is worth."""
+    return get(likelihood).describe(binarized)

@@ -162,8 +162,10 @@ class DRAW(nn.Module):
         self.c0 = nn.Parameter(torch.zeros(c.image_shape))
         self.h_enc0 = nn.Parameter(torch.zeros(c.enc_size))
         self.h_dec0 = nn.Parameter(torch.zeros(c.dec_size))
-        if c.likelihood == "logistic":  # the logistic's log scale per subpixel; its mean is σ(c_T)
-            self.log_scale = nn.Parameter(torch.full(c.image_shape, _likelihood.INITIAL_LOG_SCALE))
+        # what the likelihood learns beside the network (the logistic: a log scale per subpixel)
+        self._likelihood_parameters = tuple(_likelihood.get(c.likelihood).parameters(c))
+        for name, initial in _likelihood.get(c.likelihood).parameters(c).items():
+            self.register_parameter(name, nn.Parameter(initial))
 
     def extra_repr(self) -> str:
         return f"config={self.config}"
@@ -251,7 +253,8 @@ class DRAW(nn.Module):
 
     def nll(self, canvas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """L^x = −log D(x | c_T) per image (batch,), eq. 9, under the config's likelihood."""
-        return _likelihood.nll(self.config.likelihood, canvas, x, getattr(self, "log_scale", None))
+        return _likelihood.nll(self.config.likelihood, canvas, x,
+                               **{name: getattr(self, name) for name in self._likelihood_parameters})
 
     @torch.no_grad()
     def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
