@@ -725,28 +725,37 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
         if tap(name, t, value) is not value:
             raise TypeError(INTERVENTION_REFUSED + f" (the tap returned another value for {name!r} at step {t})")
 
+    def write_patch(t, s):
+        if cfg.attention:
+            return run.proj_dec[t][:, 5:run.k.nw].view(B, C, cfg.write_n, cfg.write_n)
+        canvases = run.canvas_steps  # without attention: the whole update, c_t − c_{t−1}
+        return canvases[t - 1] - (canvases[t - 2] if t > 1 else c0)
+
+    # where each declared quantity lies in the stored activations of step t (s)
+    value_of = {
+        Q.X_HAT: lambda t, s: run.x_hat_steps[t - 1],
+        Q.READ_WINDOW: lambda t, s: Window(*s.read[0].unbind(1)),
+        Q.GLIMPSE: lambda t, s: s.read[1].view(B, 2, C, cfg.read_n, cfg.read_n),
+        Q.H_ENC: lambda t, s: s.h_enc,
+        Q.MU: lambda t, s: mu[t - 1],
+        Q.SIGMA_Z: lambda t, s: s.sigma,
+        Q.Z: lambda t, s: s.z,
+        Q.KL: lambda t, s: kl[t - 1],
+        Q.H_DEC: lambda t, s: s.h_dec,
+        Q.WRITE_WINDOW: lambda t, s: Window(*s.write[0].unbind(1)),
+        Q.WRITE_PATCH: write_patch,
+        Q.CANVAS: lambda t, s: run.canvas_steps[t - 1],
+    }
+    declared = Q.available(cfg, Q.RECONSTRUCTION)  # what quantities declares for this config, in step order
+    missing = [name for name in declared if name not in value_of]
+    if missing:
+        raise NotImplementedError(f"the fast path does not compute {', '.join(missing)}: record with the reference "
+                                  f"model (drawviz.DRAW) instead")
+    whole = {Q.X_HAT, Q.CANVAS} if record_steps is not None else set()  # handed over time-first above
     for t, s in enumerate(run.saved, start=1):
-        if record_steps is None:
-            watch(Q.X_HAT, t, run.x_hat_steps[t - 1])
-        if cfg.attention:
-            N = cfg.read_n
-            watch(Q.READ_WINDOW, t, Window(*s.read[0].unbind(1)))
-            watch(Q.GLIMPSE, t, s.read[1].view(B, 2, C, N, N))
-        watch(Q.H_ENC, t, s.h_enc)
-        watch(Q.MU, t, mu[t - 1])
-        watch(Q.SIGMA_Z, t, s.sigma)
-        watch(Q.Z, t, s.z)
-        watch(Q.KL, t, kl[t - 1])
-        watch(Q.H_DEC, t, s.h_dec)
-        if cfg.attention:
-            M = cfg.write_n
-            watch(Q.WRITE_WINDOW, t, Window(*s.write[0].unbind(1)))
-            watch(Q.WRITE_PATCH, t, run.proj_dec[t][:, 5:run.k.nw].view(B, C, M, M))
-        else:  # the whole update, c_t − c_{t−1}
-            canvases = run.canvas_steps
-            watch(Q.WRITE_PATCH, t, canvases[t - 1] - (canvases[t - 2] if t > 1 else c0))
-        if record_steps is None:
-            watch(Q.CANVAS, t, run.canvas_steps[t - 1])
+        for name in declared:
+            if name not in whole:
+                watch(name, t, value_of[name](t, s))
 
 
 def _worth_compiling(cfg) -> bool:

@@ -22,11 +22,15 @@ RECONSTRUCTION, GENERATION = "reconstruction", "generation"
 
 @dataclass(frozen=True)
 class Quantity:
+    """One per-step quantity: adding one is this declaration plus the line of the model that taps it."""
+
     name: str
     shape: str  # one step's value; C, H, W the image, N the read grid, M the write grid
     meaning: str
     modes: tuple = (RECONSTRUCTION,)  # the passes that compute it
     attention_only: bool = False  # only models with attentive read and write have it
+    # one step's shape for a config and a batch (for windows: each field's); checked on replacement
+    shape_of: Callable[[Any, int], tuple] = lambda c, batch: (batch,)
 
 
 X_HAT, READ_WINDOW, GLIMPSE, H_ENC = "x_hat", "read_window", "glimpse", "h_enc"
@@ -35,24 +39,32 @@ H_DEC, WRITE_WINDOW, WRITE_PATCH, CANVAS = "h_dec", "write_window", "write_patch
 
 _BOTH = (RECONSTRUCTION, GENERATION)
 
+
+def _image(c, batch: int) -> tuple:
+    return (batch, c.channels, c.height, c.width)
+
 # In the order one step computes them.
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
-    Quantity(X_HAT, "(batch, C, H, W)", "error image x̂_t = x − σ(c_{t−1}), eq. 3"),
+    Quantity(X_HAT, "(batch, C, H, W)", "error image x̂_t = x − σ(c_{t−1}), eq. 3", shape_of=_image),
     Quantity(READ_WINDOW, "Window of (batch,)", "read attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
              attention_only=True),
-    Quantity(GLIMPSE, "(batch, 2, C, N, N)", "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27", attention_only=True),
-    Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5"),
-    Quantity(MU, "(batch, z_size)", "posterior mean μ_t"),
-    Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t"),
+    Quantity(GLIMPSE, "(batch, 2, C, N, N)", "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27", attention_only=True,
+             shape_of=lambda c, batch: (batch, 2, c.channels, c.read_n, c.read_n)),
+    Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5", shape_of=lambda c, b: (b, c.enc_size)),
+    Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),
+    Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t", shape_of=lambda c, b: (b, c.z_size)),
     Quantity(Z, "(batch, z_size)", "latent z_t = μ_t + σ_t ε_t (eq. 6); the prior's ε_t when generating",
-             modes=_BOTH),
+             modes=_BOTH, shape_of=lambda c, b: (b, c.z_size)),
     Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || N(0, I)) in nats, eq. 11"),
-    Quantity(H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH),
+    Quantity(H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH,
+             shape_of=lambda c, b: (b, c.dec_size)),
     Quantity(WRITE_WINDOW, "Window of (batch,)", "write attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
              modes=_BOTH, attention_only=True),
     Quantity(WRITE_PATCH, "(batch, C, M, M); without attention the whole update (batch, C, H, W)",
-             "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)", modes=_BOTH),
-    Quantity(CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH),
+             "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)", modes=_BOTH,
+             shape_of=lambda c, b: (b, c.channels, c.write_n, c.write_n) if c.attention else _image(c, b)),
+    Quantity(CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH,
+             shape_of=_image),
 )}
 
 # tap(name, step, value) -> value (or its replacement)
@@ -65,13 +77,7 @@ def identity(name: str, step: int, value):
 
 def expected_shape(name: str, config, batch: int):
     """One step's shape of ``name`` for ``config`` (a tuple; for windows the shape of each field)."""
-    c = config
-    image = (batch, c.channels, c.height, c.width)
-    return {X_HAT: image, CANVAS: image, READ_WINDOW: (batch,), WRITE_WINDOW: (batch,),
-            GLIMPSE: (batch, 2, c.channels, c.read_n, c.read_n),
-            H_ENC: (batch, c.enc_size), H_DEC: (batch, c.dec_size),
-            MU: (batch, c.z_size), SIGMA_Z: (batch, c.z_size), Z: (batch, c.z_size), KL: (batch,),
-            WRITE_PATCH: (batch, c.channels, c.write_n, c.write_n) if c.attention else image}[name]
+    return tuple(QUANTITIES[name].shape_of(config, batch))
 
 
 def available(config, mode: str) -> list[str]:

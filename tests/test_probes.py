@@ -136,3 +136,26 @@ def test_every_tapped_quantity_is_declared_once_in_step_order_with_its_shape(mod
         m.generate(2, tap=tap)
     order = Q.available(m.config, mode)
     assert seen == [(t, name) for t in (1, 2, 3) for name in order]
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_one_runner_records_every_declared_quantity_by_name_on_both_paths(attention):
+    from drawviz import quantities as Q
+    from drawviz.fast import make_fast
+    config = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3, attention=attention)
+    model = DRAW(config).eval()
+    x = (torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    reference, fast = probes.run(model, x), probes.run(make_fast(model, compile=False), x)
+    for mode, trace in (("reconstruction", reference), ("reconstruction", fast),
+                        ("generation", probes.run(model, n=5))):
+        assert trace.names == Q.available(config, mode)  # declared, in step order
+        for name in trace.names:
+            shape = Q.expected_shape(name, config, trace.batch)
+            value = trace[name]
+            fields = value if Q.is_window(name) else (value,)
+            assert all(f.shape == (config.T, *shape) for f in fields), name
+    for name in reference.names:
+        np.testing.assert_allclose(np.asarray(fast[name]), np.asarray(reference[name]), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    with pytest.raises(KeyError, match="holds"):
+        probes.run(model, n=5)["x_hat"]  # a sample from the prior has no error image
