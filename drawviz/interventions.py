@@ -57,7 +57,10 @@ def at_steps(steps, fn: Hook) -> Hook:
     return _acting_at(lambda value, t: fn(value, t) if t in chosen else None, chosen)
 
 
-run_with_hooks = run  # the one runner (drawviz.probes.run), named for what it is used for here
+def run_with_hooks(model, x=None, *, n=None, hooks=None, eps=None, seed=0, generator=None, target=None) -> Trace:
+    """The one runner (drawviz.probes.run) with ``hooks``, measuring −log D(target | c_t) at every step
+    (``recon_nll``; target defaults to x): what the comparisons of an intervention read."""
+    return run(model, x, n=n, hooks=hooks, eps=eps, seed=seed, generator=generator, target=target, measure=True)
 
 
 # ----------------------------------------------------------------------------- common hooks

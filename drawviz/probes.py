@@ -323,7 +323,7 @@ def _as_images(x, name: str):
 @torch.no_grad()
 def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hooks: Optional[Hooks] = None,
         eps: Optional[torch.Tensor] = None, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None,
-        target: Optional[torch.Tensor] = None, chunk: int = 500) -> Trace:
+        target: Optional[torch.Tensor] = None, measure: Optional[bool] = None, chunk: int = 500) -> Trace:
     """Run the model once, reconstructing x or drawing n samples from the prior, and return the Trace of every
     declared quantity; recording is running without hooks.
 
@@ -333,7 +333,8 @@ def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hoo
     eps: (T, batch, z_size); by default drawn from ``seed`` as the model would (the same ε for the same seed,
       hooked or not).
     target: images to measure the canvas against (default x): ``recon_nll`` (T, batch) and the steps column of
-      that name hold −log D(target | c_t), the error left if the drawing stopped at step t.
+      that name hold −log D(target | c_t), the error left if the drawing stopped at step t; measured when
+      ``measure`` (default: when hooks or a target are given).
     chunk: a reconstruction without hooks or target runs this many images at a time (with one pass's ε), and
       one that would not fit in free memory is refused before it starts.
     """
@@ -355,11 +356,12 @@ def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hoo
         x = x.to(device)
         if eps is None:  # as model.forward draws it
             eps = model.sample_eps(batch, generator)
+    measure = bool(items or target is not None) if measure is None else measure
     target = x if target is None else target.to(device)
     if target is not None and tuple(target.shape) != (batch, *config.image_shape):
         raise InterventionError(f"target must have the shape of the images drawn, {(batch, *config.image_shape)}; "
                                 f"got {tuple(target.shape)}")
-    if x is not None and not items and batch > chunk:  # large and plain: in chunks, the same numbers
+    if x is not None and not items and not measure and batch > chunk:  # large and plain: in chunks, the same numbers
         arrays, loss = {}, 0.0
         for i in range(0, batch, chunk):
             rows = slice(i, min(i + chunk, batch))
@@ -374,8 +376,8 @@ def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hoo
         if name == Q.CANVAS:
             errors.append(model.nll(value, target))
 
-    measure = error if target is not None and items else None
-    tap = _Tap(items, model, batch, extra=measure) if items or measure else Recorder()
+    extra = error if measure and target is not None else None
+    tap = _Tap(items, model, batch, extra=extra) if items or extra else Recorder()
     recorder = tap.recorder if isinstance(tap, _Tap) else tap
     if x is not None:
         out = model(x, eps, tap=tap)

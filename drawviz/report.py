@@ -170,15 +170,52 @@ def _reason(err: BaseException) -> str:
     return f"{name}: {lines[0] if lines else ''}".rstrip(": ")[:500]
 
 
-def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log) -> dict:
+class _Kernel:
+    """One Python kernel for the notebooks of a run, started once (a kernel and its imports cost seconds per
+    notebook) and emptied before each notebook (``%reset -f``: no name leaks from one notebook to the next);
+    a kernel that died is started again."""
+
+    def __init__(self):
+        self.km = None
+
+    def __enter__(self) -> "_Kernel":
+        return self
+
+    def ready(self):
+        """The kernel manager for the next notebook: alive, with an empty namespace."""
+        from jupyter_client import KernelManager
+
+        if self.km is None or not self.km.is_alive():
+            if self.km is not None:
+                self.km.cleanup_resources()
+            self.km = KernelManager(kernel_name="python3")
+            self.km.start_kernel(cwd=str(_resources.notebooks()))
+            return self.km
+        client = self.km.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            client.execute_interactive("%reset -f", timeout=60, store_history=False)
+        finally:
+            client.stop_channels()
+        return self.km
+
+    def __exit__(self, *exc) -> None:
+        if self.km is not None:
+            self.km.shutdown_kernel(now=True)
+            self.km = None
+
+
+def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, kernel: Optional[_Kernel] = None) -> dict:
     import papermill as pm
 
     target = out_dir / f"{name}.ipynb"
     tick = time.perf_counter()
     status, error = "ok", None
     try:
+        shared = {"km": kernel.ready()} if kernel is not None else {}
         pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                            cwd=str(_resources.notebooks()), progress_bar=False, log_output=False)
+                            cwd=str(_resources.notebooks()), progress_bar=False, log_output=False, **shared)
     except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
         status, error = "failed", _reason(err)
     seconds = time.perf_counter() - tick
@@ -227,6 +264,20 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     unused = set(run["parameters"]) - set().union(*declared.values())
     if unused:
         log(f"  warning: no notebook takes the parameters {sorted(unused)}")
+    with _Kernel() as kernel:
+        _run_notebooks(wanted, declared, common, run, out_dir, checkpoint, result, log, kernel)
+    result["train"] = _read(out_dir / "train.json")
+    result["errors"] = _read(out_dir / "error_images.json")
+    result["attention"] = _read(out_dir / "attention.json")
+    result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
+    result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
+    result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
+    write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Path, result: dict, log, kernel) -> None:
+    """The run's notebooks in order, in one kernel; a notebook after train needs the model it made."""
     for nb in wanted:
         if nb != "train" and not checkpoint.exists():
             result["notebooks"][nb] = {"status": "not run", "error": "no model (train.ipynb did not produce one)"}
@@ -236,17 +287,9 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         (out_dir / f"{nb}.json").unlink(missing_ok=True)  # a failed notebook must not leave the last run's numbers
         params = {**common, "metrics_out": str(out_dir / f"{nb}.json"), **run["parameters"]}
         params = {k: v for k, v in params.items() if k in declared[nb]}
-        result["notebooks"][nb] = _execute(nb, _resources.notebooks() / f"{nb}.ipynb", out_dir, params, log)
+        result["notebooks"][nb] = _execute(nb, _resources.notebooks() / f"{nb}.ipynb", out_dir, params, log, kernel)
         if result["notebooks"][nb]["status"] != "ok":
             result["status"] = "failed"
-    result["train"] = _read(out_dir / "train.json")
-    result["errors"] = _read(out_dir / "error_images.json")
-    result["attention"] = _read(out_dir / "attention.json")
-    result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
-    result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
-    result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
-    write_json(out_dir / "metrics.json", result)
-    return result
 
 
 def _settings(run: dict) -> dict:

@@ -134,3 +134,23 @@ def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
     assert lr.is_monotonic_decreasing and lr.iloc[0] == pytest.approx(1e-3)
     # the last step starts within a step's time of the end: near final · lr, never below it
     assert 1e-4 <= lr.iloc[-1] < 4e-4
+
+
+def test_settings_are_stored_once_and_read_as_before(tmp_path, images):
+    import torch as _torch
+    path = tmp_path / "m.pt"
+    train(SMALL, images, steps=3, batch_size=32, lr=5e-4, progress=False, checkpoint=path, dataset="mnist")
+    stored = _torch.load(path, weights_only=True)["train_args"]
+    assert stored["settings"]["recipe"]["lr"] == 5e-4 and stored["settings"]["dataset"] == "mnist"
+    assert not {"batch_size", "lr", "clip", "config", "seed", "dataset", "recipe"} & set(stored)  # no second copy
+    readable = load_checkpoint(path)["train_args"]
+    assert (readable["batch_size"], readable["lr"], readable["dataset"], readable["recipe"]["lr"]) == (32, 5e-4, "mnist", 5e-4)
+    export_checkpoint(path, tmp_path / "x.pt")
+    assert set(_torch.load(tmp_path / "x.pt", weights_only=True)["train_args"]) == set(stored)
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist-noattn", "mnist-vae", "fashion-mnist", "cifar10"])
+def test_every_shipped_checkpoint_still_reads(name):
+    state = load_checkpoint(f"models/{name}.pt")
+    assert state["train_args"]["dataset"] in ("mnist", "fashion-mnist", "cifar10") and state["train_args"]["batch_size"]
+    assert campaign.totals(state)["steps"] == state["step"]

@@ -143,3 +143,9 @@ def test_the_shipped_one_shot_model_is_a_plain_vae_one_write_and_one_kl_term():
     torch.testing.assert_close(out.loss, (out.nll + out.kl[0]).mean())
     trace = run_with_hooks(vae, x)
     assert trace.edit_area.shape == (1, 3) and len(trace.steps) == 3
+
+
+def test_a_plain_run_with_hooks_measures_the_error_at_every_step_and_a_recording_does_not(model, x):
+    plain = run_with_hooks(model, x, seed=0)
+    assert plain.recon_nll.shape == (CONFIG.T, x.shape[0]) and "recon_nll" in plain.steps
+    assert probes.record(model, x, seed=0).recon_nll is None

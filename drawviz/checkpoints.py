@@ -1,0 +1,201 @@
+"""Checkpoints: written atomically, read without running pickled code, resumed exactly, exported to ship.
+
+A checkpoint is a dict: format and version, the model's config and weights, the optimiser state, the step,
+the RNG state, the history (one row per step) and ``train_args`` (the settings, the machine, the legs).
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from . import files as _files
+from .campaign import totals
+from .checks import positive_int
+from .device import pick_device
+from .model import DRAW, DrawConfig
+
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "check_writable", "save_checkpoint", "load_checkpoint",
+           "export_checkpoint", "model_from_checkpoint", "training_summary"]
+
+FORMAT = "drawviz-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupt, not drawviz's, or for another config."""
+
+
+def check_writable(path) -> Path:
+    """Fail now, not after an hour of training, when ``path``'s folder cannot take a file."""
+    try:
+        return _files.check_writable(path, "choose a writable folder (--checkpoint PATH)")
+    except _files.WriteError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
+                    history: Optional[list[dict]] = None, train_args: Optional[dict] = None,
+                    weights_dtype: Optional[torch.dtype] = None) -> Path:
+    """Write atomically: a temporary file beside the target, fsync, then rename over it.
+
+    A process killed at any moment leaves either the previous checkpoint or the new one.
+    weights_dtype: store floating-point weights in this dtype (torch.float16 halves a shipped
+    file); loading copies them into the float32 model.
+    """
+    path = Path(path)
+    state = {
+        "format": FORMAT, "version": VERSION,
+        "config": model.config.to_dict(),
+        "model": {k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point()
+                  else v.detach().cpu() for k, v in model.state_dict().items()},
+        "weights_dtype": str(weights_dtype or "float32").replace("torch.", ""),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": int(step),
+        "rng": generator.get_state() if generator is not None else None,
+        "rng_device": str(generator.device) if generator is not None else None,
+        "history": list(history or []),
+        "train_args": _stored(dict(train_args or {})),
+    }
+    buffer = io.BytesIO()  # serialised in memory: the disk sees one plain write, whose failure is an OSError
+    torch.save(state, buffer)
+    try:
+        _files.write_bytes(path, buffer.getbuffer(), "checkpoint")
+    except _files.WriteError as err:  # a full disk, a quota, a file-size limit
+        raise CheckpointError(str(err).replace("run again", "resume")) from None
+    return path
+
+
+def _readable(args: dict) -> dict:
+    """train_args as its readers use them: the settings, stored once under "settings", also as the flat
+    keys older checkpoints have (dataset, seed, binarize, recipe, batch_size, lr, clip, ...)."""
+    settings = args.get("settings")
+    if not isinstance(settings, dict):
+        return args  # an older checkpoint: flat keys (and a copy under "config") as it was written
+    recipe = settings.get("recipe") or {}
+    flat = {**{k: v for k, v in settings.items()}, "batch_size": recipe.get("batch_size"), "lr": recipe.get("lr"),
+            "clip": recipe.get("clip")}
+    flat = {k: v for k, v in flat.items() if k not in args}
+    return {**args, **flat, "_derived": sorted(flat)}
+
+
+def _stored(args: dict) -> dict:
+    """train_args as written: without the keys _readable derived from the settings."""
+    derived = set(args.get("_derived", ()))
+    return {k: v for k, v in args.items() if k not in derived and k != "_derived"}
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint (``weights_only=True``: plain tensors and data, no pickled code)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} is not a readable drawviz checkpoint ({type(err).__name__}: {str(err)[:200]}). "
+            f"It may be truncated or corrupt; drawviz writes checkpoints atomically, so files named "
+            f"'*.tmp<pid>' are partial writes and the file without that suffix is the last complete one.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a drawviz checkpoint (no format={FORMAT!r} entry)")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer drawviz (checkpoint version {state['version']}, "
+                              f"this one reads up to {VERSION}); upgrade drawviz")
+    missing = [k for k in ("config", "model", "step") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
+    if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
+        raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
+    state["train_args"] = _readable(state.get("train_args") or {})
+    try:
+        state["config"] = DrawConfig.from_dict(state["config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path} holds an unusable config: {err}") from None
+    return state
+
+
+def _load_weights(model: DRAW, state: dict, path) -> None:
+    if state["config"] != model.config:
+        changes = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in state["config"].diff(model.config).items())
+        raise CheckpointError(f"checkpoint {path} was trained with a different config ({changes}). "
+                              f"Build the model from the checkpoint instead: drawviz.train.model_from_checkpoint(path)")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
+
+
+def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> Path:
+    """A checkpoint to ship: weights, config, RNG state and a thinned history, no optimiser state.
+
+    Keeps every ``keep_every``-th history row and every row with a test bound. Resuming from it
+    continues training with a fresh Adam state. half: store the weights as float16 (half the
+    size; the model loads as float32 with weights rounded to 11 significant bits).
+    """
+    keep_every = positive_int(keep_every, "keep_every", "keep every N-th history row")
+    if Path(dst).resolve() == Path(src).resolve():
+        raise CheckpointError(f"export would replace {src} itself, and with it the optimiser state and the full "
+                              f"history that training resumes from: give another output file")
+    state = load_checkpoint(src)
+    check_writable(dst)
+    model = _model_from_state(state, src)
+    broken = [name for name, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{src} holds NaN or infinite weights ({', '.join(broken[:5])}): a model that cannot "
+                              f"draw; export an earlier checkpoint")
+    if half:
+        limit = torch.finfo(torch.float16).max
+        large = [f"{name} (|w| up to {v.abs().max().item():.3g})" for name, v in model.state_dict().items()
+                 if v.is_floating_point() and v.abs().max().item() > limit]
+        if large:
+            raise CheckpointError(f"--half would store {', '.join(large[:5])} as infinity: float16 holds at most "
+                                  f"{limit:g}; export without --half")
+    history = [row for row in state["history"]
+               if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
+    generator = torch.Generator().manual_seed(0)
+    if state["rng"] is not None and state["rng_device"] == "cpu":
+        generator.set_state(state["rng"])
+    return save_checkpoint(dst, model=model, step=state["step"], generator=generator, history=history,
+                           train_args=state["train_args"], weights_dtype=torch.float16 if half else None)
+
+
+def _model_from_state(state: dict, path) -> DRAW:
+    model = DRAW(state["config"])
+    _load_weights(model, state, path)
+    return model
+
+
+def training_summary(state: dict, path=None) -> dict:
+    """What a checkpoint says about its training: data, steps, epochs, minutes, hardware, model file.
+
+    For a figure's caption and a report's index (``state`` from load_checkpoint). Older
+    checkpoints lack ``train_images``; it is then recovered from the last epoch count.
+    """
+    args, history = state.get("train_args", {}), state.get("history") or []
+    last = history[-1] if history else {}
+    images = args.get("train_images")
+    batch = args.get("batch_size") or 64
+    if images is None and last.get("epoch"):
+        images = int(round(last["step"] * batch / last["epoch"], -2))  # to the nearest hundred
+    tests = [row for row in history if row.get("test_nll_bound") is not None
+             and math.isfinite(row.get("test_nll_bound") or math.nan)]
+    total = totals(state)
+    return {"trained_on": args.get("dataset"), "train_images": images, "train_source": args.get("train_source"),
+            "legs": total["legs"], "cpu_hours": total["cpu_hours"], "gpu_hours": total["gpu_hours"],
+            "steps": state.get("step"), "epochs": last.get("epoch"),
+            "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
+            "hardware": args.get("hardware"), "recipe": (args.get("recipe") or {}),
+            "last_test_bound": tests[-1]["test_nll_bound"] if tests else None,
+            "model_file": str(path) if path is not None else None}
+
+
+def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None) -> DRAW:
+    """The DRAW network stored in a checkpoint, built from the config that travels with it.
+
+    state: the checkpoint as load_checkpoint(path) already returned it (not read again)."""
+    state = load_checkpoint(path) if state is None else state
+    return _model_from_state(state, path).to(pick_device(device)).eval()
