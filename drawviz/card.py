@@ -107,7 +107,8 @@ def _legs(state: dict) -> list[str]:
                                                            if total["gpu_hours"] else "")
     return [f"| legs | {'<br>'.join(parts)} |",
             f"| in all | {total['legs']} leg{'s' if total['legs'] != 1 else ''}: {total['steps']:,} steps, "
-            f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours of training, {compute} |"]
+            f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours ({60 * total['hours']:.1f} min) of training, "
+            f"{compute} |"]
 
 
 def _trend(history: list) -> str:

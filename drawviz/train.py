@@ -101,6 +101,31 @@ class TrainResult:
         return float(evaluated.iloc[-1]) if len(evaluated) else math.nan
 
 
+def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: int) -> None:
+    """Settings that differ from the checkpoint's apply from the resumed step: warn which (the seed, the data,
+    the recipe), at the caller of train()."""
+    for key, now in (("seed", settings.seed), ("dataset", settings.dataset)):
+        if before.get(key) is not None and now is not None and before[key] != now:
+            warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
+                          f"applied from step {start}" + (": the data order changes from here" if key == "seed"
+                                                           else ": the model now trains on other data"),
+                          stacklevel=4)
+    saved, recipe = before.get("recipe"), settings.recipe.to_dict()
+    if saved is not None and saved != recipe:
+        changed = {k: (v, recipe[k]) for k, v in saved.items() if recipe.get(k) != v}
+        warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
+                      + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=4)
+
+
+def _leg_factor(recipe: Recipe, into_leg: int, seconds_left: float, rewarm: int, cooldown: float) -> float:
+    """What a leg does to the recipe's rate: a warm-up of a fresh Adam over its first ``rewarm`` steps, and a
+    linear fall to recipe.final over the last ``cooldown`` seconds of the time budget."""
+    factor = min(1.0, (into_leg + 1) / rewarm) if rewarm else 1.0
+    if cooldown:
+        factor *= recipe.final + (1 - recipe.final) * min(max(seconds_left / cooldown, 0.0), 1.0)
+    return factor
+
+
 def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, settings: Optional[TrainConfig] = None,
           *, device="auto", checkpoint=None, resume: bool = True, progress: bool = True,
           callbacks: Iterable[Callable[[dict], None]] = (), train_args: Optional[dict] = None,
@@ -208,22 +233,12 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
             generator.set_state(state["rng"].cpu())
         start, history, legs = state["step"], list(state["history"]), legs_of(state)
         before = state.get("train_args", {})
-        for key, now in (("seed", seed), ("dataset", settings.dataset)):
-            if before.get(key) is not None and now is not None and before[key] != now:
-                warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
-                              f"applied from step {start}" + (": the data order changes from here" if key == "seed"
-                                                               else ": the model now trains on other data"),
-                              stacklevel=3)
+        _say_what_changed(checkpoint, before, settings, start)
         if settings.dataset is None and before.get("dataset") is not None:  # a resume that does not name its
             settings = settings.replace(dataset=before["dataset"])  # data keeps the checkpoint's
             args["settings"] = settings.to_dict()
         if args.get("train_source") is None and before.get("train_source") is not None:
             args["train_source"] = before["train_source"]
-        saved = before.get("recipe")
-        if saved is not None and saved != recipe.to_dict():
-            changed = {k: (v, recipe.to_dict()[k]) for k, v in saved.items() if recipe.to_dict().get(k) != v}
-            warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
-                          + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=3)
 
     # ---- 5. this leg: its clock, its epochs, its record, its schedule, saving and evaluating
     budget = minutes * 60 if minutes is not None else math.inf
@@ -285,11 +300,7 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
             tick = time.perf_counter()
             rate = recipe.rate(step, seconds / budget if minutes is not None else step / max(steps, 1))
-            if rewarm:  # a fresh Adam on trained weights: warm up again
-                rate *= min(1.0, (step - start + 1) / rewarm)
-            if cooldown:
-                left = min(max((budget - seconds) / cooldown, 0.0), 1.0)
-                rate *= recipe.final + (1 - recipe.final) * left
+            rate *= _leg_factor(recipe, step - start, budget - seconds, rewarm, cooldown)
             for group in optimizer.param_groups:
                 group["lr"] = rate
             # forward (eq. 3-12), backward, one clipped Adam step
