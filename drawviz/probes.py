@@ -7,6 +7,7 @@ numpy arrays whose first axis is time.
 """
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import Callable, Mapping, Sequence, Union
 from pathlib import Path
@@ -61,6 +62,12 @@ class Recorder:
         return out
 
 
+def _quantity(name: str, doc: str = "") -> property:
+    """A Trace attribute for a declared quantity: its array, None when the pass did not compute it."""
+    return property(lambda self: self.arrays.get(name), lambda self, value: self.arrays.__setitem__(name, value),
+                    doc=doc or Q.QUANTITIES[name].meaning)
+
+
 class Trace:
     """A recorded pass: every declared quantity (drawviz.quantities) by name, time first (T, batch, ...).
 
@@ -109,15 +116,22 @@ class Trace:
     def windows(self) -> dict:
         return {op: self.arrays[name] for op, name in _OPS.items() if name in self.arrays}
 
-    x_hat = property(lambda self: self.arrays.get(Q.X_HAT), doc="x̂_t = x − σ(c_{t−1}), (T, batch, C, H, W)")
-    glimpse = property(lambda self: self.arrays.get(Q.GLIMPSE), doc="the read [x, x̂] glimpse, (T, batch, 2, C, N, N)")
-    write_patch = property(lambda self: self.arrays.get(Q.WRITE_PATCH), doc="w_t, (T, batch, C, N, N)")
-    kl = property(lambda self: self.arrays.get(Q.KL), doc="(T, batch) nats; None for generation")
-    z = property(lambda self: self.arrays.get(Q.Z))
-    mu = property(lambda self: self.arrays.get(Q.MU))
-    sigma_z = property(lambda self: self.arrays.get(Q.SIGMA_Z))
-    h_enc = property(lambda self: self.arrays.get(Q.H_ENC))
-    h_dec = property(lambda self: self.arrays.get(Q.H_DEC))
+    x_hat = _quantity(Q.X_HAT, "x̂_t = x − σ(c_{t−1}), (T, batch, C, H, W)")
+    glimpse = _quantity(Q.GLIMPSE, "the read [x, x̂] glimpse, (T, batch, 2, C, N, N)")
+    write_patch = _quantity(Q.WRITE_PATCH, "w_t, (T, batch, C, N, N)")
+    kl = _quantity(Q.KL, "(T, batch) nats; None for generation")
+    z, mu, sigma_z = _quantity(Q.Z), _quantity(Q.MU), _quantity(Q.SIGMA_Z)
+    h_enc, h_dec = _quantity(Q.H_ENC), _quantity(Q.H_DEC)
+
+    def replace(self, **changes) -> "Trace":
+        """A copy (its own dict of arrays, the arrays shared) with attributes changed, e.g. x_hat=..."""
+        new = copy.copy(self)
+        new.arrays = dict(self.arrays)
+        for name, value in changes.items():
+            if not hasattr(new, name):
+                raise AttributeError(f"a Trace has no {name!r}")
+            setattr(new, name, value)
+        return new
 
     @property
     def T(self) -> int:

@@ -1,5 +1,4 @@
 """Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
-import dataclasses
 import re
 
 import matplotlib.pyplot as plt
@@ -93,8 +92,7 @@ def test_error_figures(recon, prior):
 
 
 def test_read_error_offsets_finds_the_peak(recon):
-    trace = dataclasses.replace(recon)
-    trace.x_hat = np.zeros_like(recon.x_hat)
+    trace = recon.replace(x_hat=np.zeros_like(recon.x_hat))
     trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
     offsets = plots.read_error_offsets(trace)
     assert (offsets["err_x"] == 20).all() and (offsets["err_y"] == 10).all()
@@ -172,3 +170,25 @@ def test_the_kl_figure_shows_quantiles_that_never_go_below_zero():
     lines = fig.axes[0].collections[-1]
     lows = np.array([seg[0][1] for seg in lines.get_segments()])
     assert (lows >= 0).all() and any("10–90 %" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_the_drawing_figure_shows_each_steps_window_and_counts_those_off_the_image(recon):
+    import matplotlib.colors
+    from matplotlib.patches import Rectangle
+
+    from drawviz import geometry
+    from drawviz.style import OP_COLOURS
+    steps = [1, recon.T]
+    fig = plots.plot_drawing(recon, samples=[0, 1], steps=steps)
+    axes = np.array(fig.axes).reshape(2, len(steps))
+    for i, sample in enumerate([0, 1]):
+        for j, t in enumerate(steps):
+            (red,) = [p for p in axes[i, j].patches if isinstance(p, Rectangle)
+                      and matplotlib.colors.to_hex(p.get_edgecolor()) == OP_COLOURS["write"]]
+            (x, y), size = geometry.square(geometry.window(recon, "write", t, sample), geometry.grid_n(recon, "write"))
+            assert (red.get_x(), red.get_y(), red.get_width()) == pytest.approx((x, y, size), rel=1e-5)
+    W = recon.canvas.shape[-1]
+    off = sum(bool(geometry.off_image(recon.windows["write"].g_x[t - 1, s], recon.windows["write"].g_y[t - 1, s], W, W))
+              for s in (0, 1) for t in steps)
+    caption = fig._supxlabel.get_text()
+    assert re.match(rf"{off} of 4 write windows shown have their centre off the image", caption), caption
