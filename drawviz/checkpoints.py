@@ -77,7 +77,7 @@ def _readable(args: dict) -> dict:
         return args  # an older checkpoint: flat keys (and a copy under "config") as it was written
     recipe = settings.get("recipe") or {}
     flat = {**{k: v for k, v in settings.items()}, "batch_size": recipe.get("batch_size"), "lr": recipe.get("lr"),
-            "clip": recipe.get("clip")}
+            "clip": recipe.get("clip"), "config": settings}
     flat = {k: v for k, v in flat.items() if k not in args}
     return {**args, **flat, "_derived": sorted(flat)}
 

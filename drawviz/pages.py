@@ -195,6 +195,7 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
     "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
     """
     from . import likelihood, sharpness
+    from .text import markdown_code as code
     from .text import markdown_text
 
     model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
@@ -210,8 +211,8 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
              "epochs": trained.get("epochs"), "CPU core-hours": trained.get("cpu_hours"),
              "model": trained.get("trained") or Path(run["checkpoint"]).name}
     esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
-    markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {esc(test_set.source)}. "
-                f"Model: {esc(trained.get('trained') or run['checkpoint'])} (T = {model.config.T}).")
+    markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
+                f"Model: {code(trained.get('trained') or run['checkpoint'])} (T = {model.config.T}).")
     if "JPEG" in test_set.source:
         markdown += ("\n\n**These CIFAR-10 images are a JPEG re-encoding (quality 75)**, which already smooths "
                      "fine detail: the test images' own sharpness is a little lower than the original CIFAR-10's.")
