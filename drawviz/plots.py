@@ -115,9 +115,8 @@ def plot_campaign(curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None,
     for ax, x, label in ((axes[0], "epoch", "epochs of training"), (axes[1], "cpu_hours", "CPU core-hours of training")):
         for model, rows in curves.groupby("model", sort=False):
             ax.plot(rows[x], rows["test_nll_bound"], "o-", ms=3, lw=1.5, color=palette[model], label=model)
-            for (leg, first) in rows.groupby("leg").head(1)[["leg", x]].itertuples(index=False):
-                if leg > 1:  # where a later leg resumed
-                    ax.axvline(first, color=palette[model], lw=0.6, ls=":", alpha=0.7)
+            for ended in rows.groupby("leg").tail(1)[x].iloc[:-1]:  # where a leg ended and the next resumed
+                ax.axvline(ended, color=palette[model], lw=0.6, ls=":", alpha=0.7)
             last = rows.iloc[-1]
             ax.annotate(f"{last['test_nll_bound']:.1f}", (last[x], last["test_nll_bound"]), textcoords="offset points",
                         xytext=(4, 2), fontsize=8, color=palette[model])

@@ -109,7 +109,7 @@ def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
     model_line = next(line for line in by_epoch.get_lines() if line.get_label() == "a")
     assert list(model_line.get_ydata()) == [120.0, 100.0, 92.0]
     resumed = [line for line in by_epoch.get_lines() if line.get_linestyle() == ":"]
-    assert [float(line.get_xdata()[0]) for line in resumed] == [20.0]  # leg 2 began there
+    assert [float(line.get_xdata()[0]) for line in resumed] == [5.0]  # leg 1 ended there, leg 2 resumed
 
 
 def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_path, shipped, data_root):
