@@ -170,12 +170,12 @@ def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
 def test_a_shipped_model_says_what_it_was_trained_on():
     from drawviz.train import load_checkpoint, training_summary
 
-    path = ROOT / "models" / "mnist.pt"
+    path = ROOT / "models" / "mnist-noattn.pt"  # shipped before checkpoints recorded their image count
     about = training_summary(load_checkpoint(path), path)
-    assert about["trained_on"] == "mnist" and about["train_images"] == 60_000  # from its epochs: an older checkpoint
-    assert about["steps"] == 8354 and 8.8 < about["epochs"] < 9.0 and 100 < about["minutes"] < 120
+    assert about["trained_on"] == "mnist" and about["train_images"] == 60_000  # from its epochs
+    assert about["steps"] == 3156 and 3.3 < about["epochs"] < 3.4 and 59 < about["minutes"] < 61
     line = pages.describe_training(about)
-    assert line.startswith("mnist.pt: trained on mnist (60,000 images), 8,354 steps = 8.9 epochs")
+    assert line.startswith("mnist-noattn.pt: trained on mnist (60,000 images), 3,156 steps = 3.4 epochs")
 
 
 def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it_has_the_steps(tmp_path):
