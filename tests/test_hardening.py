@@ -292,3 +292,30 @@ def test_a_large_recording_runs_in_chunks_with_the_numbers_of_one_pass(model, x)
     for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "h_enc", "h_dec", "edit_area"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-5, atol=1e-6, err_msg=name)
     assert chunked.loss == pytest.approx(whole.loss, rel=1e-6) and chunked.frame.shape == whole.frame.shape
+
+
+# ----------------------------------------------------------------------------- 9, 11 (the index)
+
+def test_a_cards_reference_is_named_by_what_it_is():
+    from drawviz.card import _what_model
+    assert _what_model(DrawConfig(), "m.pt").startswith("the attention model")
+    assert _what_model(DrawConfig(attention=False), "n.pt").startswith("the no-attention model")
+    assert _what_model(DrawConfig(T=1, attention=False), "v.pt").startswith("the one-shot VAE")
+
+
+def test_a_failed_rerun_shows_no_numbers_of_the_run_before(tmp_path):
+    out = tmp_path / "out"
+    (out / "r").mkdir(parents=True)
+    (out / "r" / "train.json").write_text(json.dumps({"nll_bound": 80.0, "step": 9999}))  # the last run's
+    result = report.run_one({"name": "r", "dataset": "mnist", "parameters": {"T": 2, "steps": 2}}, out,
+                            str(tmp_path / "no-data-here"), ["train"], "cpu", lambda line: None)
+    assert result["status"] == "failed" and result["train"] == {}
+    index = report.write_index([result], out, None, tmp_path / "runs.yaml", None).read_text()
+    assert "9999" not in index and "80.0" not in index and "DatasetNotFoundError" in index
+
+
+def test_a_lost_dask_task_says_why_in_the_index(tmp_path):
+    lost = {"run": "r", "dataset": "mnist-sample", "notebooks": {}, "status": "failed",
+            "error": "KilledWorker: the worker running run-r died"}
+    index = report.write_index([lost], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
+    assert "KilledWorker: the worker running run-r died" in index
