@@ -12,7 +12,6 @@ from torch import nn
 from . import likelihood as _likelihood
 from .checks import positive_int
 from .attention import FullRead, FullWrite, Read, Write
-from .likelihood import LIKELIHOODS
 from .quantities import (CANVAS, GLIMPSE, H_DEC, H_ENC, KL, MU, READ_WINDOW, SIGMA_Z, WRITE_PATCH,
                          WRITE_WINDOW, X_HAT, Z, Tap, identity)
 
@@ -44,8 +43,9 @@ class DrawConfig:
             object.__setattr__(self, name, positive_int(getattr(self, name), f"DrawConfig.{name}", what))
         if not isinstance(self.attention, bool):
             raise ValueError(f"DrawConfig.attention must be True or False, got {self.attention!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"DrawConfig.likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        if self.likelihood not in _likelihood.LIKELIHOODS:  # looked up now: a likelihood registered later counts
+            raise ValueError(f"DrawConfig.likelihood must be one of {', '.join(_likelihood.LIKELIHOODS)}, "
+                             f"got {self.likelihood!r}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

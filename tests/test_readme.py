@@ -23,4 +23,8 @@ def test_every_python_snippet_in_the_readme_runs(index, data_root, tmp_path, mon
     short = re.sub(r"eval_every=\d+", "eval_every=3", short)
     monkeypatch.chdir(tmp_path)  # the snippet's checkpoint paths land here, not in the repository
     (tmp_path / "models").symlink_to(README.parent / "models")  # the shipped models, as from the repository root
+    from drawviz import data, likelihood
+    # a snippet may register a dataset or a likelihood: the registries are as they were for the next test
+    monkeypatch.setattr(data, "REGISTRY", dict(data.REGISTRY))
+    monkeypatch.setattr(likelihood, "LIKELIHOODS", dict(likelihood.LIKELIHOODS))
     exec(compile(short, f"README.md snippet {index + 1}", "exec"), {"__name__": "readme"})
