@@ -5,7 +5,6 @@ the notebooks and indexes what they write.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Optional
 
 from . import data as _data
 from . import files as _files
+from .metrics import Trained, json_safe
 
 __all__ = ["load_split", "datasets", "test_images", "describe_training", "colour_note", "binarization", "model_for",
            "optional_model", "print_evaluations", "write_json", "Start", "start_from", "campaign_figure", "blur_run"]
@@ -115,24 +115,9 @@ def print_evaluations(row: dict) -> None:
               f"({row['seconds']:.0f} s)", flush=True)
 
 
-def _plain(value):
-    """JSON-safe: NaN/inf become null, numpy scalars and paths become Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_json(path, obj) -> Path:
     """Write atomically (a reader never sees half a file; see drawviz.files)."""
-    return _files.write_json(path, _plain(obj))
+    return _files.write_json(path, json_safe(obj))
 
 
 # ----------------------------------------------------------------------------- train.ipynb
@@ -202,17 +187,16 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
-    metrics_file = Path(run["metrics"]) if run.get("metrics") else None
-    trained = json.loads(metrics_file.read_text()) if metrics_file is not None and metrics_file.exists() else {}
+    trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or Trained()
     binarized = binarization(run["dataset"]) is not None
-    bound = {"dataset": run["name"], "NLL bound, nats": trained.get("nll_bound"), "bits/dim": trained.get("bits_per_dim"),
-             "test images": trained.get("images"),
+    bound = {"dataset": run["name"], "NLL bound, nats": trained.nll_bound, "bits/dim": trained.bits_per_dim,
+             "test images": trained.images,
              "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
-             "epochs": trained.get("epochs"), "CPU core-hours": trained.get("cpu_hours"),
-             "model": trained.get("trained") or Path(run["checkpoint"]).name}
+             "epochs": trained.epochs, "CPU core-hours": trained.cpu_hours,
+             "model": trained.trained or Path(run["checkpoint"]).name}
     esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
     markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
-                f"Model: {code(trained.get('trained') or run['checkpoint'])} (T = {model.config.T}).")
+                f"Model: {code(trained.trained or run['checkpoint'])} (T = {model.config.T}).")
     if "JPEG" in test_set.source:
         markdown += ("\n\n**These CIFAR-10 images are a JPEG re-encoding (quality 75)**, which already smooths "
                      "fine detail: the test images' own sharpness is a little lower than the original CIFAR-10's.")

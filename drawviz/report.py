@@ -29,6 +29,7 @@ from typing import Optional
 from . import data as _data
 from . import files as _files
 from . import resources as _resources
+from . import metrics as _metrics
 from .pages import write_json
 
 # also NOTEBOOKS and DEFAULT_RUNS, looked up when asked for (module __getattr__ below)
@@ -266,10 +267,12 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         log(f"  warning: no notebook takes the parameters {sorted(unused)}")
     with _Kernel() as kernel:
         _run_notebooks(wanted, declared, common, run, out_dir, checkpoint, result, log, kernel)
-    result["train"] = _read(out_dir / "train.json")
-    result["errors"] = _read(out_dir / "error_images.json")
-    result["attention"] = _read(out_dir / "attention.json")
-    result["sharpness"] = _read(out_dir / "blur.json").get(name, {})
+    # what the notebooks reported (drawviz.metrics): None where one failed or did not run
+    result["train"] = _metrics.Trained.read(out_dir / "train.json")
+    result["errors"] = _metrics.ErrorImages.read(out_dir / "error_images.json")
+    result["attention"] = _metrics.Attention.read(out_dir / "attention.json")
+    blur = _metrics.Blur.read(out_dir / "blur.json")
+    result["sharpness"] = blur.runs.get(name) if blur is not None else None
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
     write_json(out_dir / "metrics.json", result)
@@ -339,16 +342,17 @@ INDEX = {False: "index.html", True: "data.html"}  # the offline runs' index and 
 
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
-    compared = _read(out / "comparison" / "blur.json") if comparison is not None else {}
+    compared = (_metrics.Blur.read(out / "comparison" / "blur.json") if comparison is not None else None) or _metrics.Blur()
     for r in results:
-        tr, at = r.get("train", {}), r.get("attention", {})
-        sh = r.get("sharpness") or compared.get(r["run"], {})
-        model = Path(tr["model_file"]).name if tr.get("model_file") else "–"
-        hours = f", {_fmt(tr.get('cpu_hours'), '.1f')} CPU h" if tr.get("cpu_hours") is not None else ""
-        trained = (f"{_fmt(tr.get('step'), ',')} steps<div class=small>{_fmt(tr.get('epochs'), '.1f')} epochs{hours} of "
-                   f"{html.escape(str(tr.get('trained_on') or '?'))}; {html.escape(model)}</div>") if tr else "–"
-        tested = (f"{_fmt(tr.get('images'), ',')}<div class=small>{html.escape(tr.get('likelihood', ''))}"
-                  f"{' (binarised)' if tr.get('binarization', 'none') != 'none' else ''}</div>") if tr else "–"
+        found = r.get("train")
+        tr, at = found or _metrics.Trained(), r.get("attention") or _metrics.Attention()
+        sh = r.get("sharpness") or compared.runs.get(r["run"], {})
+        model = Path(tr.model_file).name if tr.model_file else "–"
+        hours = f", {_fmt(tr.cpu_hours, '.1f')} CPU h" if tr.cpu_hours is not None else ""
+        trained = (f"{_fmt(tr.step, ',')} steps<div class=small>{_fmt(tr.epochs, '.1f')} epochs{hours} of "
+                   f"{html.escape(str(tr.trained_on or '?'))}; {html.escape(model)}</div>") if found else "–"
+        tested = (f"{_fmt(tr.images, ',')}<div class=small>{html.escape(tr.likelihood or '')}"
+                  f"{' (binarised)' if tr.binarization != 'none' else ''}</div>") if found else "–"
         links = " ".join(
             f'<a href="{html.escape(r["run"])}/{nb}.html" class="{v["status"].replace(" ", "-")}">{nb}</a>'
             if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
@@ -361,20 +365,20 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         metrics_link = (f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists()
                         else "")
         ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
-        off = 100 * at["write_off_image"] if at.get("write_off_image") is not None else None
-        attention = (f"{_fmt(at.get('write_footprint'), '.2f')} of the width<div class=small>centres spread "
-                     f"{_fmt(at.get('write_spread_px'), '.1f')} px, {_fmt(off, '.0f')} % off the image</div>"
-                     if at.get("write_footprint") is not None else "–")
+        off = 100 * at.write_off_image if at.write_off_image is not None else None
+        attention = (f"{_fmt(at.write_footprint, '.2f')} of the width<div class=small>centres spread "
+                     f"{_fmt(at.write_spread_px, '.1f')} px, {_fmt(off, '.0f')} % off the image</div>"
+                     if at.write_footprint is not None else "–")
         sharp = (f"samples {ratio('samples', 'laplacian_variance')} · {ratio('samples', 'high_frequency_share')}"
                  f"<div class=small>recon. {ratio('reconstructions', 'laplacian_variance')} · "
                  f"{ratio('reconstructions', 'high_frequency_share')}</div>" if sh else "–")
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
-            f"<div class='small'>{html.escape(_data.portable(tr.get('source', '')))}</div></td>"
-            f"<td>{tr.get('config', {}).get('T', '–')}</td>"
-            f"<td>{_fmt(tr.get('nll_bound'), '.1f')}<div class=small>{_fmt(tr.get('bits_per_dim'), '.3f')} bits/dim"
+            f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
+            f"<td>{tr.config.get('T', '–')}</td>"
+            f"<td>{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim"
             f"</div></td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
-            f"<td>{_fmt(at.get('edit_area'), '.2f')} <span class=small>({_fmt(at.get('edit_area_reference'), '.2f')})"
+            f"<td>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"

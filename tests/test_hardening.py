@@ -309,7 +309,7 @@ def test_a_failed_rerun_shows_no_numbers_of_the_run_before(tmp_path):
     (out / "r" / "train.json").write_text(json.dumps({"nll_bound": 80.0, "step": 9999}))  # the last run's
     result = report.run_one({"name": "r", "dataset": "mnist", "parameters": {"T": 2, "steps": 2}}, out,
                             str(tmp_path / "no-data-here"), ["train"], "cpu", lambda line: None)
-    assert result["status"] == "failed" and result["train"] == {}
+    assert result["status"] == "failed" and result["train"] is None
     index = report.write_index([result], out, None, tmp_path / "runs.yaml", None).read_text()
     assert "9999" not in index and "80.0" not in index and "DatasetNotFoundError" in index
 

@@ -8,6 +8,7 @@ import pytest
 import papermill as pm
 import nbformat
 
+from drawviz.metrics import Attention, Blur, Trained
 from drawviz.report import NOTEBOOKS
 SMALL = {"T": 4, "steps": 20, "batch_size": 32, "n_samples": 12, "device": "cpu", "seed": 0}
 
@@ -47,11 +48,11 @@ def test_every_notebook_is_parameterised():
 
 
 def test_train(trained):
-    metrics = json.loads((trained["out"] / "train.json").read_text())
-    assert math.isfinite(metrics["nll_bound"]) and metrics["nll_bound"] > 0
-    assert metrics["step"] == SMALL["steps"] and metrics["config"]["T"] == SMALL["T"]
-    assert len(metrics["kl_per_step"]) == SMALL["T"]
-    assert "MNIST" in metrics["source"]
+    metrics = Trained.read(trained["out"] / "train.json")  # what the report reads (drawviz.metrics)
+    assert math.isfinite(metrics.nll_bound) and metrics.nll_bound > 0
+    assert metrics.step == SMALL["steps"] and metrics.config["T"] == SMALL["T"]
+    assert len(metrics.kl_per_step) == SMALL["T"]
+    assert "MNIST" in metrics.source
     assert Path(trained["checkpoint"]).exists()
     assert images(trained["nb"]) >= 2  # the loss / NLL-bound curves and the KL per step
 
@@ -66,8 +67,10 @@ def test_train_resumes_from_a_checkpoint(trained, tmp_path):
 
 def test_attention(trained, tmp_path):
     nb = run("attention", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
-             n_show=2, glimpse_steps=[1, 4], **SMALL)
+             n_show=2, glimpse_steps=[1, 4], metrics_out=str(tmp_path / "attention.json"), **SMALL)
     assert images(nb) >= 5
+    windows = Attention.read(tmp_path / "attention.json")
+    assert 0 < windows.write_footprint and 0 <= windows.write_off_image <= 1 and windows.steps.endswith(f"-{SMALL['T']}")
     html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert sum("anim" in "".join(h) and "data:image/png;base64" in "".join(h) for h in html) == 2, \
         "a static scrubber for reconstructions and one for samples"
@@ -105,9 +108,9 @@ def test_blur_across_datasets(trained, tmp_path):
     nb = run("blur", tmp_path, models=models, data_root=trained["root"], n_show=4,
              metrics_out=str(tmp_path / "blur.json"), **SMALL)
     assert images(nb) >= 4
-    metrics = json.loads((tmp_path / "blur.json").read_text())
+    metrics = Blur.read(tmp_path / "blur.json")
     for name in ("mnist", "sample"):
-        assert set(metrics[name]) == {f"{k}/{m}" for k in ("reconstructions", "samples")
+        assert set(metrics.runs[name]) == {f"{k}/{m}" for k in ("reconstructions", "samples")
                                       for m in ("laplacian_variance", "high_frequency_share")}
     text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
     assert "MNIST/raw" in text and "mnist_sample.npz" in text, "the notebook says which data each figure shows"
