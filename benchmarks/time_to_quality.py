@@ -43,7 +43,7 @@ def run(args) -> Path:
     train_set = data.load(args.dataset, "train", args.data_root)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    meta = {"label": args.label, "recipe": recipe.to_dict(), "config": config.to_dict(), "minutes": args.minutes,
+    meta = {"label": args.label, "init": args.init, "recipe": recipe.to_dict(), "config": config.to_dict(), "minutes": args.minutes,
             "dataset": args.dataset, "test_images": len(test_set), "bf16": args.bf16, "fast": args.fast or args.bf16,
             "hardware": describe_hardware(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / f"{args.label}.json").write_text(json.dumps(meta, indent=2))
@@ -59,7 +59,10 @@ def run(args) -> Path:
             print(f"  {row['seconds'] / 60:6.1f} min  step {row['step']:6d}  epoch {row['epoch']:5.2f}  "
                   f"test bound {row['test_nll_bound']:.2f} nats", file=sys.stderr, flush=True)
 
-    result = train(config, train_set, test_set, steps=args.steps, minutes=args.minutes, recipe=recipe,
+    model = config
+    if args.init == "anchor" and not (out / f"{args.label}.pt").exists():  # a resumed run keeps its weights
+        model = anchor_init(config, seed=args.seed)
+    result = train(model, train_set, test_set, steps=args.steps, minutes=args.minutes, recipe=recipe,
                    device=device, seed=args.seed, checkpoint=out / f"{args.label}.pt", checkpoint_every=250,
                    eval_every_minutes=args.eval_every_minutes, eval_batch_size=args.eval_batch_size,
                    progress=not args.no_progress, callbacks=[on_row], fast=args.fast, bf16=args.bf16,
@@ -73,6 +76,23 @@ def run(args) -> Path:
                 final_test_nll_bound=curve[-1]["test_nll_bound"] if curve else None)
     (out / f"{args.label}.json").write_text(json.dumps(meta, indent=2))
     return out / f"{args.label}.csv"
+
+
+def anchor_init(config: DrawConfig, seed: int = 0):
+    """DRAW initialised as jbornschein/draw does: every weight N(0, 0.01), every bias 0. Its first
+    attention windows then sit at the centre with δ ≈ (A−1)/(N−1): the grid covers the whole image."""
+    from drawviz.model import DRAW
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DRAW(config)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]  # weight, weight_ih, bias_hh, ...; c0, h_enc0 stay zero
+                if leaf.startswith("weight"):
+                    p.normal_(0.0, 0.01)
+                elif leaf.startswith("bias"):
+                    p.zero_()
+    return model
 
 
 def write_curve(path: Path, rows: list[dict]) -> None:
@@ -129,6 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-attention", action="store_true")
     p.add_argument("--test-limit", type=int, help="default: the whole test set")
     p.add_argument("--recipe", default="anneal")
+    p.add_argument("--init", choices=["default", "anchor"], default="default",
+                   help="anchor: every weight N(0, 0.01) and every bias 0 (jbornschein/draw); default: PyTorch's")
     for name, kind in (("lr", float), ("warmup", int), ("final-lr", float), ("batch-size", int),
                        ("clip", float), ("beta1", float), ("beta2", float)):
         p.add_argument(f"--{name}", type=kind)
