@@ -12,6 +12,7 @@ plain forward; peak memory of one training step (CPU: the process's RSS high-wat
 before each step; CUDA: torch.cuda.max_memory_allocated).  Both implementations are first
 checked to compute the same loss.  Prints a table, writes bench.csv and bench.json to --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,7 @@ from drawviz.model import DRAW, DrawConfig  # noqa: E402
 from drawviz.probes import Recorder  # noqa: E402
 
 # (row name, preset, batch)
-CASES = [("mnist b64", "mnist", 64), ("mnist b128", "mnist", 128), ("mnist b256", "mnist", 256),
-         ("cifar10 b64", "cifar10", 64)]
+CASES = [("mnist b64", "mnist", 64), ("mnist b128", "mnist", 128), ("mnist b256", "mnist", 256), ("cifar10 b64", "cifar10", 64)]
 DEFAULT_CASES = "mnist b64,mnist b256,cifar10 b64"
 TINY = dict(T=4, enc_size=32, dec_size=32, z_size=8)
 
@@ -50,8 +50,14 @@ def hardware(device: torch.device) -> dict:
         cpu = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
     except (OSError, StopIteration, subprocess.SubprocessError):
         pass
-    info = dict(cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                torch=torch.__version__, python=platform.python_version(), device=str(device))
+    info = dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        device=str(device),
+    )
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -81,6 +87,7 @@ def _status(key: str) -> float:
     except OSError:
         pass
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -93,7 +100,7 @@ def peak_memory_mb(step, device) -> float:
         before = torch.cuda.memory_allocated(device)
         step()
         _sync(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     before = _rss_reset()
     step()
     return _status("VmHWM") - before
@@ -103,9 +110,20 @@ def cpu_peak_in_subprocess(impl, preset, batch, args) -> float:
     """Peak extra RSS of one (warm) training step, MiB, measured in a child process whose allocator
     returns large blocks to the system at once (so RSS follows the live tensors)."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    cmd = [sys.executable, __file__, "--_peak", impl, preset, str(batch), "--compile",
-           {True: "on", False: "off"}.get(args.compile, "auto")] + (["--tiny"] if args.tiny else []) + \
-          (["--threads", str(args.threads)] if args.threads else [])
+    cmd = (
+        [
+            sys.executable,
+            __file__,
+            "--_peak",
+            impl,
+            preset,
+            str(batch),
+            "--compile",
+            {True: "on", False: "off"}.get(args.compile, "auto"),
+        ]
+        + (["--tiny"] if args.tiny else [])
+        + (["--threads", str(args.threads)] if args.threads else [])
+    )
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -154,11 +172,16 @@ def run_case(name, preset, batch, args, device):
     loss_bf16.backward()
     model.zero_grad(set_to_none=True)
 
-    opts = {"fast": torch.optim.Adam(model.parameters(), 1e-4),
-            "bf16": torch.optim.Adam(model.parameters(), 1e-4),
-            "eager": torch.optim.Adam(eager.parameters(), 1e-4)}
-    forward = {"fast": lambda: fast(x, eps, check=False).loss, "eager": lambda: eager(x, eps),
-               "bf16": lambda: fast_bf16(x, eps, check=False).loss}
+    opts = {
+        "fast": torch.optim.Adam(model.parameters(), 1e-4),
+        "bf16": torch.optim.Adam(model.parameters(), 1e-4),
+        "eager": torch.optim.Adam(eager.parameters(), 1e-4),
+    }
+    forward = {
+        "fast": lambda: fast(x, eps, check=False).loss,
+        "eager": lambda: eager(x, eps),
+        "bf16": lambda: fast_bf16(x, eps, check=False).loss,
+    }
 
     def train_step(impl):
         opts[impl].zero_grad(set_to_none=True)
@@ -181,7 +204,7 @@ def run_case(name, preset, batch, args, device):
     rec_times = {"plain": [], "record": []}
     with torch.no_grad():
         for i in range(args.warmup + 2 * args.steps):
-            for kind in (("plain", "record") if i % 2 == 0 else ("record", "plain")):
+            for kind in ("plain", "record") if i % 2 == 0 else ("record", "plain"):
                 rec = Recorder() if kind == "record" else None
                 _sync(device)
                 t = time.perf_counter()
@@ -198,24 +221,48 @@ def run_case(name, preset, batch, args, device):
         mem = {impl: cpu_peak_in_subprocess(impl, preset, batch, args) for impl in ("eager", "fast")}
     med = {k: statistics.median(v) for k, v in {**times, **rec_times}.items()}
     return dict(
-        case=name, preset=preset, batch=batch, T=cfg.T, steps=args.steps,
-        eager_s_per_step=med["eager"], fast_s_per_step=med["fast"], bf16_s_per_step=med["bf16"],
-        eager_img_per_s=batch / med["eager"], fast_img_per_s=batch / med["fast"],
+        case=name,
+        preset=preset,
+        batch=batch,
+        T=cfg.T,
+        steps=args.steps,
+        eager_s_per_step=med["eager"],
+        fast_s_per_step=med["fast"],
+        bf16_s_per_step=med["bf16"],
+        eager_img_per_s=batch / med["eager"],
+        fast_img_per_s=batch / med["fast"],
         bf16_img_per_s=batch / med["bf16"],
-        speedup=med["eager"] / med["fast"], bf16_speedup=med["eager"] / med["bf16"],
+        speedup=med["eager"] / med["fast"],
+        bf16_speedup=med["eager"] / med["bf16"],
         bf16_loss_rel_diff=abs(loss_bf16.item() / loss_fast.item() - 1),
-        fwd_s=med["plain"], fwd_record_s=med["record"],
+        fwd_s=med["plain"],
+        fwd_record_s=med["record"],
         record_overhead_pct=100 * (med["record"] / med["plain"] - 1),
-        eager_peak_mb=mem["eager"], fast_peak_mb=mem["fast"],
-        fast_first_call_s=first_call_s, loss=loss_fast.item())
+        eager_peak_mb=mem["eager"],
+        fast_peak_mb=mem["fast"],
+        fast_first_call_s=first_call_s,
+        loss=loss_fast.item(),
+    )
 
 
-COLUMNS = [("case", "{}"), ("eager_s_per_step", "{:.3f}"), ("fast_s_per_step", "{:.3f}"),
-           ("bf16_s_per_step", "{:.3f}"), ("eager_img_per_s", "{:.0f}"), ("fast_img_per_s", "{:.0f}"),
-           ("bf16_img_per_s", "{:.0f}"), ("speedup", "{:.2f}x"), ("bf16_speedup", "{:.2f}x"),
-           ("bf16_loss_rel_diff", "{:.1e}"),
-           ("fwd_s", "{:.3f}"), ("fwd_record_s", "{:.3f}"), ("record_overhead_pct", "{:+.1f}%"),
-           ("eager_peak_mb", "{:.0f}"), ("fast_peak_mb", "{:.0f}"), ("fast_first_call_s", "{:.1f}")]
+COLUMNS = [
+    ("case", "{}"),
+    ("eager_s_per_step", "{:.3f}"),
+    ("fast_s_per_step", "{:.3f}"),
+    ("bf16_s_per_step", "{:.3f}"),
+    ("eager_img_per_s", "{:.0f}"),
+    ("fast_img_per_s", "{:.0f}"),
+    ("bf16_img_per_s", "{:.0f}"),
+    ("speedup", "{:.2f}x"),
+    ("bf16_speedup", "{:.2f}x"),
+    ("bf16_loss_rel_diff", "{:.1e}"),
+    ("fwd_s", "{:.3f}"),
+    ("fwd_record_s", "{:.3f}"),
+    ("record_overhead_pct", "{:+.1f}%"),
+    ("eager_peak_mb", "{:.0f}"),
+    ("fast_peak_mb", "{:.0f}"),
+    ("fast_first_call_s", "{:.1f}"),
+]
 
 
 def table(rows) -> str:
@@ -268,19 +315,26 @@ def main(argv=None):
         rows.append(run_case(name, preset, batch, args, device))
         print(f"done: {name}", file=sys.stderr, flush=True)
     text = table(rows)
-    print(f"{hw['cpu']}, {hw['cores']} cores, torch {hw['torch']} ({hw['torch_threads']} threads), "
-          f"device {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else ""))
-    print(f"median of {args.steps} interleaved training steps (forward + backward + Adam)" +
-          (" [tiny]" if args.tiny else ""))
+    print(
+        f"{hw['cpu']}, {hw['cores']} cores, torch {hw['torch']} ({hw['torch_threads']} threads), "
+        f"device {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else "")
+    )
+    print(f"median of {args.steps} interleaved training steps (forward + backward + Adam)" + (" [tiny]" if args.tiny else ""))
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "bench.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    meta = dict(hardware=hw, date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
-                tiny=args.tiny, compile=str(args.compile), tf32=bool(args.tf32), rows=rows)
+    meta = dict(
+        hardware=hw,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+        tiny=args.tiny,
+        compile=str(args.compile),
+        tf32=bool(args.tf32),
+        rows=rows,
+    )
     (args.out / "bench.json").write_text(json.dumps(meta, indent=2))
     return rows
 

@@ -11,6 +11,7 @@ the reconstruction's RMSE in intensity against the per-pixel mean image's, and t
 below (a), the likelihood's shared scale is what holds the bound up; if the RMSE is near the mean
 image's, the latents carry too little and training (rate, time, free bits) is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,16 +57,24 @@ def main(argv=None) -> int:
         "learned scale per subpixel": bits(out.nll, pixels),
         "best single scale": bits(best_scale(c, x, False), pixels),
         "best scale per image (oracle)": bits(best_scale(c, x, True), pixels),
-        "mean image, best single scale": bits(best_scale(torch.logit(mean_image.clamp(1e-3, 1 - 1e-3)).expand_as(x), x,
-                                                         False), pixels),
+        "mean image, best single scale": bits(
+            best_scale(torch.logit(mean_image.clamp(1e-3, 1 - 1e-3)).expand_as(x), x, False), pixels
+        ),
     }
     rmse = float((torch.sigmoid(c) - x).pow(2).mean().sqrt())
     rmse_mean = float((mean_image - x).pow(2).mean().sqrt())
     kl = float(out.kl.sum(0).mean())
-    report = {"checkpoint": args.checkpoint, "step": state["step"], "images": len(x),
-              "bits_per_dim_of_the_likelihood_term": rows, "kl_nats": kl, "kl_bits_per_dim": kl / (pixels * math.log(2)),
-              "rmse_reconstruction": rmse, "rmse_mean_image": rmse_mean,
-              "learned_log_scale_median": float(model.log_scale.median())}
+    report = {
+        "checkpoint": args.checkpoint,
+        "step": state["step"],
+        "images": len(x),
+        "bits_per_dim_of_the_likelihood_term": rows,
+        "kl_nats": kl,
+        "kl_bits_per_dim": kl / (pixels * math.log(2)),
+        "rmse_reconstruction": rmse,
+        "rmse_mean_image": rmse_mean,
+        "learned_log_scale_median": float(model.log_scale.median()),
+    }
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ matmuls per read and per write, autograd over every op.  Same network and parame
 drawviz.model.DRAW (load_from copies them), so the benchmark can check it computes the same
 loss before timing it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,14 +17,14 @@ class EagerDRAW(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = c = cfg
-        read_size = 2 * c.channels * (c.read_n ** 2 if c.attention else c.height * c.width)
+        read_size = 2 * c.channels * (c.read_n**2 if c.attention else c.height * c.width)
         self.encoder = nn.LSTMCell(read_size + c.dec_size, c.enc_size)
         self.decoder = nn.LSTMCell(c.z_size, c.dec_size)
         self.q = nn.Linear(c.enc_size, 2 * c.z_size)
         if c.attention:
             self.read_att = nn.Linear(c.dec_size, 5)
             self.write_att = nn.Linear(c.dec_size, 5)
-            self.write_patch = nn.Linear(c.dec_size, c.channels * c.write_n ** 2)
+            self.write_patch = nn.Linear(c.dec_size, c.channels * c.write_n**2)
         else:
             self.write_full = nn.Linear(c.dec_size, c.channels * c.height * c.width)
         self.c0 = nn.Parameter(torch.zeros(c.channels, c.height, c.width))
@@ -35,8 +36,11 @@ class EagerDRAW(nn.Module):
         """Copy a drawviz DRAW's parameters (the same network, other names)."""
         pairs = [(self.encoder, draw.encoder), (self.decoder, draw.decoder), (self.q, draw.q)]
         if self.cfg.attention:
-            pairs += [(self.read_att, draw.read.params), (self.write_att, draw.write.params),
-                      (self.write_patch, draw.write.patch)]
+            pairs += [
+                (self.read_att, draw.read.params),
+                (self.write_att, draw.write.params),
+                (self.write_patch, draw.write.patch),
+            ]
         else:
             pairs += [(self.write_full, draw.write.linear)]
         for mine, theirs in pairs:
@@ -58,8 +62,8 @@ class EagerDRAW(nn.Module):
         mu_y = gy + grid * delta
         a = torch.arange(1, c.width + 1, dtype=h_dec.dtype).view(1, 1, -1)
         b = torch.arange(1, c.height + 1, dtype=h_dec.dtype).view(1, 1, -1)
-        Fx = torch.exp(-(a - mu_x.unsqueeze(2)) ** 2 / (2 * sigma2.unsqueeze(2)))
-        Fy = torch.exp(-(b - mu_y.unsqueeze(2)) ** 2 / (2 * sigma2.unsqueeze(2)))
+        Fx = torch.exp(-((a - mu_x.unsqueeze(2)) ** 2) / (2 * sigma2.unsqueeze(2)))
+        Fy = torch.exp(-((b - mu_y.unsqueeze(2)) ** 2) / (2 * sigma2.unsqueeze(2)))
         Fx = Fx / Fx.sum(2, keepdim=True).clamp_min(1e-8)
         Fy = Fy / Fy.sum(2, keepdim=True).clamp_min(1e-8)
         return Fx, Fy, torch.exp(log_gamma).view(-1)
@@ -72,8 +76,7 @@ class EagerDRAW(nn.Module):
         Fx, Fy, gamma = self.attention(self.read_att, h_dec, N)
         Fy_c = Fy.repeat_interleave(C, 0)  # (b·C, N, H)
         Fx_t = Fx.transpose(1, 2).repeat_interleave(C, 0)  # (b·C, W, N)
-        glimpses = [torch.bmm(torch.bmm(Fy_c, img.reshape(b * C, H, W)), Fx_t).view(b, -1)
-                    for img in (x, x_hat)]
+        glimpses = [torch.bmm(torch.bmm(Fy_c, img.reshape(b * C, H, W)), Fx_t).view(b, -1) for img in (x, x_hat)]
         return torch.cat(glimpses, 1) * gamma.view(-1, 1)
 
     def write(self, h_dec):
@@ -104,6 +107,6 @@ class EagerDRAW(nn.Module):
             z = mu + sigma * eps[t]
             h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
             canvas = canvas + self.write(h_dec)
-            kl = kl + 0.5 * (mu ** 2 + sigma ** 2 - 2 * log_sigma - 1).sum(1)
+            kl = kl + 0.5 * (mu**2 + sigma**2 - 2 * log_sigma - 1).sum(1)
         nll = F.binary_cross_entropy_with_logits(canvas, x, reduction="none").flatten(1).sum(1)
         return (nll + kl).mean()

@@ -8,6 +8,7 @@ Writes <out>/equal_budgets.csv (one row per model and budget: the bound linearly
 evaluations around it, empty where a model has not trained that long), <out>/equal_budgets.md (the same as
 Markdown tables) and <out>/campaign.png (plots.plot_campaign of all the curves with the anchors).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,16 @@ def main(argv=None) -> int:
         for axis, budgets in (("epoch", EPOCHS), ("cpu_hours", CPU_HOURS)):
             for b in budgets:
                 rows.append({"model": name, "budget": axis, "at": b, "test_nll_bound": at(curve, axis, b)})
-        rows.append({"model": name, "budget": "final", "at": total["epochs"], "test_nll_bound": curve["test_nll_bound"].iloc[-1],
-                     "cpu_hours": total["cpu_hours"], "legs": total["legs"]})
+        rows.append(
+            {
+                "model": name,
+                "budget": "final",
+                "at": total["epochs"],
+                "test_nll_bound": curve["test_nll_bound"].iloc[-1],
+                "cpu_hours": total["cpu_hours"],
+                "legs": total["legs"],
+            }
+        )
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "equal_budgets.csv", index=False)
@@ -76,8 +85,10 @@ def main(argv=None) -> int:
     md.append("At the end of training:\n\n" + markdown(final.rename(columns={"at": "epochs"}), index=False))
     (args.out / "equal_budgets.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    plots.save(plots.plot_campaign(pd.concat(curves), campaign.ANCHORS,
-                                   title="MNIST: test bound over all legs of training"), args.out / "campaign.png")
+    plots.save(
+        plots.plot_campaign(pd.concat(curves), campaign.ANCHORS, title="MNIST: test bound over all legs of training"),
+        args.out / "campaign.png",
+    )
     return 0
 
 

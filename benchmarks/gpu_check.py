@@ -11,6 +11,7 @@ binarised test digits); summary.json with the figures that matter. CUDA graphs a
 path keeps per-step outputs that graph replay would overwrite (see drawviz.fast.make_fast).
 Each stage runs as its own process; a failed stage is recorded and the next one still runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ def _stage(name: str, cmd: list[str], out: Path, log: Path, timeout: float) -> d
     print(f"[{name}] {' '.join(cmd)}", flush=True)
     with open(log, "w") as f:
         try:
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.run(
+                cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
             status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
         except subprocess.TimeoutExpired:
             status = f"timed out after {timeout:.0f} s"
@@ -43,12 +45,23 @@ def _stage(name: str, cmd: list[str], out: Path, log: Path, timeout: float) -> d
 def device_info(device: str) -> dict:
     import torch
 
-    info = {"torch": torch.__version__, "python": platform.python_version(), "cpu": platform.processor(),
-            "cores": os.cpu_count(), "device": device, "cuda": torch.cuda.is_available()}
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor(),
+        "cores": os.cpu_count(),
+        "device": device,
+        "cuda": torch.cuda.is_available(),
+    }
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
-        info.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1), capability=f"{p.major}.{p.minor}",
-                    bf16=torch.cuda.is_bf16_supported(), cuda_version=torch.version.cuda)
+        info.update(
+            gpu=p.name,
+            gpu_memory_gb=round(p.total_memory / 2**30, 1),
+            capability=f"{p.major}.{p.minor}",
+            bf16=torch.cuda.is_bf16_supported(),
+            cuda_version=torch.version.cuda,
+        )
     return info
 
 
@@ -70,8 +83,18 @@ def main(argv=None) -> int:
     stages = []
     cases = "mnist b64,mnist b128,mnist b256"
     for mode, extra in (("fp32", []), ("tf32", ["--tf32"])):
-        bench = [py, "benchmarks/bench.py", "--device", args.device, "--cases", cases, "--out", str(out / f"bench-{mode}"),
-                 *extra, *(["--tiny"] if args.tiny else [])]
+        bench = [
+            py,
+            "benchmarks/bench.py",
+            "--device",
+            args.device,
+            "--cases",
+            cases,
+            "--out",
+            str(out / f"bench-{mode}"),
+            *extra,
+            *(["--tiny"] if args.tiny else []),
+        ]
         stages.append(_stage(f"bench {mode}", bench, out, out / f"bench-{mode}.log", 240))
 
     root = ["--data-root", args.data_root] if args.data_root else []
@@ -79,13 +102,44 @@ def main(argv=None) -> int:
     train_dir.mkdir(exist_ok=True)
     checkpoint = train_dir / "mnist.pt"
     if args.tiny:
-        train = [py, "-m", "drawviz", "train", "--dataset", "mnist-sample", "--T", "3", "--steps", "4", "--eval-every",
-                 "4", "--test-limit", "50", "--no-progress"]
+        train = [
+            py,
+            "-m",
+            "drawviz",
+            "train",
+            "--dataset",
+            "mnist-sample",
+            "--T",
+            "3",
+            "--steps",
+            "4",
+            "--eval-every",
+            "4",
+            "--test-limit",
+            "50",
+            "--no-progress",
+        ]
         evaluate = [py, "-m", "drawviz", "evaluate", str(checkpoint), "--dataset", "mnist-sample", "--no-progress"]
     else:
-        train = [py, "-m", "drawviz", "train", "--dataset", "mnist", "--recipe", "anneal", "--fast",
-                 "--minutes", str(args.minutes), "--eval-every-minutes", str(max(args.minutes / 3, 1)),
-                 "--test-limit", "2000", "--no-progress", *root]
+        train = [
+            py,
+            "-m",
+            "drawviz",
+            "train",
+            "--dataset",
+            "mnist",
+            "--recipe",
+            "anneal",
+            "--fast",
+            "--minutes",
+            str(args.minutes),
+            "--eval-every-minutes",
+            str(max(args.minutes / 3, 1)),
+            "--test-limit",
+            "2000",
+            "--no-progress",
+            *root,
+        ]
         evaluate = [py, "-m", "drawviz", "evaluate", str(checkpoint), "--no-progress", *root]
     train += ["--device", args.device, "--checkpoint", str(checkpoint), "--history", str(train_dir / "history.csv")]
     evaluate += ["--device", args.device]
@@ -96,12 +150,15 @@ def main(argv=None) -> int:
     for mode in ("fp32", "tf32"):
         bench = out / f"bench-{mode}" / "bench.json"
         if bench.exists():
-            summary[f"bench_{mode}"] = {r["case"]: {k: r[k] for k in ("eager_s_per_step", "fast_s_per_step",
-                                                                        "bf16_s_per_step", "speedup", "bf16_speedup")}
-                                        for r in json.loads(bench.read_text())["rows"]}
+            summary[f"bench_{mode}"] = {
+                r["case"]: {
+                    k: r[k] for k in ("eager_s_per_step", "fast_s_per_step", "bf16_s_per_step", "speedup", "bf16_speedup")
+                }
+                for r in json.loads(bench.read_text())["rows"]
+            }
     log = (out / "evaluate.log").read_text() if (out / "evaluate.log").exists() else ""
     if "{" in log:
-        metrics = json.loads(log[log.index("{"):log.rindex("}") + 1])
+        metrics = json.loads(log[log.index("{") : log.rindex("}") + 1])
         (out / "evaluate.json").write_text(json.dumps(metrics, indent=2))
         summary["test_nll_bound"] = metrics["nll_bound"]
         summary["test_images"] = metrics["images"]

@@ -11,6 +11,7 @@ interrupted run resumes where it stopped (same command). The clock counts traini
 evaluations and checkpoint writes are excluded. --plot draws <out>/time_to_quality.png from
 every CSV in <out>.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,42 +39,102 @@ def run(args) -> Path:
     if args.T is not None:
         overrides["T"] = args.T
     config = DrawConfig.preset(args.preset, **overrides)
-    recipe = Recipe.named(args.recipe, lr=args.lr, warmup=args.warmup, decay=args.decay, final=args.final_lr,
-                          batch_size=args.batch_size, clip=args.clip, beta1=args.beta1, beta2=args.beta2)
+    recipe = Recipe.named(
+        args.recipe,
+        lr=args.lr,
+        warmup=args.warmup,
+        decay=args.decay,
+        final=args.final_lr,
+        batch_size=args.batch_size,
+        clip=args.clip,
+        beta1=args.beta1,
+        beta2=args.beta2,
+    )
     train_set = data.load(args.dataset, "train", args.data_root)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    meta = {"label": args.label, "init": args.init, "recipe": recipe.to_dict(), "config": config.to_dict(), "minutes": args.minutes,
-            "dataset": args.dataset, "test_images": len(test_set), "bf16": args.bf16, "fast": args.fast or args.bf16,
-            "hardware": describe_hardware(device), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {
+        "label": args.label,
+        "init": args.init,
+        "recipe": recipe.to_dict(),
+        "config": config.to_dict(),
+        "minutes": args.minutes,
+        "dataset": args.dataset,
+        "test_images": len(test_set),
+        "bf16": args.bf16,
+        "fast": args.fast or args.bf16,
+        "hardware": describe_hardware(device),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     (out / f"{args.label}.json").write_text(json.dumps(meta, indent=2))
-    print(f"time_to_quality: {args.label}: {args.minutes} min on {meta['hardware']['name']} "
-          f"({meta['hardware'].get('threads', 'GPU')} threads), {recipe}", file=sys.stderr)
+    print(
+        f"time_to_quality: {args.label}: {args.minutes} min on {meta['hardware']['name']} "
+        f"({meta['hardware'].get('threads', 'GPU')} threads), {recipe}",
+        file=sys.stderr,
+    )
     curve = []
 
     def on_row(row):
         if row["test_nll_bound"] == row["test_nll_bound"]:  # evaluated at this step (not NaN)
-            curve.append({"label": args.label, "minutes": row["seconds"] / 60, "step": row["step"],
-                          "epoch": row["epoch"], "test_nll_bound": row["test_nll_bound"], "lr": row["lr"]})
+            curve.append(
+                {
+                    "label": args.label,
+                    "minutes": row["seconds"] / 60,
+                    "step": row["step"],
+                    "epoch": row["epoch"],
+                    "test_nll_bound": row["test_nll_bound"],
+                    "lr": row["lr"],
+                }
+            )
             write_curve(out / f"{args.label}.csv", curve)
-            print(f"  {row['seconds'] / 60:6.1f} min  step {row['step']:6d}  epoch {row['epoch']:5.2f}  "
-                  f"test bound {row['test_nll_bound']:.2f} nats", file=sys.stderr, flush=True)
+            print(
+                f"  {row['seconds'] / 60:6.1f} min  step {row['step']:6d}  epoch {row['epoch']:5.2f}  "
+                f"test bound {row['test_nll_bound']:.2f} nats",
+                file=sys.stderr,
+                flush=True,
+            )
 
     model = config
     if args.init == "anchor" and not (out / f"{args.label}.pt").exists():  # a resumed run keeps its weights
         model = anchor_init(config, seed=args.seed)
-    result = train(model, train_set, test_set, steps=args.steps, minutes=args.minutes, recipe=recipe,
-                   device=device, seed=args.seed, checkpoint=out / f"{args.label}.pt", checkpoint_every=250,
-                   eval_every_minutes=args.eval_every_minutes, eval_batch_size=args.eval_batch_size,
-                   progress=not args.no_progress, callbacks=[on_row], fast=args.fast, bf16=args.bf16,
-                   train_args={"dataset": args.dataset, "benchmark": "time_to_quality", "label": args.label})
+    result = train(
+        model,
+        train_set,
+        test_set,
+        steps=args.steps,
+        minutes=args.minutes,
+        recipe=recipe,
+        device=device,
+        seed=args.seed,
+        checkpoint=out / f"{args.label}.pt",
+        checkpoint_every=250,
+        eval_every_minutes=args.eval_every_minutes,
+        eval_batch_size=args.eval_batch_size,
+        progress=not args.no_progress,
+        callbacks=[on_row],
+        fast=args.fast,
+        bf16=args.bf16,
+        train_args={"dataset": args.dataset, "benchmark": "time_to_quality", "label": args.label},
+    )
     # evaluations from before a resume live in the checkpoint's history: rebuild the whole curve
     history = result.history.dropna(subset=["test_nll_bound"])
-    curve = [{"label": args.label, "minutes": r.seconds / 60, "step": int(r.step), "epoch": r.epoch,
-              "test_nll_bound": r.test_nll_bound, "lr": r.lr} for r in history.itertuples()]
+    curve = [
+        {
+            "label": args.label,
+            "minutes": r.seconds / 60,
+            "step": int(r.step),
+            "epoch": r.epoch,
+            "test_nll_bound": r.test_nll_bound,
+            "lr": r.lr,
+        }
+        for r in history.itertuples()
+    ]
     write_curve(out / f"{args.label}.csv", curve)
-    meta.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), steps=result.step,
-                final_test_nll_bound=curve[-1]["test_nll_bound"] if curve else None)
+    meta.update(
+        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+        steps=result.step,
+        final_test_nll_bound=curve[-1]["test_nll_bound"] if curve else None,
+    )
     (out / f"{args.label}.json").write_text(json.dumps(meta, indent=2))
     return out / f"{args.label}.csv"
 
@@ -82,6 +143,7 @@ def anchor_init(config: DrawConfig, seed: int = 0):
     """DRAW initialised as jbornschein/draw does: every weight N(0, 0.01), every bias 0. Its first
     attention windows then sit at the centre with δ ≈ (A−1)/(N−1): the grid covers the whole image."""
     from drawviz.model import DRAW
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DRAW(config)
@@ -97,6 +159,7 @@ def anchor_init(config: DrawConfig, seed: int = 0):
 
 def write_curve(path: Path, rows: list[dict]) -> None:
     import pandas as pd
+
     tmp = path.with_suffix(".csv.tmp")
     pd.DataFrame(rows, columns=["label", "minutes", "step", "epoch", "test_nll_bound", "lr"]).to_csv(tmp, index=False)
     os.replace(tmp, path)
@@ -105,6 +168,7 @@ def write_curve(path: Path, rows: list[dict]) -> None:
 def plot(out: Path) -> Path:
     """NLL bound against minutes and against epochs, one line per run in ``out``."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -149,10 +213,21 @@ def main(argv=None) -> int:
     p.add_argument("--no-attention", action="store_true")
     p.add_argument("--test-limit", type=int, help="default: the whole test set")
     p.add_argument("--recipe", default="anneal")
-    p.add_argument("--init", choices=["default", "anchor"], default="default",
-                   help="anchor: every weight N(0, 0.01) and every bias 0 (jbornschein/draw); default: PyTorch's")
-    for name, kind in (("lr", float), ("warmup", int), ("final-lr", float), ("batch-size", int),
-                       ("clip", float), ("beta1", float), ("beta2", float)):
+    p.add_argument(
+        "--init",
+        choices=["default", "anchor"],
+        default="default",
+        help="anchor: every weight N(0, 0.01) and every bias 0 (jbornschein/draw); default: PyTorch's",
+    )
+    for name, kind in (
+        ("lr", float),
+        ("warmup", int),
+        ("final-lr", float),
+        ("batch-size", int),
+        ("clip", float),
+        ("beta1", float),
+        ("beta2", float),
+    ):
         p.add_argument(f"--{name}", type=kind)
     p.add_argument("--decay", choices=["constant", "cosine", "linear"])
     p.add_argument("--fast", action="store_true")

@@ -2,6 +2,7 @@
 
 Importing drawviz is light: torch, numpy and pandas only; Jupyter pieces load on use.
 """
+
 from .model import DRAW, DrawConfig, DrawOutput, InputError, PRESETS
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Command line: ``python -m drawviz {train,evaluate,export,card,report} ...``."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ from pathlib import Path
 
 def _train(args) -> int:
     from . import distributed
+
     try:
         ranks = distributed.init_from_env(args.device)  # under torchrun: one process of several
         return _train_here(args, ranks)
@@ -23,8 +25,11 @@ def _train_here(args, ranks) -> int:
     from .model import DrawConfig
     from .train import Recipe, TrainConfig, evaluate, train
 
-    overrides = {k: v for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n,
-                                   "likelihood": args.likelihood}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood}.items()
+        if v is not None
+    }
     if args.no_attention:
         overrides["attention"] = False
     preset = args.preset or data.default_preset(args.dataset)
@@ -33,6 +38,7 @@ def _train_here(args, ranks) -> int:
     if args.init_from and not checkpoint.exists() and ranks.main:
         # a new leg of a model's training (e.g. from models/mnist.pt): copy it, never write into it
         from .train import check_writable, load_checkpoint
+
         load_checkpoint(args.init_from)  # refuse a file that is not a checkpoint before copying it
         check_writable(checkpoint)
         shutil.copyfile(args.init_from, checkpoint)
@@ -40,55 +46,101 @@ def _train_here(args, ranks) -> int:
     ranks.barrier()  # the other ranks read the copy
     if checkpoint.exists():  # resuming: the network is the checkpoint's
         from .train import load_checkpoint
+
         saved = load_checkpoint(checkpoint)["config"]
         if args.preset or overrides:
             changed = saved.diff(config)
             if changed:
-                raise ValueError(f"{checkpoint} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
-                                 f", not {', '.join(f'{k} = {b!r}' for k, (a, b) in changed.items())}: drop those "
-                                 f"flags to resume it, or give another --checkpoint")
+                raise ValueError(
+                    f"{checkpoint} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
+                    f", not {', '.join(f'{k} = {b!r}' for k, (a, b) in changed.items())}: drop those "
+                    f"flags to resume it, or give another --checkpoint"
+                )
         config = saved
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
-    recipe = Recipe.named(args.recipe, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
-                          warmup=args.warmup, decay=args.decay, final=args.final_lr)
+    recipe = Recipe.named(
+        args.recipe,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        clip=args.clip,
+        warmup=args.warmup,
+        decay=args.decay,
+        final=args.final_lr,
+    )
     binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
-    given = {k: getattr(args, k) for k in ("minutes", "seed", "checkpoint_every", "eval_every", "eval_every_minutes",
-                                           "limit", "test_limit", "rewarm", "cooldown_minutes") if getattr(args, k) is not None}
+    given = {
+        k: getattr(args, k)
+        for k in (
+            "minutes",
+            "seed",
+            "checkpoint_every",
+            "eval_every",
+            "eval_every_minutes",
+            "limit",
+            "test_limit",
+            "rewarm",
+            "cooldown_minutes",
+        )
+        if getattr(args, k) is not None
+    }
     if args.steps is not None or args.minutes is not None:
         given["steps"] = args.steps
-    settings = TrainConfig().replace(recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16,
-                                     dataset=args.dataset, data_root=args.data_root, **given)
+    settings = TrainConfig().replace(
+        recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16, dataset=args.dataset, data_root=args.data_root, **given
+    )
     if args.history and ranks.main:  # found out now, not after the training
         from .files import check_writable as writable
+
         writable(args.history, "choose a writable --history file")
     if ranks.main:
         share = f" in {ranks.world} processes ({recipe.batch_size // ranks.world} images each)" if ranks.world > 1 else ""
-        print(f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}{share}\n"
-              f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}", file=sys.stderr)
-    result = train(config, train_set, test_set, settings, device=args.device, checkpoint=checkpoint,
-                   progress=not args.no_progress, callbacks=[_log_line(args.log_every)] if args.log_every else ())
+        print(
+            f"drawviz: training on {len(train_set)} {args.dataset} images from {train_set.source}{share}\n"
+            f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}",
+            file=sys.stderr,
+        )
+    result = train(
+        config,
+        train_set,
+        test_set,
+        settings,
+        device=args.device,
+        checkpoint=checkpoint,
+        progress=not args.no_progress,
+        callbacks=[_log_line(args.log_every)] if args.log_every else (),
+    )
     if not ranks.main:  # rank 0 reports
         return 0
     metrics = evaluate(result.model, test_set, seed=settings.seed, binarize=binarize is not None)
-    metrics.update(dataset=args.dataset, step=result.step, checkpoint=str(checkpoint),
-                   seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0)
+    metrics.update(
+        dataset=args.dataset,
+        step=result.step,
+        checkpoint=str(checkpoint),
+        seconds=float(result.history["seconds"].iloc[-1]) if len(result.history) else 0.0,
+    )
     print(json.dumps(metrics, indent=2))
     if args.history:
         from .files import write_text
+
         write_text(args.history, result.history.to_csv(index=False))
     return 0
 
 
 def _log_line(every: int):
     """A callback printing one line every ``every`` steps and at each test bound (for logs of long runs)."""
+
     def log(row):
         tested = row["test_nll_bound"] == row["test_nll_bound"]
         if tested or row["step"] % every == 0:
-            print(f"step {row['step']:7,d}  epoch {row['epoch']:7.2f}  {row['seconds'] / 60:7.1f} min  "
-                  f"loss {row['loss']:8.2f}  lr {row['lr']:.2e}" + (f"  test bound {row['test_nll_bound']:.2f}"
-                                                                  if tested else ""), file=sys.stderr, flush=True)
+            print(
+                f"step {row['step']:7,d}  epoch {row['epoch']:7.2f}  {row['seconds'] / 60:7.1f} min  "
+                f"loss {row['loss']:8.2f}  lr {row['lr']:.2e}" + (f"  test bound {row['test_nll_bound']:.2f}" if tested else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
     return log
 
 
@@ -104,35 +156,54 @@ def _evaluate(args) -> int:
     test_set = data.load(dataset, "test", root, limit=args.limit)
     model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
     binarize = saved.get("binarize", data.default_binarize(dataset)) is not None
-    metrics = evaluate(model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize,
-                       progress=not args.no_progress)
-    metrics.update(dataset=dataset, source=test_set.source, step=state["step"], binarized=binarize,
-                   binarization="stochastic, fixed seed" if binarize else "none")
+    metrics = evaluate(
+        model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize, progress=not args.no_progress
+    )
+    metrics.update(
+        dataset=dataset,
+        source=test_set.source,
+        step=state["step"],
+        binarized=binarize,
+        binarization="stochastic, fixed seed" if binarize else "none",
+    )
     print(json.dumps(metrics, indent=2))
     return 0
 
 
 def _export(args) -> int:
     from .train import export_checkpoint
+
     if args.out and not args.out_flag:
-        print(f"drawviz: export's output is now --out {args.out} (the positional spelling works for this release)",
-              file=sys.stderr)
+        print(
+            f"drawviz: export's output is now --out {args.out} (the positional spelling works for this release)", file=sys.stderr
+        )
     out = args.out_flag or args.out
     if not out:
         print("drawviz: error: export needs --out PATH, the file to write", file=sys.stderr)
         return 2
     path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
-          f"thinned history; no optimiser state")
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
+        f"thinned history; no optimiser state"
+    )
     return 0
 
 
 def _card(args) -> int:
     from .card import model_card
-    text = model_card(args.checkpoint, data_root=args.data_root, reference=args.reference, images=args.images,
-                      command=args.command_line, hardware=args.hardware, progress=not args.no_progress)
+
+    text = model_card(
+        args.checkpoint,
+        data_root=args.data_root,
+        reference=args.reference,
+        images=args.images,
+        command=args.command_line,
+        hardware=args.hardware,
+        progress=not args.no_progress,
+    )
     if args.out:
         from .files import write_text
+
         write_text(args.out, text)
     print(text)
     return 0
@@ -156,6 +227,7 @@ def _renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs
 
 def _report(args) -> int:
     from .report import run
+
     return run(args)
 
 
@@ -165,27 +237,45 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train DRAW on a dataset (resumes from --checkpoint when it exists)")
     from .data import REGISTRY
-    t.add_argument("--dataset", default="mnist", help="; ".join(f"{k} ({d.help})" if d.help else k
-                                                            for k, d in REGISTRY.items()))
+
+    t.add_argument("--dataset", default="mnist", help="; ".join(f"{k} ({d.help})" if d.help else k for k, d in REGISTRY.items()))
     from .model import PRESETS
+
     t.add_argument("--preset", help=f"Table 3 config: {', '.join(PRESETS)} (default: the dataset's)")
-    t.add_argument("--drawing-steps", dest="T", type=int, metavar="T", help="T, the number of drawing steps "
-                   "(default: the preset's, 64 for MNIST)")
+    t.add_argument(
+        "--drawing-steps",
+        dest="T",
+        type=int,
+        metavar="T",
+        help="T, the number of drawing steps (default: the preset's, 64 for MNIST)",
+    )
     _renamed(t, "--T", "--drawing-steps", "T", type=int)
     t.add_argument("--read-n", type=int)
     t.add_argument("--write-n", type=int)
     t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
     from .likelihood import LIKELIHOODS
-    t.add_argument("--likelihood", choices=list(LIKELIHOODS),
-                   help="D(x | c_T): " + "; ".join(f"{k} ({v.help})" if v.help else k for k, v in LIKELIHOODS.items())
-                        + ". Default: the preset's (bernoulli for greyscale, logistic for colour)")
+
+    t.add_argument(
+        "--likelihood",
+        choices=list(LIKELIHOODS),
+        help="D(x | c_T): "
+        + "; ".join(f"{k} ({v.help})" if v.help else k for k, v in LIKELIHOODS.items())
+        + ". Default: the preset's (bernoulli for greyscale, logistic for colour)",
+    )
     t.add_argument("--steps", type=int, help="total optimiser steps (default 1000, or none with --minutes)")
-    t.add_argument("--minutes", type=float, help="time budget: stop after this many minutes of training "
-                   "(evaluations not counted); the recipe's schedule anneals over it")
-    t.add_argument("--recipe", default="constant",
-                   help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3 throughout; the best "
-                        "measured for budgets of about an hour on a CPU) or anneal (100-step warm-up, cosine decay "
-                        "to 5%% over the budget: the shipped models'); default constant")
+    t.add_argument(
+        "--minutes",
+        type=float,
+        help="time budget: stop after this many minutes of training "
+        "(evaluations not counted); the recipe's schedule anneals over it",
+    )
+    t.add_argument(
+        "--recipe",
+        default="constant",
+        help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3 throughout; the best "
+        "measured for budgets of about an hour on a CPU) or anneal (100-step warm-up, cosine decay "
+        "to 5%% over the budget: the shipped models'); default constant",
+    )
     t.add_argument("--batch-size", type=int, help="default: the recipe's (64)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     t.add_argument("--clip", type=float, help="gradient-norm clip (default: the recipe's, 10)")
@@ -194,39 +284,55 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--final-lr", type=float, help="rate at the end of the horizon, as a fraction of --lr")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, help="default 0 (TrainConfig.seed)")
-    t.add_argument("--binarize", choices=["dynamic", "static", "none"], default=None,
-                   help="default: dynamic for greyscale datasets, none for colour")
+    t.add_argument(
+        "--binarize",
+        choices=["dynamic", "static", "none"],
+        default=None,
+        help="default: dynamic for greyscale datasets, none for colour",
+    )
     t.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA)")
     t.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     t.add_argument("--limit", type=int, help="use only the first N training images")
     t.add_argument("--test-limit", type=int, help="use only the first N test images")
     t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
-    t.add_argument("--init-from", metavar="PATH",
-                   help="start a new leg from this model (e.g. models/mnist.pt) when --checkpoint does not exist "
-                        "yet: its weights, step, history and legs are copied; PATH itself is never written")
-    t.add_argument("--rewarm", type=int, help="steps of learning-rate warm-up after resuming without optimiser "
-                                              "state (default 100)")
-    t.add_argument("--cooldown-minutes", type=float, metavar="M",
-                   help="the last M minutes of --minutes: the rate falls linearly to --final-lr × --lr (a "
-                        "constant-rate leg of a long campaign that ends annealed)")
+    t.add_argument(
+        "--init-from",
+        metavar="PATH",
+        help="start a new leg from this model (e.g. models/mnist.pt) when --checkpoint does not exist "
+        "yet: its weights, step, history and legs are copied; PATH itself is never written",
+    )
+    t.add_argument(
+        "--rewarm", type=int, help="steps of learning-rate warm-up after resuming without optimiser state (default 100)"
+    )
+    t.add_argument(
+        "--cooldown-minutes",
+        type=float,
+        metavar="M",
+        help="the last M minutes of --minutes: the rate falls linearly to --final-lr × --lr (a "
+        "constant-rate leg of a long campaign that ends annealed)",
+    )
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")
     t.add_argument("--eval-every-minutes", type=float, help="minutes of training between test bounds")
     t.add_argument("--history", help="write the per-step history to this CSV")
     t.add_argument("--fast", action="store_true", help="the fused fast path (drawviz.fast): same numbers")
-    t.add_argument("--bf16", action="store_true",
-                   help="the fast path with bfloat16 GEMMs (implies --fast): faster, loss within ~0.1%%")
+    t.add_argument(
+        "--bf16", action="store_true", help="the fast path with bfloat16 GEMMs (implies --fast): faster, loss within ~0.1%%"
+    )
     t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--log-every", type=int, metavar="N",
-                   help="print a line every N steps and at every test bound (for the log of a long run)")
+    t.add_argument(
+        "--log-every",
+        type=int,
+        metavar="N",
+        help="print a line every N steps and at every test bound (for the log of a long run)",
+    )
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="test-set NLL bound (nats, bits/dim) of a checkpoint")
     e.add_argument("checkpoint")
     e.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     e.add_argument("--data-root")
-    e.add_argument("--test-limit", dest="limit", type=int, metavar="N",
-                   help="only the first N test images (default: all)")
+    e.add_argument("--test-limit", dest="limit", type=int, metavar="N", help="only the first N test images (default: all)")
     _renamed(e, "--limit", "--test-limit", "limit", type=int)
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--seed", type=int, default=0)
@@ -239,15 +345,20 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", dest="out_flag", metavar="PATH", help="the file to write (e.g. models/mnist.pt)")
     x.add_argument("out", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
-    x.add_argument("--half", action="store_true",
-                   help="store the weights as float16 (half the file; loads as float32)")
+    x.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
     x.set_defaults(func=_export)
 
     c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")
     c.add_argument("checkpoint")
     c.add_argument("--reference", help="a model without attention: its edit area is shown beside this one's")
-    c.add_argument("--test-limit", dest="images", type=int, default=256, metavar="N",
-                   help="test images for the diagnostics (default 256; the bound always uses all)")
+    c.add_argument(
+        "--test-limit",
+        dest="images",
+        type=int,
+        default=256,
+        metavar="N",
+        help="test images for the diagnostics (default 256; the bound always uses all)",
+    )
     _renamed(c, "--images", "--test-limit", "images", type=int)
     c.add_argument("--data-root")
     c.add_argument("--command-line", help="the command that trained the model, for the card")
@@ -256,10 +367,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_card)
 
-    r = sub.add_parser("report", help="run the notebooks for the runs in reports/runs.yaml and write HTML reports",
-                       description="Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
-                                   "reports/<run>/metrics.json and reports/index.html.")
+    r = sub.add_parser(
+        "report",
+        help="run the notebooks for the runs in reports/runs.yaml and write HTML reports",
+        description="Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
+        "reports/<run>/metrics.json and reports/index.html.",
+    )
     from .report import add_arguments
+
     add_arguments(r)
     r.set_defaults(func=_report)
     return p
@@ -271,10 +386,18 @@ def main(argv=None) -> int:
     from .data import DatasetNotFoundError
     from .files import WriteError
     from .train import CheckpointError, TrainingDiverged
+
     try:
         return args.func(args)
-    except (DatasetNotFoundError, CheckpointError, TrainingDiverged, FileNotFoundError, ValueError, WriteError,
-            MemoryError) as err:
+    except (
+        DatasetNotFoundError,
+        CheckpointError,
+        TrainingDiverged,
+        FileNotFoundError,
+        ValueError,
+        WriteError,
+        MemoryError,
+    ) as err:
         print(f"drawviz: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

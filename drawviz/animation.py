@@ -11,6 +11,7 @@ The window geometry is :mod:`drawviz.geometry`'s (square = centre ± N·δ/2 in 
 as in the figures of :mod:`drawviz.plots`; figures are built without pyplot, so nothing is shown
 and nothing is left open.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,9 @@ class _Frames:
         width, height = panel * aspect * n + 0.1 * (n - 1) + 2 * side, panel + top + bottom
         self.fig = Figure(figsize=(width, height), dpi=dpi)  # no pyplot: never shown, nothing left open
         axes = self.fig.subplots(1, n, squeeze=False)[0]
-        self.fig.subplots_adjust(left=side / width, right=1 - side / width, top=1 - top / height,
-                                 bottom=bottom / height, wspace=0.1 / (panel * aspect))
+        self.fig.subplots_adjust(
+            left=side / width, right=1 - side / width, top=1 - top / height, bottom=bottom / height, wspace=0.1 / (panel * aspect)
+        )
         self.gmax = {op: {s: geometry.gamma_max(trace, op, s) for s in self.samples} for op in self.ops}
         kind = "image" if trace.x is not None else "sample"
         self.images, self.rects, self.centres = {}, {}, {}
@@ -82,8 +84,9 @@ class _Frames:
                 spine.set_visible(False)
         if self.ops:
             handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op], lw=1.5) for op in self.ops]
-            self.fig.legend(handles, [f"{op} window" for op in self.ops], loc="lower center", ncol=len(self.ops),
-                            frameon=False, fontsize=8)
+            self.fig.legend(
+                handles, [f"{op} window" for op in self.ops], loc="lower center", ncol=len(self.ops), frameon=False, fontsize=8
+            )
         self.title = self.fig.suptitle("", fontsize=10)
         self.update(1)
 
@@ -111,13 +114,16 @@ def _writer(suffix: str, fps: int):
     if suffix == ".gif":
         return PillowWriter(fps=fps)
     if not FFMpegWriter.isAvailable():
-        raise RuntimeError("writing .mp4 needs ffmpeg, which was not found: install ffmpeg "
-                           "(e.g. apt-get install ffmpeg or conda install ffmpeg) or save as .gif")
+        raise RuntimeError(
+            "writing .mp4 needs ffmpeg, which was not found: install ffmpeg "
+            "(e.g. apt-get install ffmpeg or conda install ffmpeg) or save as .gif"
+        )
     return FFMpegWriter(fps=fps, codec="h264")
 
 
-def save_animation(trace, path: Union[str, os.PathLike], samples: Sequence[int] = (0, 1, 2, 3), fps: int = 8,
-                   dpi: int = 80, hold: int = 4) -> Path:
+def save_animation(
+    trace, path: Union[str, os.PathLike], samples: Sequence[int] = (0, 1, 2, 3), fps: int = 8, dpi: int = 80, hold: int = 4
+) -> Path:
     """Write the drawing sequence of a trace as a GIF (``.gif``) or MP4 (``.mp4``, needs ffmpeg).
 
     Each frame shows the chosen samples side by side (a column each; samples beyond the trace's
@@ -138,8 +144,9 @@ def save_animation(trace, path: Union[str, os.PathLike], samples: Sequence[int] 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"unsupported animation file type {path.suffix or '(no suffix)'!r} for {path}: "
-                         f"use one of {', '.join(SUFFIXES)}")
+        raise ValueError(
+            f"unsupported animation file type {path.suffix or '(no suffix)'!r} for {path}: use one of {', '.join(SUFFIXES)}"
+        )
     if not (isinstance(hold, (int, np.integer)) and hold >= 0):
         raise ValueError(f"hold must be an integer >= 0 (repeats of the last frame), got {hold!r}")
     if not fps > 0 or not dpi > 0:

@@ -9,6 +9,7 @@ Conventions (as in the paper): an image is A pixels wide (x, columns) and B high
 (y, rows); pixel coordinates run a = 1..A and b = 1..B, and filter indices
 i = 1..N, so that a centred grid is symmetric about the image centre.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ shipped weights file). ``train`` records each leg in the checkpoint's ``train_ar
 they are read back (older checkpoints get one leg made from their history), totalled, and turned into
 a tidy curve a seaborn call or :func:`drawviz.plots.plot_campaign` can draw.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,14 @@ __all__ = ["legs_of", "totals", "curve", "ANCHORS"]
 
 # Published MNIST test bounds (nats) to draw beside a campaign's curve. epoch None: a final figure
 # reported without its epoch count (drawn as a level, not a point).
-ANCHORS = pd.DataFrame([
-    {"source": "jbornschein/draw (user report)", "attention": True, "epoch": 100.0, "test_nll_bound": 90.5},
-    {"source": "jbornschein/draw", "attention": True, "epoch": 300.0, "test_nll_bound": 81.9},
-    {"source": "paper, DRAW with attention", "attention": True, "epoch": None, "test_nll_bound": 80.97},
-    {"source": "paper, DRAW without attention", "attention": False, "epoch": None, "test_nll_bound": 87.40},
-])
+ANCHORS = pd.DataFrame(
+    [
+        {"source": "jbornschein/draw (user report)", "attention": True, "epoch": 100.0, "test_nll_bound": 90.5},
+        {"source": "jbornschein/draw", "attention": True, "epoch": 300.0, "test_nll_bound": 81.9},
+        {"source": "paper, DRAW with attention", "attention": True, "epoch": None, "test_nll_bound": 80.97},
+        {"source": "paper, DRAW without attention", "attention": False, "epoch": None, "test_nll_bound": 87.40},
+    ]
+)
 
 
 def legs_of(state: dict) -> list[dict]:
@@ -38,11 +41,25 @@ def legs_of(state: dict) -> list[dict]:
     if not history or not state.get("step"):
         return []
     hardware, last = args.get("hardware") or {}, history[-1]
-    return [{"start_step": 0, "end_step": int(state["step"]), "start_epoch": 0.0, "end_epoch": last.get("epoch"),
-             "start_seconds": 0.0, "end_seconds": last.get("seconds"), "recipe": args.get("recipe"),
-             "batch_size": args.get("batch_size"), "device": hardware.get("device", "cpu"),
-             "machine": hardware.get("name"), "threads": hardware.get("threads"),
-             "processes": args.get("processes", 1), "fresh_optimizer": True, "started": None, "reconstructed": True}]
+    return [
+        {
+            "start_step": 0,
+            "end_step": int(state["step"]),
+            "start_epoch": 0.0,
+            "end_epoch": last.get("epoch"),
+            "start_seconds": 0.0,
+            "end_seconds": last.get("seconds"),
+            "recipe": args.get("recipe"),
+            "batch_size": args.get("batch_size"),
+            "device": hardware.get("device", "cpu"),
+            "machine": hardware.get("name"),
+            "threads": hardware.get("threads"),
+            "processes": args.get("processes", 1),
+            "fresh_optimizer": True,
+            "started": None,
+            "reconstructed": True,
+        }
+    ]
 
 
 def _cores(leg: dict) -> float:
@@ -64,8 +81,14 @@ def totals(state: dict) -> dict:
         cpu += h * _cores(leg)
         gpu += h if leg.get("device") == "cuda" else 0.0
     last = legs[-1] if legs else {}
-    return {"legs": len(legs), "steps": int(last.get("end_step") or 0), "epochs": float(last.get("end_epoch") or 0.0),
-            "hours": hours, "cpu_hours": cpu, "gpu_hours": gpu}
+    return {
+        "legs": len(legs),
+        "steps": int(last.get("end_step") or 0),
+        "epochs": float(last.get("end_epoch") or 0.0),
+        "hours": hours,
+        "cpu_hours": cpu,
+        "gpu_hours": gpu,
+    }
 
 
 def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
@@ -79,8 +102,16 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
             if not (leg["start_step"] < row["step"] <= leg["end_step"]) or bound is None or not math.isfinite(bound):
                 continue
             into = (row["seconds"] - (leg.get("start_seconds") or 0.0)) / 3600
-            rows.append({"model": model, "leg": i + 1, "step": row["step"], "epoch": row["epoch"],
-                         "hours": row["seconds"] / 3600, "cpu_hours": cpu_before + into * _cores(leg),
-                         "test_nll_bound": bound})
+            rows.append(
+                {
+                    "model": model,
+                    "leg": i + 1,
+                    "step": row["step"],
+                    "epoch": row["epoch"],
+                    "hours": row["seconds"] / 3600,
+                    "cpu_hours": cpu_before + into * _cores(leg),
+                    "test_nll_bound": bound,
+                }
+            )
         cpu_before += ((leg.get("end_seconds") or 0.0) - (leg.get("start_seconds") or 0.0)) / 3600 * _cores(leg)
     return pd.DataFrame(rows, columns=["model", "leg", "step", "epoch", "hours", "cpu_hours", "test_nll_bound"])

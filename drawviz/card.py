@@ -5,6 +5,7 @@ history, evaluates the test NLL bound on the whole test set exactly as ``python 
 does, and measures the attention diagnostics (:mod:`drawviz.diagnostics`) on the first ``images``
 statically binarised test images, with a reference model's edit area beside them.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ from .train import evaluate, load_checkpoint, model_from_checkpoint
 __all__ = ["model_card", "measure"]
 
 
-def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
-            progress: bool = False) -> dict:
+def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0, progress: bool = False) -> dict:
     """The numbers of a card: {"state", "bound" (evaluate's dict), "diagnostics" (summary table), "test"}."""
     state = load_checkpoint(checkpoint)
     args = state.get("train_args", {})
@@ -40,8 +40,15 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         reference_area = diagnostics.reference_edit_area(other, x, seed=seed)
         reference_label = _what_model(other.config, Path(reference).name)
     table = diagnostics.summary(probes.record(model, x, seed=seed), reference=reference_area)
-    return {"state": state, "bound": bound, "diagnostics": table, "test": test, "images": len(x),
-            "binarize": binarize, "reference_label": reference_label}
+    return {
+        "state": state,
+        "bound": bound,
+        "diagnostics": table,
+        "test": test,
+        "images": len(x),
+        "binarize": binarize,
+        "reference_label": reference_label,
+    }
 
 
 def _what_model(config, name: str) -> str:
@@ -62,12 +69,15 @@ def _limit(args: dict) -> str:
 def _recipe(args: dict) -> str:
     r = args.get("recipe")
     if not r:
-        return (f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, "
-                f"batch {args.get('batch_size', 64)}")
+        return (
+            f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, batch {args.get('batch_size', 64)}"
+        )
     shape = "constant" if r["decay"] == "constant" else f"{r['decay']} decay to {r['final']:g}× by the end of the budget"
     warm = f"{r['warmup']}-step linear warm-up, " if r["warmup"] else ""
-    return (f"Adam (β {r['beta1']:g}, {r['beta2']:g}, ε {r['adam_eps']:g}), peak lr {r['lr']:g}, {warm}{shape}; "
-            f"gradient-norm clip {r['clip']:g}; batch {r['batch_size']}")
+    return (
+        f"Adam (β {r['beta1']:g}, {r['beta2']:g}, ε {r['adam_eps']:g}), peak lr {r['lr']:g}, {warm}{shape}; "
+        f"gradient-norm clip {r['clip']:g}; batch {r['batch_size']}"
+    )
 
 
 def _hardware(args: dict, override: Optional[str]) -> str:
@@ -78,8 +88,10 @@ def _hardware(args: dict, override: Optional[str]) -> str:
         return "not recorded"
     if h.get("device") == "cuda":
         return _md(f"{h['name']} (CUDA), torch {h.get('torch', '?')}")
-    return _md(f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch "
-               f"thread(s), torch {h.get('torch', '?')}")
+    return _md(
+        f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch "
+        f"thread(s), torch {h.get('torch', '?')}"
+    )
 
 
 def _short_recipe(r: Optional[dict]) -> str:
@@ -98,24 +110,31 @@ def _legs(state: dict) -> list[str]:
     for i, leg in enumerate(legs, 1):
         minutes = ((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0)) / 60
         where = _md(leg.get("machine") or "machine not recorded") + (
-            f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else "")
+            f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else ""
+        )
         fresh = "; fresh Adam" if leg.get("fresh_optimizer") and leg["start_step"] > 0 else ""
-        parts.append(f"{i}. steps {leg['start_step']:,}–{leg['end_step']:,}, epochs {leg.get('start_epoch') or 0:.2f}–"
-                     f"{leg.get('end_epoch') or 0:.2f}, {minutes:.1f} min ({_short_recipe(leg.get('recipe'))}; "
-                     f"{where}{fresh}{'; reconstructed from the history' if leg.get('reconstructed') else ''})")
-    compute = f"{total['cpu_hours']:.2f} CPU core-hours" + (f", {total['gpu_hours']:.2f} GPU hours"
-                                                           if total["gpu_hours"] else "")
-    return [f"| legs | {'<br>'.join(parts)} |",
-            f"| in all | {total['legs']} leg{'s' if total['legs'] != 1 else ''}: {total['steps']:,} steps, "
-            f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours ({60 * total['hours']:.1f} min) of training, "
-            f"{compute} |"]
+        parts.append(
+            f"{i}. steps {leg['start_step']:,}–{leg['end_step']:,}, epochs {leg.get('start_epoch') or 0:.2f}–"
+            f"{leg.get('end_epoch') or 0:.2f}, {minutes:.1f} min ({_short_recipe(leg.get('recipe'))}; "
+            f"{where}{fresh}{'; reconstructed from the history' if leg.get('reconstructed') else ''})"
+        )
+    compute = f"{total['cpu_hours']:.2f} CPU core-hours" + (f", {total['gpu_hours']:.2f} GPU hours" if total["gpu_hours"] else "")
+    return [
+        f"| legs | {'<br>'.join(parts)} |",
+        f"| in all | {total['legs']} leg{'s' if total['legs'] != 1 else ''}: {total['steps']:,} steps, "
+        f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours ({60 * total['hours']:.1f} min) of training, "
+        f"{compute} |",
+    ]
 
 
 def _trend(history: list) -> str:
     """How fast the test bound was still falling at the end of training, from the evaluations in the history
     (the last one against the latest one at least 15 minutes of training before it)."""
-    tests = [(row["seconds"] / 60, row["test_nll_bound"], row.get("lr")) for row in history
-             if row.get("test_nll_bound") is not None and math.isfinite(row["test_nll_bound"])]
+    tests = [
+        (row["seconds"] / 60, row["test_nll_bound"], row.get("lr"))
+        for row in history
+        if row.get("test_nll_bound") is not None and math.isfinite(row["test_nll_bound"])
+    ]
     if len(tests) < 2:
         return "not known: fewer than two test evaluations during training"
     m1, b1, _ = tests[-1]
@@ -123,15 +142,32 @@ def _trend(history: list) -> str:
     per_hour = (b0 - b1) / max(m1 - m0, 1e-9) * 60
     verdict = "yes: under 1 % per hour" if per_hour < 0.01 * abs(b1) else "no: still falling"
     lrs = [row.get("lr") for row in history if row.get("lr")]
-    annealed = (f"; the learning rate had annealed to {lrs[-1] / max(lrs):.0%} of its peak by then, so the "
-                f"slope understates what more training at a useful rate would give") if lrs and lrs[-1] < 0.5 * max(lrs) else ""
-    return (f"{verdict} (the bound during training fell {b0 - b1:.2f} nats from minute {m0:.0f} to {m1:.0f}, "
-            f"≈ {per_hour:.1f} nats per hour, on the evaluation images used in training{annealed})")
+    annealed = (
+        (
+            f"; the learning rate had annealed to {lrs[-1] / max(lrs):.0%} of its peak by then, so the "
+            f"slope understates what more training at a useful rate would give"
+        )
+        if lrs and lrs[-1] < 0.5 * max(lrs)
+        else ""
+    )
+    return (
+        f"{verdict} (the bound during training fell {b0 - b1:.2f} nats from minute {m0:.0f} to {m1:.0f}, "
+        f"≈ {per_hour:.1f} nats per hour, on the evaluation images used in training{annealed})"
+    )
 
 
-def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0,
-               command: Optional[str] = None, hardware: Optional[str] = None, title: Optional[str] = None,
-               progress: bool = False) -> str:
+def model_card(
+    checkpoint,
+    *,
+    data_root=None,
+    reference=None,
+    images: int = 256,
+    seed: int = 0,
+    command: Optional[str] = None,
+    hardware: Optional[str] = None,
+    title: Optional[str] = None,
+    progress: bool = False,
+) -> str:
     """A Markdown card for ``checkpoint`` (measured now; see the module docstring)."""
     m = measure(checkpoint, data_root=data_root, reference=reference, images=images, seed=seed, progress=progress)
     state, bound, table = m["state"], m["bound"], m["diagnostics"]
@@ -143,17 +179,26 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     kind = "with attention" if config.attention else "without attention (the paper's baseline, eq. 17-18)"
     if config.T == 1 and not config.attention:  # one step writes the whole image: a plain VAE
         kind = "with T = 1 and no attention: a one-shot VAE"
-    attention = (f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
-                 if config.attention else "none: full read and write")
+    attention = (
+        f"read {config.read_n}×{config.read_n}, write {config.write_n}×{config.write_n}"
+        if config.attention
+        else "none: full read and write"
+    )
     lines = [
-        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)", "",
-        "| | |", "|---|---|",
+        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)",
+        "",
+        "| | |",
+        "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
         f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
-        + (f", read from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "") + "; "
-        + (f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
-           if m["binarize"] else "8-bit intensities, not binarised |"),
+        + (f", read from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
+        + "; "
+        + (
+            f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
+            if m["binarize"]
+            else "8-bit intensities, not binarised |"
+        ),
         f"| likelihood | {describe(config.likelihood, m['binarize']).removeprefix('likelihood: ')} |",
         f"| recipe | {_recipe(args)} |",
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
@@ -172,17 +217,22 @@ def model_card(checkpoint, *, data_root=None, reference=None, images: int = 256,
     for op in ("write", "read"):
         if op in rows:
             r = rows[op]
-            lines.append(f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
-                         f"width ({r['footprint_px']:.1f} px); centre spread across images {r['spread_px']:.2f} px "
-                         f"(uniform centres: {r['spread_uniform_px']:.1f}); centres off the image "
-                         f"{100 * r['off_image']:.1f} % |")
+            lines.append(
+                f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
+                f"width ({r['footprint_px']:.1f} px); centre spread across images {r['spread_px']:.2f} px "
+                f"(uniform centres: {r['spread_uniform_px']:.1f}); centres off the image "
+                f"{100 * r['off_image']:.1f} % |"
+            )
     if "canvas" in rows:
         r = rows["canvas"]
         ref = r["edit_area_reference"]
-        lines.append(f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change "
-                     f"abs(c_t − c_{{t−1}}): "
-                     f"{r['edit_area']:.3f}"
-                     + (f" ({m['reference_label']} on the same images: {ref:.3f})" if ref == ref else "") + " |")
-    lines.append(f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"
-                 + (f", binarised with seed {seed} |" if m["binarize"] else " |"))
+        lines.append(
+            f"| edit area, steps {steps} | median share of pixels receiving 90 % of a step's canvas change "
+            f"abs(c_t − c_{{t−1}}): "
+            f"{r['edit_area']:.3f}" + (f" ({m['reference_label']} on the same images: {ref:.3f})" if ref == ref else "") + " |"
+        )
+    lines.append(
+        f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"
+        + (f", binarised with seed {seed} |" if m["binarize"] else " |")
+    )
     return "\n".join(lines) + "\n"

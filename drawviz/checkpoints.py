@@ -3,6 +3,7 @@
 A checkpoint is a dict: format and version, the model's config and weights, the optimiser state, the step,
 the RNG state, the history (one row per step) and ``train_args`` (the settings, the machine, the legs).
 """
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,17 @@ from .checks import positive_int
 from .device import pick_device
 from .model import DRAW, DrawConfig
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "check_writable", "save_checkpoint", "load_checkpoint",
-           "export_checkpoint", "model_from_checkpoint", "training_summary"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "CheckpointError",
+    "check_writable",
+    "save_checkpoint",
+    "load_checkpoint",
+    "export_checkpoint",
+    "model_from_checkpoint",
+    "training_summary",
+]
 
 FORMAT = "drawviz-checkpoint"
 VERSION = 1
@@ -37,9 +47,17 @@ def check_writable(path) -> Path:
         raise CheckpointError(str(err)) from None
 
 
-def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generator=None,
-                    history: Optional[list[dict]] = None, train_args: Optional[dict] = None,
-                    weights_dtype: Optional[torch.dtype] = None) -> Path:
+def save_checkpoint(
+    path,
+    *,
+    model: DRAW,
+    optimizer=None,
+    step: int = 0,
+    generator=None,
+    history: Optional[list[dict]] = None,
+    train_args: Optional[dict] = None,
+    weights_dtype: Optional[torch.dtype] = None,
+) -> Path:
     """Write atomically: a temporary file beside the target, fsync, then rename over it.
 
     A process killed at any moment leaves either the previous checkpoint or the new one.
@@ -48,10 +66,13 @@ def save_checkpoint(path, *, model: DRAW, optimizer=None, step: int = 0, generat
     """
     path = Path(path)
     state = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "config": model.config.to_dict(),
-        "model": {k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point()
-                  else v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {
+            k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point() else v.detach().cpu()
+            for k, v in model.state_dict().items()
+        },
         "weights_dtype": str(weights_dtype or "float32").replace("torch.", ""),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": int(step),
@@ -76,8 +97,13 @@ def _readable(args: dict) -> dict:
     if not isinstance(settings, dict):
         return args  # an older checkpoint: flat keys (and a copy under "config") as it was written
     recipe = settings.get("recipe") or {}
-    flat = {**{k: v for k, v in settings.items()}, "batch_size": recipe.get("batch_size"), "lr": recipe.get("lr"),
-            "clip": recipe.get("clip"), "config": settings}
+    flat = {
+        **{k: v for k, v in settings.items()},
+        "batch_size": recipe.get("batch_size"),
+        "lr": recipe.get("lr"),
+        "clip": recipe.get("clip"),
+        "config": settings,
+    }
     flat = {k: v for k, v in flat.items() if k not in args}
     return {**args, **flat, "_derived": sorted(flat)}
 
@@ -99,12 +125,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(
             f"{path} is not a readable drawviz checkpoint ({type(err).__name__}: {str(err)[:200]}). "
             f"It may be truncated or corrupt; drawviz writes checkpoints atomically, so files named "
-            f"'*.tmp<pid>' are partial writes and the file without that suffix is the last complete one.") from None
+            f"'*.tmp<pid>' are partial writes and the file without that suffix is the last complete one."
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a drawviz checkpoint (no format={FORMAT!r} entry)")
     if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} was written by a newer drawviz (checkpoint version {state['version']}, "
-                              f"this one reads up to {VERSION}); upgrade drawviz")
+        raise CheckpointError(
+            f"{path} was written by a newer drawviz (checkpoint version {state['version']}, "
+            f"this one reads up to {VERSION}); upgrade drawviz"
+        )
     missing = [k for k in ("config", "model", "step") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
@@ -121,8 +150,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 def _load_weights(model: DRAW, state: dict, path) -> None:
     if state["config"] != model.config:
         changes = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in state["config"].diff(model.config).items())
-        raise CheckpointError(f"checkpoint {path} was trained with a different config ({changes}). "
-                              f"Build the model from the checkpoint instead: drawviz.train.model_from_checkpoint(path)")
+        raise CheckpointError(
+            f"checkpoint {path} was trained with a different config ({changes}). "
+            f"Build the model from the checkpoint instead: drawviz.train.model_from_checkpoint(path)"
+        )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -138,29 +169,45 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
     """
     keep_every = positive_int(keep_every, "keep_every", "keep every N-th history row")
     if Path(dst).resolve() == Path(src).resolve():
-        raise CheckpointError(f"export would replace {src} itself, and with it the optimiser state and the full "
-                              f"history that training resumes from: give another output file")
+        raise CheckpointError(
+            f"export would replace {src} itself, and with it the optimiser state and the full "
+            f"history that training resumes from: give another output file"
+        )
     state = load_checkpoint(src)
     check_writable(dst)
     model = _model_from_state(state, src)
     broken = [name for name, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
-        raise CheckpointError(f"{src} holds NaN or infinite weights ({', '.join(broken[:5])}): a model that cannot "
-                              f"draw; export an earlier checkpoint")
+        raise CheckpointError(
+            f"{src} holds NaN or infinite weights ({', '.join(broken[:5])}): a model that cannot "
+            f"draw; export an earlier checkpoint"
+        )
     if half:
         limit = torch.finfo(torch.float16).max
-        large = [f"{name} (|w| up to {v.abs().max().item():.3g})" for name, v in model.state_dict().items()
-                 if v.is_floating_point() and v.abs().max().item() > limit]
+        large = [
+            f"{name} (|w| up to {v.abs().max().item():.3g})"
+            for name, v in model.state_dict().items()
+            if v.is_floating_point() and v.abs().max().item() > limit
+        ]
         if large:
-            raise CheckpointError(f"--half would store {', '.join(large[:5])} as infinity: float16 holds at most "
-                                  f"{limit:g}; export without --half")
-    history = [row for row in state["history"]
-               if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))]
+            raise CheckpointError(
+                f"--half would store {', '.join(large[:5])} as infinity: float16 holds at most {limit:g}; export without --half"
+            )
+    history = [
+        row for row in state["history"] if row["step"] % keep_every == 0 or math.isfinite(row.get("test_nll_bound", math.nan))
+    ]
     generator = torch.Generator().manual_seed(0)
     if state["rng"] is not None and state["rng_device"] == "cpu":
         generator.set_state(state["rng"])
-    return save_checkpoint(dst, model=model, step=state["step"], generator=generator, history=history,
-                           train_args=state["train_args"], weights_dtype=torch.float16 if half else None)
+    return save_checkpoint(
+        dst,
+        model=model,
+        step=state["step"],
+        generator=generator,
+        history=history,
+        train_args=state["train_args"],
+        weights_dtype=torch.float16 if half else None,
+    )
 
 
 def _model_from_state(state: dict, path) -> DRAW:
@@ -181,16 +228,25 @@ def training_summary(state: dict, path=None) -> dict:
     batch = args.get("batch_size") or 64
     if images is None and last.get("epoch"):
         images = int(round(last["step"] * batch / last["epoch"], -2))  # to the nearest hundred
-    tests = [row for row in history if row.get("test_nll_bound") is not None
-             and math.isfinite(row.get("test_nll_bound") or math.nan)]
+    tests = [
+        row for row in history if row.get("test_nll_bound") is not None and math.isfinite(row.get("test_nll_bound") or math.nan)
+    ]
     total = totals(state)
-    return {"trained_on": args.get("dataset"), "train_images": images, "train_source": args.get("train_source"),
-            "legs": total["legs"], "cpu_hours": total["cpu_hours"], "gpu_hours": total["gpu_hours"],
-            "steps": state.get("step"), "epochs": last.get("epoch"),
-            "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
-            "hardware": args.get("hardware"), "recipe": (args.get("recipe") or {}),
-            "last_test_bound": tests[-1]["test_nll_bound"] if tests else None,
-            "model_file": str(path) if path is not None else None}
+    return {
+        "trained_on": args.get("dataset"),
+        "train_images": images,
+        "train_source": args.get("train_source"),
+        "legs": total["legs"],
+        "cpu_hours": total["cpu_hours"],
+        "gpu_hours": total["gpu_hours"],
+        "steps": state.get("step"),
+        "epochs": last.get("epoch"),
+        "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
+        "hardware": args.get("hardware"),
+        "recipe": (args.get("recipe") or {}),
+        "last_test_bound": tests[-1]["test_nll_bound"] if tests else None,
+        "model_file": str(path) if path is not None else None,
+    }
 
 
 def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None) -> DRAW:

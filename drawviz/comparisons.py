@@ -8,6 +8,7 @@
 * ``one_shot_vs_draw``: DRAW with and without attention beside a plain VAE (T = 1, no attention):
   NLL bound, sharpness, and how much of the image one step changes (edit area).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,12 +20,10 @@ import torch
 
 from . import data as _data
 from . import sharpness
-from .interventions import (final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z,
-                            zero_write)
+from .interventions import final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from .probes import Trace
 
-__all__ = ["what_each_step_buys", "intervention_effects", "swap_z", "posterior_and_prior", "one_shot_vs_draw",
-           "figure_steps"]
+__all__ = ["what_each_step_buys", "intervention_effects", "swap_z", "posterior_and_prior", "one_shot_vs_draw", "figure_steps"]
 
 
 def figure_steps(T: int, step: int, columns: int = 6) -> list[int]:
@@ -49,9 +48,15 @@ def what_each_step_buys(model, x: torch.Tensor, *, seed: int = 0, trace: Optiona
     before = before.astype(np.float64)  # float32 rounding noise would show in the tables
     drop = (before[:-1] - before[1:]).mean(1) / math.log(2)
     kl = trace.kl.astype(np.float64).mean(1) / math.log(2)
-    return pd.DataFrame({"step": np.arange(1, trace.T + 1), "kl_bits": kl,
-                         "error_bits": before[1:].mean(1) / math.log(2), "error_drop_bits": drop,
-                         "bits_per_bit": np.divide(drop, kl, out=np.full_like(drop, np.nan), where=kl > 1e-6)})
+    return pd.DataFrame(
+        {
+            "step": np.arange(1, trace.T + 1),
+            "kl_bits": kl,
+            "error_bits": before[1:].mean(1) / math.log(2),
+            "error_drop_bits": drop,
+            "bits_per_bit": np.divide(drop, kl, out=np.full_like(drop, np.nan), where=kl > 1e-6),
+        }
+    )
 
 
 def swap_z(model, x: torch.Tensor, steps, *, seed: int = 0, target=None) -> tuple[Trace, Trace]:
@@ -60,8 +65,7 @@ def swap_z(model, x: torch.Tensor, steps, *, seed: int = 0, target=None) -> tupl
     plain = run_with_hooks(model, x, seed=seed, target=target)
     partner = torch.from_numpy(np.roll(plain.z, -1, axis=1))  # (T, batch, z): image i+1's z at index i
     steps = [steps] if isinstance(steps, int) else list(steps)
-    swapped = run_with_hooks(model, x, hooks=[set_z({t: partner[t - 1] for t in steps})], seed=seed,
-                             target=target)
+    swapped = run_with_hooks(model, x, hooks=[set_z({t: partner[t - 1] for t in steps})], seed=seed, target=target)
     return plain, swapped
 
 
@@ -82,8 +86,9 @@ def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) ->
     if not 1 <= step <= c.T:
         raise ValueError(f"step must be in 1..T = 1..{c.T}, got {step}")
     if x.shape[0] < 2:  # the z swap pairs each image with the next: one image would be swapped with itself
-        raise ValueError(f"intervention_effects needs at least 2 images (the z swap pairs image i with image i+1), "
-                         f"got {x.shape[0]}")
+        raise ValueError(
+            f"intervention_effects needs at least 2 images (the z swap pairs image i with image i+1), got {x.shape[0]}"
+        )
     plain = run_with_hooks(model, x, seed=seed)
     base = final_error(plain)
     rows, traces = [], {"plain": plain}
@@ -95,29 +100,42 @@ def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) ->
 
     if c.attention:
         # a corner outside the image: the glimpse holds (almost) nothing of x there
-        effect(f"read window moved off the image at step {step}",
-               [set_window("read", step, g_x=-float(c.width), g_y=-float(c.height))])
+        effect(
+            f"read window moved off the image at step {step}",
+            [set_window("read", step, g_x=-float(c.width), g_y=-float(c.height))],
+        )
         effect(f"write window frozen from step {step} (attention off)", [freeze_window("write", step)])
         effect(f"write intensity 1/γ doubled at step {step}", [scale_gamma("write", 0.5, step)])
     effect(f"nothing written at step {step}", [zero_write(step)])
     partner = torch.roll(x, -1, 0)  # image i's partner is image i+1
     plain_swap, swapped = swap_z(model, x, range(step, c.T + 1), seed=seed, target=partner)
     traces[f"z swapped with the next image's from step {step}"] = swapped
-    rows.append({"intervention": f"z swapped with the next image's from step {step}",
-                 "effect": "error against the next image −log D(x_next | c_T) change",
-                 "value": final_error(swapped) - final_error(plain_swap), "unit": "nats"})
+    rows.append(
+        {
+            "intervention": f"z swapped with the next image's from step {step}",
+            "effect": "error against the next image −log D(x_next | c_T) change",
+            "value": final_error(swapped) - final_error(plain_swap),
+            "unit": "nats",
+        }
+    )
     # the plain run is the posterior half already (the same seed draws the same ε): only the prior half is new
     eps = model.sample_eps(x.shape[0], torch.Generator(model.c0.device).manual_seed(seed))
     sample = run_with_hooks(model, n=x.shape[0], eps=eps, target=x)
     traces["prior, same ε"] = sample
-    rows.append({"intervention": "z from the prior instead of the posterior (same ε)",
-                 "effect": "final error −log D(x | c_T) change", "value": final_error(sample) - base,
-                 "unit": "nats"})
+    rows.append(
+        {
+            "intervention": "z from the prior instead of the posterior (same ε)",
+            "effect": "final error −log D(x | c_T) change",
+            "value": final_error(sample) - base,
+            "unit": "nats",
+        }
+    )
     return pd.DataFrame(rows), traces
 
 
-def one_shot_vs_draw(models: Mapping[str, object], images: torch.Tensor, *, binarize: bool = True, seed: int = 0,
-                     samples: int = 64) -> pd.DataFrame:
+def one_shot_vs_draw(
+    models: Mapping[str, object], images: torch.Tensor, *, binarize: bool = True, seed: int = 0, samples: int = 64
+) -> pd.DataFrame:
     """DRAW with and without attention beside a one-shot VAE (T = 1): one row per model.
 
     images: test intensities in [0, 1]; with ``binarize`` (greyscale data) the NLL bound and the drawing
@@ -135,10 +153,16 @@ def one_shot_vs_draw(models: Mapping[str, object], images: torch.Tensor, *, bina
         sets, _ = sharpness.blur_measurements(model, images[:samples], seed=seed)
         ratios = sharpness.ratios(sharpness.summary(sets))
         first = int(math.floor(0.1 * c.T))
-        rows.append({"model": name, "T": c.T, "attention": c.attention,
-                     "NLL bound, nats": float(np.mean(trace.recon_nll[-1] + trace.kl.sum(0))),
-                     "KL, nats": float(trace.kl.sum(0).mean()),
-                     "samples / test Laplacian var.": ratios.get("samples/laplacian_variance"),
-                     "recon. / test Laplacian var.": ratios.get("reconstructions/laplacian_variance"),
-                     "edit area of a step": float(np.median(trace.edit_area[first:]))})
+        rows.append(
+            {
+                "model": name,
+                "T": c.T,
+                "attention": c.attention,
+                "NLL bound, nats": float(np.mean(trace.recon_nll[-1] + trace.kl.sum(0))),
+                "KL, nats": float(trace.kl.sum(0).mean()),
+                "samples / test Laplacian var.": ratios.get("samples/laplacian_variance"),
+                "recon. / test Laplacian var.": ratios.get("reconstructions/laplacian_variance"),
+                "edit area of a step": float(np.median(trace.edit_area[first:])),
+            }
+        )
     return pd.DataFrame(rows).set_index("model")

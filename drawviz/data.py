@@ -13,6 +13,7 @@ else ``~/.cache/drawviz/data``.  Nothing is downloaded unless ``download=True``.
   1,000 test images each, 100 per class; ``split="test"`` gives 200 of them (20 per class) and
   ``split="train"`` the other 800, so a bound on the test split is on images never trained on.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,21 @@ from . import files as _files
 from .checks import positive_int
 
 # also DATASETS, GREY and SAMPLES: views of REGISTRY, always current (module __getattr__ below)
-__all__ = ["ImageSet", "Dataset", "REGISTRY", "register", "DatasetNotFoundError", "data_root", "load", "binarize",
-           "default_binarize", "default_preset", "batches", "full_name", "portable"]
+__all__ = [
+    "ImageSet",
+    "Dataset",
+    "REGISTRY",
+    "register",
+    "DatasetNotFoundError",
+    "data_root",
+    "load",
+    "binarize",
+    "default_binarize",
+    "default_preset",
+    "batches",
+    "full_name",
+    "portable",
+]
 
 _ASSETS = Path(__file__).parent / "assets"
 
@@ -114,8 +128,13 @@ class ImageSet:
             return self
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         chosen = order[torch.from_numpy(_interleave_classes(self.labels[order].numpy()))[:n]]
-        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen],
-                        f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}")
+        return ImageSet(
+            self.name,
+            self.split,
+            self.images[chosen],
+            self.labels[chosen],
+            f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}",
+        )
 
 
 def data_root(root: Optional[str | os.PathLike] = None) -> Path:
@@ -143,7 +162,8 @@ def _missing(name: str, folder: Path, files: list[str], how: str) -> DatasetNotF
     return DatasetNotFoundError(
         f"{name} not found: expected these files\n{listing}\n"
         f"Point drawviz at a folder that holds them with data_root=... or the DRAWVIZ_DATA environment "
-        f"variable (now looking in {folder.parent if folder.name else folder}). {how}")
+        f"variable (now looking in {folder.parent if folder.name else folder}). {how}"
+    )
 
 
 def _split(split: str) -> bool:
@@ -162,10 +182,13 @@ def _mnist_like(key: str, root: Path, train: bool, download: bool):
     except Exception as err:  # torchvision says RuntimeError offline, or a URLError on download
         files = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
         if all((root / folder / "raw" / f).exists() for f in files):
-            raise ValueError(f"{key}: the files in {root / folder / 'raw'} are there but unreadable (truncated or "
-                             f"corrupt? {type(err).__name__}: {err}); replace them") from None
-        raise _missing(key, root / folder / "raw", files,
-                       f"With internet, pass download=True (CLI: --download) to fetch them. ({err})") from None
+            raise ValueError(
+                f"{key}: the files in {root / folder / 'raw'} are there but unreadable (truncated or "
+                f"corrupt? {type(err).__name__}: {err}); replace them"
+            ) from None
+        raise _missing(
+            key, root / folder / "raw", files, f"With internet, pass download=True (CLI: --download) to fetch them. ({err})"
+        ) from None
     images = ds.data.unsqueeze(1).float().div_(255)
     return images, ds.targets.long(), str(root / folder / "raw")
 
@@ -179,16 +202,23 @@ def _cifar10(root: Path, train: bool, download: bool):
         try:
             ds = datasets.CIFAR10(str(root), train=train, download=download)
         except Exception as err:
-            raise _missing("cifar10", batches, ["data_batch_1 … data_batch_5", "test_batch", "batches.meta"],
-                           f"With internet, pass download=True. ({err})") from None
+            raise _missing(
+                "cifar10",
+                batches,
+                ["data_batch_1 … data_batch_5", "test_batch", "batches.meta"],
+                f"With internet, pass download=True. ({err})",
+            ) from None
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
         return images, torch.tensor(ds.targets), str(batches)
     if archive.exists():
         images, labels = _cifar10_jpeg(archive, "train" if train else "test")
         return images.float().div_(255), labels, f"{archive} (JPEG quality 75 re-encoding)"
-    raise _missing("cifar10", root, ["cifar-10-batches-py/ (torchvision's CIFAR-10)",
-                                     "or CIFAR10-jpeg/cifar10-jpg.tar.gz (the JPEG copy)"],
-                   "With internet, pass download=True to fetch the original.")
+    raise _missing(
+        "cifar10",
+        root,
+        ["cifar-10-batches-py/ (torchvision's CIFAR-10)", "or CIFAR10-jpeg/cifar10-jpg.tar.gz (the JPEG copy)"],
+        "With internet, pass download=True to fetch the original.",
+    )
 
 
 def _interleave_classes(labels: np.ndarray) -> np.ndarray:
@@ -249,13 +279,15 @@ def _svhn(root: Path, train: bool, download: bool):
     folder = next((root / d for d in ("SVHN", "svhn") if (root / d / filename).exists()), root / "SVHN")
     if not (folder / filename).exists() and download:
         from torchvision import datasets
+
         try:
             datasets.SVHN(str(folder), split=split, download=True)
         except Exception as err:
             raise _missing("svhn", folder, [filename], f"Download failed: {err}") from None
     if not (folder / filename).exists():
-        raise _missing("svhn", folder, [filename],
-                       "With internet, pass download=True (torchvision fetches the cropped-digit .mat files).")
+        raise _missing(
+            "svhn", folder, [filename], "With internet, pass download=True (torchvision fetches the cropped-digit .mat files)."
+        )
     from scipy.io import loadmat
 
     mat = loadmat(folder / filename)  # the layout torchvision reads: X (32, 32, 3, N), y (N, 1)
@@ -281,28 +313,36 @@ def _sample(key: str, train: bool):
             labels = f["labels"]
             if "jpeg" in f:
                 from PIL import Image
+
                 jpeg, offsets = f["jpeg"], f["offsets"]
-                images = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
-                                   for a, b in zip(offsets[:-1], offsets[1:])]).transpose(0, 3, 1, 2)
+                images = np.stack(
+                    [
+                        np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
+                        for a, b in zip(offsets[:-1], offsets[1:])
+                    ]
+                ).transpose(0, 3, 1, 2)
             else:
                 images = f["images"][:, None]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise DatasetNotFoundError(
             f"the sample shipped with drawviz, {_ASSETS / filename}, is unreadable ({type(err).__name__}: {err}); "
-            f"the installation is damaged: reinstall drawviz (or restore the file from the repository)") from None
+            f"the installation is damaged: reinstall drawviz (or restore the file from the repository)"
+        ) from None
     if len(images) != len(labels) or len(labels) <= SAMPLE_TEST:
-        raise DatasetNotFoundError(f"the sample shipped with drawviz, {_ASSETS / filename}, holds {len(labels)} "
-                                   f"labels and {len(images)} images; reinstall drawviz")
+        raise DatasetNotFoundError(
+            f"the sample shipped with drawviz, {_ASSETS / filename}, holds {len(labels)} "
+            f"labels and {len(images)} images; reinstall drawviz"
+        )
     part = slice(SAMPLE_TEST, None) if train else slice(None, SAMPLE_TEST)
     first, last = (SAMPLE_TEST + 1, len(labels)) if train else (1, SAMPLE_TEST)
-    source = (f"drawviz/assets/{filename} ({len(labels):,} {what}, 100 per class), "
-              f"images {first}-{last} ({(last - first + 1) // 10} per class)")
-    return (torch.from_numpy(np.ascontiguousarray(images[part])).float().div_(255),
-            torch.from_numpy(labels[part]).long(), source)
+    source = (
+        f"drawviz/assets/{filename} ({len(labels):,} {what}, 100 per class), "
+        f"images {first}-{last} ({(last - first + 1) // 10} per class)"
+    )
+    return (torch.from_numpy(np.ascontiguousarray(images[part])).float().div_(255), torch.from_numpy(labels[part]).long(), source)
 
 
-def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = None,
-         download: bool = False) -> ImageSet:
+def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = None, download: bool = False) -> ImageSet:
     """Load a whole split as an ImageSet of float images in [0, 1] (not binarised; see ``binarize``)."""
     key = _normalise(name)
     train = _split(split)
@@ -349,19 +389,53 @@ def batches(images: torch.Tensor, batch_size: int, *, seed: int, epoch: int, dro
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(images.shape[0], generator=g)
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, stop, batch_size)]
 
 
 # ----------------------------------------------------------------------------- the datasets drawviz knows
 
-register(Dataset("mnist", lambda root, train, download: _mnist_like("mnist", root, train, download), grey=True,
-                 preset="mnist", help="MNIST/raw idx files"))
-register(Dataset("fashion-mnist", lambda root, train, download: _mnist_like("fashion-mnist", root, train, download),
-                 grey=True, preset="mnist", aliases=("fashionmnist",), help="FashionMNIST/raw idx files"))
-register(Dataset("cifar10", _cifar10, grey=False, preset="cifar10", aliases=("cifar-10", "cifar"),
-                 help="cifar-10-batches-py, or the JPEG copy CIFAR10-jpeg/cifar10-jpg.tar.gz"))
+register(
+    Dataset(
+        "mnist",
+        lambda root, train, download: _mnist_like("mnist", root, train, download),
+        grey=True,
+        preset="mnist",
+        help="MNIST/raw idx files",
+    )
+)
+register(
+    Dataset(
+        "fashion-mnist",
+        lambda root, train, download: _mnist_like("fashion-mnist", root, train, download),
+        grey=True,
+        preset="mnist",
+        aliases=("fashionmnist",),
+        help="FashionMNIST/raw idx files",
+    )
+)
+register(
+    Dataset(
+        "cifar10",
+        _cifar10,
+        grey=False,
+        preset="cifar10",
+        aliases=("cifar-10", "cifar"),
+        help="cifar-10-batches-py, or the JPEG copy CIFAR10-jpeg/cifar10-jpg.tar.gz",
+    )
+)
 register(Dataset("svhn", _svhn, grey=False, preset="svhn", help="SVHN/{train,test}_32x32.mat"))
-for _name, _of, _grey in (("mnist-sample", "mnist", True), ("fashion-mnist-sample", "fashion-mnist", True),
-                          ("cifar10-sample", "cifar10", False)):
-    register(Dataset(_name, lambda root, train, download, _key=_name: _sample(_key, train), grey=_grey,
-                     preset=REGISTRY[_of].preset, sample_of=_of, help="shipped with drawviz (offline)"))
+for _name, _of, _grey in (
+    ("mnist-sample", "mnist", True),
+    ("fashion-mnist-sample", "fashion-mnist", True),
+    ("cifar10-sample", "cifar10", False),
+):
+    register(
+        Dataset(
+            _name,
+            lambda root, train, download, _key=_name: _sample(_key, train),
+            grey=_grey,
+            preset=REGISTRY[_of].preset,
+            sample_of=_of,
+            help="shipped with drawviz (offline)",
+        )
+    )

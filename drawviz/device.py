@@ -1,4 +1,5 @@
 """Where training runs: the device picked, and what it is (for checkpoints and model cards)."""
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,16 @@ def describe_hardware(device: torch.device) -> dict:
                 break
     except OSError:
         import platform
+
         name = platform.processor() or platform.machine()
-    return {"device": "cpu", "name": name, "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-            "isa": torch.backends.cpu.get_cpu_capability(), "torch": str(torch.__version__)}
+    return {
+        "device": "cpu",
+        "name": name,
+        "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "torch": str(torch.__version__),
+    }
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:

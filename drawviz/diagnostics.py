@@ -18,6 +18,7 @@ Four numbers per step and op (Gregor et al. 2015, Fig. 1 and 4 show what they sh
 row per op over the steps after the first ``skip`` share (the first steps of a drawing lay the
 ground and are excluded from the pen-likeness targets), each with its reference value.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,15 +67,31 @@ def per_step(trace) -> pd.DataFrame:
         fp = footprints(trace, op)
         off, spread = _centres(w, width, height)
         for t in range(len(w.g_x)):
-            rows.append({"step": t + 1, "op": op, "footprint_px": float(np.median(fp[t])),
-                         "footprint": float(np.median(fp[t])) / width, "spread_px": float(spread[t]),
-                         "off_image": float(off[t].mean()), "edit_area": math.nan})
+            rows.append(
+                {
+                    "step": t + 1,
+                    "op": op,
+                    "footprint_px": float(np.median(fp[t])),
+                    "footprint": float(np.median(fp[t])) / width,
+                    "spread_px": float(spread[t]),
+                    "off_image": float(off[t].mean()),
+                    "edit_area": math.nan,
+                }
+            )
     if trace.edit_area is not None:
         for t, areas in enumerate(trace.edit_area):
-            rows.append({"step": t + 1, "op": "canvas", "footprint_px": math.nan, "footprint": math.nan,
-                         "spread_px": math.nan, "off_image": math.nan, "edit_area": float(np.nanmedian(areas))})
-    return pd.DataFrame(rows, columns=["step", "op", "footprint_px", "footprint", "spread_px", "off_image",
-                                       "edit_area"])
+            rows.append(
+                {
+                    "step": t + 1,
+                    "op": "canvas",
+                    "footprint_px": math.nan,
+                    "footprint": math.nan,
+                    "spread_px": math.nan,
+                    "off_image": math.nan,
+                    "edit_area": float(np.nanmedian(areas)),
+                }
+            )
+    return pd.DataFrame(rows, columns=["step", "op", "footprint_px", "footprint", "spread_px", "off_image", "edit_area"])
 
 
 def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.DataFrame:
@@ -91,21 +108,40 @@ def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.D
         w = w.at(slice(first, None))
         fp = footprints(trace, op)[first:]
         off, spread = _centres(w, width, height)
-        rows.append({"op": op, "steps": f"{first + 1}-{trace.T}", "footprint": float(np.median(fp)) / width,
-                     "footprint_px": float(np.median(fp)), "spread_px": float(np.mean(spread)),
-                     "spread_uniform_px": width / math.sqrt(12), "off_image": float(off.mean()),
-                     "edit_area": math.nan, "edit_area_reference": math.nan})
+        rows.append(
+            {
+                "op": op,
+                "steps": f"{first + 1}-{trace.T}",
+                "footprint": float(np.median(fp)) / width,
+                "footprint_px": float(np.median(fp)),
+                "spread_px": float(np.mean(spread)),
+                "spread_uniform_px": width / math.sqrt(12),
+                "off_image": float(off.mean()),
+                "edit_area": math.nan,
+                "edit_area_reference": math.nan,
+            }
+        )
     if trace.edit_area is not None:
-        rows.append({"op": "canvas", "steps": f"{first + 1}-{trace.T}", "footprint": math.nan,
-                     "footprint_px": math.nan, "spread_px": math.nan, "spread_uniform_px": math.nan,
-                     "off_image": math.nan, "edit_area": float(np.nanmedian(trace.edit_area[first:])),
-                     "edit_area_reference": math.nan if reference is None else float(reference)})
+        rows.append(
+            {
+                "op": "canvas",
+                "steps": f"{first + 1}-{trace.T}",
+                "footprint": math.nan,
+                "footprint_px": math.nan,
+                "spread_px": math.nan,
+                "spread_uniform_px": math.nan,
+                "off_image": math.nan,
+                "edit_area": float(np.nanmedian(trace.edit_area[first:])),
+                "edit_area_reference": math.nan if reference is None else float(reference),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def reference_edit_area(model, images, *, skip: float = 0.1, seed: int = 0) -> float:
     """The median edit area of another model (e.g. the no-attention baseline) on the same images."""
     from . import probes
+
     trace = probes.record(model, images, seed=seed)
     first = int(math.floor(skip * trace.T))
     return float(np.nanmedian(trace.edit_area[first:]))

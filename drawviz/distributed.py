@@ -8,6 +8,7 @@ global batches to float rounding, and a checkpoint resumes exactly with any numb
 Only rank 0 evaluates and writes checkpoints. A rank that dies stops the others at their next
 collective (within ``DRAWVIZ_DIST_TIMEOUT`` seconds, default 300) instead of hanging.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -35,8 +36,10 @@ class Ranks:
     def shard(self, batch_size: int) -> slice:
         """The rows of a global batch this rank trains on (the batch splits evenly)."""
         if batch_size % self.world:
-            raise ValueError(f"the batch ({batch_size} images) does not split evenly over {self.world} processes; "
-                             f"use a batch size divisible by {self.world}")
+            raise ValueError(
+                f"the batch ({batch_size} images) does not split evenly over {self.world} processes; "
+                f"use a batch size divisible by {self.world}"
+            )
         n = batch_size // self.world
         return slice(self.rank * n, (self.rank + 1) * n)
 
@@ -67,8 +70,9 @@ class Ranks:
         takes the same decision about the next step (a rank that stopped alone would hang the others)."""
         if self.world == 1:
             return seconds, stop
-        flags = torch.tensor([seconds, float(stop)], dtype=torch.float64,
-                             device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        flags = torch.tensor(
+            [seconds, float(stop)], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu"
+        )
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         return float(flags[0]), bool(flags[1] > 0)
 

@@ -1,4 +1,5 @@
 """The test NLL bound: the negative ELBO on a test set, reproducible (fixed binarisation and ε)."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,15 @@ def _as_images(images) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: int = 500, seed: int = 0,
-             binarize: bool = False, progress: bool = False) -> dict:
+def evaluate(
+    model: DRAW,
+    images: torch.Tensor | _data.ImageSet,
+    *,
+    batch_size: int = 500,
+    seed: int = 0,
+    binarize: bool = False,
+    progress: bool = False,
+) -> dict:
     """The test negative ELBO, an upper bound on −log p(x), in nats per image (and bits/dim).
 
     binarize=True binarises the images first with a fixed seed (the static benchmark set).
@@ -41,16 +49,18 @@ def evaluate(model: DRAW, images: torch.Tensor | _data.ImageSet, *, batch_size: 
     chunks = range(0, images.shape[0], batch_size)
     if progress:
         from tqdm.auto import tqdm
+
         chunks = tqdm(chunks, desc="evaluate", unit="batch", leave=False)
     for i in chunks:
-        x = images[i:i + batch_size].to(device)
+        x = images[i : i + batch_size].to(device)
         out = model(x, generator=g, check=False)
         totals += torch.stack([(out.nll + out.kl.sum(0)).sum(), out.nll.sum(), out.kl.sum()]).double().cpu()
     model.train(was_training)
     n = images.shape[0]
     bound, nll, kl = (totals / n).tolist()
     if not math.isfinite(bound):
-        raise TrainingDiverged(f"the test bound is {bound} (reconstruction {nll}, KL {kl}): the model's outputs are "
-                               "not finite (NaN or inf weights?); evaluate an earlier checkpoint")
-    return {"nll_bound": bound, "bits_per_dim": bits_per_dim(bound, model.config), "recon_nll": nll,
-            "kl": kl, "images": n}
+        raise TrainingDiverged(
+            f"the test bound is {bound} (reconstruction {nll}, KL {kl}): the model's outputs are "
+            "not finite (NaN or inf weights?); evaluate an earlier checkpoint"
+        )
+    return {"nll_bound": bound, "bits_per_dim": bits_per_dim(bound, model.config), "recon_nll": nll, "kl": kl, "images": n}

@@ -25,6 +25,7 @@ backpropagation through time:
 The parameters are those of the wrapped :class:`~drawviz.model.DRAW`; the state_dict is the
 same, so checkpoints are interchangeable.  Gradients flow to the parameters only, not to x or ε.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -49,6 +50,7 @@ _PERM = [0, 1, 3, 2, 4]  # its own inverse
 
 # ---------------------------------------------------------------------------- building blocks
 
+
 class _Grid(NamedTuple):
     """Constants of one attention grid (plain tensors and ints, so torch.compile guards stay cheap)."""
 
@@ -65,12 +67,17 @@ class _Grid(NamedTuple):
 
 def _grid(N: int, width: int, height: int, like: torch.Tensor) -> _Grid:
     kw = dict(dtype=like.dtype, device=like.device)
-    return _Grid(N, width, height, torch.arange(1, N + 1, **kw) - N / 2 - 0.5,
-                 torch.arange(1, width + 1, **kw), torch.arange(1, height + 1, **kw),
-                 torch.tensor([False, False, True, True, True], device=like.device),
-                 torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], **kw),
-                 torch.tensor([(width + 1) / 2, (height + 1) / 2,
-                               stride_scale(N, width, height), 1.0, 1.0], **kw))
+    return _Grid(
+        N,
+        width,
+        height,
+        torch.arange(1, N + 1, **kw) - N / 2 - 0.5,
+        torch.arange(1, width + 1, **kw),
+        torch.arange(1, height + 1, **kw),
+        torch.tensor([False, False, True, True, True], device=like.device),
+        torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], **kw),
+        torch.tensor([(width + 1) / 2, (height + 1) / 2, stride_scale(N, width, height), 1.0, 1.0], **kw),
+    )
 
 
 def _window(g: _Grid, p: torch.Tensor) -> torch.Tensor:
@@ -100,8 +107,7 @@ def _filters_backward(g: _Grid, dFx, dFy, Fx, Fy, keep, win):
     """(dL/dg_X, dL/dg_Y) (batch, 2), dL/dδ and dL/dσ² (batch,)."""
     c, delta, sigma2 = win[:, :2], win[:, 2], win[:, 3]
     if g.width == g.height:
-        return _bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep,
-                              c, delta, sigma2, g.offs, g.a)
+        return _bank_backward(torch.stack((dFx, dFy), 1), torch.stack((Fx, Fy), 1), keep, c, delta, sigma2, g.offs, g.a)
     gx, dx, sx = _bank_backward(dFx[:, None], Fx[:, None], keep[0], c[:, :1], delta, sigma2, g.offs, g.a)
     gy, dy, sy = _bank_backward(dFy[:, None], Fy[:, None], keep[1], c[:, 1:], delta, sigma2, g.offs, g.b)
     return torch.cat((gx, gy), 1), dx + dy, sx + sy
@@ -138,7 +144,7 @@ def _lstm(gates, c):
     """LSTM cell pointwise part (PyTorch gate order i, f, g, o): (act, c', tanh c', h')."""
     n = c.shape[1]
     act = torch.sigmoid(gates)
-    act[:, 2 * n:3 * n] = torch.tanh(gates[:, 2 * n:3 * n])
+    act[:, 2 * n : 3 * n] = torch.tanh(gates[:, 2 * n : 3 * n])
     i, f, g, o = act.chunk(4, 1)
     c_new = torch.addcmul(f * c, i, g)  # c' = f c + i g
     tanh_c = torch.tanh(c_new)
@@ -149,8 +155,7 @@ def _lstm_backward(dh, dc, act, c_prev, tanh_c):
     """(dL/dgates (batch, 4n), dL/dc_prev) of one LSTM cell; act holds σ(i), σ(f), tanh(g), σ(o)."""
     i, f, g, o = act.chunk(4, 1)
     dc = dc + dh * o * (1 - tanh_c * tanh_c)
-    da = torch.cat((dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
-                    dh * tanh_c * o * (1 - o)), 1)
+    da = torch.cat((dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g), dh * tanh_c * o * (1 - o)), 1)
     return da, dc * f
 
 
@@ -197,6 +202,7 @@ def _up(k, y):
 
 
 # ---------------------------------------------------------------------------- one time step
+
 
 class _Saved(NamedTuple):
     """What one forward step keeps for its backward step (and for the weight gradients and _emit)."""
@@ -250,9 +256,9 @@ def _step_forward(k: _K, grids: _Grids, x, bx, state: _State, eps_t, w: _Weights
     canvas, proj_dec, proj_enc, c_enc, c_dec = state
     S = torch.sigmoid(canvas)
     x_hat = x - S  # eq. 3
-    gates_e = proj_dec[:, k.col_e:k.col_d] + proj_enc[:, 2 * Zs:]  # (B, 4E)
+    gates_e = proj_dec[:, k.col_e : k.col_d] + proj_enc[:, 2 * Zs :]  # (B, 4E)
     if k.attn:  # eq. 4 and 27: r = γ [F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ]
-        win_r = _window(grids.read, proj_dec[:, k.col_r:k.col_e])
+        win_r = _window(grids.read, proj_dec[:, k.col_r : k.col_e])
         Fx, Fy, keep = _filters(grids.read, win_r)
         both = torch.cat((x, x_hat), 1)  # (B, 2C, H, W)
         FyS = _mm(k, Fy[:, None], both)  # (B, 2C, N, A)
@@ -266,22 +272,22 @@ def _step_forward(k: _K, grids: _Grids, x, bx, state: _State, eps_t, w: _Weights
     gates_e = torch.addmm(gates_e, r, w.W_r.t())
     act_e, c_enc, tanh_ce, h_enc = _lstm(gates_e, c_enc)  # eq. 5
     proj_enc = _addmm(k, w.be, h_enc, w.We)
-    mu, log_sigma = proj_enc[:, :Zs], proj_enc[:, Zs:2 * Zs]
+    mu, log_sigma = proj_enc[:, :Zs], proj_enc[:, Zs : 2 * Zs]
     sigma = torch.exp(log_sigma)
     z = torch.addcmul(mu, sigma, eps_t)  # eq. 6
-    gates_d = _addmm(k, proj_dec[:, k.col_d:], z, w.W_ih_dec)
+    gates_d = _addmm(k, proj_dec[:, k.col_d :], z, w.W_ih_dec)
     act_d, c_dec, tanh_cd, h_dec = _lstm(gates_d, c_dec)  # eq. 7
     proj_dec = _addmm(k, w.bd, h_dec, w.Wd)
     if k.attn:  # eq. 28-29: c_t = c_{t-1} + (1/γ) F_Yᵀ w F_X
         wg = grids.write
         win_w = _window(wg, proj_dec[:, :5])
         Fx, Fy, keep = _filters(wg, win_w)
-        patch = proj_dec[:, 5:k.nw].view(-1, C, wg.N, wg.N)
+        patch = proj_dec[:, 5 : k.nw].view(-1, C, wg.N, wg.N)
         wFx = _mm(k, patch, Fx[:, None])  # (B, C, M, A)
         update = _mm(k, Fy.transpose(1, 2)[:, None], wFx) / win_w[:, 4, None, None, None]
         write = (win_w, Fx, Fy, keep, wFx)
     else:  # eq. 18
-        update = proj_dec[:, :k.nw].view_as(canvas)
+        update = proj_dec[:, : k.nw].view_as(canvas)
         write = None
     canvas = canvas + update  # eq. 8
     out_canvas.copy_(canvas)
@@ -299,8 +305,21 @@ class _Grads(NamedTuple):
     rest: torch.Tensor  # dL/d of the non-write columns of proj_dec_t (read params, encoder, decoder hh)
 
 
-def _step_backward(k: _K, grids: _Grids, grads: _Grads, d_mu, d_ls, eps_t, proj_dec, c_enc_prev, c_dec_prev,
-                   saved: "_Saved", w: _Weights, out_proj_dec, out_proj_enc):
+def _step_backward(
+    k: _K,
+    grids: _Grids,
+    grads: _Grads,
+    d_mu,
+    d_ls,
+    eps_t,
+    proj_dec,
+    c_enc_prev,
+    c_dec_prev,
+    saved: "_Saved",
+    w: _Weights,
+    out_proj_dec,
+    out_proj_enc,
+):
     """Backward of step t: from the gradients after step t to those after step t-1.  Writes the rows
     dL/dproj_dec_t and dL/dproj_enc_t into out_proj_dec and out_proj_enc (the weight gradients' operands)."""
     C, E = k.C, k.E
@@ -311,7 +330,7 @@ def _step_backward(k: _K, grids: _Grids, grads: _Grads, d_mu, d_ls, eps_t, proj_
     if k.attn:  # write, eq. 28-29
         win, Fx, Fy, keep, wFx = write
         M = wg.N
-        patch = proj_dec[:, 5:k.nw].view(B, C, M, M)
+        patch = proj_dec[:, 5 : k.nw].view(B, C, M, M)
         dU = dc / win[:, 4, None, None, None]
         FydU = _mm(k, Fy[:, None], dU)  # (B, C, M, A)
         d_patch = _mm(k, FydU, Fx.transpose(1, 2)[:, None]).flatten(1)  # Σ dU·U = Σ F_Y dU · w F_X (dγ)
@@ -327,7 +346,7 @@ def _step_backward(k: _K, grids: _Grids, grads: _Grads, d_mu, d_ls, eps_t, proj_
     dh = _up(k, dproj_dec @ w.Wd)
     dAd, dc_dec = _lstm_backward(dh, dc_dec, act_d, c_dec_prev, tanh_cd)  # eq. 7
     dz = _up(k, _lowp(k, dAd) @ w.W_ih_dec)  # eq. 6: z = μ + σ ε
-    dAe_next = rest[:, k.col_e - k.nw:k.col_e - k.nw + 4 * E]
+    dAe_next = rest[:, k.col_e - k.nw : k.col_e - k.nw + 4 * E]
     dproj_enc = torch.cat((d_mu + dz, d_ls + dz * eps_t * sigma, dAe_next), 1)
     dproj_enc = _lowp(k, dproj_enc)
     out_proj_enc.copy_(dproj_enc)
@@ -380,8 +399,11 @@ class _Ops:
         return self.compiled if self._unroll is None else self._unroll
 
     def _fall_back(self, err):
-        warnings.warn(f"drawviz.fast: torch.compile failed ({type(err).__name__}: {err}); "
-                      "running the fast path eagerly", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"drawviz.fast: torch.compile failed ({type(err).__name__}: {err}); running the fast path eagerly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         for name in self.names:
             fn = getattr(self, name)
             setattr(self, name, fn.eager if isinstance(fn, _Fallback) else fn)
@@ -407,14 +429,33 @@ _EAGER = _Ops()
 
 # ---------------------------------------------------------------------------- the sequence
 
+
 def _param_list(m: DRAW):
     """The DRAW parameters the sequence reads, in _Sequence.apply order."""
-    ps = [m.c0, m.h_enc0, m.h_dec0, m.encoder.weight_ih, m.encoder.bias_ih, m.encoder.weight_hh,
-          m.encoder.bias_hh, m.decoder.weight_ih, m.decoder.bias_ih, m.decoder.weight_hh,
-          m.decoder.bias_hh, m.q.weight, m.q.bias]
+    ps = [
+        m.c0,
+        m.h_enc0,
+        m.h_dec0,
+        m.encoder.weight_ih,
+        m.encoder.bias_ih,
+        m.encoder.weight_hh,
+        m.encoder.bias_hh,
+        m.decoder.weight_ih,
+        m.decoder.bias_ih,
+        m.decoder.weight_hh,
+        m.decoder.bias_hh,
+        m.q.weight,
+        m.q.bias,
+    ]
     if m.config.attention:
-        ps += [m.read.params.weight, m.read.params.bias, m.write.params.weight, m.write.params.bias,
-               m.write.patch.weight, m.write.patch.bias]
+        ps += [
+            m.read.params.weight,
+            m.read.params.bias,
+            m.write.params.weight,
+            m.write.params.bias,
+            m.write.patch.weight,
+            m.write.patch.bias,
+        ]
     else:
         ps += [m.write.linear.weight, m.write.linear.bias]
     return ps
@@ -465,7 +506,7 @@ class _Sequence(torch.autograd.Function):
         run = call.result = _run(cfg, ops, x, eps, params, call)
         ctx.cfg, ctx.run = cfg, run
         z = cfg.z_size
-        q = torch.stack([p[:, :2 * z] for p in run.proj_enc[1:]])
+        q = torch.stack([p[:, : 2 * z] for p in run.proj_enc[1:]])
         return run.canvas.clone(), q[..., :z].clone(), q[..., z:].clone()
 
     @staticmethod
@@ -479,8 +520,7 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
     """Forward pass of eq. 3-8 for all steps; returns every activation backward needs."""
     ws = call.workspace
     attn = cfg.attention
-    (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec,
-     b_hh_dec, W_q, b_q, *att) = params
+    (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec, b_hh_dec, W_q, b_q, *att) = params
     T, Zs, E, D, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.dec_size, cfg.channels
     B = x.shape[0]
 
@@ -503,7 +543,7 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         bd = torch.cat((b_lin, b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw, n_read = W_lin.shape[0], 0
         # x's share of the encoder input is the same every step: project it once
-        W_x, W_r = W_r[:, :R // 2], W_r[:, R // 2:]
+        W_x, W_r = W_r[:, : R // 2], W_r[:, R // 2 :]
         bx = x.flatten(1) @ W_x.t()  # (B, 4E)
     k = _K(attn, C, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
     # Fused h_enc GEMM, rows: [Q(z|h_enc) (μ, log σ) | encoder hh].
@@ -513,10 +553,13 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
     weights = _Weights(W_r, _lowp(k, We), be, _lowp(k, W_ih_dec), _lowp(k, Wd), bd)
 
     hd, he = h_dec0.expand(B, D).contiguous(), h_enc0.expand(B, E).contiguous()
-    state = _State(c0.expand(B, *c0.shape).contiguous(),  # c_0; all later steps go to canvas_steps
-                   torch.addmm(bd, hd, Wd.t()),
-                   torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs:]), 1),
-                   he.new_zeros(B, E), hd.new_zeros(B, D))
+    state = _State(
+        c0.expand(B, *c0.shape).contiguous(),  # c_0; all later steps go to canvas_steps
+        torch.addmm(bd, hd, Wd.t()),
+        torch.cat((he.new_zeros(B, 2 * Zs), he @ W_hh_enc.t() + be[2 * Zs :]), 1),
+        he.new_zeros(B, E),
+        hd.new_zeros(B, D),
+    )
     states, saved = [state], []
     steps = (T, *x.shape)
     if call.record:
@@ -527,9 +570,27 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         state, step_saved = ops.forward(k, grids, x, bx, state, eps[t], weights, canvas_steps[t], x_hat_steps[t])
         states.append(state)
         saved.append(step_saved)
-    return _Pass(ops, k, grids, x, eps, Wd, We, weights, ws, hd, he, state.canvas,
-                 [s.proj_dec for s in states], [s.proj_enc for s in states], [s.c_enc for s in states],
-                 [s.c_dec for s in states], saved, canvas_steps, x_hat_steps)
+    return _Pass(
+        ops,
+        k,
+        grids,
+        x,
+        eps,
+        Wd,
+        We,
+        weights,
+        ws,
+        hd,
+        he,
+        state.canvas,
+        [s.proj_dec for s in states],
+        [s.proj_enc for s in states],
+        [s.c_enc for s in states],
+        [s.c_dec for s in states],
+        saved,
+        canvas_steps,
+        x_hat_steps,
+    )
 
 
 def _buffer(ws: dict, name: str, shape, like: torch.Tensor, dtype=None):
@@ -563,8 +624,11 @@ class _TracePool:
     def take(self, shape, like: torch.Tensor, n: int) -> list[torch.Tensor]:
         if not self.reusable:  # no way to tell whether a trace still uses a buffer: always new ones
             return [like.new_empty(shape) for _ in range(n)]
-        free = [b for b, idle in self.buffers if b.shape == shape and b.dtype == like.dtype
-                and b.device == like.device and _use_count(b) == idle][:n]
+        free = [
+            b
+            for b, idle in self.buffers
+            if b.shape == shape and b.dtype == like.dtype and b.device == like.device and _use_count(b) == idle
+        ][:n]
         while len(free) < n:
             buf = like.new_empty(shape)
             self.buffers.append((buf, _use_count(buf)))
@@ -572,7 +636,7 @@ class _TracePool:
         taken = {id(b) for b in free}
         mine = [e for e in self.buffers if id(e[0]) in taken]
         others = [e for e in self.buffers if id(e[0]) not in taken][::-1]  # newest first
-        self.buffers = (mine + others)[:max(self.keep, n)]
+        self.buffers = (mine + others)[: max(self.keep, n)]
         return free
 
 
@@ -600,11 +664,24 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
     dPd = _buffer(ws, "dPd", (T + 1, B, Wd.shape[0]), Wd, w.Wd.dtype)
     dPe = _buffer(ws, "dPe", (T + 1, B, We.shape[0]), We, w.We.dtype)
     for t in reversed(range(T)):
-        grads = run.ops.backward(k, run.grids, grads, d_mu[t], d_log_sigma[t], eps[t], run.proj_dec[t + 1], Ce[t],
-                                 Cd[t], saved[t], w, dPd[t + 1], dPe[t + 1])
+        grads = run.ops.backward(
+            k,
+            run.grids,
+            grads,
+            d_mu[t],
+            d_log_sigma[t],
+            eps[t],
+            run.proj_dec[t + 1],
+            Ce[t],
+            Cd[t],
+            saved[t],
+            w,
+            dPd[t + 1],
+            dPe[t + 1],
+        )
     dc, rest = grads.canvas, grads.rest
     dPd0 = torch.cat((rest.new_zeros(B, nw), rest), 1)  # step 0 reads h_dec0 and h_enc0
-    dPe0 = torch.cat((rest.new_zeros(B, 2 * Zs), rest[:, col_e - nw:col_d - nw]), 1)
+    dPe0 = torch.cat((rest.new_zeros(B, 2 * Zs), rest[:, col_e - nw : col_d - nw]), 1)
     dPd[0], dPe[0] = dPd0, dPe0
 
     # Weight gradients: one GEMM over all T·batch rows each (in the GEMM dtype, summed in fp32).
@@ -622,19 +699,31 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
     if not k.attn:
         dW_r = torch.cat((dAe.sum(0, dtype=Wd.dtype).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)
-    out = [dc.sum(0), dPe0.sum(0) @ We, dPd0.sum(0) @ Wd,
-             dW_ih_enc, db_enc, dWe[2 * Zs:], db_enc.clone(),
-             dW_ih_dec, db_dec, dWd[col_d:], db_dec.clone(), dWe[:2 * Zs], dbe[:2 * Zs]]
+    out = [
+        dc.sum(0),
+        dPe0.sum(0) @ We,
+        dPd0.sum(0) @ Wd,
+        dW_ih_enc,
+        db_enc,
+        dWe[2 * Zs :],
+        db_enc.clone(),
+        dW_ih_dec,
+        db_dec,
+        dWd[col_d:],
+        db_dec.clone(),
+        dWe[: 2 * Zs],
+        dbe[: 2 * Zs],
+    ]
     col_r = k.col_r
     if k.attn:
-        out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM],
-                  dWd[5:nw], dbd[5:nw]]
+        out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM], dWd[5:nw], dbd[5:nw]]
     else:
         out += [dWd[:nw], dbd[:nw]]
     return out
 
 
 # ---------------------------------------------------------------------------- the module
+
 
 class FastDRAW(nn.Module):
     """DRAW's fast path: the same numbers and parameters as the wrapped model, several times faster.
@@ -665,9 +754,15 @@ class FastDRAW(nn.Module):
     def sample_eps(self, batch: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         return self.model.sample_eps(batch, generator)
 
-    def forward(self, x: torch.Tensor, eps: Optional[torch.Tensor] = None, *,
-                generator: Optional[torch.Generator] = None, tap: Optional[Tap] = None,
-                check: bool = True) -> DrawOutput:
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: Optional[torch.Tensor] = None,
+        *,
+        generator: Optional[torch.Generator] = None,
+        tap: Optional[Tap] = None,
+        check: bool = True,
+    ) -> DrawOutput:
         """As DRAW.forward (eq. 3-12); eps (T, batch, z_size) is drawn from ``generator`` when not given.
 
         tap: only watches here. After the pass it is called with every quantity, step by step, and
@@ -690,8 +785,14 @@ class FastDRAW(nn.Module):
             _emit(tap, call.result, mu.detach(), kl.detach(), cfg, m.c0.detach())
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
 
-    def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
-                 eps: Optional[torch.Tensor] = None, tap: Optional[Tap] = None) -> torch.Tensor:
+    def generate(
+        self,
+        n: int,
+        *,
+        generator: Optional[torch.Generator] = None,
+        eps: Optional[torch.Tensor] = None,
+        tap: Optional[Tap] = None,
+    ) -> torch.Tensor:
         """Sampling (eq. 13-16) has no backward pass to speed up: the reference loop (watching only)."""
         refuse_interventions(tap)
         return self.model.generate(n, generator=generator, eps=eps, tap=tap)
@@ -699,9 +800,11 @@ class FastDRAW(nn.Module):
     reconstruct = DRAW.reconstruct  # records the canvases through this module's own forward
 
 
-INTERVENTION_REFUSED = ("the fast path only records: it computes a whole pass at once, so a hook cannot change "
-                        "a step's value; run interventions on the reference model: "
-                        "drawviz.interventions.run_with_hooks(fast_model.model, ...)")
+INTERVENTION_REFUSED = (
+    "the fast path only records: it computes a whole pass at once, so a hook cannot change "
+    "a step's value; run interventions on the reference model: "
+    "drawviz.interventions.run_with_hooks(fast_model.model, ...)"
+)
 
 
 def refuse_interventions(tap) -> None:
@@ -727,7 +830,7 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
 
     def write_patch(t, s):
         if cfg.attention:
-            return run.proj_dec[t][:, 5:run.k.nw].view(B, C, cfg.write_n, cfg.write_n)
+            return run.proj_dec[t][:, 5 : run.k.nw].view(B, C, cfg.write_n, cfg.write_n)
         canvases = run.canvas_steps  # without attention: the whole update, c_t − c_{t−1}
         return canvases[t - 1] - (canvases[t - 2] if t > 1 else c0)
 
@@ -749,8 +852,9 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
     declared = Q.available(cfg, Q.RECONSTRUCTION)  # what quantities declares for this config, in step order
     missing = [name for name in declared if name not in value_of]
     if missing:
-        raise NotImplementedError(f"the fast path does not compute {', '.join(missing)}: record with the reference "
-                                  f"model (drawviz.DRAW) instead")
+        raise NotImplementedError(
+            f"the fast path does not compute {', '.join(missing)}: record with the reference model (drawviz.DRAW) instead"
+        )
     whole = {Q.X_HAT, Q.CANVAS} if record_steps is not None else set()  # handed over time-first above
     for t, s in enumerate(run.saved, start=1):
         for name in declared:
@@ -792,9 +896,14 @@ def make_fast(model: DRAW, compile="auto", *, tf32: bool = False, bf16: bool = F
 def _check_bf16(device: torch.device) -> None:
     """bf16=True pays only where the hardware multiplies bfloat16 natively: say so where it does not."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
-        raise ValueError(f"bf16=True: {torch.cuda.get_device_name(device)} has no native bfloat16 matmuls; "
-                         "train without bf16 (fast=True alone gives the same numbers as the reference)")
+        raise ValueError(
+            f"bf16=True: {torch.cuda.get_device_name(device)} has no native bfloat16 matmuls; "
+            "train without bf16 (fast=True alone gives the same numbers as the reference)"
+        )
     if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        warnings.warn("bf16=True: this CPU has no native bfloat16 dot products (AVX512-BF16 or AMX), so "
-                      "bfloat16 GEMMs are emulated and likely slower than fp32; consider bf16=False",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "bf16=True: this CPU has no native bfloat16 dot products (AVX512-BF16 or AMX), so "
+            "bfloat16 GEMMs are emulated and likely slower than fp32; consider bf16=False",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -6,6 +6,7 @@ suffix kept, for writers that pick a format by it), which is flushed, fsynced an
 target; a failed write removes its partial and raises :class:`WriteError`, saying what is left.
 Partials of processes that are gone are removed by the next write of the same file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,18 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["WriteError", "atomic", "write_bytes", "write_text", "write_json", "remove_stale_partials",
-           "check_writable", "partial_name", "InUse", "exclusive"]
+__all__ = [
+    "WriteError",
+    "atomic",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "remove_stale_partials",
+    "check_writable",
+    "partial_name",
+    "InUse",
+    "exclusive",
+]
 
 
 class WriteError(OSError):
@@ -35,7 +46,7 @@ def remove_stale_partials(path) -> None:
     """Delete partial writes of ``path`` left by killed processes (``<name>.tmp<pid>…`` of a pid that is gone)."""
     path = Path(path)
     for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp*"):
-        pid = tmp.name[len(path.name) + 4:].split(".")[0]
+        pid = tmp.name[len(path.name) + 4 :].split(".")[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
@@ -62,8 +73,9 @@ def check_writable(path, hint: str = "choose a writable folder") -> Path:
 def _fail(path: Path, err: BaseException, what: str = "file") -> WriteError:
     left = f"the previous {what} there is intact" if path.exists() else "nothing was written"
     reason = getattr(err, "strerror", None) or str(err)[:200]
-    return WriteError(f"could not write {path} ({type(err).__name__}: {reason}); {left}. "
-                      f"Free space or choose another folder, then run again")
+    return WriteError(
+        f"could not write {path} ({type(err).__name__}: {reason}); {left}. Free space or choose another folder, then run again"
+    )
 
 
 @contextlib.contextmanager
@@ -134,8 +146,10 @@ def exclusive(path, what: str = "this file") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise InUse(f"{path} is in use: {holder} holds it for {what}. Wait for it to finish, stop it "
-                        f"(SIGTERM or Ctrl-C: it saves first), or choose another file") from None
+            raise InUse(
+                f"{path} is in use: {holder} holds it for {what}. Wait for it to finish, stop it "
+                f"(SIGTERM or Ctrl-C: it saves first), or choose another file"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
         try:

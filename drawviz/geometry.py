@@ -13,12 +13,26 @@ N·δ + 2σ pixels. Its centre is off the image when it lies outside [0.5, A + 0
 A *trace* is a :class:`drawviz.probes.Trace`; only its ``windows`` (op -> Window of (T, batch)
 arrays), ``glimpse`` and ``write_patch`` are read here. Steps t are 1-based, as in ``Trace.frame``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["OPS", "grid_n", "ops", "window", "centre", "square", "extent", "footprint", "footprints",
-           "off_image", "stroke_style", "gamma_max", "edit_area"]
+__all__ = [
+    "OPS",
+    "grid_n",
+    "ops",
+    "window",
+    "centre",
+    "square",
+    "extent",
+    "footprint",
+    "footprints",
+    "off_image",
+    "stroke_style",
+    "gamma_max",
+    "edit_area",
+]
 
 OPS = ("read", "write")  # the ops a trace may have, in drawing order
 
@@ -88,8 +102,10 @@ def stroke_style(w: dict, gamma_max: float) -> dict:
     """How a window's square is stroked: {"linewidth", "alpha"}. The line width grows with the
     filter spread, clip(0.6 + σ, 0.6, 6) points; the opacity with the intensity,
     0.25 + 0.75 · min(γ / γ_max, 1) (1 when γ_max ≤ 0)."""
-    return {"linewidth": float(np.clip(0.6 + w["sigma"], 0.6, 6.0)),
-            "alpha": float(0.25 + 0.75 * min(w["gamma"] / gamma_max, 1.0)) if gamma_max > 0 else 1.0}
+    return {
+        "linewidth": float(np.clip(0.6 + w["sigma"], 0.6, 6.0)),
+        "alpha": float(0.25 + 0.75 * min(w["gamma"] / gamma_max, 1.0)) if gamma_max > 0 else 1.0,
+    }
 
 
 def gamma_max(trace, op: str, sample: int) -> float:

@@ -14,6 +14,7 @@ The helpers build common hooks: ``set_window`` (place the read or write window a
 pixels), ``scale_gamma``, ``freeze_window`` (attention off from step t: the window of step t is
 kept), ``set_z`` (fix z_t), ``zero_write``.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -26,8 +27,18 @@ from . import quantities as Q
 from .attention import Window
 from .probes import Hook, InterventionError, Trace, run
 
-__all__ = ["run_with_hooks", "InterventionError", "Hook", "set_window", "scale_gamma", "freeze_window", "set_z",
-           "zero_write", "at_steps"]
+__all__ = [
+    "run_with_hooks",
+    "InterventionError",
+    "Hook",
+    "set_window",
+    "scale_gamma",
+    "freeze_window",
+    "set_z",
+    "zero_write",
+    "at_steps",
+]
+
 
 def _is_step(t) -> bool:
     return isinstance(t, numbers.Integral) and not isinstance(t, bool) and t >= 1
@@ -65,6 +76,7 @@ def run_with_hooks(model, x=None, *, n=None, hooks=None, eps=None, seed=0, gener
 
 # ----------------------------------------------------------------------------- common hooks
 
+
 def set_window(op: str, steps, **fields) -> tuple[str, Hook]:
     """Place the read or write window at the given steps: any of g_x, g_y, delta, sigma2, gamma in pixels
     (scalars or (batch,) tensors); the fields not given keep the model's values."""
@@ -75,14 +87,23 @@ def set_window(op: str, steps, **fields) -> tuple[str, Hook]:
     _steps(steps)
     for key, value in fields.items():
         values = torch.as_tensor(np.asarray(value, dtype=np.float64))
-        if (not torch.isfinite(values).all() or (key in ("sigma2", "gamma") and (values <= 0).any())
-                or (key == "delta" and (values < 0).any())):
-            raise InterventionError(f"set_window: {key} = {value!r} is no window the model could write: g_x, g_y "
-                                    f"are finite pixel positions, delta ≥ 0, sigma2 and gamma finite and > 0")
+        if (
+            not torch.isfinite(values).all()
+            or (key in ("sigma2", "gamma") and (values <= 0).any())
+            or (key == "delta" and (values < 0).any())
+        ):
+            raise InterventionError(
+                f"set_window: {key} = {value!r} is no window the model could write: g_x, g_y "
+                f"are finite pixel positions, delta ≥ 0, sigma2 and gamma finite and > 0"
+            )
 
     def place(window: Window, t: int) -> Window:
-        return window._replace(**{k: torch.as_tensor(v, dtype=window.g_x.dtype, device=window.g_x.device)
-                                  .expand_as(window.g_x) for k, v in fields.items()})
+        return window._replace(
+            **{
+                k: torch.as_tensor(v, dtype=window.g_x.dtype, device=window.g_x.device).expand_as(window.g_x)
+                for k, v in fields.items()
+            }
+        )
 
     place.__name__ = f"set_{op}_window"
     return name, at_steps(steps, place)
@@ -91,15 +112,15 @@ def set_window(op: str, steps, **fields) -> tuple[str, Hook]:
 def scale_gamma(op: str, factor: float, steps=None) -> tuple[str, Hook]:
     """Multiply the window's intensity γ by ``factor`` (at the given steps, or every step)."""
     chosen = _steps(steps)
-    return _window_name(op), _acting_at(lambda w, t: w._replace(gamma=w.gamma * factor)
-                                        if chosen is None or t in chosen else None, chosen)
+    return _window_name(op), _acting_at(
+        lambda w, t: w._replace(gamma=w.gamma * factor) if chosen is None or t in chosen else None, chosen
+    )
 
 
 def freeze_window(op: str, from_step: int) -> tuple[str, Hook]:
     """Attention off from step ``from_step`` on: every later step reuses the window of that step."""
     if not _is_step(from_step):
-        raise InterventionError(f"freeze_window takes the one step t = 1..T from which the window is kept, "
-                                f"got {from_step!r}")
+        raise InterventionError(f"freeze_window takes the one step t = 1..T from which the window is kept, got {from_step!r}")
     start = int(from_step)
     kept = {}
 

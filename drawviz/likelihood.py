@@ -12,6 +12,7 @@
   gradient for a saturated canvas logit does not vanish: a canvas painted far too bright or dark
   is pulled back as a Bernoulli's logits are.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,17 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Likelihood", "LIKELIHOODS", "register", "describe", "nll", "bernoulli_nll", "logistic_nll",
-           "logistic_probs", "INITIAL_LOG_SCALE"]
+__all__ = [
+    "Likelihood",
+    "LIKELIHOODS",
+    "register",
+    "describe",
+    "nll",
+    "bernoulli_nll",
+    "logistic_nll",
+    "logistic_probs",
+    "INITIAL_LOG_SCALE",
+]
 
 _FAR = 1e4
 INITIAL_LOG_SCALE = math.log(0.5)  # logit units: ±0.5 is about ±0.12 in intensity around 0.5
@@ -73,8 +83,9 @@ def logistic_probs(canvas: torch.Tensor, log_scale: torch.Tensor) -> torch.Tenso
     k = torch.arange(256, dtype=canvas.dtype, device=canvas.device) / 255
     shape = canvas.shape
     canvas, log_scale = torch.broadcast_tensors(canvas, log_scale.expand(shape))
-    return _log_bin_mass(canvas.unsqueeze(-1).expand(*shape, 256), k.expand(*shape, 256),
-                         log_scale.unsqueeze(-1).expand(*shape, 256)).exp()
+    return _log_bin_mass(
+        canvas.unsqueeze(-1).expand(*shape, 256), k.expand(*shape, 256), log_scale.unsqueeze(-1).expand(*shape, 256)
+    ).exp()
 
 
 @dataclass(frozen=True)
@@ -104,20 +115,29 @@ def register(likelihood: Likelihood) -> Likelihood:
 
 def _bernoulli_note(binarized: bool) -> str:
     if binarized:
-        return ("likelihood: Bernoulli on binarised pixels (stochastic binarisation with a fixed seed; "
-                "comparable with the paper's binarised-MNIST figures up to the binarisation)")
-    return ("likelihood: Bernoulli on intensities — a cross-entropy, not a likelihood of the 8-bit images: "
-            "its nats and bits/dim cannot be compared with published figures")
+        return (
+            "likelihood: Bernoulli on binarised pixels (stochastic binarisation with a fixed seed; "
+            "comparable with the paper's binarised-MNIST figures up to the binarisation)"
+        )
+    return (
+        "likelihood: Bernoulli on intensities — a cross-entropy, not a likelihood of the 8-bit images: "
+        "its nats and bits/dim cannot be compared with published figures"
+    )
 
 
-register(Likelihood("bernoulli", lambda canvas, x: bernoulli_nll(canvas, x), _bernoulli_note,
-                    help="the paper's; binary images"))
-register(Likelihood(
-    "logistic", lambda canvas, x, log_scale: logistic_nll(canvas, x, log_scale),
-    lambda binarized: ("likelihood: discretised logistic on the 8-bit values (logit scale, median σ(c_T); a proper "
-                       "probability mass, so bits/dim compare with published figures)"),
-    parameters=lambda config: {"log_scale": torch.full(config.image_shape, INITIAL_LOG_SCALE)},
-    help="discretised, on 8-bit values: bits/dim comparable with published figures"))
+register(Likelihood("bernoulli", lambda canvas, x: bernoulli_nll(canvas, x), _bernoulli_note, help="the paper's; binary images"))
+register(
+    Likelihood(
+        "logistic",
+        lambda canvas, x, log_scale: logistic_nll(canvas, x, log_scale),
+        lambda binarized: (
+            "likelihood: discretised logistic on the 8-bit values (logit scale, median σ(c_T); a proper "
+            "probability mass, so bits/dim compare with published figures)"
+        ),
+        parameters=lambda config: {"log_scale": torch.full(config.image_shape, INITIAL_LOG_SCALE)},
+        help="discretised, on 8-bit values: bits/dim comparable with published figures",
+    )
+)
 
 
 def get(name: str) -> Likelihood:

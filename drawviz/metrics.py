@@ -6,6 +6,7 @@ A notebook builds its record and calls ``.write(metrics_out)``; the report calls
 which gives None for a missing or unreadable file and ignores keys it does not know (a file from
 another version). A number the index shows is one field here.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """DRAW: the configuration and the recurrent VAE (Gregor et al. 2015, section 2)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,22 @@ from torch import nn
 from . import likelihood as _likelihood
 from .checks import positive_int
 from .attention import FullRead, FullWrite, Read, Write
-from .quantities import (CANVAS, GLIMPSE, H_DEC, H_ENC, KL, MU, READ_WINDOW, SIGMA_Z, WRITE_PATCH,
-                         WRITE_WINDOW, X_HAT, Z, Tap, identity)
+from .quantities import (
+    CANVAS,
+    GLIMPSE,
+    H_DEC,
+    H_ENC,
+    KL,
+    MU,
+    READ_WINDOW,
+    SIGMA_Z,
+    WRITE_PATCH,
+    WRITE_WINDOW,
+    X_HAT,
+    Z,
+    Tap,
+    identity,
+)
 
 __all__ = ["DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
 
@@ -44,8 +59,9 @@ class DrawConfig:
         if not isinstance(self.attention, bool):
             raise ValueError(f"DrawConfig.attention must be True or False, got {self.attention!r}")
         if self.likelihood not in _likelihood.LIKELIHOODS:  # looked up now: a likelihood registered later counts
-            raise ValueError(f"DrawConfig.likelihood must be one of {', '.join(_likelihood.LIKELIHOODS)}, "
-                             f"got {self.likelihood!r}")
+            raise ValueError(
+                f"DrawConfig.likelihood must be one of {', '.join(_likelihood.LIKELIHOODS)}, got {self.likelihood!r}"
+            )
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -72,8 +88,11 @@ class DrawConfig:
 
     def diff(self, other: "DrawConfig") -> dict:
         """Fields whose values differ: {name: (self's, other's)}."""
-        return {f.name: (getattr(self, f.name), getattr(other, f.name))
-                for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)}
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
 
 
 def from_fields(cls, data: dict):
@@ -93,10 +112,8 @@ PRESETS: dict[str, DrawConfig] = {
     # The paper drew 64×64 SVHN; torchvision's SVHN crops are 32×32.
     # Colour: the paper's Bernoulli on intensities is no likelihood of 8-bit images; the presets
     # use the discretised logistic, so bits/dim compare with published figures.
-    "svhn": DrawConfig(32, 32, 3, T=32, enc_size=800, dec_size=800, z_size=100, read_n=12, write_n=12,
-                       likelihood="logistic"),
-    "cifar10": DrawConfig(32, 32, 3, T=64, enc_size=400, dec_size=400, z_size=200, read_n=5, write_n=5,
-                          likelihood="logistic"),
+    "svhn": DrawConfig(32, 32, 3, T=32, enc_size=800, dec_size=800, z_size=100, read_n=12, write_n=12, likelihood="logistic"),
+    "cifar10": DrawConfig(32, 32, 3, T=64, enc_size=400, dec_size=400, z_size=200, read_n=5, write_n=5, likelihood="logistic"),
 }
 
 
@@ -108,19 +125,19 @@ def check_images(x: torch.Tensor, config: DrawConfig) -> None:
     """Raise InputError unless x is a float (batch, C, H, W) tensor of finite values in [0, 1]."""
     expected = config.image_shape
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"expected a torch.Tensor of shape (batch, {', '.join(map(str, expected))}), "
-                         f"got {type(x).__name__}")
+        raise InputError(f"expected a torch.Tensor of shape (batch, {', '.join(map(str, expected))}), got {type(x).__name__}")
     if x.dim() != 4 or tuple(x.shape[1:]) != expected:
         hint = ""
         if x.dim() == 3 and tuple(x.shape[1:]) == expected[1:] and expected[0] == 1:
             hint = " (add the channel axis: x.unsqueeze(1))"
         elif x.dim() == 4 and x.shape[-1] == expected[0] and tuple(x.shape[1:3]) == expected[1:]:
             hint = " (channels-last input: use x.permute(0, 3, 1, 2))"
-        raise InputError(f"expected images of shape (batch, {', '.join(map(str, expected))}) "
-                         f"= (batch, channels, height, width) for this config, got {tuple(x.shape)}{hint}")
+        raise InputError(
+            f"expected images of shape (batch, {', '.join(map(str, expected))}) "
+            f"= (batch, channels, height, width) for this config, got {tuple(x.shape)}{hint}"
+        )
     if not x.is_floating_point():
-        raise InputError(f"expected float pixel values in [0, 1], got dtype {x.dtype} "
-                         f"(for uint8 images use x.float() / 255)")
+        raise InputError(f"expected float pixel values in [0, 1], got dtype {x.dtype} (for uint8 images use x.float() / 255)")
 
     if x.numel() == 0:
         raise InputError("expected at least one image, got an empty batch")
@@ -128,8 +145,9 @@ def check_images(x: torch.Tensor, config: DrawConfig) -> None:
         raise InputError("images contain NaN or inf values; DRAW needs finite pixel values in [0, 1]")
     lo, hi = x.min().item(), x.max().item()
     if lo < 0 or hi > 1:
-        raise InputError(f"pixel values must lie in [0, 1] (Bernoulli probabilities), got min {lo:.4g} "
-                         f"and max {hi:.4g}; rescale, e.g. x / 255")
+        raise InputError(
+            f"pixel values must lie in [0, 1] (Bernoulli probabilities), got min {lo:.4g} and max {hi:.4g}; rescale, e.g. x / 255"
+        )
 
 
 class DrawOutput(NamedTuple):
@@ -179,27 +197,39 @@ class DRAW(nn.Module):
     def check_dtype(self, x: torch.Tensor) -> None:
         """Raise InputError unless x has the model's dtype (float32 unless the model was converted)."""
         if x.dtype != self.c0.dtype:
-            raise InputError(f"the images are {x.dtype} but the model is {self.c0.dtype}; "
-                             f"use x.to({str(self.c0.dtype).replace('torch.', 'torch.')})")
+            raise InputError(
+                f"the images are {x.dtype} but the model is {self.c0.dtype}; "
+                f"use x.to({str(self.c0.dtype).replace('torch.', 'torch.')})"
+            )
 
     def check_eps(self, eps: torch.Tensor, batch: int) -> None:
         """Raise InputError unless eps is the (T, batch, z_size) noise of one pass."""
         expected = (self.config.T, batch, self.config.z_size)
         if not isinstance(eps, torch.Tensor) or tuple(eps.shape) != expected:
             got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-            raise InputError(f"eps must have shape (T, batch, z_size) = {expected}, a fresh N(0, I) draw per step; "
-                             f"got {got} (model.sample_eps(batch) makes one)")
+            raise InputError(
+                f"eps must have shape (T, batch, z_size) = {expected}, a fresh N(0, I) draw per step; "
+                f"got {got} (model.sample_eps(batch) makes one)"
+            )
 
     def initial_state(self, batch: int):
         c = self.config
         zeros = lambda n: self.c0.new_zeros(batch, n)
-        return (self.c0.expand(batch, *c.image_shape),
-                (self.h_enc0.expand(batch, -1), zeros(c.enc_size)),
-                (self.h_dec0.expand(batch, -1), zeros(c.dec_size)))
+        return (
+            self.c0.expand(batch, *c.image_shape),
+            (self.h_enc0.expand(batch, -1), zeros(c.enc_size)),
+            (self.h_dec0.expand(batch, -1), zeros(c.dec_size)),
+        )
 
-    def forward(self, x: torch.Tensor, eps: Optional[torch.Tensor] = None, *,
-                generator: Optional[torch.Generator] = None, tap: Optional[Tap] = None,
-                check: bool = True) -> DrawOutput:
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: Optional[torch.Tensor] = None,
+        *,
+        generator: Optional[torch.Generator] = None,
+        tap: Optional[Tap] = None,
+        check: bool = True,
+    ) -> DrawOutput:
         """Reconstruct x (batch, C, H, W) in [0, 1]; return the loss terms of eq. 9-12.
 
         eps: (T, batch, z_size) noise, drawn from ``generator`` when not given.
@@ -253,12 +283,19 @@ class DRAW(nn.Module):
 
     def nll(self, canvas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """L^x = −log D(x | c_T) per image (batch,), eq. 9, under the config's likelihood."""
-        return _likelihood.nll(self.config.likelihood, canvas, x,
-                               **{name: getattr(self, name) for name in self._likelihood_parameters})
+        return _likelihood.nll(
+            self.config.likelihood, canvas, x, **{name: getattr(self, name) for name in self._likelihood_parameters}
+        )
 
     @torch.no_grad()
-    def generate(self, n: int, *, generator: Optional[torch.Generator] = None,
-                 eps: Optional[torch.Tensor] = None, tap: Optional[Tap] = None) -> torch.Tensor:
+    def generate(
+        self,
+        n: int,
+        *,
+        generator: Optional[torch.Generator] = None,
+        eps: Optional[torch.Tensor] = None,
+        tap: Optional[Tap] = None,
+    ) -> torch.Tensor:
         """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W).
 
         tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas)."""

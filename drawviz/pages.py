@@ -3,6 +3,7 @@
 Every notebook in notebooks/ imports this module (``from drawviz import pages``); ``drawviz.report`` runs
 the notebooks and indexes what they write.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,22 @@ from . import data as _data
 from . import files as _files
 from .metrics import Trained, json_safe
 
-__all__ = ["load_split", "datasets", "test_images", "describe_training", "colour_note", "binarization", "model_for",
-           "optional_model", "print_evaluations", "write_json", "Start", "start_from", "campaign_figure", "blur_run"]
+__all__ = [
+    "load_split",
+    "datasets",
+    "test_images",
+    "describe_training",
+    "colour_note",
+    "binarization",
+    "model_for",
+    "optional_model",
+    "print_evaluations",
+    "write_json",
+    "Start",
+    "start_from",
+    "campaign_figure",
+    "blur_run",
+]
 
 
 def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
@@ -25,11 +40,12 @@ def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = 
     return _data.load(dataset, split, data_root).balanced(limit, seed=seed)
 
 
-def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None,
-             seed: int = 0):
+def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_limit: Optional[int] = None, seed: int = 0):
     """(train, test) ImageSets, as load_split gives them."""
-    return (load_split(dataset, "train", data_root, limit, seed=seed),
-            load_split(dataset, "test", data_root, test_limit, seed=seed))
+    return (
+        load_split(dataset, "train", data_root, limit, seed=seed),
+        load_split(dataset, "test", data_root, test_limit, seed=seed),
+    )
 
 
 def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
@@ -41,16 +57,20 @@ def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
 
 def describe_training(summary: dict) -> str:
     """One line from train.training_summary: what the model was trained on, how long, where."""
+
     def num(x, spec):
         return "?" if x is None else format(x, spec)
+
     hw = summary.get("hardware") or {}
     where = hw.get("name") if isinstance(hw, dict) else str(hw)
     if isinstance(hw, dict) and hw.get("threads"):
         where = f"{where}, {hw['threads']} thread{'s' if hw['threads'] != 1 else ''}"
     model = Path(summary["model_file"]).name if summary.get("model_file") else "model"
-    return (f"{model}: trained on {summary.get('trained_on') or '?'} ({num(summary.get('train_images'), ',')} images), "
-            f"{num(summary.get('steps'), ',')} steps = {num(summary.get('epochs'), '.1f')} epochs, "
-            f"{num(summary.get('minutes'), '.0f')} min" + (f" on {where}" if where else ""))
+    return (
+        f"{model}: trained on {summary.get('trained_on') or '?'} ({num(summary.get('train_images'), ',')} images), "
+        f"{num(summary.get('steps'), ',')} steps = {num(summary.get('epochs'), '.1f')} epochs, "
+        f"{num(summary.get('minutes'), '.0f')} min" + (f" on {where}" if where else "")
+    )
 
 
 def colour_note(model):
@@ -58,8 +78,11 @@ def colour_note(model):
     from IPython.display import Markdown
 
     from .likelihood import describe
-    return Markdown(f"**Colour images.** The canvas shows σ(c_t), the mean of each subpixel's distribution; "
-                    f"{describe(model.config.likelihood, binarized=False)}.")
+
+    return Markdown(
+        f"**Colour images.** The canvas shows σ(c_t), the mean of each subpixel's distribution; "
+        f"{describe(model.config.likelihood, binarized=False)}."
+    )
 
 
 def binarization(dataset: str) -> Optional[str]:
@@ -67,9 +90,19 @@ def binarization(dataset: str) -> Optional[str]:
     return _data.default_binarize(dataset)
 
 
-def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, preset: Optional[str] = None,
-              T: int = 8, steps: int = 300, batch_size: int = 64, seed: int = 0, device="auto",
-              overrides: Optional[dict] = None):
+def model_for(
+    checkpoint,
+    dataset: str = "mnist-sample",
+    data_root=None,
+    *,
+    preset: Optional[str] = None,
+    T: int = 8,
+    steps: int = 300,
+    batch_size: int = 64,
+    seed: int = 0,
+    device="auto",
+    overrides: Optional[dict] = None,
+):
     """The model in ``checkpoint``; when there is none yet, train a small one there first.
 
     Lets every notebook run on its own: the fallback is train.ipynb's default model.
@@ -82,9 +115,19 @@ def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, pres
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
         config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
         train_set = load_split(dataset, "train", data_root)
-        train(config, train_set, steps=steps, batch_size=batch_size, seed=seed, device=device,
-              binarize=binarization(dataset), checkpoint=checkpoint, progress=False,
-              dataset=dataset, data_root=str(data_root) if data_root else None)
+        train(
+            config,
+            train_set,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            binarize=binarization(dataset),
+            checkpoint=checkpoint,
+            progress=False,
+            dataset=dataset,
+            data_root=str(data_root) if data_root else None,
+        )
     return model_from_checkpoint(checkpoint, device=device)
 
 
@@ -96,6 +139,7 @@ def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] 
     if not checkpoint or not Path(checkpoint).exists():
         return None
     from .train import load_checkpoint, model_from_checkpoint
+
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, device=device, state=state)
     if like is not None and model.config.image_shape != like.config.image_shape:
@@ -111,8 +155,11 @@ def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] 
 def print_evaluations(row: dict) -> None:
     """A train() callback: one printed line per test evaluation (stays in the saved notebook and report)."""
     if math.isfinite(row.get("test_nll_bound", math.nan)):
-        print(f"step {row['step']:>6}: train loss {row['loss']:.1f}, test NLL bound {row['test_nll_bound']:.2f} nats "
-              f"({row['seconds']:.0f} s)", flush=True)
+        print(
+            f"step {row['step']:>6}: train loss {row['loss']:.1f}, test NLL bound {row['test_nll_bound']:.2f} nats "
+            f"({row['seconds']:.0f} s)",
+            flush=True,
+        )
 
 
 def write_json(path, obj) -> Path:
@@ -121,6 +168,7 @@ def write_json(path, obj) -> Path:
 
 
 # ----------------------------------------------------------------------------- train.ipynb
+
 
 @dataclass(frozen=True)
 class Start:
@@ -132,8 +180,16 @@ class Start:
     saved: Optional[dict]  # the checkpoint resumed from, if any
 
 
-def start_from(checkpoint, checkpoint_in=None, *, steps: int, dataset: str, preset: Optional[str] = None,
-               T: int = 8, overrides: Optional[dict] = None) -> Start:
+def start_from(
+    checkpoint,
+    checkpoint_in=None,
+    *,
+    steps: int,
+    dataset: str,
+    preset: Optional[str] = None,
+    T: int = 8,
+    overrides: Optional[dict] = None,
+) -> Start:
     """Resume from ``checkpoint`` when it exists, else start a new model; a given model (``checkpoint_in``,
     e.g. a shipped one) is first copied to ``checkpoint``, so the given file is never written into. A given
     model with fewer than ``steps`` steps is trained on up to ``steps``."""
@@ -165,15 +221,20 @@ def campaign_figure(checkpoint, name: str):
         return None
     on_mnist = (state.get("train_args") or {}).get("dataset") == "mnist" and state["config"].likelihood == "bernoulli"
     total = campaign.totals(state)
-    return plots.plot_campaign(curve, campaign.ANCHORS if on_mnist else None,
-                               title=f"{name}: test bound over {total['legs']} leg{'s' if total['legs'] != 1 else ''} "
-                                     f"of training ({total['epochs']:.1f} epochs, {total['cpu_hours']:.1f} CPU core-hours)")
+    return plots.plot_campaign(
+        curve,
+        campaign.ANCHORS if on_mnist else None,
+        title=f"{name}: test bound over {total['legs']} leg{'s' if total['legs'] != 1 else ''} "
+        f"of training ({total['epochs']:.1f} epochs, {total['cpu_hours']:.1f} CPU core-hours)",
+    )
 
 
 # ----------------------------------------------------------------------------- blur.ipynb
 
-def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, steps: int = 300, seed: int = 0,
-             device="auto") -> dict:
+
+def blur_run(
+    run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, steps: int = 300, seed: int = 0, device="auto"
+) -> dict:
     """One model of the blur comparison: its images and sharpness measures, and the Markdown saying what they are.
 
     run: {"name", "dataset", "checkpoint", "metrics" (optional: its train.json)}. Returns {"model", "sets",
@@ -189,19 +250,35 @@ def blur_run(run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, step
     table = sharpness.summary(sets)
     trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or Trained()
     binarized = binarization(run["dataset"]) is not None
-    bound = {"dataset": run["name"], "NLL bound, nats": trained.nll_bound, "bits/dim": trained.bits_per_dim,
-             "test images": trained.images,
-             "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
-             "epochs": trained.epochs, "CPU core-hours": trained.cpu_hours,
-             "model": trained.trained or Path(run["checkpoint"]).name}
+    bound = {
+        "dataset": run["name"],
+        "NLL bound, nats": trained.nll_bound,
+        "bits/dim": trained.bits_per_dim,
+        "test images": trained.images,
+        "likelihood": model.config.likelihood + (" (binarised)" if binarized else ""),
+        "epochs": trained.epochs,
+        "CPU core-hours": trained.cpu_hours,
+        "model": trained.trained or Path(run["checkpoint"]).name,
+    }
     esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
-    markdown = (f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
-                f"Model: {code(trained.trained or run['checkpoint'])} (T = {model.config.T}).")
+    markdown = (
+        f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
+        f"Model: {code(trained.trained or run['checkpoint'])} (T = {model.config.T})."
+    )
     if "JPEG" in test_set.source:
-        markdown += ("\n\n**These CIFAR-10 images are a JPEG re-encoding (quality 75)**, which already smooths "
-                     "fine detail: the test images' own sharpness is a little lower than the original CIFAR-10's.")
+        markdown += (
+            "\n\n**These CIFAR-10 images are a JPEG re-encoding (quality 75)**, which already smooths "
+            "fine detail: the test images' own sharpness is a little lower than the original CIFAR-10's."
+        )
     if model.config.channels > 1:
         markdown += f"\n\n**Colour**: {likelihood.describe(model.config.likelihood, False)}."
-    return {"model": model, "sets": sets, "table": table.assign(dataset=run["name"]).reset_index()
-            .set_index(["dataset", "images"]), "per_step": per_step.assign(source=run["name"] + ": " + per_step["source"]),
-            "ratios": sharpness.ratios(table), "source": test_set.source, "bound": bound, "markdown": markdown}
+    return {
+        "model": model,
+        "sets": sets,
+        "table": table.assign(dataset=run["name"]).reset_index().set_index(["dataset", "images"]),
+        "per_step": per_step.assign(source=run["name"] + ": " + per_step["source"]),
+        "ratios": sharpness.ratios(table),
+        "source": test_set.source,
+        "bound": bound,
+        "markdown": markdown,
+    }

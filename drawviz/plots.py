@@ -10,6 +10,7 @@ so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ±
 window lies and how it is stroked come from :mod:`drawviz.geometry`; colours and how an image is
 shown from :mod:`drawviz.style`.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,12 +32,33 @@ from . import geometry
 from .animation import save_animation
 from .style import OP_COLOURS, STEP_CMAP, image_args, show as _show
 
-__all__ = ["plot_history", "plot_campaign", "plot_kl_per_step", "plot_drawing", "plot_diagnostics", "plot_trajectory",
-           "plot_glimpses", "plot_attention_params",
-           "plot_error_grid", "plot_error_magnitude", "read_error_offsets", "plot_read_on_error", "plot_read_vs_error",
-           "plot_samples", "plot_sharpness", "plot_sharpness_per_step", "plot_intervention", "plot_step_value",
-           "plot_edit_area", "StepView", "scrubber_html",
-           "OP_COLOURS", "save", "save_animation"]
+__all__ = [
+    "plot_history",
+    "plot_campaign",
+    "plot_kl_per_step",
+    "plot_drawing",
+    "plot_diagnostics",
+    "plot_trajectory",
+    "plot_glimpses",
+    "plot_attention_params",
+    "plot_error_grid",
+    "plot_error_magnitude",
+    "read_error_offsets",
+    "plot_read_on_error",
+    "plot_read_vs_error",
+    "plot_samples",
+    "plot_sharpness",
+    "plot_sharpness_per_step",
+    "plot_intervention",
+    "plot_step_value",
+    "plot_edit_area",
+    "StepView",
+    "scrubber_html",
+    "OP_COLOURS",
+    "save",
+    "save_animation",
+]
+
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
     # A bare Figure, not pyplot's: nothing is shown twice in Jupyter and nothing piles up in batch runs.
@@ -64,8 +86,7 @@ def _add_rect(ax, trace, op: str, t: int, sample: int, gamma_max: float, label: 
     """The square of op's window at step t (geometry.square, stroked by geometry.stroke_style) and a + at its centre."""
     w = geometry.window(trace, op, t, sample)
     xy, size = geometry.square(w, geometry.grid_n(trace, op))
-    rect = Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], label=label,
-                     **geometry.stroke_style(w, gamma_max))
+    rect = Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], label=label, **geometry.stroke_style(w, gamma_max))
     ax.add_patch(rect)
     ax.plot(*geometry.centre(w), "+", color=OP_COLOURS[op], ms=5, alpha=0.9)
     return rect
@@ -78,6 +99,7 @@ def _keep_view(ax, width: int, height: int, margin: float = 0.0):
 
 # ----------------------------------------------------------------------------- training
 
+
 def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 25) -> Figure:
     """Training loss (negative ELBO, nats) with its two terms, and the test NLL bound over steps.
 
@@ -86,8 +108,11 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
     fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.8))
     h = history
     window = max(1, min(smooth, len(h) // 5 or 1))
-    for col, colour, name in (("loss", "k", "loss = L^x + L^z"), ("nll", "#7b3294", "L^x (reconstruction)"),
-                              ("kl", "#008837", "L^z (KL, all steps)")):
+    for col, colour, name in (
+        ("loss", "k", "loss = L^x + L^z"),
+        ("nll", "#7b3294", "L^x (reconstruction)"),
+        ("kl", "#008837", "L^z (KL, all steps)"),
+    ):
         ax.plot(h["step"], h[col], color=colour, alpha=0.2, lw=0.8)
         ax.plot(h["step"], h[col].rolling(window, min_periods=1).mean(), color=colour, lw=1.6, label=name)
     ax.set(xlabel="optimiser step", ylabel="nats per image", title="training batches")
@@ -96,8 +121,13 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
     if len(test):
         bx.plot(test["step"], test["test_nll_bound"], "o-", color="#d7191c", ms=4)
         last = test.iloc[-1]
-        bx.annotate(f"{last['test_nll_bound']:.1f}", (last["step"], last["test_nll_bound"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+        bx.annotate(
+            f"{last['test_nll_bound']:.1f}",
+            (last["step"], last["test_nll_bound"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     else:
         bx.text(0.5, 0.5, "no test-set evaluation in this run", ha="center", va="center", transform=bx.transAxes)
     bx.set(xlabel="optimiser step", ylabel="negative ELBO ≥ −log p(x), nats", title="test NLL bound")
@@ -105,8 +135,9 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
     return fig
 
 
-def plot_campaign(curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None,
-                  title: str = "test bound over all legs of training") -> Figure:
+def plot_campaign(
+    curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None, title: str = "test bound over all legs of training"
+) -> Figure:
     """The test NLL bound against epochs (left) and against CPU core-hours (right) of every model in
     ``curves`` (``campaign.curve`` rows, concatenated), with published ``anchors`` on the epoch axes:
     points where their epoch is known, dashed levels where only the final figure is."""
@@ -118,21 +149,38 @@ def plot_campaign(curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None,
             for ended in rows.groupby("leg").tail(1)[x].iloc[:-1]:  # where a leg ended and the next resumed
                 ax.axvline(ended, color=palette[model], lw=0.6, ls=":", alpha=0.7)
             last = rows.iloc[-1]
-            ax.annotate(f"{last['test_nll_bound']:.1f}", (last[x], last["test_nll_bound"]), textcoords="offset points",
-                        xytext=(4, 2), fontsize=8, color=palette[model])
+            ax.annotate(
+                f"{last['test_nll_bound']:.1f}",
+                (last[x], last["test_nll_bound"]),
+                textcoords="offset points",
+                xytext=(4, 2),
+                fontsize=8,
+                color=palette[model],
+            )
         ax.set(xlabel=label, ylabel="test bound, nats per image", xscale="log" if x == "epoch" else "linear")
     if anchors is not None and len(anchors):
         for a in anchors.itertuples(index=False):
             for i, ax in enumerate(axes):
                 if a.epoch is not None and a.epoch == a.epoch and i == 0:
                     ax.plot([a.epoch], [a.test_nll_bound], marker="*", ms=11, color="#333", ls="none")
-                    ax.annotate(f"{a.source}: {a.test_nll_bound:g} at {a.epoch:g}", (a.epoch, a.test_nll_bound),
-                                textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+                    ax.annotate(
+                        f"{a.source}: {a.test_nll_bound:g} at {a.epoch:g}",
+                        (a.epoch, a.test_nll_bound),
+                        textcoords="offset points",
+                        xytext=(-6, 6),
+                        ha="right",
+                        fontsize=7,
+                    )
                 elif a.epoch is None or a.epoch != a.epoch:
                     ax.axhline(a.test_nll_bound, color="#333", lw=0.8, ls="--")
-                    ax.annotate(f"{a.source}: {a.test_nll_bound:g}", (0.01, a.test_nll_bound),
-                                xycoords=("axes fraction", "data"), textcoords="offset points", xytext=(0, 2),
-                                fontsize=7)
+                    ax.annotate(
+                        f"{a.source}: {a.test_nll_bound:g}",
+                        (0.01, a.test_nll_bound),
+                        xycoords=("axes fraction", "data"),
+                        textcoords="offset points",
+                        xytext=(0, 2),
+                        fontsize=7,
+                    )
     axes[0].legend(fontsize=8, frameon=False, loc="upper right")
     axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
     fig.suptitle(title, fontsize=10)
@@ -158,8 +206,13 @@ def plot_kl_per_step(kl, title: str = "KL per step") -> Figure:
 # ----------------------------------------------------------------------------- attention
 
 
-def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optional[Sequence[int]] = None,
-                 op: str = "write", title: Optional[str] = None) -> Figure:
+def plot_drawing(
+    trace,
+    samples: Sequence[int] = tuple(range(8)),
+    steps: Optional[Sequence[int]] = None,
+    op: str = "write",
+    title: Optional[str] = None,
+) -> Figure:
     """The paper's Figure 1/4: images (rows) drawn over steps (columns), the canvas σ(c_t) with the
     step's window as a red square (centre ± N·δ/2, line width ∝ σ).
 
@@ -185,8 +238,9 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     aspect = (x1 - x0) / (y1 - y0)
     panel = 1.15
-    fig, axes = _subplots(len(samples), len(steps), figsize=(panel * aspect * len(steps) + 0.4,
-                                                             panel * len(samples) + 0.8), squeeze=False)
+    fig, axes = _subplots(
+        len(samples), len(steps), figsize=(panel * aspect * len(steps) + 0.4, panel * len(samples) + 0.8), squeeze=False
+    )
     fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
     for i, s in enumerate(samples):
         for j, t in enumerate(steps):
@@ -196,8 +250,9 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
             ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="0.55", lw=0.5))
             w = geometry.window(trace, op, t, s)
             xy, size = geometry.square(w, geometry.grid_n(trace, op))
-            ax.add_patch(Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op],
-                                   lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0))))  # thinner: small panels
+            ax.add_patch(
+                Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0)))
+            )  # thinner: small panels
             ax.set_xlim(x0, x1)
             ax.set_ylim(y1, y0)
             for spine in ax.spines.values():
@@ -206,10 +261,12 @@ def plot_drawing(trace, samples: Sequence[int] = tuple(range(8)), steps: Optiona
                 ax.set_title(f"t = {t}", fontsize=8)
     shown = len(samples) * len(steps)
     what = "while reconstructing test images" if trace.mode == "reconstruction" else "while sampling from the prior"
-    fig.suptitle(title or f"DRAW drawing {what}: canvas σ(c_t) with the {op} window (centre ± N·δ/2, "
-                 f"line width ∝ σ)", fontsize=9)
-    fig.supxlabel(f"{off} of {shown} {op} windows shown have their centre off the image (grey: outside the "
-                  f"image, kept in view so no window is clipped)", fontsize=8)
+    fig.suptitle(title or f"DRAW drawing {what}: canvas σ(c_t) with the {op} window (centre ± N·δ/2, line width ∝ σ)", fontsize=9)
+    fig.supxlabel(
+        f"{off} of {shown} {op} windows shown have their centre off the image (grey: outside the "
+        f"image, kept in view so no window is clipped)",
+        fontsize=8,
+    )
     return fig
 
 
@@ -242,16 +299,16 @@ def plot_diagnostics(per_step: pd.DataFrame, title: str = "attention diagnostics
     return fig
 
 
-def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[Sequence[str]] = None,
-                    title: Optional[str] = None) -> Figure:
+def plot_trajectory(
+    trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[Sequence[str]] = None, title: Optional[str] = None
+) -> Figure:
     """The path of (g_X, g_Y) over t on each image, coloured by step: one column per op (read, write).
 
     Background: the input x for reconstructions, the final canvas σ(c_T) for samples.
     """
     ops = list(ops or geometry.ops(trace))
     samples = [s for s in samples if s < trace.batch]
-    fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)),
-                             squeeze=False)
+    fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)), squeeze=False)
     T = trace.T
     norm = plt.Normalize(1, T)
     cmap = plt.get_cmap(STEP_CMAP)
@@ -266,8 +323,7 @@ def plot_trajectory(trace, samples: Sequence[int] = (0, 1, 2, 3), ops: Optional[
             px, py = w.g_x[:, s] - 1, w.g_y[:, s] - 1
             segments = np.stack([np.c_[px[:-1], py[:-1]], np.c_[px[1:], py[1:]]], 1)
             ax.add_collection(LineCollection(segments, cmap=cmap, norm=norm, array=np.arange(1.5, T), lw=1.4))
-            ax.scatter(px, py, c=np.arange(1, T + 1), cmap=cmap, norm=norm, s=14, edgecolors="white",
-                       linewidths=0.4, zorder=3)
+            ax.scatter(px, py, c=np.arange(1, T + 1), cmap=cmap, norm=norm, s=14, edgecolors="white", linewidths=0.4, zorder=3)
             ax.scatter(px[:1], py[:1], marker="o", s=50, facecolors="none", edgecolors="white", zorder=4)
             _keep_view(ax, W, H, margin=2)
             if j == 0:
@@ -289,8 +345,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
     ops = geometry.ops(trace)
     H, W = trace.canvas.shape[-2:]
     extra = trace.x is not None
-    fig, axes = _subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6),
-                             squeeze=False)
+    fig, axes = _subplots(1, len(steps) + extra, figsize=(2.1 * (len(steps) + extra), 2.6), squeeze=False)
     axes = axes[0]
     if extra:
         _show(axes[0], trace.x[sample], "input x")
@@ -301,10 +356,20 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
             _add_rect(ax, trace, op, t, sample, gmax[op], label=op)
         _keep_view(ax, W, H, margin=3)
     handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op], lw=1.5) for op in ops]
-    fig.legend(handles, [f"{op} window (N = {geometry.grid_n(trace, op)})" for op in ops], loc="outside lower center",
-               ncol=len(ops), frameon=False, fontsize=8)
-    fig.suptitle(title or f"glimpses on the canvas, {_label(trace, singular=True)} {sample}: "
-                 "square = centre ± N·δ/2, line width ∝ σ, opacity ∝ γ", fontsize=9)
+    fig.legend(
+        handles,
+        [f"{op} window (N = {geometry.grid_n(trace, op)})" for op in ops],
+        loc="outside lower center",
+        ncol=len(ops),
+        frameon=False,
+        fontsize=8,
+    )
+    fig.suptitle(
+        title
+        or f"glimpses on the canvas, {_label(trace, singular=True)} {sample}: "
+        "square = centre ± N·δ/2, line width ∝ σ, opacity ∝ γ",
+        fontsize=9,
+    )
     return fig
 
 
@@ -322,10 +387,20 @@ def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameter
     n = f["sample"].nunique()
     fig, axes = _subplots(1, 3, figsize=(12, 3.6))
     styles = f["mode"].nunique() > 1
-    for ax, (col, name) in zip(axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"),
-                                      ("gain", "gain: read γ, write 1/γ"))):
-        sns.lineplot(data=f, x="step", y=col, hue="op", palette=OP_COLOURS, style="mode" if styles else None,
-                     errorbar="sd", ax=ax, legend=ax is axes[-1])
+    for ax, (col, name) in zip(
+        axes, (("delta", "stride δ (pixels)"), ("sigma", "filter sd σ (pixels)"), ("gain", "gain: read γ, write 1/γ"))
+    ):
+        sns.lineplot(
+            data=f,
+            x="step",
+            y=col,
+            hue="op",
+            palette=OP_COLOURS,
+            style="mode" if styles else None,
+            errorbar="sd",
+            ax=ax,
+            legend=ax is axes[-1],
+        )
         ax.set(xlabel="step t", ylabel=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if col == "gain":
@@ -340,16 +415,17 @@ def plot_attention_params(frame: pd.DataFrame, title: str = "attention parameter
 
 # ----------------------------------------------------------------------------- error images
 
-def plot_error_grid(trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optional[Sequence[int]] = None,
-                    title: Optional[str] = None) -> Figure:
+
+def plot_error_grid(
+    trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optional[Sequence[int]] = None, title: Optional[str] = None
+) -> Figure:
     """x̂_t = x − σ(c_{t−1}) for several images (rows) over steps (columns); red: ink still missing."""
     if trace.x_hat is None:
         raise ValueError("error images exist only for reconstructions (probes.record), not for samples")
     T = trace.T
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 8)).round().astype(int)))
     samples = [s for s in samples if s < trace.batch]
-    fig, axes = _subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)),
-                             squeeze=False)
+    fig, axes = _subplots(len(samples), len(steps) + 1, figsize=(1.5 * (len(steps) + 1) + 1, 1.55 * len(samples)), squeeze=False)
     for i, s in enumerate(samples):
         _show(axes[i, 0], trace.x[s], "input x" if i == 0 else None)
         for j, t in enumerate(steps, 1):
@@ -372,8 +448,12 @@ def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
     ax.fill_between(steps, m - sd, m + sd, color="#2166ac", alpha=0.2, lw=0)
     ax.plot(steps, m, "o-", color="#2166ac", ms=3, label="mean |x̂_t| ± sd")
     ax.axhline(final.mean(), color="k", ls="--", lw=1, label=f"after the last step: {final.mean():.3f}")
-    ax.set(xlabel="step t", ylabel="mean |error| per pixel", ylim=(0, None),
-           title=title or f"how fast the error shrinks ({B} images)")
+    ax.set(
+        xlabel="step t",
+        ylabel="mean |error| per pixel",
+        ylim=(0, None),
+        title=title or f"how fast the error shrinks ({B} images)",
+    )
     ax.legend(frameon=False, fontsize=8)
     return fig
 
@@ -410,18 +490,26 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     cover = lambda e, size: np.clip((np.minimum(size, e + half) - np.maximum(1, e - half)) / max(size - 1, 1), 0, 1)
     chance = cover(ex + 1, W) * cover(ey + 1, H)
     step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
-    frame = pd.DataFrame({
-        "sample": sample.ravel(), "step": step.ravel(), "err_x": (ex + 1).ravel(), "err_y": (ey + 1).ravel(),
-        "g_x": g_x.ravel(), "g_y": g_y.ravel(),
-        "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
-        "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
-        "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel(),
-        "inside_by_chance": chance.ravel()})
+    frame = pd.DataFrame(
+        {
+            "sample": sample.ravel(),
+            "step": step.ravel(),
+            "err_x": (ex + 1).ravel(),
+            "err_y": (ey + 1).ravel(),
+            "g_x": g_x.ravel(),
+            "g_y": g_y.ravel(),
+            "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
+            "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
+            "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel(),
+            "inside_by_chance": chance.ravel(),
+        }
+    )
     return frame.sort_values(["sample", "step"]).reset_index(drop=True)
 
 
-def plot_read_on_error(trace, offsets: pd.DataFrame, sample: int = 0, steps: Optional[Sequence[int]] = None,
-                       title: Optional[str] = None) -> Figure:
+def plot_read_on_error(
+    trace, offsets: pd.DataFrame, sample: int = 0, steps: Optional[Sequence[int]] = None, title: Optional[str] = None
+) -> Figure:
     """x̂_t with the read square of step t and the largest error (×) marked, at a few steps of one image."""
     T = trace.T
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 6)).round().astype(int)))
@@ -445,8 +533,9 @@ def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Fi
     g = offsets.groupby("step")
     fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.4))
     d = g["distance"]
-    ax.fill_between(d.mean().index, d.quantile(0.25), d.quantile(0.75), color=OP_COLOURS["read"], alpha=0.2, lw=0,
-                    label="interquartile range")
+    ax.fill_between(
+        d.mean().index, d.quantile(0.25), d.quantile(0.75), color=OP_COLOURS["read"], alpha=0.2, lw=0, label="interquartile range"
+    )
     ax.plot(d.median().index, d.median(), "o-", color=OP_COLOURS["read"], ms=3, label="median")
     ax.set(xlabel="step t", ylabel="pixels", ylim=(0, None), title="distance: read centre (g_X, g_Y) → largest |x̂_t|")
     ax.legend(frameon=False, fontsize=8)
@@ -454,11 +543,9 @@ def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Fi
     bx.bar(inside.index, inside, color=OP_COLOURS["read"], alpha=0.8, label="read square")
     if "inside_by_chance" in offsets:
         chance = g["inside_by_chance"].mean()
-        bx.step(chance.index, chance, where="mid", color="k", ls="--", lw=1.2,
-                label="same square placed at random")
+        bx.step(chance.index, chance, where="mid", color="k", ls="--", lw=1.2, label="same square placed at random")
         bx.legend(frameon=False, fontsize=8)
-    bx.set(xlabel="step t", ylabel="share of images", ylim=(0, 1),
-           title="largest error inside the square (± N·δ/2)")
+    bx.set(xlabel="step t", ylabel="share of images", ylim=(0, 1), title="largest error inside the square (± N·δ/2)")
     for a in (ax, bx):
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title or f"does DRAW read where it is most wrong? ({offsets['sample'].nunique()} images)", fontsize=10)
@@ -466,6 +553,7 @@ def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Fi
 
 
 # ----------------------------------------------------------------------------- samples and blur
+
 
 def plot_samples(rows: Mapping[str, np.ndarray], n: int = 8, title: str = "") -> Figure:
     """Image sets side by side: one row per named set {name: (N, C, H, W)}, the first n of each."""
@@ -508,15 +596,19 @@ def plot_sharpness(table: pd.DataFrame, title: str = "sharpness relative to the 
             ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
         ax.axhline(1, color="k", ls="--", lw=1, label="as sharp as the test images")
         ax.set_xticks(np.arange(len(datasets)), datasets)
-        ax.set(ylabel="ratio to the test images", ylim=(0, max(1.15, ax.get_ylim()[1])),
-               title=_MEASURE_NAMES[m] + " (below 1: blurrier)")
+        ax.set(
+            ylabel="ratio to the test images",
+            ylim=(0, max(1.15, ax.get_ylim()[1])),
+            title=_MEASURE_NAMES[m] + " (below 1: blurrier)",
+        )
     axes[-1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle(title, fontsize=10)
     return fig
 
 
-def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[str, float]] = None,
-                            title: str = "sharpness of σ(c_t) over steps") -> Figure:
+def plot_sharpness_per_step(
+    per_step: pd.DataFrame, reference: Optional[Mapping[str, float]] = None, title: str = "sharpness of σ(c_t) over steps"
+) -> Figure:
     """Both measures of the canvas at each step t, per source (hue); dashed: the test images' level.
 
     per_step: rows from sharpness.per_step (columns source, step, image, measures); reference:
@@ -527,8 +619,7 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
     fig, axes = _subplots(1, 2, figsize=(11, 3.5))
     palette = dict(zip(per_step["source"].unique(), sns.color_palette("tab10")))
     for ax, m in zip(axes, _MEASURE_NAMES):
-        sns.lineplot(data=per_step, x="step", y=m, hue="source", palette=palette, errorbar="se", ax=ax,
-                     legend=ax is axes[-1])
+        sns.lineplot(data=per_step, x="step", y=m, hue="source", palette=palette, errorbar="se", ax=ax, legend=ax is axes[-1])
         if reference:
             for key, value in reference.items():
                 if isinstance(value, Mapping):
@@ -555,8 +646,10 @@ def plot_sharpness_per_step(per_step: pd.DataFrame, reference: Optional[Mapping[
 
 # ----------------------------------------------------------------------------- interventions
 
-def plot_intervention(traces: Mapping[str, object], steps: Sequence[int], sample: int = 0,
-                      reference: str = "plain", title: str = "") -> Figure:
+
+def plot_intervention(
+    traces: Mapping[str, object], steps: Sequence[int], sample: int = 0, reference: str = "plain", title: str = ""
+) -> Figure:
     """One row per run {label: Trace} of the same image: the canvas σ(c_t) at ``steps`` with the windows of
     step t, and, last, the final canvas minus the reference run's (red: more ink than the reference)."""
     labels = list(traces)
@@ -572,8 +665,9 @@ def plot_intervention(traces: Mapping[str, object], steps: Sequence[int], sample
             for op in geometry.ops(trace):
                 _add_rect(ax, trace, op, t, sample, geometry.gamma_max(trace, op, sample))
             _keep_view(ax, trace.canvas.shape[-1], trace.canvas.shape[-2], margin=3)
-        diff_artist = axes[i, n].imshow(trace.canvas[-1, sample].mean(0) - base, cmap="RdBu_r", vmin=-1, vmax=1,
-                                        interpolation="nearest")
+        diff_artist = axes[i, n].imshow(
+            trace.canvas[-1, sample].mean(0) - base, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest"
+        )
         axes[i, n].set_xticks([])
         axes[i, n].set_yticks([])
         axes[i, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center", wrap=True)
@@ -592,8 +686,7 @@ def plot_step_value(table: pd.DataFrame, title: str = "what each step buys") -> 
     fig, ax = _subplots(figsize=(8, 3.2))
     width = 0.42
     ax.bar(table["step"] - width / 2, table["kl_bits"], width, color="#7570b3", label="KL_t (bits of z)")
-    ax.bar(table["step"] + width / 2, table["error_drop_bits"], width, color="#1b9e77",
-           label="drop in −log D(x | c_t) (bits)")
+    ax.bar(table["step"] + width / 2, table["error_drop_bits"], width, color="#1b9e77", label="drop in −log D(x | c_t) (bits)")
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set(xlabel="step t", ylabel="bits per image (symlog)", title=title)
@@ -672,8 +765,9 @@ class StepView:
                     rect.set_height(size)
                     rect.set_linewidth(style["linewidth"])
                     rect.set_alpha(style["alpha"])
-            lines.append(f"{op:5s} g=({w['g_x']:5.1f},{w['g_y']:5.1f}) δ={w['delta']:5.2f} "
-                         f"σ={w['sigma']:5.2f} γ={w['gamma']:6.3f}")
+            lines.append(
+                f"{op:5s} g=({w['g_x']:5.1f},{w['g_y']:5.1f}) δ={w['delta']:5.2f} σ={w['sigma']:5.2f} γ={w['gamma']:6.3f}"
+            )
         if tr.kl is not None:
             lines.append(f"KL_t = {tr.kl[t - 1, s]:.2f} nats")
         self.text.set_text("\n".join(lines))
@@ -704,9 +798,17 @@ def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
 
 # matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead
 # (geometric shapes only: the media-control symbols ⏮ ⏭ are missing from common fonts).
-_GLYPHS = {"fa-minus": "&minus;", "fa-fast-backward": "|&#x25C0;&#x25C0;", "fa-step-backward": "|&#x25C0;",
-           "fa-play fa-flip-horizontal": "&#x25C0;", "fa-pause": "&#x275A;&#x275A;", "fa-play": "&#x25B6;",
-           "fa-step-forward": "&#x25B6;|", "fa-fast-forward": "&#x25B6;&#x25B6;|", "fa-plus": "+"}
+_GLYPHS = {
+    "fa-minus": "&minus;",
+    "fa-fast-backward": "|&#x25C0;&#x25C0;",
+    "fa-step-backward": "|&#x25C0;",
+    "fa-play fa-flip-horizontal": "&#x25C0;",
+    "fa-pause": "&#x275A;&#x275A;",
+    "fa-play": "&#x25B6;",
+    "fa-step-forward": "&#x25B6;|",
+    "fa-fast-forward": "&#x25B6;&#x25B6;|",
+    "fa-plus": "+",
+}
 
 
 def _offline(html: str) -> str:
@@ -715,6 +817,7 @@ def _offline(html: str) -> str:
 
 
 # ----------------------------------------------------------------------------- files
+
 
 def save(fig: Figure, path, dpi: int = 150) -> Path:
     """Write a figure as PNG, PDF or SVG (by the suffix), creating the folder; returns the path.

@@ -5,6 +5,7 @@ model with a recorder attached and return a :class:`Trace`: a tidy pandas DataFr
 one row per (sample, step, op) with the pixel-space attention parameters, plus
 numpy arrays whose first axis is time.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,18 @@ from .fast import INTERVENTION_REFUSED, FastDRAW
 from .geometry import edit_area
 from .model import check_images
 
-__all__ = ["Trace", "Recorder", "run", "record", "record_generation", "InterventionError", "trace_bytes",
-           "check_memory", "FRAME_COLUMNS", "STEP_COLUMNS"]
+__all__ = [
+    "Trace",
+    "Recorder",
+    "run",
+    "record",
+    "record_generation",
+    "InterventionError",
+    "trace_bytes",
+    "check_memory",
+    "FRAME_COLUMNS",
+    "STEP_COLUMNS",
+]
 
 # Columns of Trace.frame: one row per (sample, step, op). sigma is the filter standard deviation √σ² (pixels).
 FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma"]
@@ -64,8 +75,11 @@ class Recorder:
 
 def _quantity(name: str, doc: str = "") -> property:
     """A Trace attribute for a declared quantity: its array, None when the pass did not compute it."""
-    return property(lambda self: self.arrays.get(name), lambda self, value: self.arrays.__setitem__(name, value),
-                    doc=doc or Q.QUANTITIES[name].meaning)
+    return property(
+        lambda self: self.arrays.get(name),
+        lambda self, value: self.arrays.__setitem__(name, value),
+        doc=doc or Q.QUANTITIES[name].meaning,
+    )
 
 
 class Trace:
@@ -83,10 +97,22 @@ class Trace:
     recon_nll: (T, batch) −log D(target | c_t) when the run measured it; hooks: the quantities hooked.
     """
 
-    def __init__(self, mode: str, frame: pd.DataFrame, canvas: np.ndarray, x: Optional[np.ndarray] = None, *,
-                 arrays: Optional[dict] = None, windows: Optional[dict] = None, loss: Optional[float] = None,
-                 edit_area: Optional[np.ndarray] = None, steps: Optional[pd.DataFrame] = None,
-                 recon_nll: Optional[np.ndarray] = None, hooks: tuple = (), **quantities):
+    def __init__(
+        self,
+        mode: str,
+        frame: pd.DataFrame,
+        canvas: np.ndarray,
+        x: Optional[np.ndarray] = None,
+        *,
+        arrays: Optional[dict] = None,
+        windows: Optional[dict] = None,
+        loss: Optional[float] = None,
+        edit_area: Optional[np.ndarray] = None,
+        steps: Optional[pd.DataFrame] = None,
+        recon_nll: Optional[np.ndarray] = None,
+        hooks: tuple = (),
+        **quantities,
+    ):
         self.mode, self.frame, self.canvas, self.x, self.loss = mode, frame, canvas, x, loss
         self.arrays = dict(arrays or {})
         self.arrays.update({name: v for name, v in quantities.items() if v is not None})
@@ -166,8 +192,16 @@ def _steps(mode: str, kl: Optional[np.ndarray], edit: np.ndarray) -> pd.DataFram
     T, batch = edit.shape
     step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
     kl = np.full((T, batch), np.nan) if kl is None else kl
-    frame = pd.DataFrame({"mode": mode, "sample": sample.ravel(), "step": step.ravel(), "kl": kl.ravel(),
-                          "kl_bits": kl.ravel() / np.log(2), "edit_area": edit.ravel()})
+    frame = pd.DataFrame(
+        {
+            "mode": mode,
+            "sample": sample.ravel(),
+            "step": step.ravel(),
+            "kl": kl.ravel(),
+            "kl_bits": kl.ravel() / np.log(2),
+            "edit_area": edit.ravel(),
+        }
+    )
     return frame.sort_values(["sample", "step"], kind="stable").reset_index(drop=True)
 
 
@@ -185,8 +219,17 @@ def _edit_area(model, logits: np.ndarray) -> np.ndarray:
     return np.stack(areas)
 
 
-def trace_of(model, mode: str, arrays: dict, *, x: Optional[torch.Tensor] = None, loss=None,
-             canvas: Optional[np.ndarray] = None, recon_nll: Optional[np.ndarray] = None, hooks: tuple = ()) -> Trace:
+def trace_of(
+    model,
+    mode: str,
+    arrays: dict,
+    *,
+    x: Optional[torch.Tensor] = None,
+    loss=None,
+    canvas: Optional[np.ndarray] = None,
+    recon_nll: Optional[np.ndarray] = None,
+    hooks: tuple = (),
+) -> Trace:
     """A Trace from a recorder's arrays (Recorder.arrays) of one pass of ``mode``."""
     arrays = dict(arrays)
     logits = arrays.pop(Q.CANVAS)
@@ -197,8 +240,18 @@ def trace_of(model, mode: str, arrays: dict, *, x: Optional[torch.Tensor] = None
     steps = _steps(mode, kl, edit)
     if recon_nll is not None:
         steps["recon_nll"] = recon_nll.T.ravel()  # steps is sorted by (sample, step)
-    return Trace(mode, _frame(mode, windows), canvas, None if x is None else x.detach().float().cpu().numpy(),
-                 arrays=arrays, loss=loss, edit_area=edit, steps=steps, recon_nll=recon_nll, hooks=hooks)
+    return Trace(
+        mode,
+        _frame(mode, windows),
+        canvas,
+        None if x is None else x.detach().float().cpu().numpy(),
+        arrays=arrays,
+        loss=loss,
+        edit_area=edit,
+        steps=steps,
+        recon_nll=recon_nll,
+        hooks=hooks,
+    )
 
 
 def _generator(model, seed, generator):
@@ -233,9 +286,11 @@ def check_memory(config, batch: int, mode: str = Q.RECONSTRUCTION) -> None:
     needed, free = trace_bytes(config, batch, mode), _available_memory()
     if free is not None and needed > 0.8 * free:
         fits = max(1, int(0.8 * free / max(needed / batch, 1)))
-        raise MemoryError(f"recording {batch:,} images of T = {config.T} steps would hold about {needed / 2**30:.1f} GiB "
-                          f"of arrays, and this machine has {free / 2**30:.1f} GiB free: record at most about "
-                          f"{fits:,} images at once (a figure needs far fewer; diagnostics are stable from a few hundred)")
+        raise MemoryError(
+            f"recording {batch:,} images of T = {config.T} steps would hold about {needed / 2**30:.1f} GiB "
+            f"of arrays, and this machine has {free / 2**30:.1f} GiB free: record at most about "
+            f"{fits:,} images at once (a figure needs far fewer; diagnostics are stable from a few hundred)"
+        )
 
 
 def _fill(into: dict, part: dict, rows: slice, batch: int) -> dict:
@@ -288,18 +343,20 @@ class _Tap:
         label = f"the hook {getattr(fn, '__name__', fn)!r} on {name!r} at step {t}"
         if Q.is_window(name):
             if not isinstance(new, Window):
-                raise InterventionError(f"{label} returned {type(new).__name__}; a window must stay a "
-                                        "drawviz.attention.Window (use window._replace(g_x=...))")
+                raise InterventionError(
+                    f"{label} returned {type(new).__name__}; a window must stay a "
+                    "drawviz.attention.Window (use window._replace(g_x=...))"
+                )
             try:
                 return new.map(lambda v: torch.as_tensor(v, dtype=self.dtype, device=self.device).expand(expected))
             except RuntimeError as err:
-                raise InterventionError(f"{label} returned a window whose fields are not scalars or {expected}: "
-                                        f"{err}") from None
+                raise InterventionError(f"{label} returned a window whose fields are not scalars or {expected}: {err}") from None
         if not isinstance(new, torch.Tensor):
             raise InterventionError(f"{label} returned {type(new).__name__}, not a tensor of shape {expected}")
         if tuple(new.shape) != expected:
-            raise InterventionError(f"{label} returned shape {tuple(new.shape)}; {name} is {expected} "
-                                    f"({Q.QUANTITIES[name].shape})")
+            raise InterventionError(
+                f"{label} returned shape {tuple(new.shape)}; {name} is {expected} ({Q.QUANTITIES[name].shape})"
+            )
         return new.to(self.dtype)
 
 
@@ -311,17 +368,22 @@ def _hook_list(hooks: Optional[Hooks], config, mode: str) -> list[tuple[str, Hoo
             raise InterventionError(f"a hook is a (name, fn) pair with fn(value, t), got {item!r}")
         name = item[0]
         if name not in Q.QUANTITIES:
-            raise InterventionError(f"no quantity is called {name!r}; the declared ones (drawviz.quantities): "
-                                    f"{', '.join(Q.QUANTITIES)}")
+            raise InterventionError(
+                f"no quantity is called {name!r}; the declared ones (drawviz.quantities): {', '.join(Q.QUANTITIES)}"
+            )
         if name not in available:
-            why = ("a model without attention has no windows or glimpses" if Q.QUANTITIES[name].attention_only
-                   and not config.attention else f"a {mode} pass does not compute it")
-            raise InterventionError(f"{name!r} cannot be hooked here: {why}; this pass computes "
-                                    f"{', '.join(available)}")
+            why = (
+                "a model without attention has no windows or glimpses"
+                if Q.QUANTITIES[name].attention_only and not config.attention
+                else f"a {mode} pass does not compute it"
+            )
+            raise InterventionError(f"{name!r} cannot be hooked here: {why}; this pass computes {', '.join(available)}")
         beyond = sorted(t for t in (getattr(item[1], "steps", None) or ()) if t > config.T)
         if beyond:  # it would never act: the run would look like an intervention with no effect
-            raise InterventionError(f"the hook on {name!r} acts at step {', '.join(map(str, beyond))}, but this model "
-                                    f"draws in T = {config.T} steps (t = 1..{config.T})")
+            raise InterventionError(
+                f"the hook on {name!r} acts at step {', '.join(map(str, beyond))}, but this model "
+                f"draws in T = {config.T} steps (t = 1..{config.T})"
+            )
     return items
 
 
@@ -335,9 +397,19 @@ def _as_images(x, name: str):
 
 
 @torch.no_grad()
-def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hooks: Optional[Hooks] = None,
-        eps: Optional[torch.Tensor] = None, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None,
-        target: Optional[torch.Tensor] = None, measure: Optional[bool] = None, chunk: int = 500) -> Trace:
+def run(
+    model,
+    x: Optional[torch.Tensor] = None,
+    *,
+    n: Optional[int] = None,
+    hooks: Optional[Hooks] = None,
+    eps: Optional[torch.Tensor] = None,
+    seed: Optional[int] = 0,
+    generator: Optional[torch.Generator] = None,
+    target: Optional[torch.Tensor] = None,
+    measure: Optional[bool] = None,
+    chunk: int = 500,
+) -> Trace:
     """Run the model once, reconstructing x or drawing n samples from the prior, and return the Trace of every
     declared quantity; recording is running without hooks.
 
@@ -373,8 +445,9 @@ def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hoo
     measure = bool(items or target is not None) if measure is None else measure
     target = x if target is None else target.to(device)
     if target is not None and tuple(target.shape) != (batch, *config.image_shape):
-        raise InterventionError(f"target must have the shape of the images drawn, {(batch, *config.image_shape)}; "
-                                f"got {tuple(target.shape)}")
+        raise InterventionError(
+            f"target must have the shape of the images drawn, {(batch, *config.image_shape)}; got {tuple(target.shape)}"
+        )
     if x is not None and not items and not measure and batch > chunk:  # large and plain: in chunks, the same numbers
         arrays, loss = {}, 0.0
         for i in range(0, batch, chunk):
@@ -400,18 +473,17 @@ def run(model, x: Optional[torch.Tensor] = None, *, n: Optional[int] = None, hoo
         canvases = model.generate(n, generator=generator, eps=eps, tap=tap)
         trace_args = dict(canvas=canvases.float().cpu().numpy())
     recon = torch.stack(errors).float().cpu().numpy() if errors else None  # (T, batch)
-    return trace_of(model, mode, recorder.arrays(), recon_nll=recon, hooks=tuple(name for name, _ in items),
-                    **trace_args)
+    return trace_of(model, mode, recorder.arrays(), recon_nll=recon, hooks=tuple(name for name, _ in items), **trace_args)
 
 
-def record(model, x: torch.Tensor, *, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None,
-           chunk: int = 500) -> Trace:
+def record(
+    model, x: torch.Tensor, *, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None, chunk: int = 500
+) -> Trace:
     """Reconstruct x with a recorder attached (``run`` without hooks). The loss equals an unrecorded pass
     with the same seed."""
     return run(model, x, seed=seed, generator=generator, chunk=chunk)
 
 
-def record_generation(model, n: int, *, seed: Optional[int] = 0,
-                      generator: Optional[torch.Generator] = None) -> Trace:
+def record_generation(model, n: int, *, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None) -> Trace:
     """Sample n images from the prior with a recorder attached (``run`` without hooks; write ops only)."""
     return run(model, n=n, seed=seed, generator=generator)

@@ -9,13 +9,31 @@ replays the same names after its pass, for recording only.
 Windows travel as :class:`drawviz.attention.Window` (pixel-space g_x, g_y, δ, σ², γ, each
 (batch,)), never as positional columns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Quantity", "QUANTITIES", "Tap", "identity", "expected_shape", "X_HAT", "READ_WINDOW", "GLIMPSE",
-           "H_ENC", "MU", "SIGMA_Z", "Z", "KL", "H_DEC", "WRITE_WINDOW", "WRITE_PATCH", "CANVAS"]
+__all__ = [
+    "Quantity",
+    "QUANTITIES",
+    "Tap",
+    "identity",
+    "expected_shape",
+    "X_HAT",
+    "READ_WINDOW",
+    "GLIMPSE",
+    "H_ENC",
+    "MU",
+    "SIGMA_Z",
+    "Z",
+    "KL",
+    "H_DEC",
+    "WRITE_WINDOW",
+    "WRITE_PATCH",
+    "CANVAS",
+]
 
 RECONSTRUCTION, GENERATION = "reconstruction", "generation"
 
@@ -43,29 +61,55 @@ _BOTH = (RECONSTRUCTION, GENERATION)
 def _image(c, batch: int) -> tuple:
     return (batch, c.channels, c.height, c.width)
 
+
 # In the order one step computes them.
-QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
-    Quantity(X_HAT, "(batch, C, H, W)", "error image x̂_t = x − σ(c_{t−1}), eq. 3", shape_of=_image),
-    Quantity(READ_WINDOW, "Window of (batch,)", "read attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
-             attention_only=True),
-    Quantity(GLIMPSE, "(batch, 2, C, N, N)", "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27", attention_only=True,
-             shape_of=lambda c, batch: (batch, 2, c.channels, c.read_n, c.read_n)),
-    Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5", shape_of=lambda c, b: (b, c.enc_size)),
-    Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),
-    Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t", shape_of=lambda c, b: (b, c.z_size)),
-    Quantity(Z, "(batch, z_size)", "latent z_t = μ_t + σ_t ε_t (eq. 6); the prior's ε_t when generating",
-             modes=_BOTH, shape_of=lambda c, b: (b, c.z_size)),
-    Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || N(0, I)) in nats, eq. 11"),
-    Quantity(H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH,
-             shape_of=lambda c, b: (b, c.dec_size)),
-    Quantity(WRITE_WINDOW, "Window of (batch,)", "write attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
-             modes=_BOTH, attention_only=True),
-    Quantity(WRITE_PATCH, "(batch, C, M, M); without attention the whole update (batch, C, H, W)",
-             "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)", modes=_BOTH,
-             shape_of=lambda c, b: (b, c.channels, c.write_n, c.write_n) if c.attention else _image(c, b)),
-    Quantity(CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH,
-             shape_of=_image),
-)}
+QUANTITIES: dict[str, Quantity] = {
+    q.name: q
+    for q in (
+        Quantity(X_HAT, "(batch, C, H, W)", "error image x̂_t = x − σ(c_{t−1}), eq. 3", shape_of=_image),
+        Quantity(
+            READ_WINDOW, "Window of (batch,)", "read attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24", attention_only=True
+        ),
+        Quantity(
+            GLIMPSE,
+            "(batch, 2, C, N, N)",
+            "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27",
+            attention_only=True,
+            shape_of=lambda c, batch: (batch, 2, c.channels, c.read_n, c.read_n),
+        ),
+        Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5", shape_of=lambda c, b: (b, c.enc_size)),
+        Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),
+        Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t", shape_of=lambda c, b: (b, c.z_size)),
+        Quantity(
+            Z,
+            "(batch, z_size)",
+            "latent z_t = μ_t + σ_t ε_t (eq. 6); the prior's ε_t when generating",
+            modes=_BOTH,
+            shape_of=lambda c, b: (b, c.z_size),
+        ),
+        Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || N(0, I)) in nats, eq. 11"),
+        Quantity(
+            H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH, shape_of=lambda c, b: (b, c.dec_size)
+        ),
+        Quantity(
+            WRITE_WINDOW,
+            "Window of (batch,)",
+            "write attention g_x, g_y, δ, σ², γ in pixels, eq. 21-24",
+            modes=_BOTH,
+            attention_only=True,
+        ),
+        Quantity(
+            WRITE_PATCH,
+            "(batch, C, M, M); without attention the whole update (batch, C, H, W)",
+            "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)",
+            modes=_BOTH,
+            shape_of=lambda c, b: (b, c.channels, c.write_n, c.write_n) if c.attention else _image(c, b),
+        ),
+        Quantity(
+            CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH, shape_of=_image
+        ),
+    )
+}
 
 # tap(name, step, value) -> value (or its replacement)
 Tap = Callable[[str, int, Any], Any]
@@ -82,8 +126,7 @@ def expected_shape(name: str, config, batch: int):
 
 def available(config, mode: str) -> list[str]:
     """The quantities a pass of ``mode`` computes for a model of ``config``, in step order."""
-    return [q.name for q in QUANTITIES.values()
-            if mode in q.modes and (config.attention or not q.attention_only)]
+    return [q.name for q in QUANTITIES.values() if mode in q.modes and (config.attention or not q.attention_only)]
 
 
 def is_window(name: str) -> bool:

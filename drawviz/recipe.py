@@ -1,5 +1,6 @@
 """How DRAW is trained, as frozen values that travel in every checkpoint: the optimiser recipe (Adam,
 clipping, the learning-rate schedule) and every other setting of a run (TrainConfig)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -130,16 +131,16 @@ class TrainConfig:
             raise ValueError("give a step budget (steps=...), a time budget (minutes=...) or both")
         if self.steps is not None:
             object.__setattr__(self, "steps", count(self.steps, "steps", minimum=0, what="optimiser steps in all"))
-        if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes)
-                                             and self.minutes > 0):
+        if self.minutes is not None and not (
+            isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes) and self.minutes > 0
+        ):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
         object.__setattr__(self, "rewarm", count(self.rewarm, "rewarm", minimum=0, what="steps of warm-up"))
         if self.cooldown_minutes is not None:
             if self.minutes is None:
                 raise ValueError("cooldown_minutes is the end of a time budget: give minutes too")
             if not (isinstance(self.cooldown_minutes, (int, float)) and 0 < self.cooldown_minutes <= self.minutes):
-                raise ValueError(f"cooldown_minutes must be in (0, minutes = {self.minutes}], got "
-                                 f"{self.cooldown_minutes!r}")
+                raise ValueError(f"cooldown_minutes must be in (0, minutes = {self.minutes}], got {self.cooldown_minutes!r}")
         if not isinstance(self.recipe, Recipe):
             raise ValueError(f"recipe must be a Recipe (Recipe.named(name) gives one), got {self.recipe!r}")
 
@@ -151,10 +152,13 @@ class TrainConfig:
         recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
         unknown = set(changes) - own - recipe_fields
         if unknown:
-            raise TypeError(f"unknown training settings {sorted(unknown)}; TrainConfig has {sorted(own)} and "
-                            f"its recipe {sorted(recipe_fields)}")
-        recipe = Recipe.named(changes.pop("recipe", None) or self.recipe,
-                              **{k: changes.pop(k) for k in list(changes) if k in recipe_fields})
+            raise TypeError(
+                f"unknown training settings {sorted(unknown)}; TrainConfig has {sorted(own)} and "
+                f"its recipe {sorted(recipe_fields)}"
+            )
+        recipe = Recipe.named(
+            changes.pop("recipe", None) or self.recipe, **{k: changes.pop(k) for k in list(changes) if k in recipe_fields}
+        )
         return dataclasses.replace(self, recipe=recipe, **changes)
 
     def to_dict(self) -> dict:

@@ -11,6 +11,7 @@ datasets (index ``reports/data.html``, so neither run overwrites the other's).
 What the notebooks call (their data, their model, their metrics) is in drawviz.pages; this module
 runs them (papermill, loaded only in ``main``) and writes the index from templates/index.html.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,6 @@ from .pages import write_json
 __all__ = ["ORDER", "INDEX", "load_runs", "run_one", "write_index", "main", "run", "add_arguments"]
 
 
-
 def __getattr__(name: str):
     # the checkout's notebooks and runs file, or those installed with the package (drawviz.resources),
     # looked up when asked for, not at import
@@ -45,6 +45,8 @@ def __getattr__(name: str):
     if name == "DEFAULT_RUNS":
         return _resources.runs_file()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 ORDER = ("train", "attention", "error_images", "interventions", "blur")
 
 
@@ -74,21 +76,28 @@ def load_runs(path: Path, data_root) -> list[dict]:
         if not isinstance(run, dict) or "name" not in run or "dataset" not in run:
             raise ValueError(f"{path}: run {i + 1} needs at least a name and a dataset, got {run!r}")
         if not isinstance(run["name"], str) or not _NAME.fullmatch(run["name"]):
-            raise ValueError(f"{path}: run {i + 1} is named {run['name']!r}; a run name is a folder name under --out: "
-                             "letters, digits, '.', '_' and '-', starting with a letter or digit")
+            raise ValueError(
+                f"{path}: run {i + 1} is named {run['name']!r}; a run name is a folder name under --out: "
+                "letters, digits, '.', '_' and '-', starting with a letter or digit"
+            )
         if not isinstance(run.get("parameters") or {}, dict):
-            raise ValueError(f"{path}: run {run['name']!r}: parameters must be a mapping (name: value), "
-                             f"got {run['parameters']!r}")
+            raise ValueError(
+                f"{path}: run {run['name']!r}: parameters must be a mapping (name: value), got {run['parameters']!r}"
+            )
         wrong = set(run.get("notebooks") or []) - set(ORDER) if isinstance(run.get("notebooks"), list) else set()
         if wrong:
-            raise ValueError(f"{path}: run {run['name']!r} lists unknown notebooks {sorted(wrong)}; choose from "
-                             f"{', '.join(ORDER)}")
+            raise ValueError(
+                f"{path}: run {run['name']!r} lists unknown notebooks {sorted(wrong)}; choose from {', '.join(ORDER)}"
+            )
         if run["name"] in RESERVED:
-            raise ValueError(f"{path}: a run cannot be named {run['name']!r}: the report writes "
-                             f"{', '.join(sorted(RESERVED))} itself under --out; rename the run")
+            raise ValueError(
+                f"{path}: a run cannot be named {run['name']!r}: the report writes "
+                f"{', '.join(sorted(RESERVED))} itself under --out; rename the run"
+            )
         if not isinstance(run["dataset"], str):
-            raise ValueError(f"{path}: run {run['name']!r}: dataset must be a name ({', '.join(_data.DATASETS)}), "
-                             f"got {run['dataset']!r}")
+            raise ValueError(
+                f"{path}: run {run['name']!r}: dataset must be a name ({', '.join(_data.DATASETS)}), got {run['dataset']!r}"
+            )
         try:
             _data._normalise(run["dataset"])
         except ValueError as err:
@@ -99,8 +108,7 @@ def load_runs(path: Path, data_root) -> list[dict]:
             raise ValueError(f"{path}: run {run['name']!r}: optional is true or false, got {run['optional']!r}")
         notebooks = run.get("notebooks")
         if notebooks is not None and not (isinstance(notebooks, list) and all(isinstance(n, str) for n in notebooks)):
-            raise ValueError(f"{path}: run {run['name']!r}: notebooks is a list of names ({', '.join(ORDER)}), "
-                             f"got {notebooks!r}")
+            raise ValueError(f"{path}: run {run['name']!r}: notebooks is a list of names ({', '.join(ORDER)}), got {notebooks!r}")
         if run["name"] in seen:
             raise ValueError(f"{path}: two runs are named {run['name']!r}")
         seen.add(run["name"])
@@ -146,8 +154,9 @@ def to_html(notebook: Path, target: Path) -> Path:
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"drawviz.html.j2": _TEMPLATE})],
-                            template_file="drawviz.html.j2")
+    exporter = HTMLExporter(
+        template_name="lab", extra_loaders=[DictLoader({"drawviz.html.j2": _TEMPLATE})], template_file="drawviz.html.j2"
+    )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = body.replace("</head>", _STYLE + "</head>", 1)
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _TOGGLE, body, count=1)
@@ -215,8 +224,16 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, ke
     status, error = "ok", None
     try:
         shared = {"km": kernel.ready()} if kernel is not None else {}
-        pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                            cwd=str(_resources.notebooks()), progress_bar=False, log_output=False, **shared)
+        pm.execute_notebook(
+            str(notebook),
+            str(target),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(_resources.notebooks()),
+            progress_bar=False,
+            log_output=False,
+            **shared,
+        )
     except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
         status, error = "failed", _reason(err)
     seconds = time.perf_counter() - tick
@@ -250,9 +267,16 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             return result
     checkpoint = out_dir / "model.pt"
     _set_aside_if_changed(run, out_dir, checkpoint, log)
-    common = {"dataset": dataset, "data_root": str(data_root) if data_root else None, "checkpoint": str(checkpoint),
-              "device": device, "title": name, "progress": False, "gif_out": str(out_dir / "drawing.gif"),
-              "live": False}  # no kernel behind a static report: no live widgets
+    common = {
+        "dataset": dataset,
+        "data_root": str(data_root) if data_root else None,
+        "checkpoint": str(checkpoint),
+        "device": device,
+        "title": name,
+        "progress": False,
+        "gif_out": str(out_dir / "drawing.gif"),
+        "live": False,
+    }  # no kernel behind a static report: no live widgets
     model = run.get("model")
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)
@@ -297,8 +321,9 @@ def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Pat
 
 def _settings(run: dict) -> dict:
     """What a run's model depends on, as JSON would store it."""
-    return json.loads(json.dumps({"dataset": run["dataset"], "model": run.get("model"),
-                                  "parameters": run["parameters"]}, default=str))
+    return json.loads(
+        json.dumps({"dataset": run["dataset"], "model": run.get("model"), "parameters": run["parameters"]}, default=str)
+    )
 
 
 def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> None:
@@ -307,31 +332,46 @@ def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> No
     stored = _read(out_dir / "run.json")
     now = _settings(run)
     if checkpoint.exists() and stored and stored != now:
-        changed = sorted({k for k in set(stored.get("parameters", {})) | set(now["parameters"])
-                          if stored.get("parameters", {}).get(k) != now["parameters"].get(k)}
-                         | {k for k in ("dataset", "model") if stored.get(k) != now[k]})
-        log(f"  settings changed since the last report into {out_dir} ({', '.join(changed)}): "
-            f"its model is kept as model.previous.pt and a new one is made")
+        changed = sorted(
+            {
+                k
+                for k in set(stored.get("parameters", {})) | set(now["parameters"])
+                if stored.get("parameters", {}).get(k) != now["parameters"].get(k)
+            }
+            | {k for k in ("dataset", "model") if stored.get(k) != now[k]}
+        )
+        log(
+            f"  settings changed since the last report into {out_dir} ({', '.join(changed)}): "
+            f"its model is kept as model.previous.pt and a new one is made"
+        )
         checkpoint.replace(out_dir / "model.previous.pt")
     write_json(out_dir / "run.json", now)
 
 
 def compare_blur(results: list[dict], out: Path, data_root, device: str, log) -> Optional[dict]:
     """blur.ipynb once more over every run with a model: the cross-dataset comparison."""
-    models = [{"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"],
-               "metrics": str(out / r["run"] / "train.json")}
-              for r in results if r.get("checkpoint")]
+    models = [
+        {"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"], "metrics": str(out / r["run"] / "train.json")}
+        for r in results
+        if r.get("checkpoint")
+    ]
     if len(models) < 2:
         return None
     log(f"comparison: blur across {', '.join(m['name'] for m in models)}")
     out_dir = out / "comparison"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"models": models, "data_root": str(data_root) if data_root else None, "device": device,
-              "metrics_out": str(out_dir / "blur.json"), "title": "all runs"}
+    params = {
+        "models": models,
+        "data_root": str(data_root) if data_root else None,
+        "device": device,
+        "metrics_out": str(out_dir / "blur.json"),
+        "title": "all runs",
+    }
     return _execute("blur", _resources.notebooks() / "blur.ipynb", out_dir, params, log)
 
 
 # ----------------------------------------------------------------------------- index
+
 
 def _fmt(x, spec=".2f") -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
@@ -349,29 +389,49 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         sh = r.get("sharpness") or compared.runs.get(r["run"], {})
         model = Path(tr.model_file).name if tr.model_file else "–"
         hours = f", {_fmt(tr.cpu_hours, '.1f')} CPU h" if tr.cpu_hours is not None else ""
-        trained = (f"{_fmt(tr.step, ',')} steps<div class=small>{_fmt(tr.epochs, '.1f')} epochs{hours} of "
-                   f"{html.escape(str(tr.trained_on or '?'))}; {html.escape(model)}</div>") if found else "–"
-        tested = (f"{_fmt(tr.images, ',')}<div class=small>{html.escape(tr.likelihood or '')}"
-                  f"{' (binarised)' if tr.binarization != 'none' else ''}</div>") if found else "–"
+        trained = (
+            (
+                f"{_fmt(tr.step, ',')} steps<div class=small>{_fmt(tr.epochs, '.1f')} epochs{hours} of "
+                f"{html.escape(str(tr.trained_on or '?'))}; {html.escape(model)}</div>"
+            )
+            if found
+            else "–"
+        )
+        tested = (
+            (
+                f"{_fmt(tr.images, ',')}<div class=small>{html.escape(tr.likelihood or '')}"
+                f"{' (binarised)' if tr.binarization != 'none' else ''}</div>"
+            )
+            if found
+            else "–"
+        )
         links = " ".join(
             f'<a href="{html.escape(r["run"])}/{nb}.html" class="{v["status"].replace(" ", "-")}">{nb}</a>'
-            if (out / r["run"] / f"{nb}.html").exists() else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
-            for nb, v in r["notebooks"].items())
+            if (out / r["run"] / f"{nb}.html").exists()
+            else f'<span class="{v["status"].replace(" ", "-")}">{nb}</span>'
+            for nb, v in r["notebooks"].items()
+        )
         failed = [f"{nb}: {v.get('error') or v['status']}" for nb, v in r["notebooks"].items() if v["status"] != "ok"]
         if r.get("error"):  # the run itself failed (e.g. its Dask worker was lost)
             failed.insert(0, r["error"])
         run_url = html.escape(r["run"])
         gif = f" <a href='{run_url}/{r['gif']}'>GIF</a>" if r.get("gif") else ""
-        metrics_link = (f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists()
-                        else "")
+        metrics_link = f" <a href='{run_url}/metrics.json'>metrics</a>" if (out / r["run"] / "metrics.json").exists() else ""
         ratio = lambda kind, m: _fmt(sh.get(f"{kind}/{m}"), ".2g")  # ratios span decades
         off = 100 * at.write_off_image if at.write_off_image is not None else None
-        attention = (f"{_fmt(at.write_footprint, '.2f')} of the width<div class=small>centres spread "
-                     f"{_fmt(at.write_spread_px, '.1f')} px, {_fmt(off, '.0f')} % off the image</div>"
-                     if at.write_footprint is not None else "–")
-        sharp = (f"samples {ratio('samples', 'laplacian_variance')} · {ratio('samples', 'high_frequency_share')}"
-                 f"<div class=small>recon. {ratio('reconstructions', 'laplacian_variance')} · "
-                 f"{ratio('reconstructions', 'high_frequency_share')}</div>" if sh else "–")
+        attention = (
+            f"{_fmt(at.write_footprint, '.2f')} of the width<div class=small>centres spread "
+            f"{_fmt(at.write_spread_px, '.1f')} px, {_fmt(off, '.0f')} % off the image</div>"
+            if at.write_footprint is not None
+            else "–"
+        )
+        sharp = (
+            f"samples {ratio('samples', 'laplacian_variance')} · {ratio('samples', 'high_frequency_share')}"
+            f"<div class=small>recon. {ratio('reconstructions', 'laplacian_variance')} · "
+            f"{ratio('reconstructions', 'high_frequency_share')}</div>"
+            if sh
+            else "–"
+        )
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
@@ -382,82 +442,120 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"
-            f"<td>{links}{gif}{metrics_link}</td></tr>")
+            f"<td>{links}{gif}{metrics_link}</td></tr>"
+        )
     comp = ""
     if comparison is not None:
-        comp = (f"<p>Blur across datasets: <a href='comparison/blur.html' class='{comparison['status']}'>"
-                f"comparison/blur.html</a> ({comparison['status']})</p>")
+        comp = (
+            f"<p>Blur across datasets: <a href='comparison/blur.html' class='{comparison['status']}'>"
+            f"comparison/blur.html</a> ({comparison['status']})</p>"
+        )
     sibling = out / INDEX[not data_root]
-    other = (f"<p>The {'offline' if data_root else 'data'} runs have their own index: "
-             f"<a href='{sibling.name}'>{sibling.name}</a>.</p>" if sibling.exists() else "")
+    other = (
+        f"<p>The {'offline' if data_root else 'data'} runs have their own index: <a href='{sibling.name}'>{sibling.name}</a>.</p>"
+        if sibling.exists()
+        else ""
+    )
     page = string.Template((Path(__file__).parent / "templates" / "index.html").read_text(encoding="utf-8"))
-    page = page.substitute(runs_file=html.escape(str(runs_file)),
-                           data_root=html.escape(str(data_root) if data_root else "none (the samples shipped with drawviz)"),
-                           written=time.strftime("%Y-%m-%d %H:%M"), rows="".join(rows), comparison=comp,
-                           other_index=other)
+    page = page.substitute(
+        runs_file=html.escape(str(runs_file)),
+        data_root=html.escape(str(data_root) if data_root else "none (the samples shipped with drawviz)"),
+        written=time.strftime("%Y-%m-%d %H:%M"),
+        rows="".join(rows),
+        comparison=comp,
+        other_index=other,
+    )
     return _files.write_text(out / INDEX[bool(data_root)], page)
 
 
 # ----------------------------------------------------------------------------- command line
 
+
 def parser() -> argparse.ArgumentParser:
     """The report's own parser (``drawviz.report.main``); ``python -m drawviz report`` adds the same arguments."""
-    p = argparse.ArgumentParser(prog="drawviz report", description=(
-        "Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
-        "reports/<run>/metrics.json and reports/index.html."))
+    p = argparse.ArgumentParser(
+        prog="drawviz report",
+        description=(
+            "Run the notebooks for a list of runs and write reports/<run>/<notebook>.{ipynb,html}, "
+            "reports/<run>/metrics.json and reports/index.html."
+        ),
+    )
     add_arguments(p)
     return p
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The report's arguments, on ``p``."""
-    p.add_argument("--runs", type=Path, default=None,
-                   help="runs YAML (default: reports/runs.yaml of the checkout or the installation: its 'offline' runs, "
-                        "or its 'data' runs when a data root is given)")
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="runs YAML (default: reports/runs.yaml of the checkout or the installation: its 'offline' runs, "
+        "or its 'data' runs when a data root is given)",
+    )
     p.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA; none: the samples shipped with drawviz)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the file")
     p.add_argument("--notebooks", nargs="+", choices=ORDER, default=list(ORDER), help="which notebooks to run")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-comparison", action="store_true", help="skip the cross-dataset blur comparison")
-    p.add_argument("--workers", type=int, metavar="K",
-                   help="run the runs as tasks on a dask.distributed LocalCluster of K worker processes "
-                        "(the notebooks of a run in order, in one worker); needs dask[distributed]")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="run the runs on an existing Dask cluster; --data-root and --out must be paths its "
-                        "workers see")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        help="run the runs as tasks on a dask.distributed LocalCluster of K worker processes "
+        "(the notebooks of a run in order, in one worker); needs dask[distributed]",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the runs on an existing Dask cluster; --data-root and --out must be paths its workers see",
+    )
     return p
 
 
-def _on_dask(runs: list[dict], out: Path, data_root, notebooks, device: str, log, *, workers=None,
-             scheduler=None) -> list[dict]:
+def _on_dask(runs: list[dict], out: Path, data_root, notebooks, device: str, log, *, workers=None, scheduler=None) -> list[dict]:
     """run_one for every run as a task on a Dask cluster, each in its own worker process; results in
     the runs' order, progress printed as runs finish. A task that dies (its worker lost) is a failed run."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as err:
-        raise RuntimeError(f"--workers and --scheduler need dask.distributed ({err}); "
-                           "pip install 'dask[distributed]'") from None
+        raise RuntimeError(f"--workers and --scheduler need dask.distributed ({err}); pip install 'dask[distributed]'") from None
     cluster = None
     if scheduler is None:
         # one task at a time per worker; its notebooks' kernels share the machine's cores through torch's
         # threads, so K runs side by side do not oversubscribe them
         threads = str(max(1, (os.cpu_count() or 1) // workers))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+        )
     client = Client(cluster if cluster is not None else scheduler)
     try:
         log(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
-        futures = {client.submit(_run_quietly, run, out, data_root, notebooks, device, key=f"run-{run['name']}",
-                                 pure=False): run for run in runs}
+        futures = {
+            client.submit(_run_quietly, run, out, data_root, notebooks, device, key=f"run-{run['name']}", pure=False): run
+            for run in runs
+        }
         results = {}
         for done, future in enumerate(as_completed(futures), 1):
             run = futures[future]
             try:
                 result, lines = future.result()
             except Exception as err:  # noqa: BLE001 -- the worker died or the task could not run: a failed run
-                result, lines = {"run": run["name"], "dataset": run["dataset"], "notebooks": {}, "status": "failed",
-                                 "error": f"{type(err).__name__}: {err}"}, []
+                result, lines = (
+                    {
+                        "run": run["name"],
+                        "dataset": run["dataset"],
+                        "notebooks": {},
+                        "status": "failed",
+                        "error": f"{type(err).__name__}: {err}",
+                    },
+                    [],
+                )
             log(f"[{done}/{len(runs)}] {run['name']} ({run['dataset']}): {result['status']}")
             for line in lines:
                 log(line)
@@ -501,6 +599,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = args.out.resolve()  # notebooks run in notebooks/: every path handed to them is absolute
     from .train import CheckpointError, check_writable
+
     try:
         check_writable(out / "index.html")
     except CheckpointError as err:
@@ -508,18 +607,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log = lambda line: print(line, flush=True)
     start = time.perf_counter()
-    log(f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"
-        f"{'' if data_root else ' (no data root: the samples shipped with drawviz)'}")
+    log(
+        f"drawviz report: {len(runs)} run(s) from {runs_file} -> {out}/"
+        f"{'' if data_root else ' (no data root: the samples shipped with drawviz)'}"
+    )
     if args.workers is not None and args.workers < 1:
         print("drawviz report: error: --workers must be a positive number of processes", file=sys.stderr)
         return 2
     if args.workers or args.scheduler:
         try:
-            results = _on_dask(runs, out, data_root, args.notebooks, args.device, log, workers=args.workers,
-                               scheduler=args.scheduler)
+            results = _on_dask(
+                runs, out, data_root, args.notebooks, args.device, log, workers=args.workers, scheduler=args.scheduler
+            )
         except Exception as err:  # noqa: BLE001 -- no cluster to run on (a bad address, dask missing): say so
-            print(f"drawviz report: error: could not run on Dask "
-                  f"({args.scheduler or f'{args.workers} local workers'}): {type(err).__name__}: {err}", file=sys.stderr)
+            print(
+                f"drawviz report: error: could not run on Dask "
+                f"({args.scheduler or f'{args.workers} local workers'}): {type(err).__name__}: {err}",
+                file=sys.stderr,
+            )
             return 2
     else:
         results = []
@@ -529,8 +634,15 @@ def run(args: argparse.Namespace) -> int:
                 results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
             except Exception as err:  # noqa: BLE001 -- one run's failure (a full disk, ...) is not the report's
                 log(f"  failed: {type(err).__name__}: {err}")
-                results.append({"run": run["name"], "dataset": run["dataset"], "notebooks": {}, "status": "failed",
-                                "error": f"{type(err).__name__}: {str(err)[:300]}"})
+                results.append(
+                    {
+                        "run": run["name"],
+                        "dataset": run["dataset"],
+                        "notebooks": {},
+                        "status": "failed",
+                        "error": f"{type(err).__name__}: {str(err)[:300]}",
+                    }
+                )
     comparison = None
     if not args.no_comparison and "blur" in args.notebooks:
         comparison = compare_blur(results, out, data_root, args.device, log)
@@ -542,6 +654,5 @@ def run(args: argparse.Namespace) -> int:
     failed = [r["run"] for r in results if r["status"] == "failed"]
     if comparison is not None and comparison["status"] != "ok":
         failed.append("comparison")
-    log(f"done in {time.perf_counter() - start:.0f} s: {index}"
-        + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    log(f"done in {time.perf_counter() - start:.0f} s: {index}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

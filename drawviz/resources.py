@@ -6,6 +6,7 @@ and ``models/``. Installed from a wheel (``pip install .``) they are installed a
 package, under ``<prefix>/share/drawviz/`` (pyproject.toml's data-files), in the same layout, so the
 runs file's ``../models/...`` paths and the notebooks' defaults hold in both.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,11 @@ def home() -> Path:
     for folder in _candidates():
         if (folder / "notebooks" / "train.ipynb").is_file():
             return folder
-    raise ResourcesNotFound("drawviz's notebooks were not found (looked in "
-                            + ", ".join(str(c) for c in _candidates())
-                            + "); reinstall drawviz (pip install drawviz), or set DRAWVIZ_HOME to a checkout")
+    raise ResourcesNotFound(
+        "drawviz's notebooks were not found (looked in "
+        + ", ".join(str(c) for c in _candidates())
+        + "); reinstall drawviz (pip install drawviz), or set DRAWVIZ_HOME to a checkout"
+    )
 
 
 def notebooks() -> Path:

@@ -10,6 +10,7 @@ model is unsure of). Two simple numbers make that comparable across datasets:
 
 Images are (..., C, H, W) in [0, 1]; colour is reduced to grey with Rec. 601 luma weights.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -17,8 +18,17 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["disagreements", "grey", "laplacian_variance", "high_frequency_share", "measure", "per_step", "summary", "ratios",
-           "blur_measurements"]
+__all__ = [
+    "disagreements",
+    "grey",
+    "laplacian_variance",
+    "high_frequency_share",
+    "measure",
+    "per_step",
+    "summary",
+    "ratios",
+    "blur_measurements",
+]
 
 MEASURES = ("laplacian_variance", "high_frequency_share")
 
@@ -56,8 +66,9 @@ def _measures(images) -> dict[str, np.ndarray]:
 
 
 def _laplacian_variance(g: np.ndarray) -> np.ndarray:
-    lap = (g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:]
-           - 4 * g[..., 1:-1, 1:-1])  # valid region only: no invented border pixels
+    lap = (
+        g[..., :-2, 1:-1] + g[..., 2:, 1:-1] + g[..., 1:-1, :-2] + g[..., 1:-1, 2:] - 4 * g[..., 1:-1, 1:-1]
+    )  # valid region only: no invented border pixels
     return lap.reshape(*lap.shape[:-2], -1).var(-1)
 
 
@@ -82,8 +93,9 @@ def per_step(canvas, source: str = "") -> pd.DataFrame:
     c = _numpy(canvas)
     T, B = c.shape[:2]
     step, image = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
-    return pd.DataFrame({"source": source, "step": step.ravel(), "image": image.ravel(),
-                         **{k: v.ravel() for k, v in _measures(c).items()}})
+    return pd.DataFrame(
+        {"source": source, "step": step.ravel(), "image": image.ravel(), **{k: v.ravel() for k, v in _measures(c).items()}}
+    )
 
 
 def summary(sets: Mapping[str, object]) -> pd.DataFrame:
@@ -105,8 +117,12 @@ def ratios(table: pd.DataFrame, reference: str = "test images") -> dict:
     Below 1 means blurrier than the data.
     """
     ref = table.loc[reference]
-    return {f"{name}/{k}": float(table.loc[name, k] / ref[k]) if ref[k] else float("nan")
-            for name in table.index if name != reference for k in MEASURES}
+    return {
+        f"{name}/{k}": float(table.loc[name, k] / ref[k]) if ref[k] else float("nan")
+        for name in table.index
+        if name != reference
+        for k in MEASURES
+    }
 
 
 def blur_measurements(model, images, *, seed: int = 0):
@@ -141,13 +157,17 @@ def disagreements(ratios_by_dataset: Mapping[str, Mapping[str, float]]) -> list[
         for kind in ("reconstructions", "samples"):
             a, b = r.get(f"{kind}/{lap}"), r.get(f"{kind}/{hf}")
             if a is not None and b is not None and (a - 1) * (b - 1) < 0:
-                notes.append(f"{name} {kind}: the Laplacian variance ratio is {a:.2f} but the high-frequency share "
-                             f"ratio {b:.2f} (one calls them sharper than the data, the other blurrier)")
+                notes.append(
+                    f"{name} {kind}: the Laplacian variance ratio is {a:.2f} but the high-frequency share "
+                    f"ratio {b:.2f} (one calls them sharper than the data, the other blurrier)"
+                )
     names = list(ratios_by_dataset)
     if len(names) > 1:
         for kind in ("reconstructions", "samples"):
             rank = {m: sorted(names, key=lambda n: ratios_by_dataset[n].get(f"{kind}/{m}", np.nan)) for m in MEASURES}
             if rank[lap] != rank[hf]:
-                notes.append(f"{kind}, from blurriest to sharpest relative to their data: {' < '.join(rank[lap])} "
-                             f"by the Laplacian variance, but {' < '.join(rank[hf])} by the high-frequency share")
+                notes.append(
+                    f"{kind}, from blurriest to sharpest relative to their data: {' < '.join(rank[lap])} "
+                    f"by the Laplacian variance, but {' < '.join(rank[hf])} by the high-frequency share"
+                )
     return notes

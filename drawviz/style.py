@@ -5,6 +5,7 @@ figure (:mod:`drawviz.plots`) and animation (:mod:`drawviz.animation`) uses the 
 shows images the same way: grey images on a gray scale fixed at [0, 1], colour images as RGB,
 nearest-neighbour pixels, no ticks.
 """
+
 from __future__ import annotations
 
 from typing import Optional

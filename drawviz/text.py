@@ -1,5 +1,6 @@
 """Strings that come from users and checkpoints (names, paths, machine names, titles), made safe to put
 on a page: shown as the text they are, never run or rendered as markup."""
+
 from __future__ import annotations
 
 import html

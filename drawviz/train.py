@@ -5,6 +5,7 @@ silence. Checkpoints (drawviz.checkpoints), the recipe and settings (drawviz.rec
 (drawviz.evaluation) and the device (drawviz.device) have modules of their own; their names are
 importable from here too.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,16 +25,43 @@ from . import data as _data
 from . import distributed as _distributed
 from . import files as _files
 from .campaign import legs_of
-from .checkpoints import (FORMAT, VERSION, CheckpointError, _load_weights, check_writable, export_checkpoint,
-                          load_checkpoint, model_from_checkpoint, save_checkpoint, training_summary)
+from .checkpoints import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    _load_weights,
+    check_writable,
+    export_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    training_summary,
+)
 from .device import describe_hardware, pick_device
 from .evaluation import TrainingDiverged, _as_images, evaluate
 from .model import DRAW, DrawConfig, check_images
 from .recipe import RECIPES, Recipe, TrainConfig
 
-__all__ = ["TrainConfig", "train", "evaluate", "Recipe", "RECIPES", "TrainResult", "TrainingDiverged", "CheckpointError",
-           "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_checkpoint", "pick_device",
-           "describe_hardware", "training_summary", "check_writable", "FORMAT", "VERSION"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "evaluate",
+    "Recipe",
+    "RECIPES",
+    "TrainResult",
+    "TrainingDiverged",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "export_checkpoint",
+    "pick_device",
+    "describe_hardware",
+    "training_summary",
+    "check_writable",
+    "FORMAT",
+    "VERSION",
+]
 
 
 def _after_divergence(checkpoint, rate: float, clip: float) -> str:
@@ -106,15 +134,20 @@ def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: in
     the recipe), at the caller of train()."""
     for key, now in (("seed", settings.seed), ("dataset", settings.dataset)):
         if before.get(key) is not None and now is not None and before[key] != now:
-            warnings.warn(f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
-                          f"applied from step {start}" + (": the data order changes from here" if key == "seed"
-                                                           else ": the model now trains on other data"),
-                          stacklevel=4)
+            warnings.warn(
+                f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
+                f"applied from step {start}"
+                + (": the data order changes from here" if key == "seed" else ": the model now trains on other data"),
+                stacklevel=4,
+            )
     saved, recipe = before.get("recipe"), settings.recipe.to_dict()
     if saved is not None and saved != recipe:
         changed = {k: (v, recipe[k]) for k, v in saved.items() if recipe.get(k) != v}
-        warnings.warn(f"resuming {checkpoint} with another recipe; applied from step {start}: "
-                      + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()), stacklevel=4)
+        warnings.warn(
+            f"resuming {checkpoint} with another recipe; applied from step {start}: "
+            + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()),
+            stacklevel=4,
+        )
 
 
 def _leg_factor(recipe: Recipe, into_leg: int, seconds_left: float, rewarm: int, cooldown: float) -> float:
@@ -126,10 +159,20 @@ def _leg_factor(recipe: Recipe, into_leg: int, seconds_left: float, rewarm: int,
     return factor
 
 
-def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, settings: Optional[TrainConfig] = None,
-          *, device="auto", checkpoint=None, resume: bool = True, progress: bool = True,
-          callbacks: Iterable[Callable[[dict], None]] = (), train_args: Optional[dict] = None,
-          **changes) -> TrainResult:
+def train(
+    model_or_config: DRAW | DrawConfig,
+    train_images,
+    test_images=None,
+    settings: Optional[TrainConfig] = None,
+    *,
+    device="auto",
+    checkpoint=None,
+    resume: bool = True,
+    progress: bool = True,
+    callbacks: Iterable[Callable[[dict], None]] = (),
+    train_args: Optional[dict] = None,
+    **changes,
+) -> TrainResult:
     """Train DRAW with Adam as ``settings`` (a :class:`TrainConfig`) says, changed by ``changes``: any
     TrainConfig field (steps, minutes, recipe, seed, binarize, eval_every, fast, bf16, ...) or recipe
     field (lr, batch_size, clip, ...), e.g. ``train(config, images, steps=2000, recipe="anneal")``.
@@ -147,8 +190,19 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     train_args: provenance to record (dataset, data_root, limit, test_limit), as the notebooks give it.
     """
     if checkpoint is None or not _distributed.current().main:
-        return _train(model_or_config, train_images, test_images, settings, device=device, checkpoint=checkpoint,
-                      resume=resume, progress=progress, callbacks=callbacks, train_args=train_args, **changes)
+        return _train(
+            model_or_config,
+            train_images,
+            test_images,
+            settings,
+            device=device,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=progress,
+            callbacks=callbacks,
+            train_args=train_args,
+            **changes,
+        )
     checkpoint = check_writable(checkpoint)  # before the lock beside it is made
     try:
         lock = _files.exclusive(checkpoint, "training")
@@ -156,19 +210,41 @@ def train(model_or_config: DRAW | DrawConfig, train_images, test_images=None, se
     except _files.InUse as err:  # two runs on one file would resume and overwrite each other's steps
         raise CheckpointError(str(err)) from None
     try:
-        return _train(model_or_config, train_images, test_images, settings, device=device, checkpoint=checkpoint,
-                      resume=resume, progress=progress, callbacks=callbacks, train_args=train_args, **changes)
+        return _train(
+            model_or_config,
+            train_images,
+            test_images,
+            settings,
+            device=device,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=progress,
+            callbacks=callbacks,
+            train_args=train_args,
+            **changes,
+        )
     finally:
         lock.__exit__(None, None, None)
 
 
-def _train(model_or_config, train_images, test_images, settings, *, device, checkpoint, resume, progress,
-           callbacks, train_args, **changes) -> TrainResult:
+def _train(
+    model_or_config,
+    train_images,
+    test_images,
+    settings,
+    *,
+    device,
+    checkpoint,
+    resume,
+    progress,
+    callbacks,
+    train_args,
+    **changes,
+) -> TrainResult:
     # ---- 1. the settings, the processes, the device and the model
     provenance = {k: v for k, v in (train_args or {}).items() if k in ("dataset", "data_root", "limit", "test_limit")}
     settings = (settings or TrainConfig()).replace(**provenance, **changes)
-    recipe, steps, minutes, seed, binarize = (settings.recipe, settings.steps, settings.minutes, settings.seed,
-                                              settings.binarize)
+    recipe, steps, minutes, seed, binarize = (settings.recipe, settings.steps, settings.minutes, settings.seed, settings.binarize)
     batch_size, clip = recipe.batch_size, recipe.clip
     fast, bf16 = settings.fast, settings.bf16
     checkpoint_every, eval_every = settings.checkpoint_every, settings.eval_every
@@ -186,8 +262,10 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
     if ranks.world > 1:  # a rank started with another --seed or --T would train its own model: refuse at once
         agreed = json.dumps({"config": model.config.to_dict(), "settings": settings.to_dict()}, sort_keys=True, default=str)
         if not ranks.same(agreed):
-            raise ValueError(f"the {ranks.world} training processes were started with different settings or configs "
-                             f"(e.g. --seed, --T, --lr); start every rank with the same command")
+            raise ValueError(
+                f"the {ranks.world} training processes were started with different settings or configs "
+                f"(e.g. --seed, --T, --lr); start every rank with the same command"
+            )
     # ---- 2. the images
     train_x = _as_images(train_images)
     check_images(train_x, model.config)
@@ -204,12 +282,15 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
     net = model
     if fast or bf16:
         from .fast import make_fast
+
         net = make_fast(model, bf16=bf16)  # shares model's parameters: optimiser and checkpoints see no difference
     if ranks.world > 1:  # gradients averaged over the ranks in backward: every rank applies the same step
         from torch.nn.parallel import DistributedDataParallel
+
         net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.rate(0, 0.0), betas=(recipe.beta1, recipe.beta2),
-                                 eps=recipe.adam_eps)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=recipe.rate(0, 0.0), betas=(recipe.beta1, recipe.beta2), eps=recipe.adam_eps
+    )
     generator = torch.Generator(dev).manual_seed(seed)
     history: list[dict] = []
     start, legs, fresh_adam = 0, [], True
@@ -217,9 +298,14 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
         checkpoint = check_writable(checkpoint) if ranks.main else Path(checkpoint)
     # what a checkpoint says of its training: the settings (once; load_checkpoint also shows them as the flat
     # keys older checkpoints have) and the run's facts
-    args = {"settings": settings.to_dict(), "hardware": describe_hardware(dev), "processes": ranks.world,
-            "train_images": int(train_x.shape[0]), "train_source": _data.portable(getattr(train_images, "source", None)),
-            **{k: v for k, v in (train_args or {}).items() if k not in provenance}}
+    args = {
+        "settings": settings.to_dict(),
+        "hardware": describe_hardware(dev),
+        "processes": ranks.world,
+        "train_images": int(train_x.shape[0]),
+        "train_source": _data.portable(getattr(train_images, "source", None)),
+        **{k: v for k, v in (train_args or {}).items() if k not in provenance},
+    }
     # ---- 4. resuming: weights, optimiser, RNG, history and legs from the checkpoint
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, map_location=dev)
@@ -249,11 +335,23 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
     offset = 0.0 if abs(offset) < 1e-9 else offset
     start_epoch = start / per_epoch + offset
     hardware = args["hardware"]
-    leg = {"start_step": start, "end_step": start, "start_epoch": start_epoch, "end_epoch": start_epoch,
-           "start_seconds": seconds, "end_seconds": seconds, "recipe": recipe.to_dict(), "batch_size": batch_size,
-           "device": hardware["device"], "machine": hardware["name"], "threads": hardware.get("threads"),
-           "processes": ranks.world, "fresh_optimizer": fresh_adam,
-           "cooldown_minutes": settings.cooldown_minutes, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    leg = {
+        "start_step": start,
+        "end_step": start,
+        "start_epoch": start_epoch,
+        "end_epoch": start_epoch,
+        "start_seconds": seconds,
+        "end_seconds": seconds,
+        "recipe": recipe.to_dict(),
+        "batch_size": batch_size,
+        "device": hardware["device"],
+        "machine": hardware["name"],
+        "threads": hardware.get("threads"),
+        "processes": ranks.world,
+        "fresh_optimizer": fresh_adam,
+        "cooldown_minutes": settings.cooldown_minutes,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     rewarm = settings.rewarm if fresh_adam and start > 0 else 0
     cooldown = settings.cooldown_minutes * 60 if settings.cooldown_minutes else 0.0
 
@@ -264,27 +362,34 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
         else:
             args["legs"] = legs
         if checkpoint is not None and ranks.main:
-            save_checkpoint(checkpoint, model=model, optimizer=optimizer, step=step, generator=generator,
-                            history=history, train_args=args)
+            save_checkpoint(
+                checkpoint, model=model, optimizer=optimizer, step=step, generator=generator, history=history, train_args=args
+            )
 
     def test_bound():
         # evaluate restores train mode itself
-        return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed,
-                        binarize=binarize is not None)["nll_bound"]
+        return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed, binarize=binarize is not None)["nll_bound"]
 
     order_epoch, order = None, None
     bar = None
     if progress and ranks.main:
         from tqdm.auto import tqdm
+
         if minutes is None:
             bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
         else:
-            bar = tqdm(total=round(budget), desc=f"train DRAW ({minutes:g} min)", unit="s", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+            bar = tqdm(
+                total=round(budget),
+                desc=f"train DRAW ({minutes:g} min)",
+                unit="s",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
+            )
     if bar is not None and minutes is not None:
         bar.update(min(seconds, budget))
-    next_eval = (math.floor(seconds / (eval_every_minutes * 60)) + 1) * eval_every_minutes * 60 \
-        if eval_every_minutes else math.inf
+    next_eval = (
+        (math.floor(seconds / (eval_every_minutes * 60)) + 1) * eval_every_minutes * 60 if eval_every_minutes else math.inf
+    )
     # ---- 6. the steps, until the step or time budget is spent or a signal asks to stop
     step = start
     stop = _Stopping(ranks.world)
@@ -314,14 +419,18 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
             # one device sync for the three figures the history keeps (means over the ranks)
             loss, nll, kl = ranks.mean(torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach()).tolist()
             if not math.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss} at step {step + 1}; stopped without saving this state. "
-                                       + _after_divergence(checkpoint, rate, clip))
+                raise TrainingDiverged(
+                    f"loss became {loss} at step {step + 1}; stopped without saving this state. "
+                    + _after_divergence(checkpoint, rate, clip)
+                )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
             if not math.isfinite(grad_norm):
-                raise TrainingDiverged(f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
-                                       "applying it. " + _after_divergence(checkpoint, rate, clip))
+                raise TrainingDiverged(
+                    f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
+                    "applying it. " + _after_divergence(checkpoint, rate, clip)
+                )
             optimizer.step()
             step += 1
             took = time.perf_counter() - tick
@@ -329,9 +438,18 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
             if ranks.world > 1:  # the slowest rank's clock, so all stop at the same step
                 seconds, stop.agreed = ranks.agree(seconds, stop.asked)
             # the record of the step: its row, a test bound when due, a checkpoint when due, the callbacks
-            row = {"step": step, "epoch": step / per_epoch + offset, "loss": loss, "nll": nll, "kl": kl, "grad_norm": grad_norm,
-                   "lr": rate, "seconds": seconds, "images_per_s": batch_size / max(took, 1e-9),
-                   "test_nll_bound": math.nan}
+            row = {
+                "step": step,
+                "epoch": step / per_epoch + offset,
+                "loss": loss,
+                "nll": nll,
+                "kl": kl,
+                "grad_norm": grad_norm,
+                "lr": rate,
+                "seconds": seconds,
+                "images_per_s": batch_size / max(took, 1e-9),
+                "test_nll_bound": math.nan,
+            }
             last = step == steps or seconds >= budget
             if test_x is not None and ((eval_every and step % eval_every == 0) or seconds >= next_eval or last):
                 if ranks.main:  # the others go on to the next step and wait for rank 0 there
@@ -344,8 +462,10 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
                 save(step)
             if bar is not None:
                 bar.update(1 if minutes is None else min(took, max(budget - bar.n, 0)))
-                bar.set_postfix(loss=f"{loss:.2f}", **({"test": f"{row['test_nll_bound']:.2f}"}
-                                                       if math.isfinite(row["test_nll_bound"]) else {}))
+                bar.set_postfix(
+                    loss=f"{loss:.2f}",
+                    **({"test": f"{row['test_nll_bound']:.2f}"} if math.isfinite(row["test_nll_bound"]) else {}),
+                )
             for callback in callbacks if ranks.main else ():
                 callback(row)
         # ---- 7. the end: the last checkpoint, and the history as a DataFrame
@@ -363,6 +483,7 @@ def _train(model_or_config, train_images, test_images, settings, *, device, chec
         restore()
         if bar is not None:
             bar.close()
-    frame = pd.DataFrame(history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds",
-                                           "images_per_s", "test_nll_bound"])
+    frame = pd.DataFrame(
+        history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds", "images_per_s", "test_nll_bound"]
+    )
     return TrainResult(model.eval(), frame, checkpoint, step)

@@ -4,6 +4,7 @@
 Import this module only from notebooks: it needs ipywidgets (``import drawviz`` does not).
 The static, kernel-free scrubber for HTML reports is :func:`drawviz.plots.scrubber_html`.
 """
+
 from __future__ import annotations
 
 import io
@@ -61,24 +62,32 @@ class WindowExplorer:
     Setting a slider's ``value`` from Python redraws too, so it works (and is tested) without a browser.
     """
 
-    def __init__(self, model, x, step: int = 1, op: str = "write", sample: int = 0, seed: int = 0,
-                 columns: int = 6, dpi: int = 72):
+    def __init__(
+        self, model, x, step: int = 1, op: str = "write", sample: int = 0, seed: int = 0, columns: int = 6, dpi: int = 72
+    ):
         from . import probes
         from .interventions import run_with_hooks, set_window
 
         if not model.config.attention:
             raise ValueError("this model has no attention windows to move (attention=False)")
         self.model, self.op, self.seed, self.dpi, self.columns = model, op, seed, dpi, columns
-        self.x = x[sample:sample + 1]
+        self.x = x[sample : sample + 1]
         self._run, self._set = run_with_hooks, set_window
         self.plain = probes.record(model, self.x, seed=seed)
         T, c = model.config.T, model.config
         self.step = W.IntSlider(value=step, min=1, max=T, description="step t", continuous_update=False)
         size = max(c.width, c.height)
-        ranges = {"g_x": (-0.5 * c.width, 1.5 * c.width), "g_y": (-0.5 * c.height, 1.5 * c.height),
-                  "delta": (0.05, size), "sigma": (0.05, size / 2), "gamma": (0.05, 10.0)}
-        self.sliders = {k: W.FloatSlider(min=lo, max=hi, step=(hi - lo) / 200, description=k, readout_format=".2f",
-                                         continuous_update=False) for k, (lo, hi) in ranges.items()}
+        ranges = {
+            "g_x": (-0.5 * c.width, 1.5 * c.width),
+            "g_y": (-0.5 * c.height, 1.5 * c.height),
+            "delta": (0.05, size),
+            "sigma": (0.05, size / 2),
+            "gamma": (0.05, 10.0),
+        }
+        self.sliders = {
+            k: W.FloatSlider(min=lo, max=hi, step=(hi - lo) / 200, description=k, readout_format=".2f", continuous_update=False)
+            for k, (lo, hi) in ranges.items()
+        }
         self.reset = W.Button(description="the model's window")
         self.image = W.Image(format="png")
         self._quiet = False
@@ -87,14 +96,20 @@ class WindowExplorer:
             slider.observe(self._redraw, names="value")
         self.step.observe(lambda change: self._load_model_window(), names="value")
         self.reset.on_click(lambda _: self._load_model_window())
-        self.widget = W.VBox([W.HBox([self.step, self.reset]), W.HBox(list(self.sliders.values())[:3]),
-                              W.HBox(list(self.sliders.values())[3:]), self.image])
+        self.widget = W.VBox(
+            [
+                W.HBox([self.step, self.reset]),
+                W.HBox(list(self.sliders.values())[:3]),
+                W.HBox(list(self.sliders.values())[3:]),
+                self.image,
+            ]
+        )
         self.widget.add_class("drawviz-window-explorer")
 
     def _load_model_window(self) -> None:
         """Set the sliders to the model's own window at the chosen step (one redraw, not five)."""
         w = self.plain.windows[self.op].at(self.step.value - 1, 0)
-        values = {"g_x": w.g_x, "g_y": w.g_y, "delta": w.delta, "sigma": w.sigma2 ** 0.5, "gamma": w.gamma}
+        values = {"g_x": w.g_x, "g_y": w.g_y, "delta": w.delta, "sigma": w.sigma2**0.5, "gamma": w.gamma}
         self._quiet = True
         for k, v in values.items():
             s = self.sliders[k]
@@ -116,8 +131,11 @@ class WindowExplorer:
         self.trace = self._run(self.model, self.x, hooks=[self._set(self.op, t, **self.window())], seed=self.seed)
         T = self.model.config.T
         shown = sorted({t, *[int(round(s)) for s in np.linspace(t, T, self.columns)]})
-        fig = plot_intervention({"the model's drawing": self.plain, f"{self.op} window moved at t = {t}": self.trace},
-                                steps=shown, reference="the model's drawing")
+        fig = plot_intervention(
+            {"the model's drawing": self.plain, f"{self.op} window moved at t = {t}": self.trace},
+            steps=shown,
+            reference="the model's drawing",
+        )
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi)
         self.image.value = buf.getvalue()

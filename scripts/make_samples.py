@@ -7,6 +7,7 @@ byte for byte (smaller than raw pixels, and decoded to exactly what ``load("cifa
 
     python scripts/make_samples.py --data-root ../shared/data
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,13 @@ def cifar10(root: Path, out: Path) -> None:
             chosen.append((label, f"{c}/{name}", files[(c, name)]))
     blobs = [np.frombuffer(b, dtype=np.uint8) for _, _, b in chosen]
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
-    np.savez(out, jpeg=np.concatenate(blobs), offsets=offsets, labels=np.array([l for l, _, _ in chosen]),
-             names=np.array([n for _, n, _ in chosen]))
+    np.savez(
+        out,
+        jpeg=np.concatenate(blobs),
+        offsets=offsets,
+        labels=np.array([l for l, _, _ in chosen]),
+        names=np.array([n for _, n, _ in chosen]),
+    )
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Everything started here is tagged with an environment variable (``DRAWVIZ_BROWSE
 so that teardown can find what is left, even processes the Jupyter server put in a session of their
 own (its kernels) or that were re-parented after their parent died.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 MARKER = "DRAWVIZ_BROWSER_TEST"
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 INSTALL_HELP = """\
 The browser tests need Playwright (Python) and a Chromium binary; they do not skip without them.
@@ -39,6 +47,7 @@ the binary it prints, or leave it unset and the test uses Playwright's own build
 
 
 # ----------------------------------------------------------------------------- what we need
+
 
 def chromium_executable() -> str | None:
     """DRAWVIZ_CHROMIUM, else chromium / chromium-browser / google-chrome on PATH; None: Playwright's own build."""
@@ -57,6 +66,7 @@ def chromium_executable() -> str | None:
 def sync_playwright():
     try:
         from playwright.sync_api import sync_playwright as start
+
         return start
     except ImportError as err:
         problem = f"Playwright for Python is not installed ({err})."
@@ -73,11 +83,14 @@ def chromium(tag: str):
     try:
         browser, problem = None, None
         try:
-            browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-                                         timeout=120_000, env={**os.environ, MARKER: tag})
+            browser = pw.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=120_000, env={**os.environ, MARKER: tag}
+            )
         except Exception as err:  # no binary, or one that does not start
-            problem = (f"could not start Chromium ({executable or 'no chromium on PATH; tried Playwright’s own build'}):"
-                       f"\n{str(err).strip()[:1500]}")
+            problem = (
+                f"could not start Chromium ({executable or 'no chromium on PATH; tried Playwright’s own build'}):"
+                f"\n{str(err).strip()[:1500]}"
+            )
         if browser is None:
             pytest.fail(f"{problem}\n{INSTALL_HELP}", pytrace=False)
         try:
@@ -89,6 +102,7 @@ def chromium(tag: str):
 
 
 # ----------------------------------------------------------------------------- processes
+
 
 def tagged_processes(tag: str) -> list[int]:
     """PIDs of live processes whose environment carries MARKER=tag (Linux /proc; not zombies)."""
@@ -137,6 +151,7 @@ def wait_gone(tag: str, timeout: float) -> list[int]:
 
 # ----------------------------------------------------------------------------- JupyterLab
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,32 +183,50 @@ class Lab:
         # No "would you like news?" toast and no update check: nothing to click away, nothing fetched.
         notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
-        env.update({
-            MARKER: self.tag,
-            "JUPYTER_CONFIG_DIR": str(home / "config"),      # no user config or user kernel specs leak in
-            "JUPYTER_DATA_DIR": str(home / "data"),
-            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-            "JUPYTERLAB_SETTINGS_DIR": str(settings),
-            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-            "IPYTHONDIR": str(home / "ipython"),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                MARKER: self.tag,
+                "JUPYTER_CONFIG_DIR": str(home / "config"),  # no user config or user kernel specs leak in
+                "JUPYTER_DATA_DIR": str(home / "data"),
+                "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+                "JUPYTERLAB_SETTINGS_DIR": str(settings),
+                "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+                "IPYTHONDIR": str(home / "ipython"),
+                "JUPYTER_PLATFORM_DIRS": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
     def start(self, timeout: float = 180) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--ServerApp.terminals_enabled=False", "--LabApp.extension_manager=readonly"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--ServerApp.terminals_enabled=False",
+            "--LabApp.extension_manager=readonly",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # containers and CI runners often run as root
         # start_new_session: its own process group (and session), killed as a whole in stop().
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while True:
@@ -210,8 +243,9 @@ class Lab:
             time.sleep(0.5)
 
     def api(self, path: str, method: str = "GET", timeout: float = 10):
-        req = urllib.request.Request(f"{self.base}/{path.lstrip('/')}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.base}/{path.lstrip('/')}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as r:
             body = r.read()
         return json.loads(body) if body else None

@@ -1,4 +1,5 @@
 """Shared fixtures. Real MNIST comes from ../shared/data (or $DRAWVIZ_DATA); tests never skip for it."""
+
 import os
 from pathlib import Path
 
@@ -22,11 +23,15 @@ def _data_root() -> Path:
         root = candidates[-1]
         try:
             from torchvision import datasets
+
             for train in (True, False):
                 datasets.MNIST(str(root), train=train, download=True)
         except Exception as err:  # offline, or the mirrors are down
-            pytest.fail(f"real MNIST not found ({', '.join(map(str, candidates))}) and not downloadable ({err}); "
-                        f"set DRAWVIZ_DATA to a folder holding MNIST/raw", pytrace=False)
+            pytest.fail(
+                f"real MNIST not found ({', '.join(map(str, candidates))}) and not downloadable ({err}); "
+                f"set DRAWVIZ_DATA to a folder holding MNIST/raw",
+                pytrace=False,
+            )
     os.environ["DRAWVIZ_DATA"] = str(root)  # for subprocesses and notebook kernels too
     return root
 
@@ -38,6 +43,7 @@ def data_root() -> Path:
 
 def _has(root: Path, name: str) -> bool:
     from drawviz import data
+
     try:
         data.load(name, "test", root, limit=1)
         return True
@@ -57,18 +63,25 @@ def dataset_root(data_root):
             for root in (data_root, ROOT.parent / "shared" / "data"):
                 if (root / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz").exists():
                     return root
-            pytest.fail(f"this test reads the CIFAR-10 JPEG copy: put cifar10-jpg.tar.gz in {data_root}/CIFAR10-jpeg/ "
-                        "or set DRAWVIZ_DATA to a folder that has it", pytrace=False)
+            pytest.fail(
+                f"this test reads the CIFAR-10 JPEG copy: put cifar10-jpg.tar.gz in {data_root}/CIFAR10-jpeg/ "
+                "or set DRAWVIZ_DATA to a folder that has it",
+                pytrace=False,
+            )
         for root in (data_root, cache):
             if _has(root, name):
                 return root
         try:
             from torchvision import datasets
+
             for train in (True, False):
                 {"fashion-mnist": datasets.FashionMNIST}[name](str(cache), train=train, download=True)
         except Exception as err:  # offline, or the mirrors are down
-            pytest.fail(f"real {name} not found under {data_root} and not downloadable ({err}); "
-                        f"set DRAWVIZ_DATA to a folder that holds it", pytrace=False)
+            pytest.fail(
+                f"real {name} not found under {data_root} and not downloadable ({err}); "
+                f"set DRAWVIZ_DATA to a folder that holds it",
+                pytrace=False,
+            )
         return cache
 
     return find
@@ -77,12 +90,14 @@ def dataset_root(data_root):
 @pytest.fixture(scope="session")
 def mnist_test(data_root):
     from drawviz import data
+
     return data.load("mnist", "test", data_root)
 
 
 @pytest.fixture(scope="session")
 def mnist_train_2k(data_root):
     from drawviz import data
+
     return data.load("mnist", "train", data_root, limit=2000)
 
 

@@ -1,4 +1,5 @@
 """A drawing sequence saved as a GIF or MP4: one frame per step, the finished image held, written atomically."""
+
 import shutil
 
 import matplotlib
@@ -112,6 +113,7 @@ def test_the_file_is_written_atomically_and_no_temporary_file_is_left(recon, tmp
     def broken(self, t):
         if t == 2:
             raise OSError("disk full")
+
     monkeypatch.setattr(animation._Frames, "update", broken)
     with pytest.raises(OSError, match="disk full"):
         animation.save_animation(recon, out)
@@ -134,5 +136,6 @@ def test_an_mp4_is_written_with_ffmpeg_and_refused_clearly_without_it(recon, tmp
 def test_importing_drawviz_does_not_load_the_animation_module():
     import subprocess
     import sys
+
     code = "import sys, drawviz; print('drawviz.animation' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -1,4 +1,5 @@
 """Section 3 of the paper: the filterbank, read and write."""
+
 import math
 
 import pytest
@@ -6,7 +7,6 @@ import torch
 
 from drawviz import DRAW, DrawConfig
 from drawviz.attention import Read, Write, filterbank, window_from_params
-
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +77,7 @@ def test_filterbank_matches_a_slow_loop():
         for F, g, size in ((F_x, g_x, A), (F_y, g_y, B)):
             for i in range(1, N + 1):
                 mu = g[b].item() + (i - N / 2 - 0.5) * delta[b].item()
-                row = [math.exp(-(a - mu) ** 2 / (2 * sigma2[b].item())) for a in range(1, size + 1)]
+                row = [math.exp(-((a - mu) ** 2) / (2 * sigma2[b].item())) for a in range(1, size + 1)]
                 total = sum(row)
                 for a in range(size):
                     assert F[b, i - 1, a].item() == pytest.approx(row[a] / total, rel=1e-9, abs=1e-12)

@@ -11,6 +11,7 @@ Both need Playwright (Python) and a Chromium (``./bootstrap.sh`` installs both);
 instructions, they never skip. Screenshots and the JupyterLab log go to test-artifacts/browser/ (git-ignored).
 Run only these: ``pytest -m browser``; everything else: ``pytest -m "not browser"``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -34,8 +35,18 @@ T = 4  # drawing steps of the tiny models: the scrubbers have T frames
 
 # Injected after the parameters cell of the JupyterLab copy (as papermill does): a tiny model trained in the
 # notebook itself by its own fallback (pages.model_for), so Run All takes seconds on a CPU.
-LAB_PARAMETERS = {"dataset": "mnist-sample", "data_root": None, "checkpoint": "tiny-model.pt", "T": T, "steps": 10,
-                  "n_samples": 8, "n_show": 2, "scrub_sample": 0, "device": "cpu", "seed": 0}
+LAB_PARAMETERS = {
+    "dataset": "mnist-sample",
+    "data_root": None,
+    "checkpoint": "tiny-model.pt",
+    "T": T,
+    "steps": 10,
+    "n_samples": 8,
+    "n_show": 2,
+    "scrub_sample": 0,
+    "device": "cpu",
+    "seed": 0,
+}
 
 # Two runs, so the index has more than one row and links into more than one folder.
 RUNS_YAML = f"""
@@ -85,6 +96,7 @@ def child_pids(parent: int) -> set[int]:
 
 # ----------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module; afterwards no Chromium or Playwright driver may be left running."""
@@ -98,13 +110,23 @@ def browser():
         stray = sorted((child_pids(os.getpid()) - before) | set(left))
         if stray:
             kill_all(stray)
-            pytest.fail(f"processes left running after the browser was closed (now killed):\n{describe(stray)}",
-                        pytrace=False)
+            pytest.fail(f"processes left running after the browser was closed (now killed):\n{describe(stray)}", pytrace=False)
 
 
 # The interventions notebook in JupyterLab: its own tiny model, the window explorer live at step 2.
-EXPLORER_PARAMETERS = {"dataset": "mnist-sample", "data_root": None, "checkpoint": "tiny-explorer.pt", "T": T,
-                       "steps": 10, "n_images": 4, "step": 2, "sample": 0, "device": "cpu", "seed": 0, "live": True}
+EXPLORER_PARAMETERS = {
+    "dataset": "mnist-sample",
+    "data_root": None,
+    "checkpoint": "tiny-explorer.pt",
+    "T": T,
+    "steps": 10,
+    "n_images": 4,
+    "step": 2,
+    "sample": 0,
+    "device": "cpu",
+    "seed": 0,
+    "live": True,
+}
 
 
 def lab_notebook(target: Path, notebook: Path = NOTEBOOK, parameters: dict = LAB_PARAMETERS) -> None:
@@ -114,12 +136,18 @@ def lab_notebook(target: Path, notebook: Path = NOTEBOOK, parameters: dict = LAB
     nb = nbformat.read(notebook, as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{notebook.name} needs exactly one cell tagged 'parameters'"
-    declared = {t.id for node in ast.parse(nb.cells[tagged[0]].source).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    declared = {
+        t.id
+        for node in ast.parse(nb.cells[tagged[0]].source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     missing = set(parameters) - declared
     assert not missing, f"{notebook.name} no longer declares the parameters {sorted(missing)}: update the injected parameters"
     source = "# Parameters injected by tests/test_browser.py: a tiny model, trained here in seconds\n" + "\n".join(
-        f"{k} = {v!r}" for k, v in parameters.items())
+        f"{k} = {v!r}" for k, v in parameters.items()
+    )
     nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     nbformat.write(nb, target)
 
@@ -148,9 +176,11 @@ def lab(tmp_path):
         still = tagged_processes(server.tag)
         if killed or still:
             kill_all(still)
-            pytest.fail("JupyterLab left processes behind after shutdown (killed now):\n"
-                        f"{describe(sorted(set(killed) | set(still)))}\nserver log tail:\n{server.log_tail()}",
-                        pytrace=False)
+            pytest.fail(
+                "JupyterLab left processes behind after shutdown (killed now):\n"
+                f"{describe(sorted(set(killed) | set(still)))}\nserver log tail:\n{server.log_tail()}",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +191,29 @@ def report_dir(tmp_path_factory) -> Path:
     runs.write_text(RUNS_YAML)
     out = tmp / "reports"
     env = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}  # offline: the shipped mnist-sample
-    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(runs), "--out", str(out),
-                           "--notebooks", "train", "attention", "--no-comparison", "--device", "cpu"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drawviz",
+            "report",
+            "--runs",
+            str(runs),
+            "--out",
+            str(out),
+            "--notebooks",
+            "train",
+            "attention",
+            "--no-comparison",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"drawviz report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return out
 
@@ -202,8 +252,9 @@ def page_problems(page) -> list[str]:
 def settled(img, page, previous_src: str | None = None) -> tuple[str, bytes]:
     """(src, screenshot) of the scrubber's image once the kernel is idle and the picture stops changing."""
     if previous_src is not None:
-        page.wait_for_function("([e, old]) => e.src !== old && e.complete", arg=[img.element_handle(), previous_src],
-                               timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "([e, old]) => e.src !== old && e.complete", arg=[img.element_handle(), previous_src], timeout=TIMEOUT_MS
+        )
     src, png = None, None
     for _ in range(600):  # each round waits for the kernel to be idle; polling, no timed assertion
         page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(timeout=TIMEOUT_MS)
@@ -232,14 +283,16 @@ def test_live_scrubber_in_jupyterlab(browser, lab):
 
         # Run > Run All Cells, through the menu bar as a person would
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel",
-                                                       has_text=re.compile(r"^Run All Cells$"))).click()
+        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
         page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
         problems = page_problems(page)
         assert not problems, "after Run All Cells:\n" + "\n".join(problems)
 
-        scrubber = (page.locator(".widget-vbox").filter(has=page.locator(".widget-play"))
-                    .filter(has=page.locator(".widget-slider .widget-label", has_text="step t")))
+        scrubber = (
+            page.locator(".widget-vbox")
+            .filter(has=page.locator(".widget-play"))
+            .filter(has=page.locator(".widget-slider .widget-label", has_text="step t"))
+        )
         scrubber.wait_for()
         assert scrubber.count() == 1, f"expected one live scrubber, found {scrubber.count()}"
         scrubber.scroll_into_view_if_needed()
@@ -252,15 +305,17 @@ def test_live_scrubber_in_jupyterlab(browser, lab):
         shot(page, "lab-2-scrubber-at-1")
 
         # Play: the jslinked slider walks 1 -> T in the browser, the kernel redraws the picture
-        page.evaluate("""r => { window.__steps = []; new MutationObserver(() => window.__steps.push(r.textContent.trim()))
+        page.evaluate(
+            """r => { window.__steps = []; new MutationObserver(() => window.__steps.push(r.textContent.trim()))
                                 .observe(r, {childList: true, characterData: true, subtree: true}); }""",
-                      readout.element_handle())
+            readout.element_handle(),
+        )
         scrubber.locator(".widget-play button").first.click()
-        page.wait_for_function(f"r => r.textContent.trim() === '{T}'", arg=readout.element_handle(),
-                               timeout=TIMEOUT_MS)
+        page.wait_for_function(f"r => r.textContent.trim() === '{T}'", arg=readout.element_handle(), timeout=TIMEOUT_MS)
         steps = page.evaluate("() => window.__steps")
-        assert [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]] == [str(t) for t in range(2, T + 1)], \
+        assert [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]] == [str(t) for t in range(2, T + 1)], (
             f"Play should show every step 2..{T} in turn, the readout showed {steps}"
+        )
         srcT, pngT = settled(img, page, previous_src=src1)
         shot(page, f"lab-3-played-to-{T}")
         assert pngT != png1, f"the picture at step {T} (after Play) looks the same as at step 1"
@@ -308,8 +363,7 @@ def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab)
         page.locator(".jp-NotebookPanel").wait_for()
         page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel",
-                                                       has_text=re.compile(r"^Run All Cells$"))).click()
+        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
         page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
         problems = page_problems(page)
         assert not problems, "after Run All Cells:\n" + "\n".join(problems)
@@ -330,8 +384,9 @@ def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab)
         # the step paints off the image, so the drawing from step 2 on changes
         handle.focus()
         page.keyboard.press("End")
-        page.wait_for_function("([r, v]) => parseFloat(r.textContent) !== v", arg=[readout.element_handle(), before_value],
-                               timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "([r, v]) => parseFloat(r.textContent) !== v", arg=[readout.element_handle(), before_value], timeout=TIMEOUT_MS
+        )
         assert float(readout.inner_text()) == pytest.approx(42.0)  # 1.5 × 28
         src1, png1 = settled(img, page, previous_src=src0)
         shot(page, "explorer-2-window-moved")
@@ -339,8 +394,11 @@ def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab)
 
         # the button restores the model's own window, and its picture
         explorer.get_by_role("button", name="the model's window").click()
-        page.wait_for_function("([r, v]) => Math.abs(parseFloat(r.textContent) - v) < 0.01",
-                               arg=[readout.element_handle(), before_value], timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "([r, v]) => Math.abs(parseFloat(r.textContent) - v) < 0.01",
+            arg=[readout.element_handle(), before_value],
+            timeout=TIMEOUT_MS,
+        )
         _, png2 = settled(img, page, previous_src=src1)
         assert png2 == png0, "the model's window should redraw the model's drawing"
         assert not page_problems(page) and not page_errors, page_problems(page) + page_errors
@@ -350,6 +408,7 @@ def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab)
 
 
 # ----------------------------------------------------------------------------- static reports
+
 
 def test_static_reports_offline(browser, report_dir):
     out = report_dir.resolve()
@@ -382,8 +441,14 @@ def test_static_reports_offline(browser, report_dir):
             assert row.locator("td.ok").count() == 1, f"run not ok in the index: {row.inner_text()}"
 
         hrefs = [a.get_attribute("href") for a in page.locator("a[href]").all()]
-        expected = {"tiny-a/train.html", "tiny-a/attention.html", "tiny-a/drawing.gif", "tiny-a/metrics.json",
-                    "tiny-b/train.html", "tiny-b/metrics.json"}  # tiny-b ran train only: no drawing, no GIF
+        expected = {
+            "tiny-a/train.html",
+            "tiny-a/attention.html",
+            "tiny-a/drawing.gif",
+            "tiny-a/metrics.json",
+            "tiny-b/train.html",
+            "tiny-b/metrics.json",
+        }  # tiny-b ran train only: no drawing, no GIF
         assert set(hrefs) == expected, f"index links: {hrefs}"
         for i, href in enumerate(hrefs):
             link = page.locator(f'a[href="{href}"]')
@@ -392,8 +457,9 @@ def test_static_reports_offline(browser, report_dir):
             target = (out / href).resolve()
             assert page.url == target.as_uri(), f"{href} opened {page.url}"
             if href.endswith(".gif"):  # the browser shows the animation on its own
-                size = page.evaluate("() => { const i = document.querySelector('img'); "
-                                     "return [i.naturalWidth, i.naturalHeight]; }")
+                size = page.evaluate(
+                    "() => { const i = document.querySelector('img'); return [i.naturalWidth, i.naturalHeight]; }"
+                )
                 assert min(size) > 50, f"{href} did not load as an image: {size}"
                 shot(page, f"report-2-link-{i}-{href.replace('/', '-')}")
                 page.go_back()
@@ -404,7 +470,8 @@ def test_static_reports_offline(browser, report_dir):
             if href.endswith(".html"):
                 assert page.locator(".jp-Notebook").count() == 1, f"{href} is not a notebook report"
                 errors = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').filter(
-                    has_text=re.compile(r"Traceback|\w+Error\b"))
+                    has_text=re.compile(r"Traceback|\w+Error\b")
+                )
                 assert errors.count() == 0, f"{href} shows an error: {errors.first.inner_text()[:1500]}"
             else:
                 assert '"status": "ok"' in body, f"{href}: {body[:500]}"
@@ -420,8 +487,9 @@ def test_static_reports_offline(browser, report_dir):
             anim.scroll_into_view_if_needed()
             img = anim.locator("img").first
             slider = anim.locator("input.anim-slider")
-            assert slider.evaluate("e => e.max") == str(T - 1), \
+            assert slider.evaluate("e => e.max") == str(T - 1), (
                 f"scrubber {k}: expected {T} frames, the slider's max is {slider.evaluate('e => e.max')}"
+            )
             frames = [(slider.evaluate("e => e.value"), img.get_attribute("src"))]
             assert frames[0][0] == "0" and frames[0][1].startswith("data:image/png;base64,")
             for _ in range(T - 1):
@@ -479,17 +547,48 @@ def test_markup_in_user_strings_is_shown_as_text_and_never_runs(browser, tmp_pat
     model_dir.mkdir()
     model = model_dir / PAYLOADS["model_file"]
     config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
-    train(config, data.load("mnist", "train", root, limit=64), steps=2, batch_size=32, device="cpu",
-          checkpoint=model, progress=False)
+    train(
+        config,
+        data.load("mnist", "train", root, limit=64),
+        steps=2,
+        batch_size=32,
+        device="cpu",
+        checkpoint=model,
+        progress=False,
+    )
     runs = tmp_path / "runs.yaml"
-    runs.write_text("runs:\n" + "".join(
-        f"  - name: run-{k}\n    dataset: mnist\n    model: {str(model)!r}\n    notebooks: [train]\n"
-        f"    parameters: {{title: {PAYLOADS['title']!r}, steps: 2, test_limit: 32, n_samples: 8, device: cpu}}\n"
-        for k in "ab"))
+    runs.write_text(
+        "runs:\n"
+        + "".join(
+            f"  - name: run-{k}\n    dataset: mnist\n    model: {str(model)!r}\n    notebooks: [train]\n"
+            f"    parameters: {{title: {PAYLOADS['title']!r}, steps: 2, test_limit: 32, n_samples: 8, device: cpu}}\n"
+            for k in "ab"
+        )
+    )
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", str(runs), "--out", str(out),
-                           "--data-root", str(root), "--notebooks", "train", "blur", "--device", "cpu"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drawviz",
+            "report",
+            "--runs",
+            str(runs),
+            "--out",
+            str(out),
+            "--data-root",
+            str(root),
+            "--notebooks",
+            "train",
+            "blur",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"drawviz report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     pages = [out / "data.html", out / "run-a" / "train.html", out / "comparison" / "blur.html"]
 

@@ -1,5 +1,6 @@
 """Training in legs across sessions: a shipped model resumes with its history, its epochs and its legs,
 the totals add up, a changed recipe is recorded, and the campaign figure marks the published points."""
+
 import json
 import re
 import subprocess
@@ -24,8 +25,17 @@ def images(mnist_train_2k):
 def shipped(tmp_path, images):
     """A model as drawviz ships one: trained 8 steps at batch 32 (2 epochs of 128 images), exported
     without its optimiser state."""
-    train(SMALL, images, images[:64], steps=8, batch_size=32, eval_every=4, progress=False, dataset="mnist",
-          checkpoint=tmp_path / "run.pt")
+    train(
+        SMALL,
+        images,
+        images[:64],
+        steps=8,
+        batch_size=32,
+        eval_every=4,
+        progress=False,
+        dataset="mnist",
+        checkpoint=tmp_path / "run.pt",
+    )
     return export_checkpoint(tmp_path / "run.pt", tmp_path / "shipped.pt", keep_every=1)
 
 
@@ -33,8 +43,7 @@ def test_resuming_a_shipped_model_continues_its_history_epochs_and_legs(tmp_path
     leg2 = tmp_path / "leg2.pt"
     leg2.write_bytes(shipped.read_bytes())
     # another batch size: its 8 steps are 1 epoch of 128 images at 16, not 2 as at 32
-    result = train(SMALL, images, images[:64], steps=16, batch_size=16, eval_every=4, rewarm=4, progress=False,
-                   checkpoint=leg2)
+    result = train(SMALL, images, images[:64], steps=16, batch_size=16, eval_every=4, rewarm=4, progress=False, checkpoint=leg2)
     h = result.history
     assert h["step"].tolist() == list(range(1, 17))  # one history, the first leg's rows kept
     assert h["epoch"].iloc[7] == pytest.approx(2.0) and h["epoch"].iloc[-1] == pytest.approx(3.0)
@@ -96,15 +105,22 @@ def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_ro
 
 
 def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
-    curves = pd.DataFrame({"model": ["a"] * 3, "leg": [1, 1, 2], "epoch": [1.0, 5.0, 20.0],
-                           "cpu_hours": [0.2, 1.0, 4.0], "test_nll_bound": [120.0, 100.0, 92.0]})
+    curves = pd.DataFrame(
+        {
+            "model": ["a"] * 3,
+            "leg": [1, 1, 2],
+            "epoch": [1.0, 5.0, 20.0],
+            "cpu_hours": [0.2, 1.0, 4.0],
+            "test_nll_bound": [120.0, 100.0, 92.0],
+        }
+    )
     fig = plots.plot_campaign(curves, campaign.ANCHORS)
     by_epoch, by_hours = fig.axes[:2]
-    stars = {(float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in by_epoch.get_lines()
-             if line.get_marker() == "*"}
+    stars = {
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in by_epoch.get_lines() if line.get_marker() == "*"
+    }
     assert stars == {(100.0, 90.5), (300.0, 81.9)}
-    levels = lambda ax: sorted(float(line.get_ydata()[0]) for line in ax.get_lines()
-                               if line.get_linestyle() == "--")
+    levels = lambda ax: sorted(float(line.get_ydata()[0]) for line in ax.get_lines() if line.get_linestyle() == "--")
     assert levels(by_epoch) == levels(by_hours) == [80.97, 87.40]
     model_line = next(line for line in by_epoch.get_lines() if line.get_label() == "a")
     assert list(model_line.get_ydata()) == [120.0, 100.0, 92.0]
@@ -115,10 +131,34 @@ def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
 def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_path, shipped, data_root):
     before = shipped.read_bytes()
     leg = tmp_path / "runs" / "leg.pt"
-    run = subprocess.run([sys.executable, "-m", "drawviz", "train", "--init-from", str(shipped), "--checkpoint", str(leg),
-                          "--steps", "10", "--limit", "128", "--test-limit", "64", "--batch-size", "32",
-                          "--no-progress", "--log-every", "1", "--data-root", str(data_root)],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drawviz",
+            "train",
+            "--init-from",
+            str(shipped),
+            "--checkpoint",
+            str(leg),
+            "--steps",
+            "10",
+            "--limit",
+            "128",
+            "--test-limit",
+            "64",
+            "--batch-size",
+            "32",
+            "--no-progress",
+            "--log-every",
+            "1",
+            "--data-root",
+            str(data_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert shipped.read_bytes() == before
     assert "step       9" in run.stderr and json.loads(run.stdout)["step"] == 10
@@ -128,8 +168,7 @@ def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_p
 
 def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
     # the whole (short) budget is the cooldown: the rate falls with the clock towards recipe.final · lr
-    result = train(SMALL, images, steps=None, minutes=0.05, cooldown_minutes=0.05, batch_size=32, final=0.1,
-                   progress=False)
+    result = train(SMALL, images, steps=None, minutes=0.05, cooldown_minutes=0.05, batch_size=32, final=0.1, progress=False)
     lr = result.history["lr"]
     assert lr.is_monotonic_decreasing and lr.iloc[0] == pytest.approx(1e-3)
     # the last step starts within a step's time of the end: near final · lr, never below it
@@ -138,6 +177,7 @@ def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
 
 def test_settings_are_stored_once_and_read_as_before(tmp_path, images):
     import torch as _torch
+
     path = tmp_path / "m.pt"
     train(SMALL, images, steps=3, batch_size=32, lr=5e-4, progress=False, checkpoint=path, dataset="mnist")
     stored = _torch.load(path, weights_only=True)["train_args"]

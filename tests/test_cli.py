@@ -1,5 +1,6 @@
 """One command line: every command a subcommand of `python -m drawviz`, flags spelled alike, old spellings
 kept for a release with a message saying the new one."""
+
 import subprocess
 import sys
 
@@ -30,9 +31,14 @@ def test_flags_are_lower_case_and_the_test_images_flag_is_one_name():
     assert parser().parse_args(["train", "--drawing-steps", "3"]).T == 3
 
 
-@pytest.mark.parametrize("argv, dest, value, new", [(["train", "--T", "3"], "T", 3, "--drawing-steps"),
-                                                     (["evaluate", "m.pt", "--limit", "5"], "limit", 5, "--test-limit"),
-                                                     (["card", "m.pt", "--images", "9"], "images", 9, "--test-limit")])
+@pytest.mark.parametrize(
+    "argv, dest, value, new",
+    [
+        (["train", "--T", "3"], "T", 3, "--drawing-steps"),
+        (["evaluate", "m.pt", "--limit", "5"], "limit", 5, "--test-limit"),
+        (["card", "m.pt", "--images", "9"], "images", 9, "--test-limit"),
+    ],
+)
 def test_old_spellings_still_work_and_name_the_new_one(argv, dest, value, new, capsys):
     assert getattr(parser().parse_args(argv), dest) == value
     assert f"is now {new}" in capsys.readouterr().err
@@ -41,8 +47,15 @@ def test_old_spellings_still_work_and_name_the_new_one(argv, dest, value, new, c
 def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k):
     from drawviz import DrawConfig
     from drawviz.train import load_checkpoint, train
-    train(DrawConfig(T=2, enc_size=16, dec_size=16, z_size=4), mnist_train_2k.images[:64], steps=2, batch_size=32,
-          progress=False, checkpoint=tmp_path / "m.pt")
+
+    train(
+        DrawConfig(T=2, enc_size=16, dec_size=16, z_size=4),
+        mnist_train_2k.images[:64],
+        steps=2,
+        batch_size=32,
+        progress=False,
+        checkpoint=tmp_path / "m.pt",
+    )
     new = _drawviz("export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a.pt"))
     old = _drawviz("export", str(tmp_path / "m.pt"), str(tmp_path / "b.pt"))
     assert new.returncode == old.returncode == 0, new.stderr + old.stderr

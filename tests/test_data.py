@@ -1,4 +1,5 @@
 """Datasets: real MNIST from ../shared/data, binarisation, SVHN/CIFAR-10 formats, clear errors."""
+
 import io
 import tarfile
 
@@ -33,8 +34,9 @@ def test_mnist_is_binarised_statically_with_a_fixed_seed_and_dynamically_otherwi
     assert abs(a.mean().item() - x.mean().item()) < 0.01
 
 
-@pytest.mark.parametrize("name, shape", [("mnist-sample", (1, 28, 28)), ("fashion-mnist-sample", (1, 28, 28)),
-                                         ("cifar10-sample", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "name, shape", [("mnist-sample", (1, 28, 28)), ("fashion-mnist-sample", (1, 28, 28)), ("cifar10-sample", (3, 32, 32))]
+)
 def test_a_shipped_sample_is_class_balanced_and_split_without_overlap(name, shape):
     train, test = data.load(name, "train"), data.load(name, "test")
     assert (len(train), len(test)) == (800, 200) and train.shape == test.shape == shape
@@ -88,6 +90,7 @@ def test_unknown_names_and_splits_are_refused():
 
 def test_svhn_reads_the_torchvision_mat_layout(tmp_path):
     from scipy.io import savemat
+
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(32, 32, 3, 7), dtype=np.uint8)
     y = np.array([[10], [1], [2], [3], [4], [5], [9]], dtype=np.uint8)  # SVHN writes the digit 0 as 10
@@ -131,8 +134,9 @@ def test_batches_are_a_permutation_fixed_by_seed_and_epoch():
 
 
 def test_a_figure_s_subset_is_class_balanced_seeded_and_says_so():
-    sorted_by_class = data.ImageSet("toy", "test", torch.arange(100.0).view(100, 1, 1, 1),
-                                    torch.arange(10).repeat_interleave(10), "toy source")
+    sorted_by_class = data.ImageSet(
+        "toy", "test", torch.arange(100.0).view(100, 1, 1, 1), torch.arange(10).repeat_interleave(10), "toy source"
+    )
     sub = sorted_by_class.balanced(20, seed=0)
     assert torch.bincount(sub.labels).tolist() == [2] * 10  # not 20 images of class 0
     assert sorted(sub.labels[:10].tolist()) == list(range(10))

@@ -1,4 +1,5 @@
 """Attention diagnostics on hand-built traces whose answers are known, and on a real model."""
+
 import math
 
 import matplotlib
@@ -18,9 +19,15 @@ W = H = 28
 
 def _trace(windows: dict, T: int, batch: int, N: int = 5, edit=None) -> Trace:
     """A trace with given windows (Windows of (T, batch) arrays) on a 28×28 canvas."""
-    return Trace(mode="generation", frame=pd.DataFrame(), canvas=np.zeros((T, batch, 1, H, W), np.float32),
-                 write_patch=np.zeros((T, batch, 1, N, N), np.float32),
-                 glimpse=np.zeros((T, batch, 2, 1, 2, 2), np.float32), windows=windows, edit_area=edit)
+    return Trace(
+        mode="generation",
+        frame=pd.DataFrame(),
+        canvas=np.zeros((T, batch, 1, H, W), np.float32),
+        write_patch=np.zeros((T, batch, 1, N, N), np.float32),
+        glimpse=np.zeros((T, batch, 2, 1, 2, 2), np.float32),
+        windows=windows,
+        edit_area=edit,
+    )
 
 
 def _window(g_x, g_y, delta, sigma2, gamma=1.0, T=10, batch=4) -> Window:
@@ -98,8 +105,7 @@ def test_edit_area_from_the_trace_equals_the_canvas_change(mnist_test):
     model = _model(True)
     x = mnist_test.images[:4]
     logits = []
-    model(x, generator=torch.Generator().manual_seed(0),
-          tap=lambda n, t, v: logits.append(v) or v if n == "canvas" else v)
+    model(x, generator=torch.Generator().manual_seed(0), tap=lambda n, t, v: logits.append(v) or v if n == "canvas" else v)
     c = torch.stack([model.c0.expand_as(logits[0])] + logits).detach().numpy()
     expected = diagnostics.edit_area(np.diff(c, axis=0))
     trace = probes.record(model, x, seed=0)

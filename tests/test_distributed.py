@@ -1,4 +1,5 @@
 """Data-parallel training under torchrun (issue 13): 2 CPU processes (gloo) follow 1 process exactly."""
+
 import os
 import subprocess
 import sys
@@ -11,16 +12,27 @@ from drawviz.train import load_checkpoint
 pytestmark = pytest.mark.slow
 
 # the shipped sample (offline), a short drawing, the preset's LSTMs; evaluation only at the end
-ARGS = ["--dataset", "mnist-sample", "--T", "3", "--batch-size", "64", "--eval-every", "1000", "--test-limit", "50",
-        "--seed", "3", "--no-progress"]
+ARGS = [
+    "--dataset",
+    "mnist-sample",
+    "--T",
+    "3",
+    "--batch-size",
+    "64",
+    "--eval-every",
+    "1000",
+    "--test-limit",
+    "50",
+    "--seed",
+    "3",
+    "--no-progress",
+]
 
 
 def _train(tmp_path, name: str, steps: int, processes: int = 1, extra=()):
-    cmd = [sys.executable, "-m", "drawviz", "train", *ARGS, *extra, "--steps", str(steps),
-           "--checkpoint", str(tmp_path / name)]
+    cmd = [sys.executable, "-m", "drawviz", "train", *ARGS, *extra, "--steps", str(steps), "--checkpoint", str(tmp_path / name)]
     if processes > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", *cmd[2:]]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", *cmd[2:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "120"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -55,10 +67,31 @@ def test_a_two_process_checkpoint_resumes_in_one_process_exactly(tmp_path):
 
 
 def test_a_batch_that_does_not_split_evenly_is_a_clear_error(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "drawviz",
-           "train", *ARGS, "--batch-size", "63", "--steps", "2", "--checkpoint", str(tmp_path / "x.pt")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "drawviz",
+        "train",
+        *ARGS,
+        "--batch-size",
+        "63",
+        "--steps",
+        "2",
+        "--checkpoint",
+        str(tmp_path / "x.pt"),
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"},
+    )
     assert proc.returncode != 0
     assert "does not split evenly over 2 processes" in proc.stdout + proc.stderr
 
@@ -66,13 +99,32 @@ def test_a_batch_that_does_not_split_evenly_is_a_clear_error(tmp_path):
 def test_ranks_started_with_different_settings_refuse_to_train(tmp_path):
     # each rank adds its own --seed: they would train different models and report one
     script = tmp_path / "per_rank.py"
-    script.write_text("import os, sys\nfrom drawviz.__main__ import main\n"
-                      "sys.exit(main(sys.argv[1:] + ['--seed', os.environ['RANK']]))\n")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-           "train", *ARGS[:ARGS.index("--seed")], *ARGS[ARGS.index("--seed") + 2:], "--steps", "2",
-           "--checkpoint", str(tmp_path / "x.pt")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"})
+    script.write_text(
+        "import os, sys\nfrom drawviz.__main__ import main\nsys.exit(main(sys.argv[1:] + ['--seed', os.environ['RANK']]))\n"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(script),
+        "train",
+        *ARGS[: ARGS.index("--seed")],
+        *ARGS[ARGS.index("--seed") + 2 :],
+        "--steps",
+        "2",
+        "--checkpoint",
+        str(tmp_path / "x.pt"),
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "DRAWVIZ_DIST_TIMEOUT": "60"},
+    )
     assert proc.returncode != 0
     assert "started with different settings" in proc.stdout + proc.stderr
     assert not (tmp_path / "x.pt").exists()

@@ -1,4 +1,5 @@
 """Numbers that would be silently wrong are clear errors instead (issue 14, item 3)."""
+
 import io
 import tarfile
 
@@ -60,6 +61,7 @@ def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
     import os
 
     from drawviz.train import train
+
     if os.geteuid() == 0:  # root writes anywhere: a file where the folder should be does it instead
         blocker = tmp_path / "file"
         blocker.write_text("")
@@ -77,8 +79,9 @@ def test_partial_writes_of_killed_processes_are_removed_on_the_next_save(tmp_pat
     import subprocess
     import sys
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()  # a pid that has exited
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()  # a pid that has exited
     stale = tmp_path / f"m.pt.tmp{gone}"
     stale.write_bytes(b"x" * 1000)
     mine = tmp_path / f"m.pt.tmp{os.getppid()}"  # a live process's write in progress: kept
@@ -142,6 +145,7 @@ def test_a_truncated_dataset_file_is_called_corrupt_not_missing(tmp_path, data_r
             tar.addfile(info, io.BytesIO(buf.getvalue()))
     archive.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     import os
+
     os.environ["DRAWVIZ_CACHE"] = str(tmp_path / "cache")
     try:
         with pytest.raises(ValueError, match="truncated or corrupt"):
@@ -188,7 +192,7 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path
         from drawviz.model import DRAW, DrawConfig
         from drawviz.train import CheckpointError, save_checkpoint
         try:
-            save_checkpoint({str(tmp_path / 'm.pt')!r}, model=DRAW(DrawConfig()), step=2)
+            save_checkpoint({str(tmp_path / "m.pt")!r}, model=DRAW(DrawConfig()), step=2)
         except CheckpointError as err:
             print("CLEAR:", err)
     """)

@@ -1,4 +1,5 @@
 """drawviz.fast gives the reference DRAW's numbers, records the same trace, and falls back to eager."""
+
 import json
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def test_lazy_compile_failure_falls_back_on_first_call(monkeypatch):
     def fails_when_called(fn, **kwargs):
         def compiled(*args):
             raise RuntimeError("backend compiler failed")
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", fails_when_called)
@@ -141,14 +143,28 @@ def test_recorder_sees_reference_call_order():
         model(x, eps, tap=lambda n, t, v, calls=calls: calls.append((n, t, _shape(v))) or v)
         names[key] = calls
     assert names["fast"] == names["ref"]
-    torch.testing.assert_close(make_fast(m).reconstruct(x, generator=torch.Generator().manual_seed(0)),
-                               m.reconstruct(x, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(
+        make_fast(m).reconstruct(x, generator=torch.Generator().manual_seed(0)),
+        m.reconstruct(x, generator=torch.Generator().manual_seed(0)),
+    )
 
 
 def test_benchmark_runs_in_tiny_mode(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--tiny", "--out", str(tmp_path),
-                           "--cases", "mnist b64,cifar10 b64"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench.py"),
+            "--tiny",
+            "--out",
+            str(tmp_path),
+            "--cases",
+            "mnist b64,cifar10 b64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "speedup" in proc.stdout
     data = json.loads((tmp_path / "bench.json").read_text())

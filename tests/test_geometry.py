@@ -1,4 +1,5 @@
 """drawviz.geometry says where a window acts, in the paper's 1-based pixels; the figures draw exactly that."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,13 +13,20 @@ def _trace(g_x, g_y, delta, sigma2, gamma, N=5, size=28, ops=("read", "write")):
     """A stand-in Trace of T = 1 step and one sample whose read and write windows are the one given."""
     field = lambda v: np.array([[v]], dtype=np.float64)  # (T, batch) = (1, 1)
     w = Window(field(g_x), field(g_y), field(delta), field(sigma2), field(gamma))
-    return SimpleNamespace(windows={op: w for op in ops}, glimpse=np.zeros((1, 1, 2, 1, N, N)),
-                           write_patch=np.zeros((1, 1, 1, N, N)), canvas=np.zeros((1, 1, 1, size, size)),
-                           x=None, T=1, batch=1, mode="generation")
+    return SimpleNamespace(
+        windows={op: w for op in ops},
+        glimpse=np.zeros((1, 1, 2, 1, N, N)),
+        write_patch=np.zeros((1, 1, 1, N, N)),
+        canvas=np.zeros((1, 1, 1, size, size)),
+        x=None,
+        T=1,
+        batch=1,
+        mode="generation",
+    )
 
 
 def test_a_window_covers_centre_plus_minus_n_delta_over_2_in_imshow_coordinates():
-    trace = _trace(14.5, 14.5, delta=2.0, sigma2=1.5 ** 2, gamma=1.0)
+    trace = _trace(14.5, 14.5, delta=2.0, sigma2=1.5**2, gamma=1.0)
     assert geometry.grid_n(trace, "read") == geometry.grid_n(trace, "write") == 5
     assert geometry.ops(trace) == ["read", "write"]
     w = geometry.window(trace, "write", 1, 0)
@@ -39,7 +47,7 @@ def test_the_footprint_is_n_delta_plus_two_sigma_over_every_step_and_sample():
     assert geometry.footprint(5, 2.0, 1.5) == 13.0
     delta, sigma = np.array([[1.0, 2.0], [0.5, 3.0]]), np.array([[0.0, 1.0], [2.0, 0.5]])  # (T, batch)
     np.testing.assert_array_equal(geometry.footprint(4, delta, sigma), 4 * delta + 2 * sigma)
-    trace = _trace(14.5, 14.5, delta=2.0, sigma2=1.5 ** 2, gamma=1.0)
+    trace = _trace(14.5, 14.5, delta=2.0, sigma2=1.5**2, gamma=1.0)
     np.testing.assert_array_equal(geometry.footprints(trace, "read"), [[13.0]])
     np.testing.assert_array_equal(diagnostics.footprints(trace, "read"), [[13.0]])
 

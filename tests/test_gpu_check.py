@@ -1,4 +1,5 @@
 """benchmarks/gpu_check.py (issue 13): the GPU session's one command, run in its tiny mode on the CPU."""
+
 import json
 import subprocess
 import sys
@@ -12,8 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_the_gpu_check_runs_every_stage_and_writes_one_folder(tmp_path):
     out = tmp_path / "gpu-check"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny", "--device", "cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == ["bench fp32", "bench tf32", "train", "evaluate"]

@@ -1,5 +1,6 @@
 """What a careless user or an attacker tries (issue 21): each case behaves as a demanding user expects:
 a clear error that says what to do, a refusal, or what was meant; never a silently wrong number or lost work."""
+
 import io
 import json
 import os
@@ -19,16 +20,20 @@ from PIL import Image
 
 from drawviz import DRAW, DrawConfig, data, files, report
 from drawviz.comparisons import intervention_effects
-from drawviz.interventions import (InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window,
-                                   set_z, zero_write)
+from drawviz.interventions import InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from drawviz.model import InputError
 from drawviz.text import markdown_text
 from drawviz.train import CheckpointError, export_checkpoint, load_checkpoint, save_checkpoint, train
 
 SMALL = DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)
 ROOT = Path(__file__).resolve().parent.parent
-ATTACKS = ["[x](javascript:alert(1))", "![t](http://evil.example/x.png)", "<img src=x onerror=alert(1)>",
-           "<script>alert(1)</script>", "`code` **bold** _it_ # head"]
+ATTACKS = [
+    "[x](javascript:alert(1))",
+    "![t](http://evil.example/x.png)",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "`code` **bold** _it_ # head",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +49,14 @@ def x():
 
 # ----------------------------------------------------------------------------- 1. markup in strings
 
+
 @pytest.mark.parametrize("value", ATTACKS)
 def test_a_string_on_a_page_renders_as_the_text_it_is(value):
     rendered = mistune.html(f"Model: {markdown_text(value)} (T = 4).")
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
     assert "<strong>" not in rendered and "<em>" not in rendered and "<code>" not in rendered
     import html
+
     assert html.unescape(value) in html.unescape(rendered)  # the reader sees exactly the string
 
 
@@ -60,15 +67,16 @@ def test_checkpoint_metadata_in_a_model_card_is_text(tmp_path, mnist_train_2k, d
     state["train_args"]["hardware"]["name"] = ATTACKS[0] + ATTACKS[1]
     state["train_args"]["legs"][0]["machine"] = ATTACKS[1]
     evil = tmp_path / "evil.pt"
-    save_checkpoint(evil, model=DRAW(SMALL), step=state["step"], history=state["history"],
-                    train_args=state["train_args"])
+    save_checkpoint(evil, model=DRAW(SMALL), step=state["step"], history=state["history"], train_args=state["train_args"])
     from drawviz.card import model_card
+
     card = model_card(evil, data_root=data_root, images=8, command=ATTACKS[2])
     rendered = mistune.html(card)
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
 
 
 # ----------------------------------------------------------------------------- 2, 10. export
+
 
 def test_export_onto_its_own_source_is_refused_and_the_source_kept(tmp_path, mnist_train_2k):
     path = tmp_path / "m.pt"
@@ -92,6 +100,7 @@ def test_export_refuses_weights_it_would_store_broken(tmp_path, bad, match):
 
 # ----------------------------------------------------------------------------- 3. one training per file
 
+
 def test_a_second_training_on_a_checkpoint_in_use_is_refused_naming_who_holds_it(tmp_path, mnist_train_2k):
     path = tmp_path / "m.pt"
     seen = []
@@ -102,15 +111,16 @@ def test_a_second_training_on_a_checkpoint_in_use_is_refused_naming_who_holds_it
                 train(SMALL, mnist_train_2k.images[:64], steps=10, batch_size=32, progress=False, checkpoint=path)
             seen.append(True)
 
-    result = train(SMALL, mnist_train_2k.images[:64], steps=4, batch_size=32, progress=False, checkpoint=path,
-                   callbacks=[second_run])
+    result = train(
+        SMALL, mnist_train_2k.images[:64], steps=4, batch_size=32, progress=False, checkpoint=path, callbacks=[second_run]
+    )
     assert seen and result.step == 4 == load_checkpoint(path)["step"]
     # released at the end: the next leg may start
-    assert train(SMALL, mnist_train_2k.images[:64], steps=6, batch_size=32, progress=False,
-                 checkpoint=path).step == 6
+    assert train(SMALL, mnist_train_2k.images[:64], steps=6, batch_size=32, progress=False, checkpoint=path).step == 6
 
 
 # ----------------------------------------------------------------------------- 4. full disk
+
 
 def test_a_page_written_on_a_full_disk_leaves_the_old_page_and_no_partial(tmp_path):
     page = tmp_path / "index.html"
@@ -140,6 +150,7 @@ def test_concurrent_writers_of_one_file_never_mix(tmp_path):
 
 # ----------------------------------------------------------------------------- 6, 8, 11. the report
 
+
 def _runs(tmp_path, text):
     f = tmp_path / "runs.yaml"
     f.write_text(textwrap.dedent(text))
@@ -152,11 +163,16 @@ def test_run_names_the_report_writes_itself_are_refused_before_anything_runs(tmp
         report.load_runs(_runs(tmp_path, f"- {{name: {name}, dataset: mnist-sample}}\n"), None)
 
 
-@pytest.mark.parametrize("run, match", [("{name: a, dataset: 5}", "dataset must be a name"),
-                                        ("{name: a, dataset: mnist-sample, model: 123}", "model must be"),
-                                        ("{name: a, dataset: nope, optional: true}", "nope"),
-                                        ("{name: a, dataset: mnist-sample, optional: maybe}", "true or false"),
-                                        ("{name: a, dataset: mnist-sample, notebooks: train}", "list of names")])
+@pytest.mark.parametrize(
+    "run, match",
+    [
+        ("{name: a, dataset: 5}", "dataset must be a name"),
+        ("{name: a, dataset: mnist-sample, model: 123}", "model must be"),
+        ("{name: a, dataset: nope, optional: true}", "nope"),
+        ("{name: a, dataset: mnist-sample, optional: maybe}", "true or false"),
+        ("{name: a, dataset: mnist-sample, notebooks: train}", "list of names"),
+    ],
+)
 def test_wrong_values_in_a_runs_file_are_found_before_any_run(tmp_path, run, match):
     with pytest.raises(ValueError, match=match):
         report.load_runs(_runs(tmp_path, f"- {run}\n"), None)
@@ -179,6 +195,7 @@ def test_a_report_rerun_with_changed_settings_makes_a_new_model(tmp_path):
 def test_a_failed_notebook_is_explained_in_one_line_not_by_a_quote():
     class Failed(Exception):
         ename, evalue = "ValueError", 'the dataset "x" is not there\nmore\n"'
+
     assert report._reason(Failed("papermill's many lines\n\"")) == 'ValueError: the dataset "x" is not there'
     assert report._reason(RuntimeError("\n\n")) == "RuntimeError"
 
@@ -191,9 +208,17 @@ def test_a_garbage_scheduler_address_is_a_clear_error(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- 7, 14, 15. interventions
 
-@pytest.mark.parametrize("hook", [lambda: set_window("read", 5, g_x=3.0), lambda: freeze_window("write", 99),
-                                  lambda: set_z({50: torch.zeros(3, 4)}), lambda: zero_write([2, 9]),
-                                  lambda: scale_gamma("write", 2.0, 7)])
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        lambda: set_window("read", 5, g_x=3.0),
+        lambda: freeze_window("write", 99),
+        lambda: set_z({50: torch.zeros(3, 4)}),
+        lambda: zero_write([2, 9]),
+        lambda: scale_gamma("write", 2.0, 7),
+    ],
+)
 def test_an_intervention_at_a_step_the_model_does_not_have_is_refused(model, x, hook):
     with pytest.raises(InterventionError, match="T = 4"):
         run_with_hooks(model, x, hooks=[hook()])
@@ -229,6 +254,7 @@ def test_images_without_a_channel_axis_are_blamed_not_the_target(model, x):
 
 
 # ----------------------------------------------------------------------------- 12. corrupt data
+
 
 @pytest.mark.parametrize("damage", ["truncate", "empty", "no-labels"])
 def test_a_damaged_bundled_sample_says_to_reinstall(tmp_path, monkeypatch, damage):
@@ -267,26 +293,53 @@ def test_a_truncated_cifar10_cache_is_decoded_again(tmp_path, monkeypatch):
 
 def test_history_into_a_new_folder_is_written(tmp_path, data_root):
     history = tmp_path / "new" / "folder" / "h.csv"
-    run = subprocess.run([sys.executable, "-m", "drawviz", "train", "--T", "2", "--steps", "2", "--limit", "64",
-                          "--test-limit", "32", "--batch-size", "32", "--checkpoint", str(tmp_path / "m.pt"),
-                          "--history", str(history), "--no-progress", "--data-root", str(data_root)],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drawviz",
+            "train",
+            "--T",
+            "2",
+            "--steps",
+            "2",
+            "--limit",
+            "64",
+            "--test-limit",
+            "32",
+            "--batch-size",
+            "32",
+            "--checkpoint",
+            str(tmp_path / "m.pt"),
+            "--history",
+            str(history),
+            "--no-progress",
+            "--data-root",
+            str(data_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert history.read_text().splitlines()[0].startswith("step,epoch,loss")
 
 
 # ----------------------------------------------------------------------------- 13. memory
 
+
 def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(model, monkeypatch):
     from drawviz import probes
-    monkeypatch.setattr(probes, "_available_memory", lambda: 2 ** 30)  # 1 GiB free
-    needed = probes.trace_bytes(DrawConfig(), 10_000) / 2 ** 30
+
+    monkeypatch.setattr(probes, "_available_memory", lambda: 2**30)  # 1 GiB free
+    needed = probes.trace_bytes(DrawConfig(), 10_000) / 2**30
     with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*1\.0 GiB free: record at most about"):
         probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
 
 
 def test_a_large_recording_runs_in_chunks_with_the_numbers_of_one_pass(model, x):
     from drawviz import probes
+
     images = x.repeat(5, 1, 1, 1)  # 15 images
     whole, chunked = probes.record(model, images, seed=3), probes.record(model, images, seed=3, chunk=4)
     for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "h_enc", "h_dec", "edit_area"):
@@ -296,8 +349,10 @@ def test_a_large_recording_runs_in_chunks_with_the_numbers_of_one_pass(model, x)
 
 # ----------------------------------------------------------------------------- 9, 11 (the index)
 
+
 def test_a_cards_reference_is_named_by_what_it_is():
     from drawviz.card import _what_model
+
     assert _what_model(DrawConfig(), "m.pt").startswith("the attention model")
     assert _what_model(DrawConfig(attention=False), "n.pt").startswith("the no-attention model")
     assert _what_model(DrawConfig(T=1, attention=False), "v.pt").startswith("the one-shot VAE")
@@ -307,15 +362,26 @@ def test_a_failed_rerun_shows_no_numbers_of_the_run_before(tmp_path):
     out = tmp_path / "out"
     (out / "r").mkdir(parents=True)
     (out / "r" / "train.json").write_text(json.dumps({"nll_bound": 80.0, "step": 9999}))  # the last run's
-    result = report.run_one({"name": "r", "dataset": "mnist", "parameters": {"T": 2, "steps": 2}}, out,
-                            str(tmp_path / "no-data-here"), ["train"], "cpu", lambda line: None)
+    result = report.run_one(
+        {"name": "r", "dataset": "mnist", "parameters": {"T": 2, "steps": 2}},
+        out,
+        str(tmp_path / "no-data-here"),
+        ["train"],
+        "cpu",
+        lambda line: None,
+    )
     assert result["status"] == "failed" and result["train"] is None
     index = report.write_index([result], out, None, tmp_path / "runs.yaml", None).read_text()
     assert "9999" not in index and "80.0" not in index and "DatasetNotFoundError" in index
 
 
 def test_a_lost_dask_task_says_why_in_the_index(tmp_path):
-    lost = {"run": "r", "dataset": "mnist-sample", "notebooks": {}, "status": "failed",
-            "error": "KilledWorker: the worker running run-r died"}
+    lost = {
+        "run": "r",
+        "dataset": "mnist-sample",
+        "notebooks": {},
+        "status": "failed",
+        "error": "KilledWorker: the worker running run-r died",
+    }
     index = report.write_index([lost], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
     assert "KilledWorker: the worker running run-r died" in index

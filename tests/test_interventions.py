@@ -1,4 +1,5 @@
 """Interventions (issue 12): hooks that read and replace DRAW's declared per-step quantities."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +8,7 @@ from drawviz import DRAW, DrawConfig, probes
 from drawviz import quantities as Q
 from drawviz.attention import Window
 from drawviz.fast import make_fast
-from drawviz.interventions import (InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window,
-                                   set_z, zero_write)
+from drawviz.interventions import InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 
 CONFIG = DrawConfig(T=6, enc_size=32, dec_size=32, z_size=5, read_n=3, write_n=4)
 
@@ -36,8 +36,9 @@ def _same(a, b):
 def test_identity_hooks_on_every_quantity_leave_every_output_equal(model, x):
     plain = probes.record(model, x, seed=0)
     names = Q.available(CONFIG, "reconstruction")
-    hooked = run_with_hooks(model, x, hooks=[(n, lambda v, t: None) for n in names]
-                            + [(n, lambda v, t: v) for n in names], seed=0)
+    hooked = run_with_hooks(
+        model, x, hooks=[(n, lambda v, t: None) for n in names] + [(n, lambda v, t: v) for n in names], seed=0
+    )
     _same(plain, hooked)
     assert hooked.loss == plain.loss and hooked.hooks == tuple(names) * 2
     out = model(x, generator=torch.Generator().manual_seed(0))
@@ -49,17 +50,24 @@ def test_identity_hooks_on_every_quantity_leave_every_output_equal(model, x):
 def test_setting_the_write_window_at_step_t_changes_the_canvas_from_t_on_and_only_where_its_filters_reach(model, x):
     t, g, delta, sigma2, N = 3, 8.0, 1.0, 0.36, CONFIG.write_n
     silent = run_with_hooks(model, x, hooks=[zero_write(t)])
-    placed = run_with_hooks(model, x, hooks=[zero_write(t), set_window("write", t, g_x=g, g_y=g, delta=delta,
-                                                                       sigma2=sigma2, gamma=1.0)])
+    placed = run_with_hooks(
+        model, x, hooks=[zero_write(t), set_window("write", t, g_x=g, g_y=g, delta=delta, sigma2=sigma2, gamma=1.0)]
+    )
     plain = probes.record(model, x)
     np.testing.assert_array_equal(placed.canvas[: t - 1], plain.canvas[: t - 1])  # steps before t: untouched
     assert not np.allclose(placed.canvas[t - 1], plain.canvas[t - 1])
     # with the patch zeroed, a window writes nothing anywhere ...
     np.testing.assert_array_equal(placed.canvas[t - 1], silent.canvas[t - 1])
     # ... so write a patch of ones through the placed window: the change stays inside its filters' reach
-    ones = run_with_hooks(model, x, hooks=[zero_write(t), (Q.WRITE_PATCH, lambda w, s: torch.ones_like(w)
-                                                             if s == t else None),
-                                           set_window("write", t, g_x=g, g_y=g, delta=delta, sigma2=sigma2, gamma=1.0)])
+    ones = run_with_hooks(
+        model,
+        x,
+        hooks=[
+            zero_write(t),
+            (Q.WRITE_PATCH, lambda w, s: torch.ones_like(w) if s == t else None),
+            set_window("write", t, g_x=g, g_y=g, delta=delta, sigma2=sigma2, gamma=1.0),
+        ],
+    )
     logit = lambda p: np.log(p) - np.log1p(-p)
     change = np.abs(logit(ones.canvas[t - 1].astype(np.float64)) - logit(silent.canvas[t - 1].astype(np.float64)))
     distance = np.abs(np.arange(1, 29) - g)  # pixels a = 1..28 from the grid centre, per axis

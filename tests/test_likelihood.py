@@ -1,4 +1,5 @@
 """D(x | c_T): the Bernoulli of the paper and the discretised logistic on 8-bit values."""
+
 import math
 
 import pytest
@@ -43,8 +44,10 @@ def test_bits_per_dim_are_on_8_bit_values_no_logistic_beats_8_bits_on_uniform_va
     # and the best logistic centred at 0.5 (scale ~0.2) loses only its tails' share
     config = DrawConfig(16, 16, 1, T=2, enc_size=8, dec_size=8, z_size=2, likelihood="logistic")
     x = torch.arange(256.0).view(1, 1, 16, 16) / 255
-    best = min(bits_per_dim(likelihood.logistic_nll(torch.zeros_like(x), x, torch.tensor(math.log(s))).item(), config)
-               for s in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0))
+    best = min(
+        bits_per_dim(likelihood.logistic_nll(torch.zeros_like(x), x, torch.tensor(math.log(s))).item(), config)
+        for s in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0)
+    )
     assert 8.0 < best < 8.4
 
 
@@ -52,14 +55,20 @@ def test_the_likelihood_is_chosen_in_the_config_and_saved_in_checkpoints(tmp_pat
     from drawviz.train import model_from_checkpoint, train
     from drawviz.data import ImageSet
 
-    config = DrawConfig(8, 8, 3, T=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=2,
-                        likelihood="logistic")
+    config = DrawConfig(8, 8, 3, T=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=2, likelihood="logistic")
     assert DrawConfig.preset("cifar10").likelihood == "logistic" and DrawConfig().likelihood == "bernoulli"
     with pytest.raises(ValueError, match="likelihood"):
         DrawConfig(likelihood="gaussian")
     images = (torch.rand(64, 3, 8, 8) * 255).round() / 255
-    result = train(config, ImageSet("toy", "train", images, torch.zeros(64), "test"), steps=20, batch_size=16,
-                   binarize=None, checkpoint=tmp_path / "m.pt", progress=False)
+    result = train(
+        config,
+        ImageSet("toy", "train", images, torch.zeros(64), "test"),
+        steps=20,
+        batch_size=16,
+        binarize=None,
+        checkpoint=tmp_path / "m.pt",
+        progress=False,
+    )
     model = model_from_checkpoint(tmp_path / "m.pt")
     assert model.config.likelihood == "logistic"
     assert torch.equal(model.log_scale, result.model.log_scale)
@@ -71,8 +80,7 @@ def test_the_likelihood_is_chosen_in_the_config_and_saved_in_checkpoints(tmp_pat
 def test_the_fast_path_gives_the_same_logistic_loss_and_gradient():
     from drawviz.fast import make_fast
 
-    config = DrawConfig(10, 10, 3, T=4, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3,
-                        likelihood="logistic")
+    config = DrawConfig(10, 10, 3, T=4, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3, likelihood="logistic")
     m = DRAW(config)
     x = (torch.rand(6, 3, 10, 10) * 255).round() / 255
     eps = m.sample_eps(6)

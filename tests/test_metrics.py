@@ -1,5 +1,6 @@
 """The notebook → report contract: each notebook writes a typed record (drawviz.metrics) that the
 report reads back by field, so a renamed or missing number is an error where it is made."""
+
 import json
 
 import nbformat
@@ -10,8 +11,15 @@ from drawviz.report import NOTEBOOKS
 
 
 def test_a_record_reads_back_what_was_written_and_nothing_where_there_is_no_file(tmp_path):
-    written = metrics.Trained(nll_bound=88.72, bits_per_dim=0.163, images=10_000, step=14_376, epochs=15.3,
-                              config={"T": 64}, kl_per_step=[1.5, float("nan")])
+    written = metrics.Trained(
+        nll_bound=88.72,
+        bits_per_dim=0.163,
+        images=10_000,
+        step=14_376,
+        epochs=15.3,
+        config={"T": 64},
+        kl_per_step=[1.5, float("nan")],
+    )
     path = written.write(tmp_path / "train.json")
     back = metrics.Trained.read(path)
     assert back.nll_bound == 88.72 and back.config == {"T": 64} and back.step == 14_376
@@ -41,14 +49,40 @@ def test_every_notebook_writes_its_record(notebook):
 
 
 def test_the_index_shows_the_numbers_of_the_records(tmp_path):
-    result = {"run": "mnist", "dataset": "mnist", "status": "ok", "notebooks": {},
-              "train": metrics.Trained(nll_bound=88.72, bits_per_dim=0.1633, step=14_376, epochs=15.34, cpu_hours=3.42,
-                                       images=10_000, trained_on="mnist", likelihood="bernoulli",
-                                       binarization="stochastic, fixed seed", config={"T": 64}),
-              "attention": metrics.Attention(write_footprint=0.42, write_spread_px=2.42, write_off_image=0.001,
-                                             edit_area=0.101, edit_area_reference=0.9),
-              "sharpness": {"samples/laplacian_variance": 0.5}}
+    result = {
+        "run": "mnist",
+        "dataset": "mnist",
+        "status": "ok",
+        "notebooks": {},
+        "train": metrics.Trained(
+            nll_bound=88.72,
+            bits_per_dim=0.1633,
+            step=14_376,
+            epochs=15.34,
+            cpu_hours=3.42,
+            images=10_000,
+            trained_on="mnist",
+            likelihood="bernoulli",
+            binarization="stochastic, fixed seed",
+            config={"T": 64},
+        ),
+        "attention": metrics.Attention(
+            write_footprint=0.42, write_spread_px=2.42, write_off_image=0.001, edit_area=0.101, edit_area_reference=0.9
+        ),
+        "sharpness": {"samples/laplacian_variance": 0.5},
+    }
     index = report.write_index([result], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
-    for shown in ("88.7", "0.163 bits/dim", "14,376 steps", "15.3 epochs, 3.4 CPU h", "10,000", "(binarised)",
-                  "0.42 of the width", "centres spread 2.4 px", "0 % off the image", "0.10", "samples 0.5"):
+    for shown in (
+        "88.7",
+        "0.163 bits/dim",
+        "14,376 steps",
+        "15.3 epochs, 3.4 CPU h",
+        "10,000",
+        "(binarised)",
+        "0.42 of the width",
+        "centres spread 2.4 px",
+        "0 % off the image",
+        "0.10",
+        "samples 0.5",
+    ):
         assert shown in index, shown

@@ -1,4 +1,5 @@
 """Section 2 of the paper: the network, its loss, generation; and the checks on its input."""
+
 import dataclasses
 
 import pytest
@@ -15,8 +16,17 @@ def small(**kw):
 
 def test_presets_follow_table_3():
     m, s, c = PRESETS["mnist"], PRESETS["svhn"], PRESETS["cifar10"]
-    assert (m.height, m.width, m.channels, m.T, m.enc_size, m.dec_size, m.z_size, m.read_n, m.write_n) == \
-        (28, 28, 1, 64, 256, 256, 100, 2, 5)
+    assert (m.height, m.width, m.channels, m.T, m.enc_size, m.dec_size, m.z_size, m.read_n, m.write_n) == (
+        28,
+        28,
+        1,
+        64,
+        256,
+        256,
+        100,
+        2,
+        5,
+    )
     assert (s.channels, s.T, s.enc_size, s.z_size, s.read_n, s.write_n) == (3, 32, 800, 100, 12, 12)
     assert (c.channels, c.T, c.enc_size, c.z_size, c.read_n, c.write_n) == (3, 64, 400, 200, 5, 5)
     assert PRESETS["mnist-noattn"].attention is False
@@ -98,16 +108,19 @@ def test_gradients_reach_read_and_write():
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
 
 
-@pytest.mark.parametrize("bad, message", [
-    (torch.rand(4, 28, 28), "unsqueeze"),
-    (torch.rand(4, 3, 28, 28), r"\(batch, 1, 28, 28\)"),
-    (torch.rand(4, 1, 32, 32), r"\(batch, 1, 28, 28\)"),
-    (torch.rand(4, 1, 28, 28) * 255, r"\[0, 1\]"),
-    (-torch.rand(4, 1, 28, 28), r"\[0, 1\]"),
-    (torch.full((4, 1, 28, 28), float("nan")), "NaN"),
-    (torch.randint(0, 255, (4, 1, 28, 28), dtype=torch.uint8), "255"),
-    (torch.rand(0, 1, 28, 28), "empty"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.rand(4, 28, 28), "unsqueeze"),
+        (torch.rand(4, 3, 28, 28), r"\(batch, 1, 28, 28\)"),
+        (torch.rand(4, 1, 32, 32), r"\(batch, 1, 28, 28\)"),
+        (torch.rand(4, 1, 28, 28) * 255, r"\[0, 1\]"),
+        (-torch.rand(4, 1, 28, 28), r"\[0, 1\]"),
+        (torch.full((4, 1, 28, 28), float("nan")), "NaN"),
+        (torch.randint(0, 255, (4, 1, 28, 28), dtype=torch.uint8), "255"),
+        (torch.rand(0, 1, 28, 28), "empty"),
+    ],
+)
 def test_bad_input_says_what_was_expected(bad, message):
     with pytest.raises(InputError, match=message):
         DRAW(small())(bad)

@@ -1,4 +1,5 @@
 """Every notebook runs top to bottom under papermill with small parameters on CPU, on real MNIST."""
+
 import json
 import math
 from pathlib import Path
@@ -10,13 +11,20 @@ import nbformat
 
 from drawviz.metrics import Attention, Blur, Trained
 from drawviz.report import NOTEBOOKS
+
 SMALL = {"T": 4, "steps": 20, "batch_size": 32, "n_samples": 12, "device": "cpu", "seed": 0}
 
 
 def run(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
     target = out / f"{name}.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(target), parameters=parameters, kernel_name="python3",
-                        cwd=str(NOTEBOOKS), progress_bar=False)
+    pm.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(target),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+    )
     nb = nbformat.read(target, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
@@ -32,8 +40,18 @@ def trained(tmp_path_factory, data_root):
     """train.ipynb on 2,000 MNIST digits for 20 steps: its checkpoint feeds the other notebooks."""
     root = str(data_root)
     out = tmp_path_factory.mktemp("notebooks")
-    nb = run("train", out, dataset="mnist", data_root=root, limit=2000, test_limit=200, eval_every=10,
-             checkpoint=str(out / "model.pt"), metrics_out=str(out / "train.json"), **SMALL)
+    nb = run(
+        "train",
+        out,
+        dataset="mnist",
+        data_root=root,
+        limit=2000,
+        test_limit=200,
+        eval_every=10,
+        checkpoint=str(out / "model.pt"),
+        metrics_out=str(out / "train.json"),
+        **SMALL,
+    )
     return {"root": root, "out": out, "checkpoint": str(out / "model.pt"), "nb": nb}
 
 
@@ -59,29 +77,58 @@ def test_train(trained):
 
 def test_train_resumes_from_a_checkpoint(trained, tmp_path):
     # checkpoint_in: start from a given model, write elsewhere, continue up to `steps`
-    run("train", tmp_path, dataset="mnist", data_root=trained["root"], limit=2000, test_limit=100, eval_every=5,
-        checkpoint=str(tmp_path / "more.pt"), checkpoint_in=trained["checkpoint"], metrics_out=str(tmp_path / "m.json"),
-        **{**SMALL, "steps": SMALL["steps"] + 5})
+    run(
+        "train",
+        tmp_path,
+        dataset="mnist",
+        data_root=trained["root"],
+        limit=2000,
+        test_limit=100,
+        eval_every=5,
+        checkpoint=str(tmp_path / "more.pt"),
+        checkpoint_in=trained["checkpoint"],
+        metrics_out=str(tmp_path / "m.json"),
+        **{**SMALL, "steps": SMALL["steps"] + 5},
+    )
     assert json.loads((tmp_path / "m.json").read_text())["step"] == SMALL["steps"] + 5
 
 
 def test_attention(trained, tmp_path):
-    nb = run("attention", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
-             n_show=2, glimpse_steps=[1, 4], metrics_out=str(tmp_path / "attention.json"), **SMALL)
+    nb = run(
+        "attention",
+        tmp_path,
+        dataset="mnist",
+        data_root=trained["root"],
+        checkpoint=trained["checkpoint"],
+        n_show=2,
+        glimpse_steps=[1, 4],
+        metrics_out=str(tmp_path / "attention.json"),
+        **SMALL,
+    )
     assert images(nb) >= 5
     windows = Attention.read(tmp_path / "attention.json")
     assert 0 < windows.write_footprint and 0 <= windows.write_off_image <= 1 and windows.steps.endswith(f"-{SMALL['T']}")
     html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
-    assert sum("anim" in "".join(h) and "data:image/png;base64" in "".join(h) for h in html) == 2, \
+    assert sum("anim" in "".join(h) and "data:image/png;base64" in "".join(h) for h in html) == 2, (
         "a static scrubber for reconstructions and one for samples"
-    widgets = [o for c in nb.cells for o in c.get("outputs", [])
-               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    )
+    widgets = [
+        o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert widgets, "the live scrubber is displayed"
 
 
 def test_error_images(trained, tmp_path):
-    nb = run("error_images", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
-             n_show=3, metrics_out=str(tmp_path / "errors.json"), **SMALL)
+    nb = run(
+        "error_images",
+        tmp_path,
+        dataset="mnist",
+        data_root=trained["root"],
+        checkpoint=trained["checkpoint"],
+        n_show=3,
+        metrics_out=str(tmp_path / "errors.json"),
+        **SMALL,
+    )
     assert images(nb) >= 4
     summary = json.loads((tmp_path / "errors.json").read_text())
     assert len(summary["mean_abs_error_per_step"]) == SMALL["T"]
@@ -90,9 +137,20 @@ def test_error_images(trained, tmp_path):
 
 def test_interventions(trained, tmp_path):
     # the small model (T steps) as the attention model; no reference or one-shot model given
-    nb = run("interventions", tmp_path, dataset="mnist", data_root=trained["root"], checkpoint=trained["checkpoint"],
-             reference_checkpoint=None, one_shot_checkpoint=None, n_images=6, step=2, live=False,
-             metrics_out=str(tmp_path / "interventions.json"), **SMALL)
+    nb = run(
+        "interventions",
+        tmp_path,
+        dataset="mnist",
+        data_root=trained["root"],
+        checkpoint=trained["checkpoint"],
+        reference_checkpoint=None,
+        one_shot_checkpoint=None,
+        n_images=6,
+        step=2,
+        live=False,
+        metrics_out=str(tmp_path / "interventions.json"),
+        **SMALL,
+    )
     assert images(nb) >= 5  # two intervention grids, what each step buys, edit areas, samples
     metrics = json.loads((tmp_path / "interventions.json").read_text())
     effects = {row["intervention"]: row["value"] for row in metrics["interventions"]}
@@ -103,15 +161,19 @@ def test_interventions(trained, tmp_path):
 
 def test_blur_across_datasets(trained, tmp_path):
     # Two "datasets" with models: MNIST and the shipped sample, both through the same checkpoint.
-    models = [{"name": "mnist", "dataset": "mnist", "checkpoint": trained["checkpoint"]},
-              {"name": "sample", "dataset": "mnist-sample", "checkpoint": trained["checkpoint"]}]
-    nb = run("blur", tmp_path, models=models, data_root=trained["root"], n_show=4,
-             metrics_out=str(tmp_path / "blur.json"), **SMALL)
+    models = [
+        {"name": "mnist", "dataset": "mnist", "checkpoint": trained["checkpoint"]},
+        {"name": "sample", "dataset": "mnist-sample", "checkpoint": trained["checkpoint"]},
+    ]
+    nb = run(
+        "blur", tmp_path, models=models, data_root=trained["root"], n_show=4, metrics_out=str(tmp_path / "blur.json"), **SMALL
+    )
     assert images(nb) >= 4
     metrics = Blur.read(tmp_path / "blur.json")
     for name in ("mnist", "sample"):
-        assert set(metrics.runs[name]) == {f"{k}/{m}" for k in ("reconstructions", "samples")
-                                      for m in ("laplacian_variance", "high_frequency_share")}
+        assert set(metrics.runs[name]) == {
+            f"{k}/{m}" for k in ("reconstructions", "samples") for m in ("laplacian_variance", "high_frequency_share")
+        }
     text = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
     assert "MNIST/raw" in text and "mnist_sample.npz" in text, "the notebook says which data each figure shows"
 
@@ -120,10 +182,12 @@ def test_blur_across_datasets(trained, tmp_path):
 def test_every_parameter_line_parses(name):
     # papermill skips a parameter whose line it cannot parse (e.g. a comment holding "="),
     # and then silently ignores the value a report passes for it
-    cell = next(c for c in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
-                if "parameters" in c.metadata.get("tags", []))
-    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines()
-                if "=" in line and not line.lstrip().startswith("#")}
+    cell = next(
+        c for c in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells if "parameters" in c.metadata.get("tags", [])
+    )
+    assigned = {
+        line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line and not line.lstrip().startswith("#")
+    }
     declared = set(pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))
     assert assigned == declared, f"papermill does not see {sorted(assigned - declared)}"
     assert {"dataset", "data_root", "device", "seed", "checkpoint"} <= declared

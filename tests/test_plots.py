@@ -1,4 +1,5 @@
 """Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
+
 import re
 
 import matplotlib.pyplot as plt
@@ -47,8 +48,15 @@ def _check(fig):
 
 
 def test_history_and_kl(recon):
-    h = pd.DataFrame({"step": np.arange(1, 41), "loss": np.linspace(300, 100, 40), "nll": np.linspace(250, 70, 40),
-                      "kl": np.full(40, 30.0), "test_nll_bound": [np.nan] * 19 + [150.0] + [np.nan] * 19 + [120.0]})
+    h = pd.DataFrame(
+        {
+            "step": np.arange(1, 41),
+            "loss": np.linspace(300, 100, 40),
+            "nll": np.linspace(250, 70, 40),
+            "kl": np.full(40, 30.0),
+            "test_nll_bound": [np.nan] * 19 + [150.0] + [np.nan] * 19 + [120.0],
+        }
+    )
     _check(plots.plot_history(h, title="mnist"))
     _check(plots.plot_history(h.assign(test_nll_bound=np.nan)))
     _check(plots.plot_kl_per_step(recon))
@@ -178,17 +186,24 @@ def test_the_drawing_figure_shows_each_steps_window_and_counts_those_off_the_ima
 
     from drawviz import geometry
     from drawviz.style import OP_COLOURS
+
     steps = [1, recon.T]
     fig = plots.plot_drawing(recon, samples=[0, 1], steps=steps)
     axes = np.array(fig.axes).reshape(2, len(steps))
     for i, sample in enumerate([0, 1]):
         for j, t in enumerate(steps):
-            (red,) = [p for p in axes[i, j].patches if isinstance(p, Rectangle)
-                      and matplotlib.colors.to_hex(p.get_edgecolor()) == OP_COLOURS["write"]]
+            (red,) = [
+                p
+                for p in axes[i, j].patches
+                if isinstance(p, Rectangle) and matplotlib.colors.to_hex(p.get_edgecolor()) == OP_COLOURS["write"]
+            ]
             (x, y), size = geometry.square(geometry.window(recon, "write", t, sample), geometry.grid_n(recon, "write"))
             assert (red.get_x(), red.get_y(), red.get_width()) == pytest.approx((x, y, size), rel=1e-5)
     W = recon.canvas.shape[-1]
-    off = sum(bool(geometry.off_image(recon.windows["write"].g_x[t - 1, s], recon.windows["write"].g_y[t - 1, s], W, W))
-              for s in (0, 1) for t in steps)
+    off = sum(
+        bool(geometry.off_image(recon.windows["write"].g_x[t - 1, s], recon.windows["write"].g_y[t - 1, s], W, W))
+        for s in (0, 1)
+        for t in steps
+    )
     caption = fig._supxlabel.get_text()
     assert re.match(rf"{off} of 4 write windows shown have their centre off the image", caption), caption

@@ -1,4 +1,5 @@
 """Recording: the model's internals as tidy data, without changing what the model computes."""
+
 import matplotlib
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ def test_the_frame_is_tidy_with_the_documented_columns(model, x):
     assert set(frame["op"]) == {"read", "write"}
     assert frame[["g_x", "g_y", "delta", "sigma", "gamma"]].notna().all().all()
     import seaborn as sns
+
     grid = sns.relplot(data=frame, x="step", y="g_x", hue="op", kind="line")
     matplotlib.pyplot.close(grid.figure)
 
@@ -87,6 +89,7 @@ def test_fast_recordings_never_share_memory_with_a_live_trace():
     """The fast path reuses its recording buffers (fresh pages cost ~10% of a forward pass), but
     only once the trace holding them is gone."""
     from drawviz.fast import make_fast
+
     m = DRAW(DrawConfig(height=12, width=12, T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3))
     f = make_fast(m, compile=False)
     x1, x2 = torch.rand(3, 1, 12, 12), torch.rand(3, 1, 12, 12)
@@ -142,12 +145,12 @@ def test_every_tapped_quantity_is_declared_once_in_step_order_with_its_shape(mod
 def test_one_runner_records_every_declared_quantity_by_name_on_both_paths(attention):
     from drawviz import quantities as Q
     from drawviz.fast import make_fast
+
     config = DrawConfig(T=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3, attention=attention)
     model = DRAW(config).eval()
     x = (torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     reference, fast = probes.run(model, x), probes.run(make_fast(model, compile=False), x)
-    for mode, trace in (("reconstruction", reference), ("reconstruction", fast),
-                        ("generation", probes.run(model, n=5))):
+    for mode, trace in (("reconstruction", reference), ("reconstruction", fast), ("generation", probes.run(model, n=5))):
         assert trace.names == Q.available(config, mode)  # declared, in step order
         for name in trace.names:
             shape = Q.expected_shape(name, config, trace.batch)
@@ -155,7 +158,6 @@ def test_one_runner_records_every_declared_quantity_by_name_on_both_paths(attent
             fields = value if Q.is_window(name) else (value,)
             assert all(f.shape == (config.T, *shape) for f in fields), name
     for name in reference.names:
-        np.testing.assert_allclose(np.asarray(fast[name]), np.asarray(reference[name]), rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(np.asarray(fast[name]), np.asarray(reference[name]), rtol=1e-4, atol=1e-5, err_msg=name)
     with pytest.raises(KeyError, match="holds"):
         probes.run(model, n=5)["x_hat"]  # a sample from the prior has no error image

@@ -1,4 +1,5 @@
 """The README's claims that a test can check: its Python snippets run as written (training shortened)."""
+
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def test_every_python_snippet_in_the_readme_runs(index, data_root, tmp_path, mon
     monkeypatch.chdir(tmp_path)  # the snippet's checkpoint paths land here, not in the repository
     (tmp_path / "models").symlink_to(README.parent / "models")  # the shipped models, as from the repository root
     from drawviz import data, likelihood
+
     # a snippet may register a dataset or a likelihood: the registries are as they were for the next test
     monkeypatch.setattr(data, "REGISTRY", dict(data.REGISTRY))
     monkeypatch.setattr(likelihood, "LIKELIHOODS", dict(likelihood.LIKELIHOODS))

@@ -1,4 +1,5 @@
 """Adding a dataset or a likelihood is one declaration: a toy of each, registered in one place, trains."""
+
 import math
 
 import pytest
@@ -32,9 +33,14 @@ def _gaussian_nll(canvas, x, log_sd):
 @pytest.fixture
 def toys():
     bars = data.register(data.Dataset("toy-bars", _bars, grey=True, preset="mnist", aliases=("bars",)))
-    gaussian = likelihood.register(likelihood.Likelihood(
-        "toy-gaussian", _gaussian_nll, lambda binarized: "likelihood: a Gaussian on intensities (a test's toy)",
-        parameters=lambda config: {"log_sd": torch.zeros(config.image_shape)}))
+    gaussian = likelihood.register(
+        likelihood.Likelihood(
+            "toy-gaussian",
+            _gaussian_nll,
+            lambda binarized: "likelihood: a Gaussian on intensities (a test's toy)",
+            parameters=lambda config: {"log_sd": torch.zeros(config.image_shape)},
+        )
+    )
     yield bars, gaussian
     del data.REGISTRY["toy-bars"], likelihood.LIKELIHOODS["toy-gaussian"]
 
@@ -43,8 +49,9 @@ def test_a_registered_dataset_and_likelihood_train_and_evaluate(toys):
     train_set, test_set = data.load("bars", "train"), data.load("toy-bars", "test")
     assert train_set.name == "toy-bars" and len(train_set) == 96 and "toy-bars" in data.DATASETS
     assert data.default_preset("toy-bars") == "mnist" and data.default_binarize("toy-bars") == "dynamic"
-    config = DrawConfig.preset(data.default_preset("toy-bars"), T=3, enc_size=16, dec_size=16, z_size=4,
-                               likelihood="toy-gaussian")
+    config = DrawConfig.preset(
+        data.default_preset("toy-bars"), T=3, enc_size=16, dec_size=16, z_size=4, likelihood="toy-gaussian"
+    )
     model = DRAW(config)
     assert "log_sd" in dict(model.named_parameters())  # the likelihood's parameter, learned with the network
     result = train(model, train_set, test_set, steps=6, batch_size=32, binarize=None, progress=False)

@@ -1,4 +1,5 @@
 """`python -m drawviz report`: a failing run is marked in the index and the command exits non-zero."""
+
 import json
 import os
 import re
@@ -35,9 +36,13 @@ def reports(tmp_path_factory, data_root):
     (tmp / "runs.yaml").write_text(RUNS)
     out = tmp / "reports"
     # relative --out and --runs, as a user types them: the notebooks (run in notebooks/) must still find them
-    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml",
-                           "--data-root", root, "--out", "reports"], capture_output=True, text=True, timeout=600,
-                          cwd=tmp)
+    proc = subprocess.run(
+        [sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml", "--data-root", root, "--out", "reports"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp,
+    )
     return out, proc
 
 
@@ -45,8 +50,12 @@ def test_failing_run_is_marked_and_the_command_exits_non_zero(reports):
     out, proc = reports
     assert proc.returncode == 1, proc.stdout + proc.stderr
     index = (out / report.INDEX[True]).read_text()  # runs with a data root have their own index
-    rows = {name: row for row in re.findall(r"<tr>(.*?)</tr>", index, re.S)
-            for name in ("good", "broken") if f"<td>{name}</td>" in row}
+    rows = {
+        name: row
+        for row in re.findall(r"<tr>(.*?)</tr>", index, re.S)
+        for name in ("good", "broken")
+        if f"<td>{name}</td>" in row
+    }
     assert "class='failed'" in rows["broken"] and "DrawConfig.T" in rows["broken"]
     assert "class='ok'" in rows["good"]
     broken = json.loads((out / "broken" / "metrics.json").read_text())
@@ -79,7 +88,7 @@ def test_html_is_self_contained_with_a_static_scrubber(reports):
     assert len(re.findall(r"frames\[0\] = \"data:image/png;base64,", html)) == 2, "two embedded scrubbers"
     assert "animation" in html.lower()
     for nb in report.ORDER:
-        assert "<script src=\"http" not in (out / "good" / f"{nb}.html").read_text()
+        assert '<script src="http' not in (out / "good" / f"{nb}.html").read_text()
 
 
 def test_runs_file_checks(tmp_path):
@@ -109,9 +118,11 @@ def test_a_run_name_is_a_plain_folder_name_that_cannot_escape_the_output(tmp_pat
 
 def test_runs_file_mistakes_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
-    for text, message in (("- {name: a, dataset: mnist\n", "not valid YAML"),
-                          ("- {name: a, dataset: mnist, parameters: [1, 2]}\n", "must be a mapping"),
-                          ("- {name: a, dataset: mnist, notebooks: [trian]}\n", "unknown notebooks")):
+    for text, message in (
+        ("- {name: a, dataset: mnist\n", "not valid YAML"),
+        ("- {name: a, dataset: mnist, parameters: [1, 2]}\n", "must be a mapping"),
+        ("- {name: a, dataset: mnist, notebooks: [trian]}\n", "unknown notebooks"),
+    ):
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
             report.load_runs(bad, None)
@@ -126,8 +137,14 @@ def offline(tmp_path_factory):
     out = tmp_path_factory.mktemp("offline") / "reports"
     env = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}
     env["DRAWVIZ_CACHE"] = str(out.parent / "cache")  # and no decoded-dataset cache either
-    proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--out", str(out)], env=env,
-                          cwd=Path(ROOT), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "drawviz", "report", "--out", str(out)],
+        env=env,
+        cwd=Path(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
@@ -184,8 +201,15 @@ def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it
 
     given = tmp_path / "given.pt"
     x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    train(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2), x, steps=3, batch_size=32, device="cpu",
-          checkpoint=given, progress=False)
+    train(
+        DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2),
+        x,
+        steps=3,
+        batch_size=32,
+        device="cpu",
+        checkpoint=given,
+        progress=False,
+    )
     before = given.read_bytes()
     start = pages.start_from(tmp_path / "run" / "model.pt", given, steps=3, dataset="mnist-sample")
     assert start.shipped and start.steps == 3 and start.config.T == 2
@@ -216,16 +240,23 @@ def test_runs_on_a_two_worker_dask_cluster_give_what_the_serial_report_gives(tmp
     offline = {k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}  # the shipped samples: index.html
     outputs = {}
     for name, flags in (("serial", []), ("dask", ["--workers", "2"])):
-        proc = subprocess.run([sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml", "--out", name,
-                               "--no-comparison", *flags], capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                              env=offline)
+        proc = subprocess.run(
+            [sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml", "--out", name, "--no-comparison", *flags],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+            env=offline,
+        )
         assert proc.returncode == 1, f"{name}: a failed run makes the command fail\n{proc.stdout}\n{proc.stderr[-3000:]}"
         outputs[name] = proc.stdout
     assert "dask: 2 worker(s)" in outputs["dask"] and "dask:" not in outputs["serial"]
     assert re.search(r"\[\d/2\] broken \(mnist-sample\): failed", outputs["dask"])  # progress as runs finish
     assert re.search(r"\[\d/2\] good \(mnist-sample\): ok", outputs["dask"])
-    files = {name: sorted(p.relative_to(tmp_path / name).as_posix() for p in (tmp_path / name).rglob("*")
-                          if p.is_file()) for name in outputs}
+    files = {
+        name: sorted(p.relative_to(tmp_path / name).as_posix() for p in (tmp_path / name).rglob("*") if p.is_file())
+        for name in outputs
+    }
     assert files["dask"] == files["serial"]
     for run in ("good", "broken"):
         serial, dask = (json.loads((tmp_path / name / run / "metrics.json").read_text()) for name in outputs)
@@ -236,7 +267,9 @@ def test_runs_on_a_two_worker_dask_cluster_give_what_the_serial_report_gives(tmp
 
 
 def test_without_workers_dask_is_not_imported(tmp_path):
-    code = ("import sys; from drawviz import report; report.main(['--runs', 'missing.yaml']); "
-            "print('dask' in sys.modules, 'distributed' in sys.modules)")
+    code = (
+        "import sys; from drawviz import report; report.main(['--runs', 'missing.yaml']); "
+        "print('dask' in sys.modules, 'distributed' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.stdout.strip().endswith("False False"), proc.stdout + proc.stderr

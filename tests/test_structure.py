@@ -1,5 +1,6 @@
 """How the package is put together: no import cycles among its modules, counting the imports inside
 functions too (a cycle hidden in a function still makes two modules one)."""
+
 import ast
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def _cycle(graph: dict[str, set[str]]):
         stack.append(m)
         for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state:
                 found = visit(n)
                 if found:

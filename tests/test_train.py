@@ -1,4 +1,5 @@
 """Training, evaluation and checkpoints: resume exactly, survive SIGKILL, refuse what cannot be used."""
+
 import json
 import math
 import os
@@ -12,8 +13,15 @@ import pytest
 import torch
 
 from drawviz import DRAW, DrawConfig
-from drawviz.train import (CheckpointError, TrainingDiverged, evaluate, load_checkpoint, model_from_checkpoint,
-                           save_checkpoint, train)
+from drawviz.train import (
+    CheckpointError,
+    TrainingDiverged,
+    evaluate,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,16 +69,23 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
 
     model = DRAW(SMALL)
     with pytest.raises(TrainingDiverged, match="step 4.*last good checkpoint"):
-        train(model, images, steps=10, batch_size=32, progress=False, checkpoint=ckpt, checkpoint_every=1,
-              callbacks=[poison])
+        train(model, images, steps=10, batch_size=32, progress=False, checkpoint=ckpt, checkpoint_every=1, callbacks=[poison])
     state = load_checkpoint(ckpt)
     assert state["step"] == 3
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     # without a checkpoint written yet, the message names none
     model = DRAW(SMALL)
     with pytest.raises(TrainingDiverged, match="No checkpoint was written") as err:
-        train(model, images, steps=10, batch_size=32, progress=False, checkpoint=tmp_path / "none.pt",
-              checkpoint_every=100, callbacks=[poison])
+        train(
+            model,
+            images,
+            steps=10,
+            batch_size=32,
+            progress=False,
+            checkpoint=tmp_path / "none.pt",
+            checkpoint_every=100,
+            callbacks=[poison],
+        )
     assert "last good" not in str(err.value)
 
 
@@ -88,8 +103,16 @@ def test_ctrl_c_saves_every_completed_step(tmp_path, images):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(SMALL, images, steps=10, batch_size=32, progress=False, checkpoint=tmp_path / "k.pt",
-              checkpoint_every=100, callbacks=[interrupt])
+        train(
+            SMALL,
+            images,
+            steps=10,
+            batch_size=32,
+            progress=False,
+            checkpoint=tmp_path / "k.pt",
+            checkpoint_every=100,
+            callbacks=[interrupt],
+        )
     assert load_checkpoint(tmp_path / "k.pt")["step"] == 2
 
 
@@ -97,8 +120,14 @@ def test_a_checkpoint_for_another_config_is_refused_naming_the_difference(tmp_pa
     ckpt = tmp_path / "c.pt"
     save_checkpoint(ckpt, model=DRAW(SMALL))
     with pytest.raises(CheckpointError, match="T: checkpoint 3 vs model 4.*model_from_checkpoint"):
-        train(DRAW(DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)), images, steps=1, batch_size=32,
-              progress=False, checkpoint=ckpt)
+        train(
+            DRAW(DrawConfig(T=4, enc_size=32, dec_size=32, z_size=8)),
+            images,
+            steps=1,
+            batch_size=32,
+            progress=False,
+            checkpoint=ckpt,
+        )
 
 
 def test_corrupt_and_foreign_files_are_refused(tmp_path):
@@ -124,13 +153,30 @@ def _cli(*args):
 def test_sigkill_mid_run_loses_only_the_steps_since_the_last_checkpoint(tmp_path, data_root):
     ckpt = tmp_path / "kill.pt"
     # checkpointing every step keeps the process writing most of the time: kills land mid-write too
-    args = ["train", "--dataset", "mnist", "--data-root", str(data_root), "--limit", "256", "--test-limit", "64",
-            "--T", "2", "--batch-size", "32", "--checkpoint", str(ckpt), "--checkpoint-every", "1", "--no-progress"]
+    args = [
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(data_root),
+        "--limit",
+        "256",
+        "--test-limit",
+        "64",
+        "--T",
+        "2",
+        "--batch-size",
+        "32",
+        "--checkpoint",
+        str(ckpt),
+        "--checkpoint-every",
+        "1",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     last = 0
     for kill in range(3):
-        proc = subprocess.Popen(_cli(*args, "--steps", "100000"), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(_cli(*args, "--steps", "100000"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             if ckpt.exists() and load_checkpoint(ckpt)["step"] > last + 2:
@@ -146,21 +192,35 @@ def test_sigkill_mid_run_loses_only_the_steps_since_the_last_checkpoint(tmp_path
         assert [row["step"] for row in state["history"]] == list(range(1, state["step"] + 1))
         last = state["step"]
     # finish the run: it resumes from the last checkpoint, ignoring any half-written temporary file
-    done = subprocess.run(_cli(*args, "--steps", str(last + 3), "--history", str(tmp_path / "h.csv")),
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        _cli(*args, "--steps", str(last + 3), "--history", str(tmp_path / "h.csv")),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["step"] == last + 3
     import pandas as pd
+
     history = pd.read_csv(tmp_path / "h.csv")
     assert history["step"].tolist() == list(range(1, last + 4))
 
 
 def test_evaluate_cli_reports_nats_and_bits_per_dim(tmp_path, data_root, images):
     ckpt = tmp_path / "e.pt"
-    train(SMALL, images, steps=2, batch_size=32, progress=False, checkpoint=ckpt,
-          train_args={"dataset": "mnist", "data_root": str(data_root)})
-    out = subprocess.run(_cli("evaluate", str(ckpt), "--limit", "100", "--no-progress"),
-                         capture_output=True, text=True, timeout=120)
+    train(
+        SMALL,
+        images,
+        steps=2,
+        batch_size=32,
+        progress=False,
+        checkpoint=ckpt,
+        train_args={"dataset": "mnist", "data_root": str(data_root)},
+    )
+    out = subprocess.run(
+        _cli("evaluate", str(ckpt), "--limit", "100", "--no-progress"), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)
     assert metrics["images"] == 100 and metrics["binarized"] is True
@@ -193,8 +253,7 @@ def test_bf16_training_follows_the_fp32_curve(mnist_train_2k, mnist_test):
     test = mnist_test.images[:500]
     bounds = {}
     for bf16 in (False, True):
-        result = train(config, mnist_train_2k, test, steps=120, batch_size=64, progress=False, seed=0,
-                       fast=True, bf16=bf16)
+        result = train(config, mnist_train_2k, test, steps=120, batch_size=64, progress=False, seed=0, fast=True, bf16=bf16)
         bounds[bf16] = result.final_nll_bound
         assert result.history["loss"].iloc[-10:].mean() < result.history["loss"].iloc[:10].mean() - 200
     print(f"test NLL bound after 120 steps: fp32 {bounds[False]:.1f}, bf16 GEMMs {bounds[True]:.1f} nats")
@@ -203,8 +262,12 @@ def test_bf16_training_follows_the_fp32_curve(mnist_train_2k, mnist_test):
 
 def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
     result = train(SMALL, images, steps=6, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
-    out = subprocess.run(_cli("export", str(tmp_path / "full.pt"), str(tmp_path / "slim.pt"), "--keep-every", "3"),
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        _cli("export", str(tmp_path / "full.pt"), str(tmp_path / "slim.pt"), "--keep-every", "3"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     slim = load_checkpoint(tmp_path / "slim.pt")
     assert slim["optimizer"] is None and [row["step"] for row in slim["history"]] == [3, 6]
@@ -217,6 +280,7 @@ def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
 
 def test_a_half_precision_export_loads_as_float32_with_rounded_weights(tmp_path, images):
     from drawviz.train import export_checkpoint
+
     result = train(SMALL, images, steps=3, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
     export_checkpoint(tmp_path / "full.pt", tmp_path / "half.pt", half=True)
     state = load_checkpoint(tmp_path / "half.pt")
@@ -232,12 +296,36 @@ def test_a_half_precision_export_loads_as_float32_with_rounded_weights(tmp_path,
     with pytest.raises(ValueError, match="keep_every"):
         export_checkpoint(tmp_path / "full.pt", tmp_path / "x.pt", keep_every=0)
 
+
 def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
     ckpt = tmp_path / "term.pt"
-    proc = subprocess.Popen(_cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--limit", "256",
-                                 "--test-limit", "64", "--T", "2", "--batch-size", "32", "--steps", "100000",
-                                 "--checkpoint", str(ckpt), "--checkpoint-every", "7", "--no-progress"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-root",
+            str(data_root),
+            "--limit",
+            "256",
+            "--test-limit",
+            "64",
+            "--T",
+            "2",
+            "--batch-size",
+            "32",
+            "--steps",
+            "100000",
+            "--checkpoint",
+            str(ckpt),
+            "--checkpoint-every",
+            "7",
+            "--no-progress",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)  # wait until it is inside the training loop
@@ -254,11 +342,30 @@ def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
 def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root, delay):
     """A real SIGINT, sent at a random moment (mid-step, mid-write): the checkpoint holds whole steps
     and the RNG state of the next one, so stop + resume equals a straight run, bit for bit."""
-    common = ("--dataset", "mnist", "--data-root", str(data_root), "--limit", "256", "--test-limit", "64",
-              "--T", "2", "--batch-size", "32", "--checkpoint-every", "3", "--no-progress")
+    common = (
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(data_root),
+        "--limit",
+        "256",
+        "--test-limit",
+        "64",
+        "--T",
+        "2",
+        "--batch-size",
+        "32",
+        "--checkpoint-every",
+        "3",
+        "--no-progress",
+    )
     ckpt = tmp_path / "int.pt"
-    proc = subprocess.Popen(_cli("train", *common, "--steps", "100000", "--checkpoint", str(ckpt)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("train", *common, "--steps", "100000", "--checkpoint", str(ckpt)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -268,11 +375,17 @@ def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root
     assert proc.returncode == 130 and "Traceback" not in err, err
     stopped = load_checkpoint(ckpt)["step"]
     total = stopped + 4
-    assert subprocess.run(_cli("train", *common, "--steps", str(total), "--checkpoint", str(ckpt)),
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(_cli("train", *common, "--steps", str(total), "--checkpoint", str(ckpt)), capture_output=True).returncode
+        == 0
+    )
     straight = tmp_path / "straight.pt"
-    assert subprocess.run(_cli("train", *common, "--steps", str(total), "--checkpoint", str(straight)),
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            _cli("train", *common, "--steps", str(total), "--checkpoint", str(straight)), capture_output=True
+        ).returncode
+        == 0
+    )
     a, b = load_checkpoint(ckpt), load_checkpoint(straight)
     assert a["step"] == b["step"] == total
     for name in a["model"]:
@@ -282,8 +395,10 @@ def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root
 
 # ----------------------------------------------------------------------------- the recipe and time budgets
 
+
 def test_the_recipe_schedule_gives_the_documented_rates():
     from drawviz.train import RECIPES, Recipe
+
     anneal = RECIPES["anneal"]  # peak 1e-3, 100 warm-up steps, cosine to 5 %
     assert anneal.rate(0, 0.0) == pytest.approx(1e-5)  # warm-up: (step + 1) / warmup of the peak
     assert anneal.rate(49, 0.0) == pytest.approx(5e-4)
@@ -305,22 +420,26 @@ def test_the_recipe_schedule_gives_the_documented_rates():
 
 def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
     from drawviz.train import Recipe
+
     recipe = Recipe(lr=2e-3, warmup=2, decay="linear", final=0.5, batch_size=32, beta1=0.5)
     result = train(SMALL, images, steps=6, recipe=recipe, progress=False, checkpoint=tmp_path / "r.pt")
     expected = [recipe.rate(s, s / 6) for s in range(6)]
     assert result.history["lr"].tolist() == pytest.approx(expected)
     state = load_checkpoint(tmp_path / "r.pt")
     assert Recipe.from_dict(state["train_args"]["recipe"]) == recipe
-    assert state["optimizer"]["param_groups"][0]["betas"] == [0.5, 0.999] or \
-        tuple(state["optimizer"]["param_groups"][0]["betas"]) == (0.5, 0.999)
+    assert state["optimizer"]["param_groups"][0]["betas"] == [0.5, 0.999] or tuple(
+        state["optimizer"]["param_groups"][0]["betas"]
+    ) == (0.5, 0.999)
     assert state["train_args"]["train_images"] == len(images)  # what it trained on travels with it
 
 
 def test_a_time_budget_stops_on_time_and_counts_training_only(tmp_path, images):
     from drawviz.train import Recipe
+
     recipe = Recipe(lr=1e-3, decay="cosine", final=0.05, batch_size=32)
-    result = train(SMALL, images, steps=None, minutes=0.05, recipe=recipe, progress=False,
-                   test_images=images[:64], eval_every_minutes=0.02)
+    result = train(
+        SMALL, images, steps=None, minutes=0.05, recipe=recipe, progress=False, test_images=images[:64], eval_every_minutes=0.02
+    )
     h = result.history
     per_step = h["seconds"].diff().median()
     assert 3.0 <= h["seconds"].iloc[-1] < 3.0 + 10 * per_step + 1.0  # stops at the first step past 3 s
@@ -332,11 +451,27 @@ def test_a_time_budget_stops_on_time_and_counts_training_only(tmp_path, images):
 
 def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
     out = tmp_path / "ttq"
-    cmd = [sys.executable, "benchmarks/time_to_quality.py", "--label", "tiny", "--T", "2", "--minutes", "0.08",
-           "--eval-every-minutes", "0.04", "--test-limit", "200", "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "benchmarks/time_to_quality.py",
+        "--label",
+        "tiny",
+        "--T",
+        "2",
+        "--minutes",
+        "0.08",
+        "--eval-every-minutes",
+        "0.04",
+        "--test-limit",
+        "200",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     import pandas as pd
+
     curve = pd.read_csv(out / "tiny.csv")
     assert len(curve) >= 2 and curve["minutes"].iloc[-1] >= 0.08
     assert curve["test_nll_bound"].is_monotonic_decreasing or curve["test_nll_bound"].iloc[-1] < 600
@@ -348,15 +483,47 @@ def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
 def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist_test, capsys):
     from drawviz.__main__ import main
     from drawviz.train import Recipe
+
     config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, read_n=2, write_n=3)
     ckpt = tmp_path / "m.pt"
-    train(config, images, steps=4, recipe=Recipe(lr=2e-3, warmup=2, decay="cosine"), batch_size=32,
-          progress=False, checkpoint=ckpt, train_args={"dataset": "mnist"})
+    train(
+        config,
+        images,
+        steps=4,
+        recipe=Recipe(lr=2e-3, warmup=2, decay="cosine"),
+        batch_size=32,
+        progress=False,
+        checkpoint=ckpt,
+        train_args={"dataset": "mnist"},
+    )
     noattn = tmp_path / "n.pt"
-    train(DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, attention=False), images, steps=2, batch_size=32,
-          progress=False, checkpoint=noattn, train_args={"dataset": "mnist"})
-    assert main(["card", str(ckpt), "--reference", str(noattn), "--images", "32", "--no-progress",
-                 "--command-line", "python -m drawviz train --T 3", "--out", str(tmp_path / "card.md")]) == 0
+    train(
+        DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, attention=False),
+        images,
+        steps=2,
+        batch_size=32,
+        progress=False,
+        checkpoint=noattn,
+        train_args={"dataset": "mnist"},
+    )
+    assert (
+        main(
+            [
+                "card",
+                str(ckpt),
+                "--reference",
+                str(noattn),
+                "--images",
+                "32",
+                "--no-progress",
+                "--command-line",
+                "python -m drawviz train --T 3",
+                "--out",
+                str(tmp_path / "card.md"),
+            ]
+        )
+        == 0
+    )
     card = (tmp_path / "card.md").read_text()
     bound = evaluate(model_from_checkpoint(ckpt, device="cpu"), mnist_test, binarize=True)["nll_bound"]
     assert f"**{bound:.2f} nats**" in card and "all 10,000 test images" in card
@@ -384,8 +551,7 @@ def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tm
     settings = TrainConfig(steps=4, seed=3, recipe=RECIPES["anneal"], dataset="mnist-sample")
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.seed = 1
-    assert settings.replace(lr=5e-4, batch_size=16).recipe == dataclasses.replace(RECIPES["anneal"], lr=5e-4,
-                                                                                  batch_size=16)
+    assert settings.replace(lr=5e-4, batch_size=16).recipe == dataclasses.replace(RECIPES["anneal"], lr=5e-4, batch_size=16)
     assert settings.replace(binarize=None).binarize is None  # None is a value: no binarisation
     assert settings.replace(steps=None, minutes=1.0).steps is None
     with pytest.raises(TypeError, match="unknown training settings.*'stpes'"):
@@ -393,7 +559,14 @@ def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tm
     with pytest.raises(ValueError, match="binarize must be"):
         TrainConfig(binarize="sometimes")
     x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    train(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2), x, settings=settings, batch_size=16, device="cpu",
-          checkpoint=tmp_path / "m.pt", progress=False)
+    train(
+        DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2),
+        x,
+        settings=settings,
+        batch_size=16,
+        device="cpu",
+        checkpoint=tmp_path / "m.pt",
+        progress=False,
+    )
     saved = TrainConfig.from_dict(load_checkpoint(tmp_path / "m.pt")["train_args"]["config"])
     assert saved == settings.replace(batch_size=16)

@@ -1,4 +1,5 @@
 """The live scrubber, driven without a browser; and `import drawviz` stays free of Jupyter."""
+
 import subprocess
 import sys
 
@@ -41,8 +42,9 @@ def test_play_and_slider_are_linked_in_the_browser(model):
 
     scrubber = scrub(probes.record_generation(model, 2, seed=0), sample=1, dpi=40)
     link = scrubber.link
-    assert (link.source, link.target) == ((scrubber.play, "value"), (scrubber.slider, "value")), \
+    assert (link.source, link.target) == ((scrubber.play, "value"), (scrubber.slider, "value")), (
         "Play and IntSlider should be jslink'ed"
+    )
     bundle = scrubber._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     before = scrubber.image.value
@@ -51,10 +53,12 @@ def test_play_and_slider_are_linked_in_the_browser(model):
 
 
 def test_import_drawviz_does_not_load_jupyter():
-    code = ("import sys, drawviz, drawviz.plots, drawviz.sharpness, drawviz.report, drawviz.probes, drawviz.train\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('ipywidgets', 'papermill', 'nbconvert', 'nbformat', 'IPython', 'ipykernel', 'jupyter_client'))\n"
-            "assert not bad, bad")
+    code = (
+        "import sys, drawviz, drawviz.plots, drawviz.sharpness, drawviz.report, drawviz.probes, drawviz.train\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('ipywidgets', 'papermill', 'nbconvert', 'nbformat', 'IPython', 'ipykernel', 'jupyter_client'))\n"
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
