@@ -138,7 +138,7 @@ def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: in
                 f"resuming {checkpoint} with {key} {now!r} (it was trained with {before[key]!r}); "
                 f"applied from step {start}"
                 + (": the data order changes from here" if key == "seed" else ": the model now trains on other data"),
-                stacklevel=4,
+                stacklevel=5,  # the caller of train(): train, _train, _resume, here
             )
     saved, recipe = before.get("recipe"), settings.recipe.to_dict()
     if saved is not None and saved != recipe:
@@ -146,7 +146,7 @@ def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: in
         warnings.warn(
             f"resuming {checkpoint} with another recipe; applied from step {start}: "
             + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()),
-            stacklevel=4,
+            stacklevel=5,  # the caller of train(): train, _train, _resume, here
         )
 
 
@@ -227,6 +227,121 @@ def train(
         lock.__exit__(None, None, None)
 
 
+def _model(model_or_config, settings: TrainConfig, dev, ranks) -> DRAW:
+    """The model to train, on ``dev``: as given, or made from a config with the run's seed (so that
+    train(config, seed=s) is reproducible end to end); every rank must be making the same one."""
+    if isinstance(model_or_config, DRAW):
+        model = model_or_config
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            model = DRAW(model_or_config)
+    model.to(dev).train()
+    if ranks.world > 1:  # a rank started with another --seed or --T would train its own model: refuse at once
+        agreed = json.dumps({"config": model.config.to_dict(), "settings": settings.to_dict()}, sort_keys=True, default=str)
+        if not ranks.same(agreed):
+            raise ValueError(
+                f"the {ranks.world} training processes were started with different settings or configs "
+                f"(e.g. --seed, --T, --lr); start every rank with the same command"
+            )
+    return model
+
+
+def _images(train_images, test_images, model: DRAW, settings: TrainConfig, dev):
+    """The training images on ``dev`` (binarised once if static) and the test images, both checked."""
+    train_x = _as_images(train_images)
+    check_images(train_x, model.config)
+    test_x = _as_images(test_images) if test_images is not None else None
+    if test_x is not None:
+        check_images(test_x, model.config)
+    if train_x.shape[0] < settings.recipe.batch_size:
+        raise ValueError(f"batch_size {settings.recipe.batch_size} is larger than the training set ({train_x.shape[0]} images)")
+    if settings.binarize == "static":
+        train_x = _data.binarize(train_x, seed=settings.seed)
+    return train_x.to(dev), test_x
+
+
+def _pass(model: DRAW, settings: TrainConfig, ranks, dev):
+    """What runs the forward and backward pass: the model, its fast path, or either over several processes.
+    Each shares the model's parameters, so the optimiser and the checkpoints see no difference."""
+    net = model
+    if settings.fast or settings.bf16:
+        from .fast import make_fast
+
+        net = make_fast(model, bf16=settings.bf16)
+    if ranks.world > 1:  # gradients averaged over the ranks in backward: every rank applies the same step
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return net
+
+
+def _resume(checkpoint: Path, model: DRAW, optimizer, generator, settings: TrainConfig, args: dict, dev):
+    """Weights, optimiser, RNG, history and legs from ``checkpoint``: (start step, history, legs, fresh Adam,
+    settings). A resume that does not name its data keeps the checkpoint's."""
+    state = load_checkpoint(checkpoint, map_location=dev)
+    _load_weights(model, state, checkpoint)
+    fresh_adam = state["optimizer"] is None
+    if not fresh_adam:
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the recipe in hand sets the betas, not the saved one
+            group["betas"], group["eps"] = (settings.recipe.beta1, settings.recipe.beta2), settings.recipe.adam_eps
+    if state["rng"] is not None and state["rng_device"] == str(generator.device):
+        generator.set_state(state["rng"].cpu())
+    start = state["step"]
+    before = state.get("train_args", {})
+    _say_what_changed(checkpoint, before, settings, start)
+    if settings.dataset is None and before.get("dataset") is not None:
+        settings = settings.replace(dataset=before["dataset"])
+        args["settings"] = settings.to_dict()
+    if args.get("train_source") is None and before.get("train_source") is not None:
+        args["train_source"] = before["train_source"]
+    return start, list(state["history"]), legs_of(state), fresh_adam, settings
+
+
+def _progress_bar(steps, minutes, start: int, seconds: float):
+    """A tqdm bar over the steps, or over the seconds of a time budget."""
+    from tqdm.auto import tqdm
+
+    if minutes is None:
+        return tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=round(minutes * 60),
+        desc=f"train DRAW ({minutes:g} min)",
+        unit="s",
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
+    )
+    bar.update(min(seconds, minutes * 60))
+    return bar
+
+
+def _step(net, model: DRAW, optimizer, x, eps, clip: float, ranks, *, step: int, rate: float, checkpoint):
+    """Forward (eq. 3-12), backward and one clipped Adam step: (loss, L^x, L^z, gradient norm), means over the
+    ranks. Refuses a non-finite loss or gradient before it reaches the weights."""
+    out = net(x, eps, check=False)
+    # one device sync for the three figures the history keeps
+    loss, nll, kl = ranks.mean(torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach()).tolist()
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss became {loss} at step {step + 1}; stopped without saving this state. "
+            + _after_divergence(checkpoint, rate, clip)
+        )
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+    if not math.isfinite(grad_norm):
+        raise TrainingDiverged(
+            f"gradient norm became {grad_norm} at step {step + 1}; stopped before applying it. "
+            + _after_divergence(checkpoint, rate, clip)
+        )
+    optimizer.step()
+    return loss, nll, kl, grad_norm
+
+
+HISTORY = ["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds", "images_per_s", "test_nll_bound"]
+
+
 def _train(
     model_or_config,
     train_images,
@@ -241,63 +356,26 @@ def _train(
     train_args,
     **changes,
 ) -> TrainResult:
-    # ---- 1. the settings, the processes, the device and the model
+    # ---- 1. the settings, the processes, the device, the model and the images
     provenance = {k: v for k, v in (train_args or {}).items() if k in ("dataset", "data_root", "limit", "test_limit")}
     settings = (settings or TrainConfig()).replace(**provenance, **changes)
-    recipe, steps, minutes, seed, binarize = (settings.recipe, settings.steps, settings.minutes, settings.seed, settings.binarize)
-    batch_size, clip = recipe.batch_size, recipe.clip
-    fast, bf16 = settings.fast, settings.bf16
-    checkpoint_every, eval_every = settings.checkpoint_every, settings.eval_every
-    eval_every_minutes, eval_batch_size = settings.eval_every_minutes, settings.eval_batch_size
     ranks = _distributed.current()  # under torchrun: this process's share of every global batch
-    shard = ranks.shard(batch_size) if ranks.world > 1 else None
     dev = pick_device(device)
-    if isinstance(model_or_config, DRAW):
-        model = model_or_config
-    else:  # initialise from the seed too, so train(config, seed=s) is reproducible end to end
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = DRAW(model_or_config)
-    model.to(dev).train()
-    if ranks.world > 1:  # a rank started with another --seed or --T would train its own model: refuse at once
-        agreed = json.dumps({"config": model.config.to_dict(), "settings": settings.to_dict()}, sort_keys=True, default=str)
-        if not ranks.same(agreed):
-            raise ValueError(
-                f"the {ranks.world} training processes were started with different settings or configs "
-                f"(e.g. --seed, --T, --lr); start every rank with the same command"
-            )
-    # ---- 2. the images
-    train_x = _as_images(train_images)
-    check_images(train_x, model.config)
-    test_x = _as_images(test_images) if test_images is not None else None
-    if test_x is not None:
-        check_images(test_x, model.config)
-    if train_x.shape[0] < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the training set ({train_x.shape[0]} images)")
-    if binarize == "static":
-        train_x = _data.binarize(train_x, seed=seed)
-    train_x = train_x.to(dev)
+    model = _model(model_or_config, settings, dev, ranks)
+    train_x, test_x = _images(train_images, test_images, model, settings, dev)
 
-    # ---- 3. what runs the pass (the fast path, several processes) and the optimiser
-    net = model
-    if fast or bf16:
-        from .fast import make_fast
-
-        net = make_fast(model, bf16=bf16)  # shares model's parameters: optimiser and checkpoints see no difference
-    if ranks.world > 1:  # gradients averaged over the ranks in backward: every rank applies the same step
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    # ---- 2. what runs the pass, the optimiser and the randomness
+    net = _pass(model, settings, ranks, dev)
+    recipe = settings.recipe
     optimizer = torch.optim.Adam(
         model.parameters(), lr=recipe.rate(0, 0.0), betas=(recipe.beta1, recipe.beta2), eps=recipe.adam_eps
     )
-    generator = torch.Generator(dev).manual_seed(seed)
-    history: list[dict] = []
-    start, legs, fresh_adam = 0, [], True
+    generator = torch.Generator(dev).manual_seed(settings.seed)
+
+    # ---- 3. what the checkpoint says of the training (the settings once; load_checkpoint also shows them as
+    # the flat keys older checkpoints have), and resuming from it
     if checkpoint is not None:  # only rank 0 writes
         checkpoint = check_writable(checkpoint) if ranks.main else Path(checkpoint)
-    # what a checkpoint says of its training: the settings (once; load_checkpoint also shows them as the flat
-    # keys older checkpoints have) and the run's facts
     args = {
         "settings": settings.to_dict(),
         "hardware": describe_hardware(dev),
@@ -306,40 +384,24 @@ def _train(
         "train_source": _data.portable(getattr(train_images, "source", None)),
         **{k: v for k, v in (train_args or {}).items() if k not in provenance},
     }
-    # ---- 4. resuming: weights, optimiser, RNG, history and legs from the checkpoint
+    start, history, legs, fresh_adam = 0, [], [], True
     if checkpoint is not None and resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, map_location=dev)
-        _load_weights(model, state, checkpoint)
-        if state["optimizer"] is not None:
-            fresh_adam = False
-            optimizer.load_state_dict(state["optimizer"])
-            for group in optimizer.param_groups:  # the recipe in hand sets the betas, not the saved one
-                group["betas"], group["eps"] = (recipe.beta1, recipe.beta2), recipe.adam_eps
-        if state["rng"] is not None and state["rng_device"] == str(generator.device):
-            generator.set_state(state["rng"].cpu())
-        start, history, legs = state["step"], list(state["history"]), legs_of(state)
-        before = state.get("train_args", {})
-        _say_what_changed(checkpoint, before, settings, start)
-        if settings.dataset is None and before.get("dataset") is not None:  # a resume that does not name its
-            settings = settings.replace(dataset=before["dataset"])  # data keeps the checkpoint's
-            args["settings"] = settings.to_dict()
-        if args.get("train_source") is None and before.get("train_source") is not None:
-            args["train_source"] = before["train_source"]
+        start, history, legs, fresh_adam, settings = _resume(checkpoint, model, optimizer, generator, settings, args, dev)
+    steps, minutes, batch_size, seed = settings.steps, settings.minutes, recipe.batch_size, settings.seed
 
-    # ---- 5. this leg: its clock, its epochs, its record, its schedule, saving and evaluating
+    # ---- 4. this leg: its clock, its epochs, its record, its schedule
     budget = minutes * 60 if minutes is not None else math.inf
     per_epoch = train_x.shape[0] // batch_size
     seconds = history[-1]["seconds"] if history else 0.0  # the clock counts training only
     # epochs add up over legs of any batch size: this leg's steps count in its own batches
     offset = (history[-1]["epoch"] - start / per_epoch) if history and start else 0.0
     offset = 0.0 if abs(offset) < 1e-9 else offset
-    start_epoch = start / per_epoch + offset
     hardware = args["hardware"]
     leg = {
         "start_step": start,
         "end_step": start,
-        "start_epoch": start_epoch,
-        "end_epoch": start_epoch,
+        "start_epoch": start / per_epoch + offset,
+        "end_epoch": start / per_epoch + offset,
         "start_seconds": seconds,
         "end_seconds": seconds,
         "recipe": recipe.to_dict(),
@@ -354,6 +416,9 @@ def _train(
     }
     rewarm = settings.rewarm if fresh_adam and start > 0 else 0
     cooldown = settings.cooldown_minutes * 60 if settings.cooldown_minutes else 0.0
+    every_minutes = settings.eval_every_minutes
+    next_eval = (math.floor(seconds / (every_minutes * 60)) + 1) * every_minutes * 60 if every_minutes else math.inf
+    shard = ranks.shard(batch_size) if ranks.world > 1 else None
 
     def save(step):
         if history and history[-1]["step"] == step > start:  # this leg added steps: record it
@@ -366,31 +431,9 @@ def _train(
                 checkpoint, model=model, optimizer=optimizer, step=step, generator=generator, history=history, train_args=args
             )
 
-    def test_bound():
-        # evaluate restores train mode itself
-        return evaluate(model, test_x, batch_size=eval_batch_size, seed=seed, binarize=binarize is not None)["nll_bound"]
-
+    # ---- 5. the steps, until the step or time budget is spent or a signal asks to stop
+    bar = _progress_bar(steps, minutes, start, seconds) if progress and ranks.main else None
     order_epoch, order = None, None
-    bar = None
-    if progress and ranks.main:
-        from tqdm.auto import tqdm
-
-        if minutes is None:
-            bar = tqdm(total=steps, initial=start, desc="train DRAW", unit="step", dynamic_ncols=True)
-        else:
-            bar = tqdm(
-                total=round(budget),
-                desc=f"train DRAW ({minutes:g} min)",
-                unit="s",
-                dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
-            )
-    if bar is not None and minutes is not None:
-        bar.update(min(seconds, budget))
-    next_eval = (
-        (math.floor(seconds / (eval_every_minutes * 60)) + 1) * eval_every_minutes * 60 if eval_every_minutes else math.inf
-    )
-    # ---- 6. the steps, until the step or time budget is spent or a signal asks to stop
     step = start
     stop = _Stopping(ranks.world)
     restore = _on_stop_signals(stop.ask)
@@ -399,7 +442,7 @@ def _train(
             if stop.now:  # Ctrl-C or SIGTERM: the step in hand is finished; the RNG is at `step` exactly
                 raise _Stop()
             stop.in_step = True
-            # the batch and the rate
+            # the batch, its randomness and the rate
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
@@ -408,67 +451,57 @@ def _train(
             rate *= _leg_factor(recipe, step - start, budget - seconds, rewarm, cooldown)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            # forward (eq. 3-12), backward, one clipped Adam step
             x = train_x[order[pos].to(dev)]
-            if binarize == "dynamic":
+            if settings.binarize == "dynamic":
                 x = _data.binarize(x, generator=generator)
             eps = model.sample_eps(batch_size, generator)
             if shard is not None:  # the whole batch's randomness is drawn on every rank: each keeps its rows
                 x, eps = x[shard], eps[:, shard]
-            out = net(x, eps, check=False)
-            # one device sync for the three figures the history keeps (means over the ranks)
-            loss, nll, kl = ranks.mean(torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach()).tolist()
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss} at step {step + 1}; stopped without saving this state. "
-                    + _after_divergence(checkpoint, rate, clip)
-                )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-            if not math.isfinite(grad_norm):
-                raise TrainingDiverged(
-                    f"gradient norm became {grad_norm} at step {step + 1}; stopped before "
-                    "applying it. " + _after_divergence(checkpoint, rate, clip)
-                )
-            optimizer.step()
+            loss, nll, kl, grad_norm = _step(
+                net, model, optimizer, x, eps, recipe.clip, ranks, step=step, rate=rate, checkpoint=checkpoint
+            )
             step += 1
             took = time.perf_counter() - tick
             seconds += took
             if ranks.world > 1:  # the slowest rank's clock, so all stop at the same step
                 seconds, stop.agreed = ranks.agree(seconds, stop.asked)
             # the record of the step: its row, a test bound when due, a checkpoint when due, the callbacks
-            row = {
-                "step": step,
-                "epoch": step / per_epoch + offset,
-                "loss": loss,
-                "nll": nll,
-                "kl": kl,
-                "grad_norm": grad_norm,
-                "lr": rate,
-                "seconds": seconds,
-                "images_per_s": batch_size / max(took, 1e-9),
-                "test_nll_bound": math.nan,
-            }
+            row = dict(
+                zip(
+                    HISTORY,
+                    (
+                        step,
+                        step / per_epoch + offset,
+                        loss,
+                        nll,
+                        kl,
+                        grad_norm,
+                        rate,
+                        seconds,
+                        batch_size / max(took, 1e-9),
+                        math.nan,
+                    ),
+                )
+            )
             last = step == steps or seconds >= budget
-            if test_x is not None and ((eval_every and step % eval_every == 0) or seconds >= next_eval or last):
-                if ranks.main:  # the others go on to the next step and wait for rank 0 there
-                    row["test_nll_bound"] = test_bound()
+            if test_x is not None and ((settings.eval_every and step % settings.eval_every == 0) or seconds >= next_eval or last):
+                if ranks.main:  # the others go on to the next step and wait for rank 0 there (evaluate restores train mode)
+                    row["test_nll_bound"] = evaluate(
+                        model, test_x, batch_size=settings.eval_batch_size, seed=seed, binarize=settings.binarize is not None
+                    )["nll_bound"]
                 while next_eval <= seconds:
-                    next_eval += eval_every_minutes * 60
+                    next_eval += every_minutes * 60
             history.append(row)
             stop.in_step = False
-            if checkpoint_every and step % checkpoint_every == 0 and not last:
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and not last:
                 save(step)
             if bar is not None:
                 bar.update(1 if minutes is None else min(took, max(budget - bar.n, 0)))
-                bar.set_postfix(
-                    loss=f"{loss:.2f}",
-                    **({"test": f"{row['test_nll_bound']:.2f}"} if math.isfinite(row["test_nll_bound"]) else {}),
-                )
+                tested = {"test": f"{row['test_nll_bound']:.2f}"} if math.isfinite(row["test_nll_bound"]) else {}
+                bar.set_postfix(loss=f"{loss:.2f}", **tested)
             for callback in callbacks if ranks.main else ():
                 callback(row)
-        # ---- 7. the end: the last checkpoint, and the history as a DataFrame
+        # ---- 6. the end: the last checkpoint, and the history as a DataFrame
         if stop.now or stop.asked:  # a signal during the last step
             raise _Stop()
         save(step)
@@ -483,7 +516,4 @@ def _train(
         restore()
         if bar is not None:
             bar.close()
-    frame = pd.DataFrame(
-        history, columns=["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds", "images_per_s", "test_nll_bound"]
-    )
-    return TrainResult(model.eval(), frame, checkpoint, step)
+    return TrainResult(model.eval(), pd.DataFrame(history, columns=HISTORY), checkpoint, step)

@@ -537,8 +537,9 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
 def test_resuming_with_another_seed_or_dataset_says_so(tmp_path, images):
     ckpt = tmp_path / "s.pt"
     train(SMALL, images, steps=2, batch_size=32, seed=0, progress=False, checkpoint=ckpt, train_args={"dataset": "a"})
-    with pytest.warns(UserWarning, match="seed 1 .*trained with 0.*data order"):
+    with pytest.warns(UserWarning, match="seed 1 .*trained with 0.*data order") as said:
         train(SMALL, images, steps=3, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "a"})
+    assert said[0].filename == __file__  # the warning points at the call to train(), not inside drawviz
     with pytest.warns(UserWarning, match="dataset 'b'.*other data"):
         train(SMALL, images, steps=4, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "b"})
 
