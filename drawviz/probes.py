@@ -1,28 +1,24 @@
 """Record what DRAW does at every step, without touching the model.
 
-``record`` (reconstruction) and ``record_generation`` (sampling from the prior) run the
-model with a recorder attached and return a :class:`Trace`: a tidy pandas DataFrame,
-one row per (sample, step, op) with the pixel-space attention parameters, plus
-numpy arrays whose first axis is time.
+``run`` is the one pass: the reference model (or its fast path) with a recorder attached and optional
+hooks that change a quantity as it is computed. ``record`` (reconstruction) and ``record_generation``
+(sampling from the prior) are ``run`` without hooks. Each returns a :class:`drawviz.trace.Trace`: the
+declared quantities time first, with tidy tables of the attention parameters per (sample, step, op).
 """
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
-from typing import Callable, Mapping, Sequence, Union
-from pathlib import Path
-from typing import Optional
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import quantities as Q
 from .attention import Window
 from .fast import INTERVENTION_REFUSED, FastDRAW
-from .geometry import edit_area
 from .model import check_images
+from .trace import FRAME_COLUMNS, STEP_COLUMNS, Trace, check_memory, trace_bytes, trace_of
 
 __all__ = [
     "Trace",
@@ -35,13 +31,7 @@ __all__ = [
     "check_memory",
     "FRAME_COLUMNS",
     "STEP_COLUMNS",
-]
-
-# Columns of Trace.frame: one row per (sample, step, op). sigma is the filter standard deviation √σ² (pixels).
-FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma"]
-# Columns of Trace.steps: one row per (sample, step); the KL lives here once, not on each op's row.
-STEP_COLUMNS = ["mode", "sample", "step", "kl", "kl_bits", "edit_area"]
-_OPS = {"read": Q.READ_WINDOW, "write": Q.WRITE_WINDOW}
+]  # Trace and its tables live in drawviz.trace; their names are importable from here too
 
 
 class Recorder:
@@ -73,224 +63,10 @@ class Recorder:
         return out
 
 
-def _quantity(name: str, doc: str = "") -> property:
-    """A Trace attribute for a declared quantity: its array, None when the pass did not compute it."""
-    return property(
-        lambda self: self.arrays.get(name),
-        lambda self, value: self.arrays.__setitem__(name, value),
-        doc=doc or Q.QUANTITIES[name].meaning,
-    )
-
-
-class Trace:
-    """A recorded pass: every declared quantity (drawviz.quantities) by name, time first (T, batch, ...).
-
-    trace["z"], trace["write_window"], ...: the arrays as recorded (windows: a Window of (T, batch) arrays in
-      pixels); properties for the common ones (x_hat, glimpse, write_patch, kl, z, mu, sigma_z, h_enc, h_dec).
-    canvas: σ(c_t), t = 1..T, (T, batch, C, H, W) probabilities (trace["canvas"] too).
-    windows: op ("read", "write") -> Window of (T, batch) arrays.
-    frame: long-form DataFrame with FRAME_COLUMNS, one row per (sample, step, op) (empty without attention).
-    steps: long-form DataFrame with STEP_COLUMNS, one row per (sample, step): KL (NaN when generating),
-      edit area, and recon_nll when measured. Sum KL from here (the frame has no KL: a groupby cannot count it twice).
-    edit_area: (T, batch) the share of pixels that receives 90 % of the step's canvas change
-      |c_t − c_{t−1}| before the sigmoid (drawviz.geometry.edit_area).
-    recon_nll: (T, batch) −log D(target | c_t) when the run measured it; hooks: the quantities hooked.
-    """
-
-    def __init__(
-        self,
-        mode: str,
-        frame: pd.DataFrame,
-        canvas: np.ndarray,
-        x: Optional[np.ndarray] = None,
-        *,
-        arrays: Optional[dict] = None,
-        windows: Optional[dict] = None,
-        loss: Optional[float] = None,
-        edit_area: Optional[np.ndarray] = None,
-        steps: Optional[pd.DataFrame] = None,
-        recon_nll: Optional[np.ndarray] = None,
-        hooks: tuple = (),
-        **quantities,
-    ):
-        self.mode, self.frame, self.canvas, self.x, self.loss = mode, frame, canvas, x, loss
-        self.arrays = dict(arrays or {})
-        self.arrays.update({name: v for name, v in quantities.items() if v is not None})
-        unknown = set(self.arrays) - set(Q.QUANTITIES)
-        if unknown:
-            raise TypeError(f"a Trace holds the declared quantities ({', '.join(Q.QUANTITIES)}); got {sorted(unknown)}")
-        for op, window in (windows or {}).items():
-            self.arrays[_OPS[op]] = window
-        self.edit_area, self.steps, self.recon_nll, self.hooks = edit_area, steps, recon_nll, tuple(hooks)
-
-    def __getitem__(self, name: str):
-        if name == Q.CANVAS:
-            return self.canvas
-        if name not in self.arrays:
-            raise KeyError(f"this {self.mode} trace holds {', '.join(self.names)}; not {name!r}")
-        return self.arrays[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name == Q.CANVAS or name in self.arrays
-
-    @property
-    def names(self) -> list[str]:
-        """The quantities recorded, in step order."""
-        return [name for name in Q.QUANTITIES if name in self]
-
-    @property
-    def windows(self) -> dict:
-        return {op: self.arrays[name] for op, name in _OPS.items() if name in self.arrays}
-
-    x_hat = _quantity(Q.X_HAT, "x̂_t = x − σ(c_{t−1}), (T, batch, C, H, W)")
-    glimpse = _quantity(Q.GLIMPSE, "the read [x, x̂] glimpse, (T, batch, 2, C, N, N)")
-    write_patch = _quantity(Q.WRITE_PATCH, "w_t, (T, batch, C, N, N)")
-    kl = _quantity(Q.KL, "(T, batch) nats; None for generation")
-    z, mu, sigma_z = _quantity(Q.Z), _quantity(Q.MU), _quantity(Q.SIGMA_Z)
-    h_enc, h_dec = _quantity(Q.H_ENC), _quantity(Q.H_DEC)
-
-    def replace(self, **changes) -> "Trace":
-        """A copy (its own dict of arrays, the arrays shared) with attributes changed, e.g. x_hat=..."""
-        new = copy.copy(self)
-        new.arrays = dict(self.arrays)
-        for name, value in changes.items():
-            if not hasattr(new, name):
-                raise AttributeError(f"a Trace has no {name!r}")
-            setattr(new, name, value)
-        return new
-
-    @property
-    def T(self) -> int:
-        return self.canvas.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.canvas.shape[1]
-
-    def __repr__(self) -> str:
-        return f"Trace({self.mode}, T = {self.T}, batch = {self.batch}: {', '.join(self.names)})"
-
-
-def _frame(mode: str, windows: dict[str, Window]) -> pd.DataFrame:
-    parts = []
-    for op, w in windows.items():  # each field (T, batch)
-        T, batch = w.g_x.shape
-        step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
-        part = {"mode": mode, "sample": sample.ravel(), "step": step.ravel(), "op": op}
-        part.update({name: value.ravel() for name, value in w._asdict().items()})
-        parts.append(pd.DataFrame(part))
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in FRAME_COLUMNS})
-    frame = pd.concat(parts, ignore_index=True)
-    frame["sigma"] = np.sqrt(frame.pop("sigma2"))
-    frame["op"] = pd.Categorical(frame["op"], categories=list(_OPS))
-    frame = frame[FRAME_COLUMNS].sort_values(["sample", "step", "op"], kind="stable")
-    return frame.reset_index(drop=True)
-
-
-def _steps(mode: str, kl: Optional[np.ndarray], edit: np.ndarray) -> pd.DataFrame:
-    T, batch = edit.shape
-    step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
-    kl = np.full((T, batch), np.nan) if kl is None else kl
-    frame = pd.DataFrame(
-        {
-            "mode": mode,
-            "sample": sample.ravel(),
-            "step": step.ravel(),
-            "kl": kl.ravel(),
-            "kl_bits": kl.ravel() / np.log(2),
-            "edit_area": edit.ravel(),
-        }
-    )
-    return frame.sort_values(["sample", "step"], kind="stable").reset_index(drop=True)
-
-
-def _windows(arrays: dict) -> dict[str, Window]:
-    return {op: arrays[name] for op, name in _OPS.items() if name in arrays}
-
-
-def _edit_area(model, logits: np.ndarray) -> np.ndarray:
-    """(T, batch) edit areas from the canvas logits c_1..c_T (T, batch, C, H, W) and the model's c_0."""
-    previous = getattr(model, "model", model).c0.detach().float().cpu().numpy()[None]  # c_0, learned
-    areas = []
-    for c_t in logits:  # one step at a time: a whole trace of float64 differences would be large
-        areas.append(edit_area(c_t - previous))
-        previous = c_t
-    return np.stack(areas)
-
-
-def trace_of(
-    model,
-    mode: str,
-    arrays: dict,
-    *,
-    x: Optional[torch.Tensor] = None,
-    loss=None,
-    canvas: Optional[np.ndarray] = None,
-    recon_nll: Optional[np.ndarray] = None,
-    hooks: tuple = (),
-) -> Trace:
-    """A Trace from a recorder's arrays (Recorder.arrays) of one pass of ``mode``."""
-    arrays = dict(arrays)
-    logits = arrays.pop(Q.CANVAS)
-    windows, kl = _windows(arrays), arrays.get(Q.KL)
-    edit = _edit_area(model, logits)
-    if canvas is None:  # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
-        canvas = torch.sigmoid_(torch.from_numpy(logits)).numpy()
-    steps = _steps(mode, kl, edit)
-    if recon_nll is not None:
-        steps["recon_nll"] = recon_nll.T.ravel()  # steps is sorted by (sample, step)
-    return Trace(
-        mode,
-        _frame(mode, windows),
-        canvas,
-        None if x is None else x.detach().float().cpu().numpy(),
-        arrays=arrays,
-        loss=loss,
-        edit_area=edit,
-        steps=steps,
-        recon_nll=recon_nll,
-        hooks=hooks,
-    )
-
-
 def _generator(model, seed, generator):
     if generator is None and seed is not None:
         generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     return generator
-
-
-def trace_bytes(config, batch: int, mode: str = Q.RECONSTRUCTION) -> int:
-    """About how much memory a recorded Trace of ``batch`` images holds (every declared quantity, time first,
-    float32, plus the edit-area and frame tables)."""
-    floats = 0
-    for name in Q.available(config, mode):
-        shape = Q.expected_shape(name, config, 1)
-        floats += (5 if Q.is_window(name) else 1) * int(np.prod(shape))
-    frames = 2 * 9 * 8 if config.attention else 0  # the long-form frame: one row of 9 columns per op
-    return config.T * batch * (4 * floats + 8 + frames)
-
-
-def _available_memory() -> Optional[int]:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def check_memory(config, batch: int, mode: str = Q.RECONSTRUCTION) -> None:
-    """Refuse a recording that would not fit in the memory this machine has free, saying how much it needs."""
-    needed, free = trace_bytes(config, batch, mode), _available_memory()
-    if free is not None and needed > 0.8 * free:
-        fits = max(1, int(0.8 * free / max(needed / batch, 1)))
-        raise MemoryError(
-            f"recording {batch:,} images of T = {config.T} steps would hold about {needed / 2**30:.1f} GiB "
-            f"of arrays, and this machine has {free / 2**30:.1f} GiB free: record at most about "
-            f"{fits:,} images at once (a figure needs far fewer; diagnostics are stable from a few hundred)"
-        )
 
 
 def _fill(into: dict, part: dict, rows: slice, batch: int) -> dict:
