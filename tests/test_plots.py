@@ -207,3 +207,40 @@ def test_the_drawing_figure_shows_each_steps_window_and_counts_those_off_the_ima
     )
     caption = fig._supxlabel.get_text()
     assert re.match(rf"{off} of 4 write windows shown have their centre off the image", caption), caption
+
+
+def test_the_history_figure_plots_each_test_bound_where_it_was_measured_and_labels_the_last():
+    h = pd.DataFrame(
+        {
+            "step": np.arange(1, 41),
+            "loss": np.linspace(300, 100, 40),
+            "nll": np.linspace(250, 70, 40),
+            "kl": np.full(40, 30.0),
+            "test_nll_bound": [np.nan] * 19 + [150.0] + [np.nan] * 19 + [120.0],
+        }
+    )
+    fig = plots.plot_history(h, title="mnist")
+    bound = fig.axes[1].lines[0]
+    assert list(bound.get_xdata()) == [20, 40] and list(bound.get_ydata()) == [150.0, 120.0]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["120.0"]
+    plt.close(fig)
+
+
+def test_the_kl_figure_has_one_bar_per_step_of_the_mean_kl_and_says_the_total(recon):
+    fig = plots.plot_kl_per_step(recon)
+    bars = fig.axes[0].patches
+    assert len(bars) == recon.T
+    assert [b.get_height() for b in bars] == pytest.approx(recon.kl.mean(1).tolist(), rel=1e-6)
+    assert f"total {recon.kl.mean(1).sum():.1f} nats, {recon.batch} images" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_the_error_figure_plots_the_mean_error_of_each_step_and_the_error_left_at_the_end(recon):
+    fig = plots.plot_error_magnitude(recon)
+    line = fig.axes[0].lines[0]
+    mean = np.abs(recon.x_hat).reshape(recon.T, recon.batch, -1).mean(-1).mean(1)
+    assert list(line.get_xdata()) == list(range(1, recon.T + 1))
+    assert line.get_ydata() == pytest.approx(mean, rel=1e-5)
+    left = np.abs(recon.x - recon.canvas[-1]).mean()
+    assert fig.axes[0].lines[1].get_ydata()[0] == pytest.approx(left, rel=1e-5)
+    plt.close(fig)
