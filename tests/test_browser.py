@@ -632,6 +632,16 @@ def test_reports_fit_a_laptop_screen_with_code_folded(browser, report_dir):
         shot(page, "layout-index", full_page=True)
         assert page.evaluate(overflow) <= 0, "the index scrolls sideways at 1,366 px"
         assert page.evaluate(tables_outside) == 0
+        broken = """() => [...document.querySelectorAll('th')].flatMap(th => {
+            const text = th.firstChild, words = [];
+            if (!text || text.nodeType !== Node.TEXT_NODE) return words;
+            for (const m of text.textContent.matchAll(/\\S+/g)) {
+                const r = document.createRange();
+                r.setStart(text, m.index); r.setEnd(text, m.index + m[0].length);
+                if (new Set([...r.getClientRects()].map(b => Math.round(b.top))).size > 1) words.push(m[0]);
+            }
+            return words; })"""
+        assert page.evaluate(broken) == [], "a column heading breaks inside a word"
         page.goto((report_dir / "tiny-a" / "attention.html").as_uri())
         page.locator(".jp-Notebook").wait_for()
         code = page.locator(".jp-CodeCell .jp-Cell-inputWrapper")
