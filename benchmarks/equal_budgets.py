@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from drawviz import campaign, plots
+from drawviz.text import markdown_table
 from drawviz.train import load_checkpoint
 
 EPOCHS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 80)
@@ -37,15 +38,6 @@ def at(curve: pd.DataFrame, axis: str, value: float) -> float:
     if not len(xs) or value < xs[0] or value > xs[-1]:
         return float("nan")
     return float(np.interp(value, xs, ys))
-
-
-def markdown(frame: pd.DataFrame, index: bool = True) -> str:
-    """A DataFrame as a Markdown table (numbers to 2 decimals, – for missing)."""
-    frame = frame.reset_index() if index else frame
-    cell = lambda v: "–" if isinstance(v, float) and v != v else (f"{v:.2f}" if isinstance(v, float) else str(v))
-    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -80,9 +72,9 @@ def main(argv=None) -> int:
     for axis, label in (("epoch", "epochs"), ("cpu_hours", "CPU core-hours")):
         wide = table[table["budget"] == axis].pivot(index="model", columns="at", values="test_nll_bound")
         wide = wide.loc[:, wide.notna().sum() >= 2]  # budgets at least two models reached
-        md.append(f"Test bound (nats, all 10,000 test digits) at equal {label}:\n\n" + markdown(wide) + "\n")
+        md.append(f"Test bound (nats, all 10,000 test digits) at equal {label}:\n\n" + markdown_table(wide) + "\n")
     final = table[table["budget"] == "final"][["model", "at", "cpu_hours", "legs", "test_nll_bound"]]
-    md.append("At the end of training:\n\n" + markdown(final.rename(columns={"at": "epochs"}), index=False))
+    md.append("At the end of training:\n\n" + markdown_table(final.rename(columns={"at": "epochs"}), index=False))
     (args.out / "equal_budgets.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     plots.save(

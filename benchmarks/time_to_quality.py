@@ -198,10 +198,54 @@ def plot(out: Path) -> Path:
     return path
 
 
+def table(out: Path, at_epochs=(1.0, 2.0), at_minutes=(11.0, 22.0)) -> Path:
+    """<out>/arms.md: each run's bound interpolated on its own curve at equal epochs (images seen: fair under a
+    shared, busy machine) and at equal minutes of its own training clock, with its seconds per step."""
+    import json as _json
+
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(out).glob("*.csv")):
+        f = pd.read_csv(path)
+        if not len(f):
+            continue
+        meta = _json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
+        recipe = meta.get("recipe", {})
+        row = {
+            "arm": f["label"].iloc[0],
+            "init": meta.get("init", "default"),
+            "lr": f"{recipe['lr']:g}" if "lr" in recipe else None,
+            "batch": recipe.get("batch_size"),
+            "warm-up": recipe.get("warmup"),
+        }
+        for e in at_epochs:
+            row[f"{e:g} ep"] = float(np.interp(e, f["epoch"], f["test_nll_bound"])) if f["epoch"].max() >= e else None
+        for m in at_minutes:
+            row[f"{m:g} min"] = float(np.interp(m, f["minutes"], f["test_nll_bound"])) if f["minutes"].max() >= m - 0.05 else None
+        last = f.iloc[-1]
+        row.update(
+            {
+                "end: epochs": last["epoch"],
+                "end: bound": last["test_nll_bound"],
+                "s/step": 60 * last["minutes"] / max(last["step"], 1),
+            }
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    from drawviz.text import markdown_table
+
+    text = markdown_table(frame, index=False) if len(frame) else "no runs"
+    path = Path(out) / "arms.md"
+    path.write_text(f"Test NLL bound, nats ({meta.get('test_images', '?')} test digits), from scratch:\n\n{text}\n")
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/ttq")
-    p.add_argument("--plot", action="store_true", help="only draw the figure of every run in --out")
+    p.add_argument("--plot", action="store_true", help="only draw the figure and the table (arms.md) of every run in --out")
     p.add_argument("--label", help="the run's name (files <out>/<label>.*)")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--steps", type=int, help="also stop after this many steps")
@@ -243,6 +287,7 @@ def main(argv=None) -> int:
             p.error("--label is required to run (or --plot to draw)")
         run(args)
     print(plot(Path(args.out)))
+    print(table(Path(args.out)))
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["html_text", "markdown_text", "markdown_code"]
+__all__ = ["html_text", "markdown_text", "markdown_code", "markdown_table"]
 
 # everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
@@ -32,3 +32,17 @@ def markdown_code(value) -> str:
     fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def markdown_table(frame, index: bool = True) -> str:
+    """A DataFrame as a Markdown table: floats to 2 decimals, – where a value is missing (NaN or None)."""
+    frame = frame.reset_index() if index else frame
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "–"
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
