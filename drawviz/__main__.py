@@ -68,7 +68,7 @@ def _train_here(args, ranks) -> int:
         decay=args.decay,
         final=args.final_lr,
     )
-    binarize = {"none": None, None: data.default_binarize(args.dataset)}.get(args.binarize, args.binarize)
+    binarize = {"none": None, None: data.default_binarize(args.dataset, config.likelihood)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
     given = {
         k: getattr(args, k)
@@ -155,7 +155,7 @@ def _evaluate(args) -> int:
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
     test_set = data.load(dataset, "test", root, limit=args.limit)
     model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
-    binarize = saved.get("binarize", data.default_binarize(dataset)) is not None
+    binarize = saved.get("binarize", data.default_binarize(dataset, model.config.likelihood)) is not None
     metrics = evaluate(
         model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize, progress=not args.no_progress
     )

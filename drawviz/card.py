@@ -30,7 +30,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     dataset = args.get("dataset", "mnist")
     test = _data.load(dataset, "test", data_root)
     model = model_from_checkpoint(checkpoint, device="cpu", state=state)
-    binarize = args.get("binarize", _data.default_binarize(dataset)) is not None
+    binarize = args.get("binarize", _data.default_binarize(dataset, model.config.likelihood)) is not None
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
     x = test.balanced(images, seed=seed).images
     x = _data.binarize(x, seed=seed) if binarize else x

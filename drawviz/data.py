@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import files as _files
+from . import likelihood as _likelihood
 from .checks import positive_int
 
 # also DATASETS, GREY and SAMPLES: views of REGISTRY, always current (module __getattr__ below)
@@ -363,9 +364,10 @@ def full_name(name: str) -> str:
     return REGISTRY[key].sample_of or key
 
 
-def default_binarize(name: str) -> Optional[str]:
-    """Greyscale sets are binarised afresh each batch (the paper's MNIST setting); colour is not."""
-    return "dynamic" if REGISTRY[_normalise(name)].grey else None
+def default_binarize(name: str, likelihood: str = "bernoulli") -> Optional[str]:
+    """Greyscale sets are binarised afresh each batch for a likelihood of 0/1 pixels (the paper's MNIST
+    setting); colour, and grey values under a likelihood of intensities (the discretised logistic), are not."""
+    return "dynamic" if REGISTRY[_normalise(name)].grey and _likelihood.get(likelihood).binary else None
 
 
 def default_preset(name: str) -> str:

@@ -102,6 +102,7 @@ class Likelihood:
     describe: Callable[[bool], str]
     parameters: Callable[[object], dict] = field(default=lambda config: {})
     help: str = ""
+    binary: bool = False  # it models 0/1 pixels: greyscale images are binarised for it (the paper's MNIST)
 
 
 LIKELIHOODS: dict[str, Likelihood] = {}
@@ -125,7 +126,11 @@ def _bernoulli_note(binarized: bool) -> str:
     )
 
 
-register(Likelihood("bernoulli", lambda canvas, x: bernoulli_nll(canvas, x), _bernoulli_note, help="the paper's; binary images"))
+register(
+    Likelihood(
+        "bernoulli", lambda canvas, x: bernoulli_nll(canvas, x), _bernoulli_note, help="the paper's; binary images", binary=True
+    )
+)
 register(
     Likelihood(
         "logistic",

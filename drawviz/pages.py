@@ -48,11 +48,11 @@ def datasets(dataset: str, data_root=None, limit: Optional[int] = None, test_lim
     )
 
 
-def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0):
-    """n class-balanced test images drawn with ``seed``, binarised with ``seed`` for greyscale data: the
-    images as the test bound sees them (batch, C, H, W)."""
+def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0, likelihood: str = "bernoulli"):
+    """n class-balanced test images drawn with ``seed``, binarised with ``seed`` where the likelihood models
+    0/1 pixels of greyscale data: the images as the test bound sees them (batch, C, H, W)."""
     images = load_split(dataset, "test", data_root, n, seed=seed).images
-    return _data.binarize(images, seed=seed) if binarization(dataset) else images
+    return _data.binarize(images, seed=seed) if binarization(dataset, likelihood) else images
 
 
 def describe_training(summary: dict) -> str:
@@ -85,9 +85,10 @@ def colour_note(model):
     )
 
 
-def binarization(dataset: str) -> Optional[str]:
-    """Greyscale data are binarised afresh each batch (the paper's MNIST setting); colour is not."""
-    return _data.default_binarize(dataset)
+def binarization(dataset: str, likelihood: str = "bernoulli") -> Optional[str]:
+    """Greyscale data are binarised afresh each batch for the Bernoulli (the paper's MNIST setting); colour,
+    and grey values under the discretised logistic, are not."""
+    return _data.default_binarize(dataset, likelihood)
 
 
 def model_for(
@@ -122,7 +123,7 @@ def model_for(
             batch_size=batch_size,
             seed=seed,
             device=device,
-            binarize=binarization(dataset),
+            binarize=binarization(dataset, config.likelihood),
             checkpoint=checkpoint,
             progress=False,
             dataset=dataset,
@@ -249,7 +250,7 @@ def blur_run(
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
     trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or Trained()
-    binarized = binarization(run["dataset"]) is not None
+    binarized = binarization(run["dataset"], model.config.likelihood) is not None
     bound = {
         "dataset": run["name"],
         "NLL bound, nats": trained.nll_bound,

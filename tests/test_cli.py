@@ -63,3 +63,19 @@ def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k)
     assert load_checkpoint(tmp_path / "a.pt")["step"] == load_checkpoint(tmp_path / "b.pt")["step"] == 2
     none = _drawviz("export", str(tmp_path / "m.pt"))
     assert none.returncode == 2 and "needs --out" in none.stderr
+
+
+def test_grey_images_are_binarised_for_the_bernoulli_and_kept_as_grey_values_for_the_logistic(tmp_path):
+    # the discretised logistic models 8-bit intensities: binarising Fashion-MNIST for it would throw its textures away
+    from drawviz import data
+    from drawviz.train import load_checkpoint
+
+    assert data.default_binarize("fashion-mnist") == "dynamic" and data.default_binarize("mnist", "bernoulli") == "dynamic"
+    assert data.default_binarize("fashion-mnist", "logistic") is None and data.default_binarize("cifar10", "bernoulli") is None
+    common = ["--dataset", "fashion-mnist-sample", "--drawing-steps", "2", "--steps", "2", "--batch-size", "16",
+              "--test-limit", "16", "--no-progress"]  # fmt: skip
+    for likelihood, expected in (("bernoulli", "dynamic"), ("logistic", None)):
+        path = tmp_path / f"{likelihood}.pt"
+        done = _drawviz("train", *common, "--likelihood", likelihood, "--checkpoint", str(path))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert load_checkpoint(path)["train_args"]["settings"]["binarize"] == expected
