@@ -267,6 +267,22 @@ def settled(img, page, previous_src: str | None = None) -> tuple[str, bytes]:
     raise AssertionError("the scrubber's picture never settled")
 
 
+def run_all_cells(page, lab, notebook: str, shot_name: str = None) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, then Run > Run All Cells through the menu bar as a
+    person would, and wait until every cell has run without an error shown."""
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(lab.url(f"lab/tree/{notebook}"), timeout=TIMEOUT_MS)
+    page.locator(".jp-NotebookPanel").wait_for()
+    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()  # the notebook's kernel is up
+    if shot_name:
+        shot(page, shot_name)
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
+    page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
+    problems = page_problems(page)
+    assert not problems, "after Run All Cells:\n" + "\n".join(problems)
+
+
 def test_live_scrubber_in_jupyterlab(browser, lab):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -275,18 +291,7 @@ def test_live_scrubber_in_jupyterlab(browser, lab):
     page.on("pageerror", lambda err: page_errors.append(str(err)))
     page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
     try:
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(lab.url("lab/tree/attention.ipynb"), timeout=TIMEOUT_MS)
-        page.locator(".jp-NotebookPanel").wait_for()
-        page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()  # the notebook's kernel is up
-        shot(page, "lab-1-opened")
-
-        # Run > Run All Cells, through the menu bar as a person would
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
-        page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
-        problems = page_problems(page)
-        assert not problems, "after Run All Cells:\n" + "\n".join(problems)
+        run_all_cells(page, lab, "attention.ipynb", shot_name="lab-1-opened")
 
         scrubber = (
             page.locator(".widget-vbox")
@@ -358,15 +363,7 @@ def test_window_explorer_in_jupyterlab_redraws_when_a_slider_moves(browser, lab)
     page_errors: list[str] = []
     page.on("pageerror", lambda err: page_errors.append(str(err)))
     try:
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(lab.url("lab/tree/interventions.ipynb"), timeout=TIMEOUT_MS)
-        page.locator(".jp-NotebookPanel").wait_for()
-        page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for()
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
-        page.wait_for_function(ALL_CELLS_RAN, timeout=TIMEOUT_MS)
-        problems = page_problems(page)
-        assert not problems, "after Run All Cells:\n" + "\n".join(problems)
+        run_all_cells(page, lab, "interventions.ipynb")
 
         explorer = page.locator(".drawviz-window-explorer")
         explorer.wait_for()
