@@ -189,7 +189,9 @@ def plot(out: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.axhline(90, color="0.5", lw=0.8, ls="--")
     axes[0].set_ylim(low - 3, max(top, low + 10) + 5)
-    axes[0].set_ylabel("test NLL bound, nats (10,000 digits)")
+    sizes = {json.loads(m.read_text()).get("test_images") for m in Path(out).glob("*.json")} - {None}
+    digits = f"{sizes.pop():,} test digits" if len(sizes) == 1 else "test digits"
+    axes[0].set_ylabel(f"test NLL bound, nats ({digits})")
     axes[0].legend(title="recipe (last bound)", fontsize=8)
     axes[0].set_title("DRAW, MNIST: time to quality")
     axes[1].set_title("the same runs against epochs")
