@@ -329,9 +329,9 @@ def test_history_into_a_new_folder_is_written(tmp_path, data_root):
 
 
 def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(model, monkeypatch):
-    from drawviz import probes
+    from drawviz import probes, trace
 
-    monkeypatch.setattr(probes, "_available_memory", lambda: 2**30)  # 1 GiB free
+    monkeypatch.setattr(trace, "_available_memory", lambda: 2**30)  # 1 GiB free (what the trace's memory check reads)
     needed = probes.trace_bytes(DrawConfig(), 10_000) / 2**30
     with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*1\.0 GiB free: record at most about"):
         probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
