@@ -28,6 +28,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +37,7 @@ from eager_port import EagerDRAW  # noqa: E402
 from drawviz.fast import make_fast  # noqa: E402
 from drawviz.model import DRAW, DrawConfig  # noqa: E402
 from drawviz.probes import Recorder  # noqa: E402
+from drawviz.text import markdown_table  # noqa: E402
 
 # (row name, preset, batch)
 CASES = [("mnist b64", "mnist", 64), ("mnist b128", "mnist", 128), ("mnist b256", "mnist", 256), ("cifar10 b64", "cifar10", 64)]
@@ -266,11 +268,9 @@ COLUMNS = [
 
 
 def table(rows) -> str:
-    cells = [[c for c, _ in COLUMNS]] + [[f.format(r[c]) for c, f in COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    """The rows as Markdown, each column in its own format (a ratio as 1.23×, a time to the ms)."""
+    cells = pd.DataFrame([[f.format(r[c]) for c, f in COLUMNS] for r in rows], columns=[c for c, _ in COLUMNS])
+    return markdown_table(cells, index=False)
 
 
 def main(argv=None):

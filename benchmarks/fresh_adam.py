@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     start = state["step"]
     train_set = data.load(args.dataset, "train", args.data_root)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit)
-    binarize = "dynamic" if data._normalise(args.dataset) in data.GREY else None  # as the CLI trains
+    binarize = data.default_binarize(args.dataset, state["config"].likelihood)  # as the CLI trains
     result = {
         "checkpoint": str(args.checkpoint),
         "start_step": start,

@@ -39,17 +39,7 @@ def run(args) -> Path:
     if args.T is not None:
         overrides["T"] = args.T
     config = DrawConfig.preset(args.preset, **overrides)
-    recipe = Recipe.named(
-        args.recipe,
-        lr=args.lr,
-        warmup=args.warmup,
-        decay=args.decay,
-        final=args.final_lr,
-        batch_size=args.batch_size,
-        clip=args.clip,
-        beta1=args.beta1,
-        beta2=args.beta2,
-    )
+    recipe = Recipe.from_flags(args)
     train_set = data.load(args.dataset, "train", args.data_root)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -59,15 +59,7 @@ def _train_here(args, ranks) -> int:
         config = saved
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
-    recipe = Recipe.named(
-        args.recipe,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        clip=args.clip,
-        warmup=args.warmup,
-        decay=args.decay,
-        final=args.final_lr,
-    )
+    recipe = Recipe.from_flags(args)
     binarize = {"none": None, None: data.default_binarize(args.dataset, config.likelihood)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
     given = {

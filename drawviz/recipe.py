@@ -76,6 +76,16 @@ class Recipe:
             raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
         return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
+    @classmethod
+    def from_flags(cls, flags) -> "Recipe":
+        """The recipe a command line asks for: ``flags.recipe`` by name, changed by whichever of --lr,
+        --batch-size, --clip, --warmup, --decay, --final-lr, --beta1, --beta2 were given (flags a parser
+        does not have, or left unset, keep the recipe's)."""
+        spelled = {"final": "final_lr"}  # --final-lr: "final" alone reads as a boolean on a command line
+        return cls.named(
+            flags.recipe, **{f.name: getattr(flags, spelled.get(f.name, f.name), None) for f in dataclasses.fields(cls)}
+        )
+
 
 RECIPES: dict[str, Recipe] = {
     # Adam 1e-3 throughout (as the public ports), clip 10, batch 64. Measured with

@@ -435,10 +435,10 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
-            f"<td>{tr.config.get('T', '–')}</td>"
-            f"<td>{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim"
+            f"<td class=num>{tr.config.get('T', '–')}</td>"
+            f"<td class=num>{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim"
             f"</div></td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
-            f"<td>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
+            f"<td class=num>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"

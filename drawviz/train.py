@@ -8,6 +8,7 @@ importable from here too.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import signal
@@ -189,20 +190,21 @@ def train(
       within ~0.1%).
     train_args: provenance to record (dataset, data_root, limit, test_limit), as the notebooks give it.
     """
+    run = functools.partial(
+        _train,
+        model_or_config,
+        train_images,
+        test_images,
+        settings,
+        device=device,
+        resume=resume,
+        progress=progress,
+        callbacks=callbacks,
+        train_args=train_args,
+        **changes,
+    )
     if checkpoint is None or not _distributed.current().main:
-        return _train(
-            model_or_config,
-            train_images,
-            test_images,
-            settings,
-            device=device,
-            checkpoint=checkpoint,
-            resume=resume,
-            progress=progress,
-            callbacks=callbacks,
-            train_args=train_args,
-            **changes,
-        )
+        return run(checkpoint=checkpoint)
     checkpoint = check_writable(checkpoint)  # before the lock beside it is made
     try:
         lock = _files.exclusive(checkpoint, "training")
@@ -210,19 +212,7 @@ def train(
     except _files.InUse as err:  # two runs on one file would resume and overwrite each other's steps
         raise CheckpointError(str(err)) from None
     try:
-        return _train(
-            model_or_config,
-            train_images,
-            test_images,
-            settings,
-            device=device,
-            checkpoint=checkpoint,
-            resume=resume,
-            progress=progress,
-            callbacks=callbacks,
-            train_args=train_args,
-            **changes,
-        )
+        return run(checkpoint=checkpoint)
     finally:
         lock.__exit__(None, None, None)
 

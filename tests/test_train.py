@@ -418,6 +418,18 @@ def test_the_recipe_schedule_gives_the_documented_rates():
         Recipe.named("fastest")
 
 
+def test_a_command_lines_recipe_flags_change_the_named_recipe_and_unset_ones_keep_it():
+    import argparse
+
+    from drawviz.train import RECIPES, Recipe
+
+    # the train command's and time_to_quality's flags alike: --final-lr is the recipe's final; no --beta1 here
+    flags = argparse.Namespace(recipe="anneal", lr=2e-3, final_lr=0.1, batch_size=None, warmup=None, decay=None, clip=None)
+    recipe = Recipe.from_flags(flags)
+    assert (recipe.lr, recipe.final) == (2e-3, 0.1)
+    assert (recipe.batch_size, recipe.warmup, recipe.decay, recipe.beta1) == (64, 100, "cosine", RECIPES["anneal"].beta1)
+
+
 def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
     from drawviz.train import Recipe
 
