@@ -30,7 +30,7 @@ ANCHORS = pd.DataFrame(
 
 def legs_of(state: dict) -> list[dict]:
     """The legs a checkpoint's training ran in, oldest first: start and end step, epoch and training
-    seconds, recipe, batch, device, machine, threads, processes, and whether Adam started fresh.
+    seconds, recipe, batch, device, machine (and its instruction set), threads, processes, and whether Adam started fresh.
 
     Checkpoints written before legs were recorded get one leg made from their history and settings
     (``"reconstructed": True``).
@@ -53,6 +53,7 @@ def legs_of(state: dict) -> list[dict]:
             "batch_size": args.get("batch_size"),
             "device": hardware.get("device", "cpu"),
             "machine": hardware.get("name"),
+            "isa": hardware.get("isa"),
             "threads": hardware.get("threads"),
             "processes": args.get("processes", 1),
             "fresh_optimizer": True,

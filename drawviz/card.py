@@ -109,8 +109,10 @@ def _legs(state: dict) -> list[str]:
     parts = []
     for i, leg in enumerate(legs, 1):
         minutes = ((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0)) / 60
-        where = _md(leg.get("machine") or "machine not recorded") + (
-            f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else ""
+        where = (
+            _md(leg.get("machine") or "machine not recorded")
+            + (f" ({leg['isa']})" if leg.get("isa") else "")
+            + (f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else "")
         )
         fresh = "; fresh Adam" if leg.get("fresh_optimizer") and leg["start_step"] > 0 else ""
         parts.append(

@@ -398,6 +398,7 @@ def _train(
         "batch_size": batch_size,
         "device": hardware["device"],
         "machine": hardware["name"],
+        "isa": hardware.get("isa"),  # "AMD EPYC" is AVX2 on one machine and AVX-512 on the next: speeds differ
         "threads": hardware.get("threads"),
         "processes": ranks.world,
         "fresh_optimizer": fresh_adam,

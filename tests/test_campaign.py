@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from drawviz import DrawConfig, campaign, plots
 from drawviz.card import model_card
@@ -52,6 +53,7 @@ def test_resuming_a_shipped_model_continues_its_history_epochs_and_legs(tmp_path
     legs = campaign.legs_of(load_checkpoint(leg2))
     assert [(leg["start_step"], leg["end_step"]) for leg in legs] == [(0, 8), (8, 16)]
     assert legs[1]["fresh_optimizer"] and legs[1]["batch_size"] == 16
+    assert legs[1]["isa"] == torch.backends.cpu.get_cpu_capability()  # AVX2 or AVX-512: the speed depends on it
     assert legs[1]["start_epoch"] == pytest.approx(2.0) and legs[1]["end_epoch"] == pytest.approx(3.0)
     assert legs[1]["start_seconds"] == pytest.approx(legs[0]["end_seconds"])
     curve = campaign.curve(load_checkpoint(leg2), "small")
@@ -96,6 +98,7 @@ def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_ro
     card = model_card(leg3, data_root=data_root, images=16)
     listed = re.findall(r"steps ([\d,]+)–([\d,]+), epochs ([\d.]+)–([\d.]+), ([\d.]+) min", card)
     assert len(listed) == 3
+    assert card.count(f"({torch.backends.cpu.get_cpu_capability()}), ") >= 2  # the two legs run here say their ISA
     summed = sum(float(m) for *_, m in listed)
     total = re.search(r"\| in all \| 3 legs: ([\d,]+) steps, ([\d.]+) epochs, [\d.]+ hours \(([\d.]+) min\)", card)
     assert total is not None, card
