@@ -23,6 +23,7 @@ import os
 import re
 import string
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -183,12 +184,15 @@ def _reason(err: BaseException) -> str:
 class _Kernel:
     """One Python kernel for the notebooks of a run, started once (a kernel and its imports cost seconds per
     notebook) and emptied before each notebook (``%reset -f``: no name leaks from one notebook to the next);
-    a kernel that died is started again."""
+    a kernel that died is started again. It listens on Unix sockets in a private folder, not on TCP ports
+    (no port to collide with another report's, and no "running over TCP without encryption" in the log)."""
 
     def __init__(self):
         self.km = None
+        self.sockets = None
 
     def __enter__(self) -> "_Kernel":
+        self.sockets = tempfile.TemporaryDirectory(prefix="drawviz-kernel-")  # short: a socket path has ~100 bytes
         return self
 
     def ready(self):
@@ -198,7 +202,7 @@ class _Kernel:
         if self.km is None or not self.km.is_alive():
             if self.km is not None:
                 self.km.cleanup_resources()
-            self.km = KernelManager(kernel_name="python3")
+            self.km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(self.sockets.name, "k"))
             self.km.start_kernel(cwd=str(_resources.notebooks()))
             return self.km
         client = self.km.blocking_client()
@@ -214,6 +218,9 @@ class _Kernel:
         if self.km is not None:
             self.km.shutdown_kernel(now=True)
             self.km = None
+        if self.sockets is not None:
+            self.sockets.cleanup()
+            self.sockets = None
 
 
 def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, kernel: Optional[_Kernel] = None) -> dict:
@@ -367,7 +374,8 @@ def compare_blur(results: list[dict], out: Path, data_root, device: str, log) ->
         "metrics_out": str(out_dir / "blur.json"),
         "title": "all runs",
     }
-    return _execute("blur", _resources.notebooks() / "blur.ipynb", out_dir, params, log)
+    with _Kernel() as kernel:
+        return _execute("blur", _resources.notebooks() / "blur.ipynb", out_dir, params, log, kernel)
 
 
 # ----------------------------------------------------------------------------- index
