@@ -8,8 +8,10 @@ import re
 
 __all__ = ["html_text", "markdown_text", "markdown_code", "markdown_table"]
 
-# everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
+# everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to, except parentheses:
+# they only mean something after a "]" (a link), and "]" is escaped; "1)" opening a line is a list, see below
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]#+\-.!|~<>:])")
+_LIST_MARKER = re.compile(r"^(\d{1,9})\)")
 
 
 def html_text(value) -> str:
@@ -18,11 +20,11 @@ def html_text(value) -> str:
 
 
 def markdown_text(value) -> str:
-    """``value`` as Markdown text: HTML-escaped, then every Markdown punctuation mark backslash-escaped, so
+    """``value`` as Markdown text: HTML-escaped, then every mark that could start markup backslash-escaped, so
     ``[x](javascript:…)`` or ``![t](http://host/x.png)`` stay those characters, not a link or a remote image.
     Line breaks become spaces (a value is one line of a table or a sentence)."""
     flat = " ".join(str(value).split())
-    return _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False))
+    return _LIST_MARKER.sub(r"\1\\)", _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False)))
 
 
 def markdown_code(value) -> str:

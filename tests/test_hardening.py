@@ -1,6 +1,7 @@
 """What a careless user or an attacker tries (issue 21): each case behaves as a demanding user expects:
 a clear error that says what to do, a refusal, or what was meant; never a silently wrong number or lost work."""
 
+import html
 import io
 import json
 import os
@@ -55,9 +56,17 @@ def test_a_string_on_a_page_renders_as_the_text_it_is(value):
     rendered = mistune.html(f"Model: {markdown_text(value)} (T = 4).")
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
     assert "<strong>" not in rendered and "<em>" not in rendered and "<code>" not in rendered
-    import html
-
     assert html.unescape(value) in html.unescape(rendered)  # the reader sees exactly the string
+
+
+@pytest.mark.parametrize("value", ["1) a list", "1. a list", "- a list", "# a heading"])
+def test_a_string_opening_a_line_starts_no_block(value):
+    rendered = mistune.html(markdown_text(value))
+    assert rendered.startswith("<p>") and value in html.unescape(rendered)
+
+
+def test_parentheses_stay_unescaped_where_they_cannot_make_a_link():
+    assert markdown_text("AMD EPYC (AVX2), 1 thread(s)") == "AMD EPYC (AVX2), 1 thread(s)"
 
 
 def test_checkpoint_metadata_in_a_model_card_is_text(tmp_path, mnist_train_2k, data_root):
