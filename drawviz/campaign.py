@@ -14,7 +14,7 @@ from typing import Optional
 
 import pandas as pd
 
-__all__ = ["legs_of", "totals", "curve", "ANCHORS"]
+__all__ = ["legs_of", "runs_of", "totals", "curve", "ANCHORS"]
 
 # Published MNIST test bounds (nats) to draw beside a campaign's curve. epoch None: a final figure
 # reported without its epoch count (drawn as a level, not a point).
@@ -61,6 +61,19 @@ def legs_of(state: dict) -> list[dict]:
             "reconstructed": True,
         }
     ]
+
+
+def runs_of(state: dict) -> list[list[dict]]:
+    """The legs grouped into runs, oldest first: a leg that resumed the optimiser state of the one before
+    (a run stopped, by SIGTERM or a budget change, and restarted from its full checkpoint) continues that
+    run; a leg that started a fresh Adam (from shipped weights, or from scratch) starts a new one."""
+    runs: list[list[dict]] = []
+    for leg in legs_of(state):
+        if runs and not leg.get("fresh_optimizer"):
+            runs[-1].append(leg)
+        else:
+            runs.append([leg])
+    return runs
 
 
 def _cores(leg: dict) -> float:

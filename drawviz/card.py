@@ -101,29 +101,54 @@ def _short_recipe(r: Optional[dict]) -> str:
     return f"lr {r['lr']:g} {shape}, batch {r['batch_size']}"
 
 
+def _where(legs: list[dict]) -> str:
+    """The machines a run's legs ran on, in order (a leg recorded before instruction sets were takes its
+    machine's from the others)."""
+    machines: dict = {}
+    for leg in legs:
+        key = (leg.get("machine"), leg.get("threads"))
+        machines[key] = machines.get(key) or leg.get("isa")
+    return " then ".join(
+        _md(machine or "machine not recorded")
+        + (f" ({isa})" if isa else "")
+        + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "")
+        for (machine, threads), isa in machines.items()
+    )
+
+
+def _distinct(values: list) -> list:
+    return [v for i, v in enumerate(values) if v not in values[:i]]
+
+
+_TIMES = {1: "once", 2: "twice"}
+
+
 def _legs(state: dict) -> list[str]:
-    """The card's rows for a training in several legs: each leg, and the totals over them."""
-    legs, total = campaign.legs_of(state), campaign.totals(state)
-    if not legs:
+    """The card's rows for a training in several legs: each run (its legs, when it was stopped and resumed
+    from its full checkpoint), and the totals over them."""
+    runs, total = campaign.runs_of(state), campaign.totals(state)
+    if not runs:
         return []
     parts = []
-    for i, leg in enumerate(legs, 1):
-        minutes = ((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0)) / 60
-        where = (
-            _md(leg.get("machine") or "machine not recorded")
-            + (f" ({leg['isa']})" if leg.get("isa") else "")
-            + (f", {leg['threads']} thread{'s' if leg['threads'] != 1 else ''}" if leg.get("threads") else "")
-        )
-        fresh = "; fresh Adam" if leg.get("fresh_optimizer") and leg["start_step"] > 0 else ""
+    for i, legs in enumerate(runs, 1):
+        first, last = legs[0], legs[-1]
+        minutes = sum((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0) for leg in legs) / 60
+        recipes = " then ".join(_distinct([_short_recipe(leg.get("recipe")) for leg in legs]))
+        fresh = "; fresh Adam" if first.get("fresh_optimizer") and first["start_step"] > 0 else ""
+        restarts = len(legs) - 1
+        resumed = f"; stopped and resumed {_TIMES.get(restarts, f'{restarts} times')}" if restarts else ""
         parts.append(
-            f"{i}. steps {leg['start_step']:,}–{leg['end_step']:,}, epochs {leg.get('start_epoch') or 0:.2f}–"
-            f"{leg.get('end_epoch') or 0:.2f}, {minutes:.1f} min ({_short_recipe(leg.get('recipe'))}; "
-            f"{where}{fresh}{'; reconstructed from the history' if leg.get('reconstructed') else ''})"
+            f"{i}. steps {first['start_step']:,}–{last['end_step']:,}, epochs {first.get('start_epoch') or 0:.2f}–"
+            f"{last.get('end_epoch') or 0:.2f}, {minutes:.1f} min ({recipes}; {_where(legs)}{fresh}{resumed}"
+            f"{'; reconstructed from the history' if first.get('reconstructed') else ''})"
         )
     compute = f"{total['cpu_hours']:.2f} CPU core-hours" + (f", {total['gpu_hours']:.2f} GPU hours" if total["gpu_hours"] else "")
+    legs = f"{total['legs']} leg{'s' if total['legs'] != 1 else ''}"
+    if len(runs) != total["legs"]:
+        legs += f" in {len(runs)} run{'s' if len(runs) != 1 else ''}"
     return [
-        f"| legs | {'<br>'.join(parts)} |",
-        f"| in all | {total['legs']} leg{'s' if total['legs'] != 1 else ''}: {total['steps']:,} steps, "
+        f"| {'runs' if len(runs) != total['legs'] else 'legs'} | {'<br>'.join(parts)} |",
+        f"| in all | {legs}: {total['steps']:,} steps, "
         f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours ({60 * total['hours']:.1f} min) of training, "
         f"{compute} |",
     ]

@@ -87,7 +87,7 @@ def test_an_older_checkpoint_reads_as_one_reconstructed_leg():
 
 def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_root):
     leg2 = tmp_path / "leg2.pt"
-    leg2.write_bytes(shipped.read_bytes())
+    leg2.write_bytes((tmp_path / "run.pt").read_bytes())  # the full checkpoint: leg 2 resumes its Adam
     train(SMALL, images, steps=12, batch_size=32, progress=False, checkpoint=leg2)
     leg3 = tmp_path / "leg3.pt"
     export_checkpoint(leg2, leg3, keep_every=1)
@@ -96,15 +96,25 @@ def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_ro
     legs = campaign.legs_of(state)
     assert [leg["end_step"] - leg["start_step"] for leg in legs] == [8, 4, 8]
     card = model_card(leg3, data_root=data_root, images=16)
+    # legs 1 and 2 are one run (leg 2 resumed its Adam state); leg 3 started a fresh Adam from the export
     listed = re.findall(r"steps ([\d,]+)–([\d,]+), epochs ([\d.]+)–([\d.]+), ([\d.]+) min", card)
-    assert len(listed) == 3
-    assert card.count(f"({torch.backends.cpu.get_cpu_capability()}), ") >= 2  # the two legs run here say their ISA
+    assert [(a, b) for a, b, *_ in listed] == [("0", "12"), ("12", "20")]
+    assert "stopped and resumed once" in card and card.count("fresh Adam") == 1
+    assert card.count(f"({torch.backends.cpu.get_cpu_capability()}), ") >= 1  # the legs run here say their ISA
     summed = sum(float(m) for *_, m in listed)
-    total = re.search(r"\| in all \| 3 legs: ([\d,]+) steps, ([\d.]+) epochs, [\d.]+ hours \(([\d.]+) min\)", card)
+    total = re.search(r"\| in all \| 3 legs in 2 runs: ([\d,]+) steps, ([\d.]+) epochs, [\d.]+ hours \(([\d.]+) min\)", card)
     assert total is not None, card
     assert int(total[1].replace(",", "")) == 20 == int(listed[-1][1])
     assert float(total[2]) == pytest.approx(2 + 1 + 4, abs=0.01)  # 8 steps at 32, 4 at 32, 8 at 64 of 128 images
     assert float(total[3]) == pytest.approx(summed, abs=0.2)  # each figure rounded to 0.1 min
+
+
+def test_a_run_stopped_and_resumed_reads_as_one_run_of_its_legs():
+    state = load_checkpoint("models/cifar10.pt")  # 9 legs: four sessions, some stopped and resumed
+    runs = campaign.runs_of(state)
+    assert [leg for run in runs for leg in run] == campaign.legs_of(state)
+    assert all(run[0]["fresh_optimizer"] and not any(leg["fresh_optimizer"] for leg in run[1:]) for run in runs)
+    assert [len(run) for run in runs] == [1, 3, 3, 2]
 
 
 def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
