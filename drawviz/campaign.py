@@ -14,7 +14,7 @@ from typing import Optional
 
 import pandas as pd
 
-__all__ = ["legs_of", "runs_of", "totals", "curve", "ANCHORS"]
+__all__ = ["legs_of", "runs_of", "totals", "curve", "slope", "FLAT", "ANCHORS"]
 
 # Published MNIST test bounds (nats) to draw beside a campaign's curve. epoch None: a final figure
 # reported without its epoch count (drawn as a level, not a point).
@@ -26,6 +26,11 @@ ANCHORS = pd.DataFrame(
         {"source": "paper, DRAW without attention", "attention": False, "epoch": None, "test_nll_bound": 87.40},
     ]
 )
+
+# When a campaign's curve counts as flattened (issue 19): the bound falls by less than this per epoch over the
+# last FLAT_EPOCHS epochs of training, in the dataset's own unit.
+FLAT = {"mnist": (0.3, "nats"), "cifar10": (0.01, "bits/dim")}
+FLAT_EPOCHS = 5.0
 
 
 def legs_of(state: dict) -> list[dict]:
@@ -129,3 +134,31 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
             )
         cpu_before += ((leg.get("end_seconds") or 0.0) - (leg.get("start_seconds") or 0.0)) / 3600 * _cores(leg)
     return pd.DataFrame(rows, columns=["model", "leg", "step", "epoch", "hours", "cpu_hours", "test_nll_bound"])
+
+
+def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
+    """How fast the test bound fell over the last ``epochs`` epochs of training: a least-squares line through
+    the evaluations there (all of them when training was shorter). {"from_epoch", "to_epoch", "evaluations",
+    "nats_per_epoch", "bits_per_dim_per_epoch", "flat"}: flat is True or False against :data:`FLAT` for the
+    checkpoint's dataset, None where no rule is declared. None with fewer than two evaluations."""
+    c = curve(state)
+    if len(c) < 2:
+        return None
+    last = c[c["epoch"] >= c["epoch"].iloc[-1] - epochs]
+    if len(last) < 2:
+        last = c.iloc[-2:]
+    x, y = last["epoch"].to_numpy(float), last["test_nll_bound"].to_numpy(float)
+    xm = x.mean()
+    per_epoch = -float(((x - xm) * (y - y.mean())).sum() / max(((x - xm) ** 2).sum(), 1e-12))  # falling: > 0
+    config = state["config"]
+    bits = per_epoch / (config.channels * config.height * config.width * math.log(2))
+    rule = FLAT.get((state.get("train_args") or {}).get("dataset"))
+    flat = None if rule is None else (per_epoch if rule[1] == "nats" else bits) < rule[0]
+    return {
+        "from_epoch": float(x[0]),
+        "to_epoch": float(x[-1]),
+        "evaluations": len(x),
+        "nats_per_epoch": per_epoch,
+        "bits_per_dim_per_epoch": bits,
+        "flat": flat,
+    }

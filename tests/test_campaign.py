@@ -2,6 +2,7 @@
 the totals add up, a changed recipe is recorded, and the campaign figure marks the published points."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -207,3 +208,26 @@ def test_every_shipped_checkpoint_still_reads(name):
     state = load_checkpoint(f"models/{name}.pt")
     assert state["train_args"]["dataset"] in ("mnist", "fashion-mnist", "cifar10") and state["train_args"]["batch_size"]
     assert campaign.totals(state)["steps"] == state["step"]
+
+
+def _falling(per_epoch: float, dataset: str = "mnist") -> dict:
+    """A checkpoint's state whose test bound falls ``per_epoch`` nats each epoch for 10 epochs."""
+    history = [
+        {"step": 100 * e, "epoch": float(e), "seconds": 60.0 * e, "test_nll_bound": 100.0 - per_epoch * e} for e in range(1, 11)
+    ]
+    config = DrawConfig(height=32, width=32, channels=3) if dataset == "cifar10" else DrawConfig()
+    return {"config": config, "step": 1000, "history": history, "train_args": {"dataset": dataset}}
+
+
+@pytest.mark.parametrize("per_epoch, flat", [(0.29, True), (1.0, False)])
+def test_a_curve_has_flattened_when_it_falls_under_the_campaign_rule_over_its_last_five_epochs(per_epoch, flat):
+    s = campaign.slope(_falling(per_epoch))
+    assert (s["from_epoch"], s["to_epoch"], s["evaluations"]) == (5.0, 10.0, 6)
+    assert s["nats_per_epoch"] == pytest.approx(per_epoch)
+    assert s["bits_per_dim_per_epoch"] == pytest.approx(per_epoch / (784 * math.log(2)))
+    assert s["flat"] is flat
+
+
+def test_cifar_flattens_by_bits_per_dim_and_a_dataset_without_a_rule_gets_no_verdict():
+    assert campaign.slope(_falling(0.01 * 3072 * math.log(2) * 0.9, "cifar10"))["flat"] is True  # 0.009 bits/dim
+    assert campaign.slope(_falling(1.0, "fashion-mnist"))["flat"] is None
