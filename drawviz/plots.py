@@ -13,6 +13,7 @@ shown from :mod:`drawviz.style`.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from pathlib import Path
@@ -781,6 +782,33 @@ class StepView:
         self.fig.savefig(buf, format="png")
         return buf.getvalue()
 
+    def pngs(self, steps: Sequence[int]):
+        """PNG bytes of each step in ``steps``, the same pixels as :meth:`png` at a third of the cost: the
+        figure is drawn once without the artists a step changes, and each frame redraws only those."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image
+
+        canvas = FigureCanvasAgg(self.fig)
+        # the panels' frames go over the windows (zorder 2.5 > 1), so they are redrawn with them
+        edges = [spine for ax in self.ax.values() for spine in ax.spines.values() if spine.get_visible()]
+        changing = [*self.update(steps[0] if len(steps) else 1), *edges]
+        for artist in changing:
+            artist.set_animated(True)  # left out of canvas.draw(): the background
+        try:
+            canvas.draw()
+            background = canvas.copy_from_bbox(self.fig.bbox)
+            for t in steps:
+                canvas.restore_region(background)
+                # in the order a full draw takes: within the panels by zorder, then the figure's texts
+                for artist in sorted([*self.update(t), *edges], key=lambda a: (a.axes is None, a.get_zorder())):
+                    self.fig.draw_artist(artist)
+                buf = io.BytesIO()
+                Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=6)
+                yield buf.getvalue()
+        finally:
+            for artist in changing:
+                artist.set_animated(False)
+
 
 def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
     """A kernel-free scrubber: every step's frame embedded as a PNG in self-contained HTML/JS.
@@ -788,12 +816,23 @@ def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
     Works in a static HTML report with no Jupyter and no network (matplotlib's jshtml: inline
     script, no external URLs). Display it with IPython.display.HTML.
     """
-    from matplotlib.animation import FuncAnimation
+    import tempfile
+
+    from matplotlib.animation import HTMLWriter
+
+    class Writer(HTMLWriter):  # matplotlib's jshtml player, its frames drawn by StepView.pngs
+        def grab_frame(self, **savefig_kwargs):
+            self._saved_frames.append(base64.encodebytes(next(frames)).decode("ascii"))
 
     view = StepView(trace, sample, dpi=dpi)
-    anim = FuncAnimation(view.fig, view.update, frames=range(1, trace.T + 1), blit=False)
-    html = anim.to_jshtml(fps=fps, embed_frames=True, default_mode="once")
-    return _offline(html)
+    frames = view.pngs(range(1, trace.T + 1))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scrubber.html"
+        writer = Writer(fps=fps, embed_frames=True, default_mode="once")
+        with writer.saving(view.fig, path, dpi):
+            for _ in range(trace.T):
+                writer.grab_frame()
+        return _offline(path.read_text())
 
 
 # matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead

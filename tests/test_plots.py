@@ -1,5 +1,6 @@
 """Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
 
+import io
 import re
 
 import matplotlib.pyplot as plt
@@ -150,6 +151,18 @@ def test_static_scrubber_is_self_contained(recon, prior):
         frames = re.findall(r'frames\[\d+\] = "data:image/png;base64,', html)
         assert len(frames) == trace.T, "one embedded PNG per step"
     assert plt.get_fignums() == []
+
+
+def test_a_scrubber_frame_drawn_by_blitting_is_the_full_drawing_pixel_for_pixel(recon, prior):
+    from PIL import Image
+
+    decode = lambda png: np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    for trace in (recon, prior):
+        blitted = list(plots.StepView(trace, sample=1, dpi=40).pngs(range(1, T + 1)))
+        view = plots.StepView(trace, sample=1, dpi=40)
+        assert len(blitted) == T
+        for t in (1, 2, T):
+            assert np.array_equal(decode(blitted[t - 1]), decode(view.png(t))), f"step {t}"
 
 
 def test_step_view_changes_with_t(recon):
