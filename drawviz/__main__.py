@@ -35,30 +35,32 @@ def _train_here(args, ranks) -> int:
     preset = args.preset or data.default_preset(args.dataset)
     config = DrawConfig.preset(preset, **overrides)
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
-    if args.init_from and not checkpoint.exists() and ranks.main:
-        # a new leg of a model's training (e.g. from models/mnist.pt): copy it, never write into it
-        from .train import check_writable, load_checkpoint
-
-        load_checkpoint(args.init_from)  # refuse a file that is not a checkpoint before copying it
-        check_writable(checkpoint)
-        shutil.copyfile(args.init_from, checkpoint)
-        print(f"drawviz: starting {checkpoint} from {args.init_from}", file=sys.stderr)
-    ranks.barrier()  # the other ranks read the copy
-    if checkpoint.exists():  # resuming: the network is the checkpoint's
+    # resuming, or starting a new leg from a model (e.g. models/mnist.pt): the network is that file's
+    source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
+    if source is not None:
         from .train import load_checkpoint
 
-        saved = load_checkpoint(checkpoint)["config"]
+        saved = load_checkpoint(source)["config"]  # refuses a file that is not a checkpoint
         if args.preset or overrides:
             changed = saved.diff(config)
             if changed:
                 raise ValueError(
-                    f"{checkpoint} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
+                    f"{source} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
                     f", not {', '.join(f'{k} = {b!r}' for k, (a, b) in changed.items())}: drop those "
                     f"flags to resume it, or give another --checkpoint"
                 )
         config = saved
+    if source is not None and source != checkpoint and ranks.main:
+        from .train import check_writable
+
+        check_writable(checkpoint)
     train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
     test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
+    if source is not None and source != checkpoint and ranks.main:
+        # copied only once the flags and the data have been checked: a failed start leaves no checkpoint
+        shutil.copyfile(source, checkpoint)  # the model itself is never written
+        print(f"drawviz: starting {checkpoint} from {source}", file=sys.stderr)
+    ranks.barrier()  # the other ranks read the copy
     recipe = Recipe.from_flags(args)
     binarize = {"none": None, None: data.default_binarize(args.dataset, config.likelihood)}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit

@@ -158,12 +158,13 @@ def _normalise(name: str) -> str:
     return key
 
 
-def _missing(name: str, folder: Path, files: list[str], how: str) -> DatasetNotFoundError:
-    listing = "\n".join(f"  {folder / f}" for f in files)
+def _missing(name: str, root: Path, files: list[str], how: str, one_of: bool = False) -> DatasetNotFoundError:
+    """files: paths under the data root; one_of: any one of them would do (alternative layouts)."""
+    listing = "\n".join(f"  {root / f}" for f in files)
     return DatasetNotFoundError(
-        f"{name} not found: expected these files\n{listing}\n"
-        f"Point drawviz at a folder that holds them with data_root=... or the DRAWVIZ_DATA environment "
-        f"variable (now looking in {folder.parent if folder.name else folder}). {how}"
+        f"{name} not found: expected {'one of these' if one_of else 'these files'}\n{listing}\n"
+        f"Point drawviz at the folder that holds {'it' if one_of else 'them'} with data_root=... or the DRAWVIZ_DATA "
+        f"environment variable (the data root is now {root}). {how}"
     )
 
 
@@ -181,15 +182,13 @@ def _mnist_like(key: str, root: Path, train: bool, download: bool):
     try:
         ds = cls(str(root), train=train, download=download)
     except Exception as err:  # torchvision says RuntimeError offline, or a URLError on download
-        files = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
-        if all((root / folder / "raw" / f).exists() for f in files):
+        files = [f"{folder}/raw/{prefix}-images-idx3-ubyte", f"{folder}/raw/{prefix}-labels-idx1-ubyte"]
+        if all((root / f).exists() for f in files):
             raise ValueError(
                 f"{key}: the files in {root / folder / 'raw'} are there but unreadable (truncated or "
                 f"corrupt? {type(err).__name__}: {err}); replace them"
             ) from None
-        raise _missing(
-            key, root / folder / "raw", files, f"With internet, pass download=True (CLI: --download) to fetch them. ({err})"
-        ) from None
+        raise _missing(key, root, files, f"With internet, pass download=True (CLI: --download) to fetch them. ({err})") from None
     images = ds.data.unsqueeze(1).float().div_(255)
     return images, ds.targets.long(), str(root / folder / "raw")
 
@@ -205,8 +204,8 @@ def _cifar10(root: Path, train: bool, download: bool):
         except Exception as err:
             raise _missing(
                 "cifar10",
-                batches,
-                ["data_batch_1 … data_batch_5", "test_batch", "batches.meta"],
+                root,
+                [f"{batches.name}/{f}" for f in ("data_batch_1 … data_batch_5", "test_batch", "batches.meta")],
                 f"With internet, pass download=True. ({err})",
             ) from None
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
@@ -217,8 +216,9 @@ def _cifar10(root: Path, train: bool, download: bool):
     raise _missing(
         "cifar10",
         root,
-        ["cifar-10-batches-py/ (torchvision's CIFAR-10)", "or CIFAR10-jpeg/cifar10-jpg.tar.gz (the JPEG copy)"],
+        ["cifar-10-batches-py/ (torchvision's CIFAR-10)", "CIFAR10-jpeg/cifar10-jpg.tar.gz (the JPEG copy)"],
         "With internet, pass download=True to fetch the original.",
+        one_of=True,
     )
 
 
@@ -284,10 +284,13 @@ def _svhn(root: Path, train: bool, download: bool):
         try:
             datasets.SVHN(str(folder), split=split, download=True)
         except Exception as err:
-            raise _missing("svhn", folder, [filename], f"Download failed: {err}") from None
+            raise _missing("svhn", root, [f"{folder.name}/{filename}"], f"Download failed: {err}") from None
     if not (folder / filename).exists():
         raise _missing(
-            "svhn", folder, [filename], "With internet, pass download=True (torchvision fetches the cropped-digit .mat files)."
+            "svhn",
+            root,
+            [f"{folder.name}/{filename}"],
+            "With internet, pass download=True (torchvision fetches the cropped-digit .mat files).",
         )
     from scipy.io import loadmat
 

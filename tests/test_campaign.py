@@ -180,6 +180,17 @@ def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_p
     assert [(leg["start_step"], leg["end_step"]) for leg in legs] == [(0, 8), (8, 10)]
 
 
+def test_a_leg_that_cannot_start_leaves_no_checkpoint_behind(tmp_path, shipped):
+    # a wrong data root is found before the model is copied: fixing it and rerunning starts the leg afresh
+    leg = tmp_path / "runs" / "leg.pt"
+    command = [sys.executable, "-m", "drawviz", "train", "--init-from", str(shipped), "--checkpoint", str(leg)]
+    run = subprocess.run(
+        [*command, "--steps", "1", "--data-root", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode != 0 and "mnist not found" in run.stderr
+    assert not leg.exists()
+
+
 def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
     # the whole (short) budget is the cooldown: the rate falls with the clock towards recipe.final · lr
     result = train(SMALL, images, steps=None, minutes=0.05, cooldown_minutes=0.05, batch_size=32, final=0.1, progress=False)

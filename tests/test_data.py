@@ -77,8 +77,15 @@ def test_a_missing_dataset_names_the_folder_the_files_and_how_to_get_them(tmp_pa
     assert "DRAWVIZ_DATA" in message and "download=True" in message
     with pytest.raises(data.DatasetNotFoundError, match="test_32x32.mat"):
         data.load("svhn", "test", tmp_path)
-    with pytest.raises(data.DatasetNotFoundError, match="cifar10-jpg.tar.gz"):
+    with pytest.raises(data.DatasetNotFoundError) as err:
         data.load("cifar10", "test", tmp_path)
+    lines = str(err.value).splitlines()  # either layout will do, each a full path under the root
+    assert "one of these" in lines[0]
+    assert lines[1:3] == [
+        f"  {tmp_path / 'cifar-10-batches-py'}/ (torchvision's CIFAR-10)",
+        f"  {tmp_path / 'CIFAR10-jpeg' / 'cifar10-jpg.tar.gz'} (the JPEG copy)",
+    ]
+    assert f"the data root is now {tmp_path}" in str(err.value)
 
 
 def test_unknown_names_and_splits_are_refused():
