@@ -5,8 +5,10 @@ CPU core-hours, beside the published points.
     python benchmarks/equal_budgets.py models/mnist.pt models/mnist-noattn.pt models/mnist-vae.pt --out benchmarks/campaign
 
 Writes <out>/equal_budgets.csv (one row per model and budget: the bound linearly interpolated between the two
-evaluations around it, empty where a model has not trained that long), <out>/equal_budgets.md (the same as
-Markdown tables) and <out>/campaign.png (plots.plot_campaign of all the curves with the anchors).
+evaluations around it, empty where a model has not trained that long), <out>/equal_budgets_annealed.csv (the
+bounds at the end of each anneal, campaign.anneal_ends: a constant-rate leg's bounds sit above its cooldown's,
+so those are the points that compare), <out>/equal_budgets.md (both as Markdown tables) and
+<out>/campaign.png (plots.plot_campaign of all the curves with the anchors).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from drawviz.text import markdown_table
 from drawviz.train import load_checkpoint
 
 EPOCHS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 80)
-CPU_HOURS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+CPU_HOURS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)
 
 
 def _name(state, path: Path) -> str:
@@ -73,7 +75,16 @@ def main(argv=None) -> int:
         wide = table[table["budget"] == axis].pivot(index="model", columns="at", values="test_nll_bound")
         wide = wide.loc[:, wide.notna().sum() >= 2]  # budgets at least two models reached
         md.append(f"Test bound (nats, all 10,000 test digits) at equal {label}:\n\n" + markdown_table(wide) + "\n")
+    ends = campaign.anneal_ends(pd.concat(curves, ignore_index=True))
+    ends = ends[["model", "epoch", "cpu_hours", "test_nll_bound"]].rename(columns={"epoch": "epochs"})
+    md.append(
+        f"At the end of each anneal (the rate at {campaign.ANNEALED:.0%} of its peak or less), the points that compare:\n\n"
+        + markdown_table(ends, index=False)
+        + "\n"
+    )
+    ends.assign(budget="annealed").to_csv(args.out / "equal_budgets_annealed.csv", index=False)
     final = table[table["budget"] == "final"][["model", "at", "cpu_hours", "legs", "test_nll_bound"]]
+    final = final.astype({"legs": int})
     md.append("At the end of training:\n\n" + markdown_table(final.rename(columns={"at": "epochs"}), index=False))
     (args.out / "equal_budgets.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -112,7 +112,8 @@ def totals(state: dict) -> dict:
 
 def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
     """The test bounds in a checkpoint's history, one row each: model, leg, step, epoch, hours,
-    cpu_hours, test_nll_bound (tidy: concatenate several models' curves and plot them together)."""
+    cpu_hours, lr (the rate of that step: a bound read at an annealed rate is not one read at the peak),
+    test_nll_bound (tidy: concatenate several models' curves and plot them together)."""
     legs = legs_of(state)
     rows, cpu_before = [], 0.0
     for i, leg in enumerate(legs):
@@ -129,11 +130,25 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
                     "epoch": row["epoch"],
                     "hours": row["seconds"] / 3600,
                     "cpu_hours": cpu_before + into * _cores(leg),
+                    "lr": row.get("lr", math.nan),
                     "test_nll_bound": bound,
                 }
             )
         cpu_before += ((leg.get("end_seconds") or 0.0) - (leg.get("start_seconds") or 0.0)) / 3600 * _cores(leg)
-    return pd.DataFrame(rows, columns=["model", "leg", "step", "epoch", "hours", "cpu_hours", "test_nll_bound"])
+    return pd.DataFrame(rows, columns=["model", "leg", "step", "epoch", "hours", "cpu_hours", "lr", "test_nll_bound"])
+
+
+ANNEALED = 0.1  # a rate at 10 % of its peak or less: the end of a cooldown or of a cosine anneal
+
+
+def anneal_ends(curves: pd.DataFrame, annealed: float = ANNEALED) -> pd.DataFrame:
+    """The rows of ``curves`` (:func:`curve` rows, one model or several) where an anneal ended: the last of
+    each stretch of evaluations read at ``annealed`` × the model's peak rate or less. A constant-rate leg's
+    bounds sit above those of its cooldown, so these are the points at which models compare."""
+    curves = curves.reset_index(drop=True)
+    low = curves["lr"] <= annealed * curves.groupby("model", dropna=False)["lr"].transform("max")
+    stretch = (~low).groupby(curves["model"], dropna=False).cumsum()  # one number per run of low rates
+    return curves[low].groupby([curves["model"], stretch], sort=False, dropna=False).tail(1)
 
 
 def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:

@@ -141,12 +141,19 @@ def plot_campaign(
 ) -> Figure:
     """The test NLL bound against epochs (left) and against CPU core-hours (right) of every model in
     ``curves`` (``campaign.curve`` rows, concatenated), with published ``anchors`` on the epoch axes:
-    points where their epoch is known, dashed levels where only the final figure is."""
+    points where their epoch is known, dashed levels where only the final figure is. Where the curves carry
+    the rate (an ``lr`` column), the bounds read at the end of an anneal (``campaign.anneal_ends``: the points
+    that compare across models) are ringed."""
+    from .campaign import anneal_ends
+
     fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     palette = dict(zip(curves["model"].unique(), plt.get_cmap("tab10").colors))
+    ends = anneal_ends(curves) if "lr" in curves else curves.iloc[:0]
     for ax, x, label in ((axes[0], "epoch", "epochs of training"), (axes[1], "cpu_hours", "CPU core-hours of training")):
         for model, rows in curves.groupby("model", sort=False):
             ax.plot(rows[x], rows["test_nll_bound"], "o-", ms=3, lw=1.5, color=palette[model], label=model)
+            ringed = ends[ends["model"] == model]
+            ax.plot(ringed[x], ringed["test_nll_bound"], "o", ms=8, mfc="none", mew=1.2, color=palette[model])
             for ended in rows.groupby("leg").tail(1)[x].iloc[:-1]:  # where a leg ended and the next resumed
                 ax.axvline(ended, color=palette[model], lw=0.6, ls=":", alpha=0.7)
             last = rows.iloc[-1]
@@ -182,7 +189,10 @@ def plot_campaign(
                         xytext=(0, 2),
                         fontsize=7,
                     )
-    axes[0].legend(fontsize=8, frameon=False, loc="upper right")
+    handles, _ = axes[0].get_legend_handles_labels()
+    if len(ends):
+        handles.append(Line2D([], [], marker="o", ms=8, mfc="none", color="#555", ls="none", label="end of an anneal"))
+    axes[0].legend(handles=handles, fontsize=8, frameon=False, loc="upper right")
     axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig

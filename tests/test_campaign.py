@@ -138,6 +138,11 @@ def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
     assert levels(by_epoch) == levels(by_hours) == [80.97, 87.40]
     model_line = next(line for line in by_epoch.get_lines() if line.get_label() == "a")
     assert list(model_line.get_ydata()) == [120.0, 100.0, 92.0]
+    ringed = lambda fig: [list(line.get_ydata()) for line in fig.axes[0].get_lines() if line.get_markersize() == 8]
+    assert ringed(fig) == [[]]  # without the rate, no point is called the end of an anneal
+    annealed = plots.plot_campaign(curves.assign(lr=[1e-3, 5e-5, 1e-3]), campaign.ANCHORS)
+    assert ringed(annealed) == [[100.0]]
+    assert "end of an anneal" in [t.get_text() for t in annealed.axes[0].get_legend().get_texts()]
     resumed = [line for line in by_epoch.get_lines() if line.get_linestyle() == ":"]
     assert [float(line.get_xdata()[0]) for line in resumed] == [5.0]  # leg 1 ended there, leg 2 resumed
 
@@ -189,6 +194,22 @@ def test_a_leg_that_cannot_start_leaves_no_checkpoint_behind(tmp_path, shipped):
     )
     assert run.returncode != 0 and "mnist not found" in run.stderr
     assert not leg.exists()
+
+
+def test_models_compare_where_their_anneals_ended_not_on_a_constant_rate():
+    # two runs of one model (a cosine anneal, then a constant leg ending in a cooldown) and a model annealed once
+    lr = [1e-3, 3e-4, 1e-4, 5e-5, 1e-3, 1e-3, 2e-4, 5e-5, 1e-3, 5e-5]
+    curves = pd.DataFrame(
+        {
+            "model": ["a"] * 8 + ["b"] * 2,
+            "epoch": [1, 2, 3, 4, 5, 6, 7, 8, 1, 2],
+            "lr": lr,
+            "test_nll_bound": [120, 110, 101, 100, 104, 99, 95, 93, 130, 115],
+        }
+    )
+    ends = campaign.anneal_ends(curves)
+    # the last evaluation of each stretch at 10 % of the peak or less; the re-warmed leg's bounds are not ends
+    assert list(zip(ends["model"], ends["epoch"], ends["test_nll_bound"])) == [("a", 4, 100), ("a", 8, 93), ("b", 2, 115)]
 
 
 def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
