@@ -37,14 +37,15 @@ def markdown_code(value) -> str:
 
 
 def markdown_table(frame, index: bool = True) -> str:
-    """A DataFrame as a Markdown table: floats to 2 decimals, – where a value is missing (NaN or None)."""
+    """A DataFrame as a Markdown table: floats to 2 decimals, – where a value is missing (NaN or None), a "|"
+    inside a cell escaped (−log D(x | c_T) would otherwise split its cell in two)."""
     frame = frame.reset_index() if index else frame
 
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and v != v):
             return "–"
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
+        return f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines = ["| " + " | ".join(cell(str(c)) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)

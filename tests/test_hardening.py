@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mistune
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -23,7 +24,7 @@ from drawviz import DRAW, DrawConfig, data, files, report
 from drawviz.comparisons import intervention_effects
 from drawviz.interventions import InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from drawviz.model import InputError
-from drawviz.text import markdown_text
+from drawviz.text import markdown_table, markdown_text
 from drawviz.train import CheckpointError, export_checkpoint, load_checkpoint, save_checkpoint, train
 
 SMALL = DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)
@@ -67,6 +68,13 @@ def test_a_string_opening_a_line_starts_no_block(value):
 
 def test_parentheses_stay_unescaped_where_they_cannot_make_a_link():
     assert markdown_text("AMD EPYC (AVX2), 1 thread(s)") == "AMD EPYC (AVX2), 1 thread(s)"
+
+
+def test_a_bar_inside_a_table_cell_keeps_the_cell_whole():
+    frame = pd.DataFrame({"effect": ["final error −log D(x | c_T) change"], "value | nats": [2.0]})
+    rendered = mistune.create_markdown(plugins=["table"])(markdown_table(frame, index=False))
+    assert rendered.count("<td>") == 2 and "−log D(x | c_T) change</td>" in rendered
+    assert "<th>value | nats</th>" in rendered
 
 
 def test_checkpoint_metadata_in_a_model_card_is_text(tmp_path, mnist_train_2k, data_root):
