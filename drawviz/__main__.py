@@ -10,6 +10,22 @@ import sys
 from pathlib import Path
 
 
+def _leg_budget(minutes: float, trained: float, cooldown) -> str:
+    """What --minutes leaves this leg: it counts the training of all legs, which a resumed model has some of."""
+    left = minutes - trained
+    if left <= 0:
+        return (
+            f"  budget: nothing to train: the model has trained {trained:.1f} minutes and --minutes {minutes:g} "
+            f"counts all its legs; give --minutes {trained + 60:.0f} for 60 more"
+        )
+    line = f"  budget: {left:.1f} more minutes of training (--minutes {minutes:g} counts all legs; {trained:.1f} done)"
+    if cooldown:
+        line += f", the last {min(cooldown, left):g} in a cooldown"
+        if cooldown > left:
+            line += f" that began {cooldown - left:.1f} minutes before this leg (the rate starts below its peak)"
+    return line
+
+
 def _train(args) -> int:
     from . import distributed
 
@@ -37,10 +53,13 @@ def _train_here(args, ranks) -> int:
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     # resuming, or starting a new leg from a model (e.g. models/mnist.pt): the network is that file's
     source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
+    trained = 0.0  # minutes of training the model already has (the clock of its history)
     if source is not None:
         from .train import load_checkpoint
 
-        saved = load_checkpoint(source)["config"]  # refuses a file that is not a checkpoint
+        state = load_checkpoint(source)  # refuses a file that is not a checkpoint
+        saved = state["config"]
+        trained = ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
         if args.preset or overrides:
             changed = saved.diff(config)
             if changed:
@@ -95,6 +114,8 @@ def _train_here(args, ranks) -> int:
             f"  config {config}\n  recipe {recipe}\n  checkpoint {checkpoint}",
             file=sys.stderr,
         )
+        if args.minutes is not None:
+            print(_leg_budget(args.minutes, trained, args.cooldown_minutes), file=sys.stderr)
     result = train(
         config,
         train_set,

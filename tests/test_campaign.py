@@ -196,6 +196,17 @@ def test_a_leg_that_cannot_start_leaves_no_checkpoint_behind(tmp_path, shipped):
     assert not leg.exists()
 
 
+def test_a_legs_start_says_what_minutes_leaves_it_since_minutes_count_all_legs():
+    from drawviz.__main__ import _leg_budget
+
+    # a model shipped after 82 minutes, resumed with --minutes 105: 23 minutes, not 105
+    assert "23.0 more minutes" in _leg_budget(105, 82.0, None) and "82.0 done" in _leg_budget(105, 82.0, None)
+    assert "the last 20 in a cooldown" in _leg_budget(187, 82.0, 20)
+    assert "began 5.0 minutes before this leg" in _leg_budget(97, 82.0, 20)
+    nothing = _leg_budget(60, 82.0, 20)
+    assert "nothing to train" in nothing and "--minutes 142 for 60 more" in nothing
+
+
 def test_models_compare_where_their_anneals_ended_not_on_a_constant_rate():
     # two runs of one model (a cosine anneal, then a constant leg ending in a cooldown) and a model annealed once
     lr = [1e-3, 3e-4, 1e-4, 5e-5, 1e-3, 1e-3, 2e-4, 5e-5, 1e-3, 5e-5]
