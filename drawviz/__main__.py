@@ -220,6 +220,12 @@ def _card(args) -> int:
         from .files import write_text
 
         write_text(args.out, text)
+    if args.into:
+        from .card import into_page
+        from .files import write_text
+
+        page = Path(args.into)
+        write_text(page, into_page(page.read_text() if page.exists() else "", text))
     print(text)
     return 0
 
@@ -379,6 +385,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--command-line", help="the command that trained the model, for the card")
     c.add_argument("--hardware", help="what it trained on, when the checkpoint does not record it")
     c.add_argument("--out", help="also write the card to this file")
+    c.add_argument(
+        "--into",
+        metavar="PAGE",
+        help="replace the model's table in PAGE (e.g. models/README.md), keeping its heading's title and the prose "
+        "after the table; appended when PAGE has no section for the model",
+    )
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_card)
 

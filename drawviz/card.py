@@ -9,6 +9,7 @@ statically binarised test images, with a reference model's edit area beside them
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ from .text import markdown_code as _code
 from .text import markdown_text as _md
 from .train import evaluate, load_checkpoint, model_from_checkpoint
 
-__all__ = ["model_card", "measure"]
+__all__ = ["model_card", "measure", "into_page"]
 
 
 def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0, progress: bool = False) -> dict:
@@ -281,3 +282,28 @@ def model_card(
         + (f", binarised with seed {seed} |" if m["binarize"] else " |")
     )
     return "\n".join(lines) + "\n"
+
+
+def into_page(page: str, card: str) -> str:
+    """``page`` (e.g. models/README.md) with ``card`` in it: the table under the heading of the card's model
+    replaced, the heading keeping its title (its size in MB updated) and the prose after the table kept, so a
+    leg's new card does not undo what was written about the model; the card appended when the page has no
+    section for it yet."""
+    head, _, table = card.partition("\n\n")
+    name = re.match(r"## (`[^`]+`)", head)
+    if name is None:
+        raise ValueError("a card starts with its model's heading, '## `file.pt` — ...'")
+    lines = page.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == f"## {name[1]}" or line.startswith(f"## {name[1]} ")]
+    if not starts:
+        return page.rstrip("\n") + "\n\n" + card
+    at = starts[0]
+    size = re.search(r"\((\d+(?:\.\d+)?) MB", head)
+    heading = re.sub(r"\(\d+(?:\.\d+)? MB", f"({size[1]} MB", lines[at]) if size else lines[at]
+    end = at + 1
+    while end < len(lines) and not lines[end].strip():
+        end += 1
+    while end < len(lines) and lines[end].startswith("|"):  # the old table
+        end += 1
+    new = [*lines[:at], heading, "", *table.rstrip("\n").splitlines(), *lines[end:]]
+    return "\n".join(new) + "\n"

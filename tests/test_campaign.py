@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from drawviz import DrawConfig, campaign, plots
-from drawviz.card import model_card
+from drawviz.card import into_page, model_card
 from drawviz.train import export_checkpoint, load_checkpoint, train
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
@@ -194,6 +194,23 @@ def test_a_leg_that_cannot_start_leaves_no_checkpoint_behind(tmp_path, shipped):
     )
     assert run.returncode != 0 and "mnist not found" in run.stderr
     assert not leg.exists()
+
+
+def test_a_legs_new_card_replaces_its_table_and_keeps_what_was_written_about_the_model():
+    page = (
+        "# Models\n\n## `a.pt` — DRAW with attention, the paper's model (3.9 MB)\n\n| | |\n|---|---|\n"
+        "| test NLL bound | **88.72 nats** |\n\nHow it got here: four legs.\n\n"
+        "## `b.pt` — another (5.4 MB, float16 weights)\n\n| | |\n|---|---|\n| test NLL bound | 99 |\n"
+    )
+    card = "## `a.pt` — DRAW with attention (4.0 MB)\n\n| | |\n|---|---|\n| test NLL bound | **84.63 nats** |\n"
+    new = into_page(page, card)
+    assert "84.63" in new and "88.72" not in new
+    assert "## `a.pt` — DRAW with attention, the paper's model (4.0 MB)" in new  # its title kept, its size new
+    assert "How it got here: four legs." in new and new.endswith("| test NLL bound | 99 |\n")  # prose, b.pt kept
+    assert new.count("## `") == 2
+    card_c = card.replace("a.pt", "c.pt")
+    other = into_page(new, card_c)  # a model the page has no section for is appended
+    assert other.startswith(new.rstrip("\n")) and other.endswith(card_c)
 
 
 def test_a_legs_start_says_what_minutes_leaves_it_since_minutes_count_all_legs():
