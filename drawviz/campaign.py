@@ -151,17 +151,38 @@ def anneal_ends(curves: pd.DataFrame, annealed: float = ANNEALED) -> pd.DataFram
     return curves[low].groupby([curves["model"], stretch], sort=False, dropna=False).tail(1)
 
 
+def _constant_stretch(c: pd.DataFrame, within: float = 0.1) -> Optional[pd.DataFrame]:
+    """The last run of two or more consecutive evaluations read at one rate (within ``within`` of each other),
+    None where there is none (a cosine anneal, or a history without rates)."""
+    lr = c["lr"].to_numpy(float)
+    end = len(c)
+    while end >= 2:
+        start = end - 1
+        while start > 0 and math.isfinite(lr[start - 1]) and abs(lr[start - 1] / lr[end - 1] - 1) <= within:
+            start -= 1
+        if math.isfinite(lr[end - 1]) and end - start >= 2:
+            return c.iloc[start:end]
+        end = start
+    return None
+
+
 def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
-    """How fast the test bound fell over the last ``epochs`` epochs of training: a least-squares line through
-    the evaluations there (all of them when training was shorter). {"from_epoch", "to_epoch", "evaluations",
-    "nats_per_epoch", "bits_per_dim_per_epoch", "flat"}: flat is True or False against :data:`FLAT` for the
-    checkpoint's dataset, None where no rule is declared. None with fewer than two evaluations."""
+    """How fast the test bound fell over the last ``epochs`` epochs at the last constant rate: a least-squares
+    line through the evaluations there (all of that stretch when it was shorter). A cooldown's evaluations after
+    the stretch are left out: they measure the anneal, not whether training at the rate still pays; where the
+    rate was never constant over two evaluations (a cosine anneal), the last evaluations, whatever their rate.
+    {"from_epoch", "to_epoch", "evaluations", "nats_per_epoch", "bits_per_dim_per_epoch", "flat", "lr" (the
+    stretch's rate, None without one), "after" (evaluations after the stretch)}: flat is True or False against
+    :data:`FLAT` for the checkpoint's dataset, None where no rule is declared. None with fewer than two
+    evaluations."""
     c = curve(state)
     if len(c) < 2:
         return None
-    last = c[c["epoch"] >= c["epoch"].iloc[-1] - epochs]
+    stretch = _constant_stretch(c)
+    pool = stretch if stretch is not None else c
+    last = pool[pool["epoch"] >= pool["epoch"].iloc[-1] - epochs]
     if len(last) < 2:
-        last = c.iloc[-2:]
+        last = pool.iloc[-2:]
     x, y = last["epoch"].to_numpy(float), last["test_nll_bound"].to_numpy(float)
     xm = x.mean()
     per_epoch = -float(((x - xm) * (y - y.mean())).sum() / max(((x - xm) ** 2).sum(), 1e-12))  # falling: > 0
@@ -176,4 +197,6 @@ def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
         "nats_per_epoch": per_epoch,
         "bits_per_dim_per_epoch": bits,
         "flat": flat,
+        "lr": float(stretch["lr"].median()) if stretch is not None else None,
+        "after": int(len(c) - (c.index.get_loc(stretch.index[-1]) + 1)) if stretch is not None else 0,
     }

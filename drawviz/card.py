@@ -163,8 +163,10 @@ def _flattened(state: dict) -> str:
     if s is None:
         return _trend(history)
     per_epoch = (
-        f"the bound fell {s['nats_per_epoch']:.2f} nats ({s['bits_per_dim_per_epoch']:.4f} bits/dim) per epoch over "
-        f"epochs {s['from_epoch']:.1f}–{s['to_epoch']:.1f} ({s['evaluations']} evaluations, a least-squares line)"
+        (f"at the constant rate {s['lr']:.2g} " if s["lr"] is not None else "")
+        + f"the bound fell {s['nats_per_epoch']:.2f} nats ({s['bits_per_dim_per_epoch']:.4f} bits/dim) per epoch over "
+        f"epochs {s['from_epoch']:.1f}–{s['to_epoch']:.1f} ({s['evaluations']} evaluations, a least-squares line"
+        + (f"; the {s['after']} after them, in the cooldown, measure the anneal and are left out)" if s["after"] else ")")
     )
     if rule is None:
         return f"{_trend(history)}; {per_epoch}"

@@ -288,6 +288,21 @@ def test_a_curve_has_flattened_when_it_falls_under_the_campaign_rule_over_its_la
     assert s["flat"] is flat
 
 
+def test_flattening_is_judged_at_the_constant_rate_not_across_the_cooldown_after_it():
+    # flat at 1e-3 for 8 epochs (0.1 nats per epoch), then a cooldown that gains 4 nats in two evaluations
+    state = _falling(0.1)
+    rates = [1e-3] * 8 + [3e-4, 5e-5]
+    for row, lr in zip(state["history"], rates):
+        row["lr"] = lr
+    for row, drop in zip(state["history"][8:], (2.0, 4.0)):
+        row["test_nll_bound"] -= drop
+    s = campaign.slope(state)
+    assert (s["from_epoch"], s["to_epoch"], s["lr"], s["after"]) == (3.0, 8.0, 1e-3, 2)
+    assert s["nats_per_epoch"] == pytest.approx(0.1) and s["flat"] is True
+    # across the cooldown the same curve would read as falling 1 nat per epoch: not flat
+    assert campaign.slope({**state, "history": [{**r, "lr": None} for r in state["history"]]})["flat"] is False
+
+
 def test_cifar_flattens_by_bits_per_dim_and_a_dataset_without_a_rule_gets_no_verdict():
     assert campaign.slope(_falling(0.01 * 3072 * math.log(2) * 0.9, "cifar10"))["flat"] is True  # 0.009 bits/dim
     assert campaign.slope(_falling(1.0, "fashion-mnist"))["flat"] is None
