@@ -136,6 +136,9 @@ def plot_history(history: pd.DataFrame, title: str = "training", smooth: int = 2
     return fig
 
 
+_LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}  # a label stays legible over lines
+
+
 def plot_campaign(
     curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None, title: str = "test bound over all legs of training"
 ) -> Figure:
@@ -161,23 +164,34 @@ def plot_campaign(
                 f"{last['test_nll_bound']:.1f}",
                 (last[x], last["test_nll_bound"]),
                 textcoords="offset points",
-                xytext=(4, 2),
+                xytext=(7, 3),
                 fontsize=8,
                 color=palette[model],
+                bbox=_LABEL_BOX,
             )
         ax.set(xlabel=label, ylabel="test bound, nats per image", xscale="log" if x == "epoch" else "linear")
     if anchors is not None and len(anchors):
         for a in anchors.itertuples(index=False):
             for i, ax in enumerate(axes):
                 if a.epoch is not None and a.epoch == a.epoch and i == 0:
-                    ax.plot([a.epoch], [a.test_nll_bound], marker="*", ms=11, color="#333", ls="none")
+                    # the value beside the star, who and when in the legend: long labels collided with the curves
+                    ax.plot(
+                        [a.epoch],
+                        [a.test_nll_bound],
+                        marker="*",
+                        ms=11,
+                        color="#333",
+                        ls="none",
+                        label=f"{a.source}: {a.test_nll_bound:g} at {a.epoch:g} epochs",
+                    )
                     ax.annotate(
-                        f"{a.source}: {a.test_nll_bound:g} at {a.epoch:g}",
+                        f"{a.test_nll_bound:g}",
                         (a.epoch, a.test_nll_bound),
                         textcoords="offset points",
-                        xytext=(-6, 6),
-                        ha="right",
+                        xytext=(0, 8),
+                        ha="center",
                         fontsize=7,
+                        bbox=_LABEL_BOX,
                     )
                 elif a.epoch is None or a.epoch != a.epoch:
                     ax.axhline(a.test_nll_bound, color="#333", lw=0.8, ls="--")
@@ -188,6 +202,7 @@ def plot_campaign(
                         textcoords="offset points",
                         xytext=(0, 2),
                         fontsize=7,
+                        bbox=_LABEL_BOX,
                     )
     handles, _ = axes[0].get_legend_handles_labels()
     if len(ends):

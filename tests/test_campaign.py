@@ -142,7 +142,8 @@ def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
     assert ringed(fig) == [[]]  # without the rate, no point is called the end of an anneal
     annealed = plots.plot_campaign(curves.assign(lr=[1e-3, 5e-5, 1e-3]), campaign.ANCHORS)
     assert ringed(annealed) == [[100.0]]
-    assert "end of an anneal" in [t.get_text() for t in annealed.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in annealed.axes[0].get_legend().get_texts()]
+    assert "end of an anneal" in legend and "jbornschein/draw: 81.9 at 300 epochs" in legend  # who, beside the star
     resumed = [line for line in by_epoch.get_lines() if line.get_linestyle() == ":"]
     assert [float(line.get_xdata()[0]) for line in resumed] == [5.0]  # leg 1 ended there, leg 2 resumed
 
