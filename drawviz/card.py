@@ -87,11 +87,12 @@ def _hardware(args: dict, override: Optional[str]) -> str:
     h = args.get("hardware")
     if not h:
         return "not recorded"
+    torch = f"torch {_code(h.get('torch', '?'))}"  # a code span: '2.14.1+cu130' reads as itself, unescaped
     if h.get("device") == "cuda":
-        return _md(f"{h['name']} (CUDA), torch {h.get('torch', '?')}")
-    return _md(
-        f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch "
-        f"thread(s), torch {h.get('torch', '?')}"
+        return f"{_md(h['name'])} (CUDA), {torch}"
+    return (
+        _md(f"{h['name']} ({h.get('isa', '?')}), {h.get('cores', '?')} cores, {h.get('threads', '?')} torch thread(s)")
+        + f", {torch}"
     )
 
 

@@ -90,6 +90,7 @@ def test_checkpoint_metadata_in_a_model_card_is_text(tmp_path, mnist_train_2k, d
     card = model_card(evil, data_root=data_root, images=8, command=ATTACKS[2])
     rendered = mistune.html(card)
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
+    assert f"torch <code>{torch.__version__}</code>" in rendered  # the version reads as itself, not 2\.14\.1\+cu130
 
 
 # ----------------------------------------------------------------------------- 2, 10. export
