@@ -156,6 +156,12 @@ def _legs(state: dict) -> list[str]:
     ]
 
 
+def _left_out(after: int) -> str:
+    if after == 1:
+        return "; the one after them, in the cooldown, measures the anneal and is left out)"
+    return f"; the {after} after them, in the cooldown, measure the anneal and are left out)"
+
+
 def _flattened(state: dict) -> str:
     """The card's "flattened?" row: by the campaign's rule (drawviz.campaign.FLAT) where the dataset has one,
     the bound's fall per epoch over the last epochs beside its fall per hour; else by 1 % per hour."""
@@ -167,7 +173,7 @@ def _flattened(state: dict) -> str:
         (f"at the constant rate {s['lr']:.2g} " if s["lr"] is not None else "")
         + f"the bound fell {s['nats_per_epoch']:.2f} nats ({s['bits_per_dim_per_epoch']:.4f} bits/dim) per epoch over "
         f"epochs {s['from_epoch']:.1f}–{s['to_epoch']:.1f} ({s['evaluations']} evaluations, a least-squares line"
-        + (f"; the {s['after']} after them, in the cooldown, measure the anneal and are left out)" if s["after"] else ")")
+        + (_left_out(s["after"]) if s["after"] else ")")
     )
     if rule is None:
         return f"{_trend(history)}; {per_epoch}"
