@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["legs_of", "runs_of", "totals", "curve", "slope", "FLAT", "ANCHORS"]
@@ -152,9 +153,11 @@ def anneal_ends(curves: pd.DataFrame, annealed: float = ANNEALED) -> pd.DataFram
 
 
 def _constant_stretch(c: pd.DataFrame, within: float = 0.1) -> Optional[pd.DataFrame]:
-    """The last run of two or more consecutive evaluations read at one rate (within ``within`` of each other),
-    None where there is none (a cosine anneal, or a history without rates)."""
+    """The last run of two or more consecutive evaluations read at one rate (within ``within`` of each other)
+    above an annealed rate, None where there is none (a cosine anneal, or a history without rates)."""
     lr = c["lr"].to_numpy(float)
+    # two cooldowns that each ended at the same low rate are two anneal ends, not a constant stretch
+    lr = np.where(lr > ANNEALED * np.nanmax(lr), lr, np.nan) if np.isfinite(lr).any() else lr
     end = len(c)
     while end >= 2:
         start = end - 1

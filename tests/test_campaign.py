@@ -310,6 +310,15 @@ def test_flattening_is_judged_at_the_constant_rate_not_across_the_cooldown_after
     assert campaign.slope({**state, "history": [{**r, "lr": None} for r in state["history"]]})["flat"] is False
 
 
+def test_two_cooldown_ends_at_the_same_low_rate_are_not_a_constant_stretch():
+    # falling 1 nat per epoch at 1e-3, then two legs whose only evaluations end cooldowns at 5e-05
+    state = _falling(1.0)
+    for i, row in enumerate(state["history"]):
+        row["lr"] = 1e-3 if i < 8 else 5e-5
+    s = campaign.slope(state)
+    assert (s["lr"], s["after"], s["to_epoch"]) == (1e-3, 2, 8.0) and s["flat"] is False
+
+
 def test_cifar_flattens_by_bits_per_dim_and_a_dataset_without_a_rule_gets_no_verdict():
     assert campaign.slope(_falling(0.01 * 3072 * math.log(2) * 0.9, "cifar10"))["flat"] is True  # 0.009 bits/dim
     assert campaign.slope(_falling(1.0, "fashion-mnist"))["flat"] is None
