@@ -114,8 +114,10 @@ def totals(state: dict) -> dict:
 def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
     """The test bounds in a checkpoint's history, one row each: model, leg, step, epoch, hours,
     cpu_hours, lr (the rate of that step: a bound read at an annealed rate is not one read at the peak),
-    test_nll_bound (tidy: concatenate several models' curves and plot them together)."""
+    peak_lr_since (the highest rate since the evaluation before), test_nll_bound (tidy: concatenate several
+    models' curves and plot them together)."""
     legs = legs_of(state)
+    history = state.get("history") or []
     rows, cpu_before = [], 0.0
     for i, leg in enumerate(legs):
         for row in state.get("history") or []:
@@ -136,7 +138,13 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
                 }
             )
         cpu_before += ((leg.get("end_seconds") or 0.0) - (leg.get("start_seconds") or 0.0)) / 3600 * _cores(leg)
-    return pd.DataFrame(rows, columns=["model", "leg", "step", "epoch", "hours", "cpu_hours", "lr", "test_nll_bound"])
+    rates = [(r["step"], r["lr"]) for r in history if r.get("lr") is not None and math.isfinite(r["lr"])]
+    before = 0
+    for row in rows:  # the highest rate since the evaluation before: a re-warmed leg between two cooldown ends
+        row["peak_lr_since"] = max((lr for step, lr in rates if before < step <= row["step"]), default=math.nan)
+        before = row["step"]
+    columns = ["model", "leg", "step", "epoch", "hours", "cpu_hours", "lr", "peak_lr_since", "test_nll_bound"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 ANNEALED = 0.1  # a rate at 10 % of its peak or less: the end of a cooldown or of a cosine anneal
@@ -147,8 +155,12 @@ def anneal_ends(curves: pd.DataFrame, annealed: float = ANNEALED) -> pd.DataFram
     each stretch of evaluations read at ``annealed`` × the model's peak rate or less. A constant-rate leg's
     bounds sit above those of its cooldown, so these are the points at which models compare."""
     curves = curves.reset_index(drop=True)
-    low = curves["lr"] <= annealed * curves.groupby("model", dropna=False)["lr"].transform("max")
-    stretch = (~low).groupby(curves["model"], dropna=False).cumsum()  # one number per run of low rates
+    rates = curves[["lr", "peak_lr_since"]].max(axis=1) if "peak_lr_since" in curves else curves["lr"]
+    threshold = annealed * rates.groupby(curves["model"], dropna=False).transform("max")  # of the model's peak
+    low = curves["lr"] <= threshold
+    # a run of low rates ends where the rate rose above the threshold, also between two evaluations
+    rose = curves["peak_lr_since"] > threshold if "peak_lr_since" in curves else pd.Series(False, index=curves.index)
+    stretch = (~low | rose).groupby(curves["model"], dropna=False).cumsum()  # one number per run of low rates
     return curves[low].groupby([curves["model"], stretch], sort=False, dropna=False).tail(1)
 
 

@@ -247,6 +247,18 @@ def test_models_compare_where_their_anneals_ended_not_on_a_constant_rate():
     assert list(zip(ends["model"], ends["epoch"], ends["test_nll_bound"])) == [("a", 4, 100), ("a", 8, 93), ("b", 2, 115)]
 
 
+def test_two_legs_evaluated_only_at_their_cooldown_ends_give_two_anneal_ends():
+    # mnist-noattn.pt's legs 5 and 6: one evaluation each, both at 5 % of the rate, the re-warm between them
+    # seen only in the per-step rates of the history
+    rows = [
+        {"step": s, "epoch": s / 10, "seconds": 60.0 * s, "lr": lr, "test_nll_bound": b}
+        for s, lr, b in [(10, 1e-3, None), (20, 5e-5, 92.0), (30, 1e-3, None), (40, 5e-5, 90.7)]
+    ]
+    state = {"step": 40, "history": rows, "train_args": {}}
+    ends = campaign.anneal_ends(campaign.curve(state, "m"))
+    assert list(ends["test_nll_bound"]) == [92.0, 90.7]
+
+
 def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
     # the whole (short) budget is the cooldown: the rate falls with the clock towards recipe.final · lr
     result = train(SMALL, images, steps=None, minutes=0.05, cooldown_minutes=0.05, batch_size=32, final=0.1, progress=False)
