@@ -117,11 +117,11 @@ def test_the_card_totals_add_up_over_the_legs(tmp_path, images, shipped, data_ro
 
 
 def test_a_run_stopped_and_resumed_reads_as_one_run_of_its_legs():
-    state = load_checkpoint("models/cifar10.pt")  # 9 legs: four sessions, some stopped and resumed
+    state = load_checkpoint("models/cifar10.pt")  # its first 9 legs: four sessions, some stopped and resumed
     runs = campaign.runs_of(state)
     assert [leg for run in runs for leg in run] == campaign.legs_of(state)
     assert all(run[0]["fresh_optimizer"] and not any(leg["fresh_optimizer"] for leg in run[1:]) for run in runs)
-    assert [len(run) for run in runs] == [1, 3, 3, 2]
+    assert [len(run) for run in runs][:4] == [1, 3, 3, 2]  # later legs append runs; these stay
 
 
 def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
