@@ -120,7 +120,7 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
     history = state.get("history") or []
     rows, cpu_before = [], 0.0
     for i, leg in enumerate(legs):
-        for row in state.get("history") or []:
+        for row in history:
             bound = row.get("test_nll_bound")
             if not (leg["start_step"] < row["step"] <= leg["end_step"]) or bound is None or not math.isfinite(bound):
                 continue
@@ -138,11 +138,14 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
                 }
             )
         cpu_before += ((leg.get("end_seconds") or 0.0) - (leg.get("start_seconds") or 0.0)) / 3600 * _cores(leg)
-    rates = [(r["step"], r["lr"]) for r in history if r.get("lr") is not None and math.isfinite(r["lr"])]
-    before = 0
-    for row in rows:  # the highest rate since the evaluation before: a re-warmed leg between two cooldown ends
-        row["peak_lr_since"] = max((lr for step, lr in rates if before < step <= row["step"]), default=math.nan)
-        before = row["step"]
+    rates = sorted((r["step"], r["lr"]) for r in history if r.get("lr") is not None and math.isfinite(r["lr"]))
+    rates, i = [(step, lr) for step, lr in rates if step > 0], 0
+    for row in sorted(rows, key=lambda r: r["step"]):  # the highest rate since the evaluation before, in one pass:
+        peak = math.nan  # a re-warmed leg between two cooldown ends shows here
+        while i < len(rates) and rates[i][0] <= row["step"]:
+            peak = rates[i][1] if math.isnan(peak) else max(peak, rates[i][1])
+            i += 1
+        row["peak_lr_since"] = peak
     columns = ["model", "leg", "step", "epoch", "hours", "cpu_hours", "lr", "peak_lr_since", "test_nll_bound"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -150,13 +153,19 @@ def curve(state: dict, model: Optional[str] = None) -> pd.DataFrame:
 ANNEALED = 0.1  # a rate at 10 % of its peak or less: the end of a cooldown or of a cosine anneal
 
 
+def _peak(curves: pd.DataFrame) -> pd.Series:
+    """Each row's model's peak rate (:func:`curve` rows): the highest rate read at an evaluation or passed
+    between two, so a leg evaluated only at its cooldown's end still has its peak."""
+    rates = curves[[c for c in ("lr", "peak_lr_since") if c in curves]].max(axis=1)
+    return rates.groupby(curves["model"], dropna=False).transform("max")
+
+
 def anneal_ends(curves: pd.DataFrame, annealed: float = ANNEALED) -> pd.DataFrame:
     """The rows of ``curves`` (:func:`curve` rows, one model or several) where an anneal ended: the last of
     each stretch of evaluations read at ``annealed`` × the model's peak rate or less. A constant-rate leg's
     bounds sit above those of its cooldown, so these are the points at which models compare."""
     curves = curves.reset_index(drop=True)
-    rates = curves[["lr", "peak_lr_since"]].max(axis=1) if "peak_lr_since" in curves else curves["lr"]
-    threshold = annealed * rates.groupby(curves["model"], dropna=False).transform("max")  # of the model's peak
+    threshold = annealed * _peak(curves)
     low = curves["lr"] <= threshold
     # a run of low rates ends where the rate rose above the threshold, also between two evaluations
     rose = curves["peak_lr_since"] > threshold if "peak_lr_since" in curves else pd.Series(False, index=curves.index)
@@ -169,7 +178,7 @@ def _constant_stretch(c: pd.DataFrame, within: float = 0.1) -> Optional[pd.DataF
     above an annealed rate, None where there is none (a cosine anneal, or a history without rates)."""
     lr = c["lr"].to_numpy(float)
     # two cooldowns that each ended at the same low rate are two anneal ends, not a constant stretch
-    lr = np.where(lr > ANNEALED * np.nanmax(lr), lr, np.nan) if np.isfinite(lr).any() else lr
+    lr = np.where(lr > ANNEALED * _peak(c).to_numpy(float), lr, np.nan)
     end = len(c)
     while end >= 2:
         start = end - 1
