@@ -41,6 +41,9 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         reference_area = diagnostics.reference_edit_area(other, x, seed=seed)
         reference_label = _what_model(other.config, Path(reference).name)
     table = diagnostics.summary(probes.record(model, x, seed=seed), reference=reference_area)
+    # on binary digits, what the centre spread is for pens that need no model (diagnostics.spread_references)
+    steps = model.config.T - int(math.floor(0.1 * model.config.T))  # summary's steps after the first 10 %
+    pens = diagnostics.spread_references(x, steps=steps, seed=seed) if binarize and model.config.attention else None
     return {
         "state": state,
         "bound": bound,
@@ -49,7 +52,18 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         "images": len(x),
         "binarize": binarize,
         "reference_label": reference_label,
+        "pens": pens,
     }
+
+
+def _pens(pens) -> str:
+    """The spread of pens that need no model, for the card's attention rows."""
+    p = pens.set_index("pen").spread_px
+    sweeps = sorted([p["clockwise sweep"], p["reading-order sweep"]])
+    return (
+        f"; a pen sweeping every digit's ink in one shared order: {sweeps[0]:.1f}-{sweeps[1]:.1f}, "
+        f"anywhere on its ink: {p['anywhere on the ink']:.1f}"
+    )
 
 
 def _what_model(config, name: str) -> str:
@@ -269,13 +283,14 @@ def model_card(
     lines.append(f"| flattened? | {_flattened(state)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}
     steps = table["steps"].iloc[0] if len(table) else ""
+    pens = "" if m.get("pens") is None else _pens(m["pens"])
     for op in ("write", "read"):
         if op in rows:
             r = rows[op]
             lines.append(
                 f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
                 f"width ({r['footprint_px']:.1f} px); centre spread across images {r['spread_px']:.2f} px "
-                f"(uniform centres: {r['spread_uniform_px']:.1f}); centres off the image "
+                f"(uniform centres: {r['spread_uniform_px']:.1f}{pens}); centres off the image "
                 f"{100 * r['off_image']:.1f} % |"
             )
     if "canvas" in rows:

@@ -30,7 +30,16 @@ import pandas as pd
 from . import geometry
 from .geometry import edit_area  # its home is geometry; kept here for callers of diagnostics.edit_area
 
-__all__ = ["edit_area", "per_step", "summary", "footprints", "reference_edit_area", "as_metrics", "REFERENCES"]
+__all__ = [
+    "edit_area",
+    "per_step",
+    "summary",
+    "footprints",
+    "reference_edit_area",
+    "spread_references",
+    "as_metrics",
+    "REFERENCES",
+]
 
 # What each measure is compared with (see the module docstring); None: computed per trace.
 REFERENCES = {
@@ -92,6 +101,46 @@ def per_step(trace) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["step", "op", "footprint_px", "footprint", "spread_px", "off_image", "edit_area"])
+
+
+def _spread_of(centres: np.ndarray) -> float:
+    """Mean over steps of the centre spread (as :func:`summary`) for centres of shape (steps, images, 2)."""
+    return float(np.mean(np.sqrt((centres[..., 0].std(1) ** 2 + centres[..., 1].std(1) ** 2) / 2)))
+
+
+def spread_references(images, steps: int = 58, seed: int = 0) -> pd.DataFrame:
+    """What the centre spread of :func:`summary` is for pens that need no model, on these images.
+
+    Each pen sits on one ink pixel (value > 0.5) of each image at each of ``steps`` steps: the ink centroid
+    (a window parked on the digit), two sweeps that visit every image's ink in the *same* order (reading order:
+    row, then column; clockwise around the centroid from 12 o'clock), and a pen anywhere on the ink (a random
+    ink pixel per step and image: a pen that stays on the digit but keeps no order shared across images).
+    A model drawing in one order for all digits scores near the sweeps, not the uniform width/√12.
+    images: (batch, 1, H, W) or (batch, H, W) greyscale in [0, 1]. One row per pen: pen, spread_px, order.
+    """
+    x = np.asarray(images, dtype=float)
+    x = x.reshape(len(x), x.shape[-2], x.shape[-1])
+    ink = [np.argwhere(im > 0.5).astype(float) for im in x]  # (pixels, 2) as (row, column)
+    if len(ink) < 2 or any(len(p) == 0 for p in ink):
+        raise ValueError("spread_references needs two or more images, each with an ink pixel (value > 0.5)")
+    share = (np.arange(steps) + 0.5) / steps  # the share of its ink a sweeping pen has passed at each step
+
+    def sweep(order) -> np.ndarray:  # (steps, images, 2): the pen at each share of every image's ordered ink
+        return np.stack([np.stack([p[order(p)][int(q * len(p))] for p in ink]) for q in share])
+
+    def clockwise(p):
+        c = p.mean(0)
+        return np.argsort(np.mod(np.arctan2(p[:, 1] - c[1], c[0] - p[:, 0]), 2 * np.pi))  # from 12 o'clock, clockwise
+
+    rng = np.random.default_rng(seed)
+    pens = {
+        "ink centroid": (np.stack([p.mean(0) for p in ink])[None], "none (parked)"),
+        "reading-order sweep": (sweep(lambda p: np.lexsort((p[:, 1], p[:, 0]))), "shared"),
+        "clockwise sweep": (sweep(clockwise), "shared"),
+        "anywhere on the ink": (np.stack([np.stack([p[rng.integers(len(p))] for p in ink]) for _ in share]), "none"),
+    }
+    rows = [{"pen": pen, "spread_px": _spread_of(c), "order": order} for pen, (c, order) in pens.items()]
+    return pd.DataFrame(rows, columns=["pen", "spread_px", "order"])
 
 
 def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.DataFrame:

@@ -134,3 +134,22 @@ def test_the_drawing_figure_keeps_an_off_image_window_visible():
     assert all(a.get_xlim() == ax.get_xlim() for a in fig.axes)  # one view for every panel
     assert "1 of 8 write windows" in fig._supxlabel.get_text()
     assert fig.axes[0].patches[-1].get_edgecolor()[:3] == matplotlib.colors.to_rgb(plots.OP_COLOURS["write"])
+
+
+def test_a_pen_keeping_one_order_for_every_digit_spreads_under_3_px_on_real_digits(mnist_test):
+    # the centre-spread target (>= 3 px) against pens that need no model, on the card's 256 binarised digits
+    from drawviz import data
+
+    x = data.binarize(mnist_test.balanced(256, seed=0).images, seed=0)
+    refs = diagnostics.spread_references(x).set_index("pen").spread_px
+    assert refs["ink centroid"] < 1.0  # MNIST digits are centred on their centre of mass
+    assert 2.0 < refs["clockwise sweep"] < 3.0 and 2.0 < refs["reading-order sweep"] < 3.0
+    assert refs["anywhere on the ink"] > 4.0  # no order shared across digits: most of the digit's extent
+    assert refs["anywhere on the ink"] < 28 / math.sqrt(12)  # still on the digit, not uniform over the frame
+
+
+def test_spread_references_need_ink_in_every_image():
+    x = torch.zeros(3, 1, 8, 8)
+    x[:2, 0, 2:5, 3] = 1.0
+    with pytest.raises(ValueError, match="each with an ink pixel"):
+        diagnostics.spread_references(x)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from drawviz import DRAW, DrawConfig
+from drawviz import DRAW, DrawConfig, data, diagnostics
 from drawviz.train import (
     CheckpointError,
     TrainingDiverged,
@@ -542,6 +542,9 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
     assert "4 steps" in card and "2-step linear warm-up" in card and "cosine decay" in card
     assert "python -m drawviz train --T 3" in card and "torch thread" in card
     assert "| write attention" in card and "| read attention" in card and "the no-attention model" in card
+    digits = data.binarize(mnist_test.balanced(32, seed=0).images, seed=0)  # the card's diagnostic images
+    pens = diagnostics.spread_references(digits, steps=3).set_index("pen").spread_px  # T = 3: all 3 steps
+    assert f"anywhere on its ink: {pens['anywhere on the ink']:.1f}" in card  # the spread beside pens without a model
     assert str(data_root) not in card  # no machine's folder as provenance
     assert all(line.count("|") in (0, 3) for line in card.splitlines())  # a well-formed two-column table
 
