@@ -197,8 +197,8 @@ def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
     rate was never constant over two evaluations (a cosine anneal), the last evaluations, whatever their rate.
     {"from_epoch", "to_epoch", "evaluations", "nats_per_epoch", "bits_per_dim_per_epoch", "flat", "lr" (the
     stretch's rate, None without one), "after" (evaluations after the stretch)}: flat is True or False against
-    :data:`FLAT` for the checkpoint's dataset, None where no rule is declared. None with fewer than two
-    evaluations."""
+    :data:`FLAT` for the checkpoint's dataset, None where no rule is declared or the stretch spans fewer than
+    ``epochs`` epochs ("span_epochs": too short to judge). None with fewer than two evaluations."""
     c = curve(state)
     if len(c) < 2:
         return None
@@ -213,7 +213,9 @@ def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
     config = state["config"]
     bits = per_epoch / (config.channels * config.height * config.width * math.log(2))
     rule = FLAT.get((state.get("train_args") or {}).get("dataset"))
-    flat = None if rule is None else (per_epoch if rule[1] == "nats" else bits) < rule[0]
+    span = float(pool["epoch"].iloc[-1] - pool["epoch"].iloc[0])  # the rule needs `epochs` of it to judge
+    judged = rule is not None and span >= epochs - 1e-9
+    flat = (per_epoch if rule[1] == "nats" else bits) < rule[0] if judged else None
     return {
         "from_epoch": float(x[0]),
         "to_epoch": float(x[-1]),
@@ -221,6 +223,7 @@ def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
         "nats_per_epoch": per_epoch,
         "bits_per_dim_per_epoch": bits,
         "flat": flat,
+        "span_epochs": span,
         "lr": float(stretch["lr"].median()) if stretch is not None else None,
         "after": int(len(c) - (c.index.get_loc(stretch.index[-1]) + 1)) if stretch is not None else 0,
     }

@@ -185,12 +185,19 @@ def _flattened(state: dict) -> str:
         return _trend(history)
     per_epoch = (
         (f"at the constant rate {s['lr']:.2g} " if s["lr"] is not None else "")
-        + f"the bound fell {s['nats_per_epoch']:.2f} nats ({s['bits_per_dim_per_epoch']:.4f} bits/dim) per epoch over "
+        + f"the bound {'fell' if s['nats_per_epoch'] >= 0 else 'rose'} {abs(s['nats_per_epoch']):.2f} nats "
+        f"({abs(s['bits_per_dim_per_epoch']):.4f} bits/dim) per epoch over "
         f"epochs {s['from_epoch']:.1f}–{s['to_epoch']:.1f} ({s['evaluations']} evaluations, a least-squares line"
         + (_left_out(s["after"]) if s["after"] else ")")
     )
     if rule is None:
         return f"{_trend(history)}; {per_epoch}"
+    if s["flat"] is None:  # a stretch shorter than the rule's epochs: too short to judge
+        verdict = (
+            f"not judged by the campaign's rule (under {rule[0]:g} {rule[1]} per epoch over "
+            f"{campaign.FLAT_EPOCHS:g} epochs at one rate): its last constant stretch spans {s['span_epochs']:.1f} epochs"
+        )
+        return f"{verdict}; there {per_epoch}; {_trend(history, verdict=False)}"
     verdict = f"{'yes' if s['flat'] else 'no'} by the campaign's rule (under {rule[0]:g} {rule[1]} per epoch)"
     return f"{verdict}: {per_epoch}; {_trend(history, verdict=False)}"
 

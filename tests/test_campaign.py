@@ -335,3 +335,18 @@ def test_two_cooldown_ends_at_the_same_low_rate_are_not_a_constant_stretch():
 def test_cifar_flattens_by_bits_per_dim_and_a_dataset_without_a_rule_gets_no_verdict():
     assert campaign.slope(_falling(0.01 * 3072 * math.log(2) * 0.9, "cifar10"))["flat"] is True  # 0.009 bits/dim
     assert campaign.slope(_falling(1.0, "fashion-mnist"))["flat"] is None
+
+
+def test_a_constant_stretch_shorter_than_five_epochs_is_not_judged():
+    # cifar10.pt after a 2-epoch stretch at 5e-4 whose bound rose: neither flat nor falling, too short to say
+    state = _falling(-0.05 * 3072 * math.log(2), "cifar10")
+    for i, row in enumerate(state["history"]):
+        row["lr"] = 5e-5 if i < 7 else 5e-4  # a cooldown end, then three evaluations at the rate over 2 epochs
+    s = campaign.slope(state)
+    assert (s["from_epoch"], s["to_epoch"], s["span_epochs"]) == (8.0, 10.0, 2.0)
+    assert s["flat"] is None and s["bits_per_dim_per_epoch"] == pytest.approx(-0.05)
+    from drawviz.card import _flattened
+
+    row = _flattened(state)
+    assert row.startswith("not judged by the campaign's rule") and "spans 2.0 epochs" in row
+    assert "the bound rose" in row and "-" not in row.split("rose")[1].split("nats")[0]  # a rise, said as one
