@@ -298,11 +298,16 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         log(f"  warning: no notebook takes the parameters {sorted(unused)}")
     with _Kernel() as kernel:
         _run_notebooks(wanted, declared, common, run, out_dir, checkpoint, result, log, kernel)
-    # what the notebooks reported (drawviz.metrics): None where one failed or did not run
-    result["train"] = _metrics.Trained.read(out_dir / "train.json")
-    result["errors"] = _metrics.ErrorImages.read(out_dir / "error_images.json")
-    result["attention"] = _metrics.Attention.read(out_dir / "attention.json")
-    blur = _metrics.Blur.read(out_dir / "blur.json")
+
+    # what the notebooks reported (drawviz.metrics): None where one failed or did not run *now*; a run of the
+    # same name in the other index (offline or data) shares this folder and may have left its own numbers
+    def reported(nb: str, record):
+        return record.read(out_dir / f"{nb}.json") if nb in wanted else None
+
+    result["train"] = reported("train", _metrics.Trained)
+    result["errors"] = reported("error_images", _metrics.ErrorImages)
+    result["attention"] = reported("attention", _metrics.Attention)
+    blur = reported("blur", _metrics.Blur)
     result["sharpness"] = blur.runs.get(name) if blur is not None else None
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None

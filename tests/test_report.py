@@ -281,3 +281,15 @@ def test_without_workers_dask_is_not_imported(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.stdout.strip().endswith("False False"), proc.stdout + proc.stderr
+
+
+def test_a_run_shows_only_the_numbers_its_own_notebooks_reported_now(tmp_path):
+    # the offline and the data run named "mnist" share reports/mnist; the data run's blur.json (and any
+    # earlier train.json) must not appear in the offline index as this run's sharpness and bound
+    out_dir = tmp_path / "mnist"
+    out_dir.mkdir()
+    (out_dir / "blur.json").write_text(json.dumps({"runs": {"mnist": {"samples/laplacian_variance": 0.9}}}))
+    (out_dir / "train.json").write_text(json.dumps({"nll_bound": 99.0}))
+    run = {"name": "mnist", "dataset": "mnist-sample", "notebooks": ["train", "attention"], "parameters": {}}
+    result = report.run_one(run, tmp_path, None, notebooks=(), device="cpu", log=lambda *a: None)
+    assert result["sharpness"] is None and result["train"] is None and result["attention"] is None
