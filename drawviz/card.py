@@ -44,6 +44,8 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     # on binary digits, what the centre spread is for pens that need no model (diagnostics.spread_references)
     steps = model.config.T - int(math.floor(0.1 * model.config.T))  # summary's steps after the first 10 %
     pens = diagnostics.spread_references(x, steps=steps, seed=seed) if binarize and model.config.attention else None
+    # how large the subject is, to read a footprint against (a digit's box or a garment's; not for natural images)
+    ink = diagnostics.ink_extent(x) if model.config.attention and model.config.channels == 1 else None
     return {
         "state": state,
         "bound": bound,
@@ -53,6 +55,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         "binarize": binarize,
         "reference_label": reference_label,
         "pens": pens,
+        "ink": ink,
     }
 
 
@@ -291,12 +294,14 @@ def model_card(
     rows = {r["op"]: r for r in table.to_dict("records")}
     steps = table["steps"].iloc[0] if len(table) else ""
     pens = "" if m.get("pens") is None else _pens(m["pens"])
+    ink = m.get("ink")
+    box = "" if ink is None else f"; the images' ink spans a median box of {ink['width']:.2f} × {ink['height']:.2f} of the image"
     for op in ("write", "read"):
         if op in rows:
             r = rows[op]
             lines.append(
                 f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
-                f"width ({r['footprint_px']:.1f} px); centre spread across images {r['spread_px']:.2f} px "
+                f"width ({r['footprint_px']:.1f} px{box}); centre spread across images {r['spread_px']:.2f} px "
                 f"(uniform centres: {r['spread_uniform_px']:.1f}{pens}); centres off the image "
                 f"{100 * r['off_image']:.1f} % |"
             )

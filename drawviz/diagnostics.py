@@ -37,6 +37,7 @@ __all__ = [
     "footprints",
     "reference_edit_area",
     "spread_references",
+    "ink_extent",
     "as_metrics",
     "REFERENCES",
 ]
@@ -141,6 +142,27 @@ def spread_references(images, steps: int = 58, seed: int = 0) -> pd.DataFrame:
     }
     rows = [{"pen": pen, "spread_px": _spread_of(c), "order": order} for pen, (c, order) in pens.items()]
     return pd.DataFrame(rows, columns=["pen", "spread_px", "order"])
+
+
+def ink_extent(images, threshold: float = 0.1) -> dict:
+    """How large the subject is, to read a footprint against: the median over images of the ink's bounding
+    box (pixels above ``threshold``) as shares of the image's width and height, and the median share of
+    pixels that are ink. A window as wide as the box covers the subject; a pen's is a fraction of it.
+    images: (batch, 1, H, W) or (batch, H, W) greyscale in [0, 1]. {"width", "height", "ink"}."""
+    x = np.asarray(images, dtype=float)
+    x = x.reshape(len(x), x.shape[-2], x.shape[-1]) > threshold  # (batch, H, W)
+    cols, rows = x.any(1), x.any(2)  # (batch, W), (batch, H): a column or row holding ink
+    if not cols.any(1).all():
+        raise ValueError(f"ink_extent needs ink (a pixel above {threshold}) in every image")
+
+    def span(a):  # (batch, n) -> (batch,): first to last True, inclusive, as a share of n
+        return (a.shape[1] - np.argmax(a[:, ::-1], 1) - np.argmax(a, 1)) / a.shape[1]
+
+    return {
+        "width": float(np.median(span(cols))),
+        "height": float(np.median(span(rows))),
+        "ink": float(np.median(x.mean((1, 2)))),
+    }
 
 
 def summary(trace, skip: float = 0.1, reference: Optional[float] = None) -> pd.DataFrame:

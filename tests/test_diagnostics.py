@@ -153,3 +153,26 @@ def test_spread_references_need_ink_in_every_image():
     x[:2, 0, 2:5, 3] = 1.0
     with pytest.raises(ValueError, match="each with an ink pixel"):
         diagnostics.spread_references(x)
+
+
+def test_ink_extent_is_the_box_around_the_ink():
+    x = torch.zeros(2, 1, 10, 20)
+    x[0, 0, 2:7, 4:9] = 0.8  # a 5 x 5 box: a quarter of the width, half the height
+    x[1, 0, 0:10, 0:10] = 0.3  # the left half
+    e = diagnostics.ink_extent(x)
+    assert e["width"] == pytest.approx((5 / 20 + 10 / 20) / 2)
+    assert e["height"] == pytest.approx((5 / 10 + 10 / 10) / 2)
+    assert e["ink"] == pytest.approx((25 / 200 + 100 / 200) / 2)
+    with pytest.raises(ValueError, match="ink .a pixel above 0.1. in every image"):
+        diagnostics.ink_extent(torch.zeros(2, 1, 4, 4))
+
+
+def test_a_garment_fills_more_of_the_frame_than_a_digit(mnist_test, dataset_root):
+    # why one footprint target does not fit both: the subject a window must cover is larger on Fashion-MNIST
+    from drawviz import data
+
+    fashion = data.load("fashion-mnist", "test", dataset_root("fashion-mnist")).balanced(256, seed=0).images
+    digit, garment = diagnostics.ink_extent(mnist_test.balanced(256, seed=0).images), diagnostics.ink_extent(fashion)
+    assert digit["width"] < 0.65 and digit["height"] < 0.8  # digits sit in the 20 x 20 centre of 28 x 28
+    assert garment["height"] > 0.95 and garment["width"] > digit["width"] + 0.15
+    assert garment["ink"] > 2 * digit["ink"]

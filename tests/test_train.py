@@ -545,6 +545,8 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
     digits = data.binarize(mnist_test.balanced(32, seed=0).images, seed=0)  # the card's diagnostic images
     pens = diagnostics.spread_references(digits, steps=3).set_index("pen").spread_px  # T = 3: all 3 steps
     assert f"anywhere on its ink: {pens['anywhere on the ink']:.1f}" in card  # the spread beside pens without a model
+    box = diagnostics.ink_extent(digits)  # the footprint beside the size of what it draws
+    assert f"ink spans a median box of {box['width']:.2f} × {box['height']:.2f} of the image" in card
     assert str(data_root) not in card  # no machine's folder as provenance
     assert all(line.count("|") in (0, 3) for line in card.splitlines())  # a well-formed two-column table
 
