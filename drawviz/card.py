@@ -301,7 +301,8 @@ def model_card(
             r = rows[op]
             lines.append(
                 f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
-                f"width ({r['footprint_px']:.1f} px{box}); centre spread across images {r['spread_px']:.2f} px "
+                f"width ({r['footprint_px']:.1f} px{box if op == 'write' else ''}); centre spread"
+                f" across images {r['spread_px']:.2f} px "
                 f"(uniform centres: {r['spread_uniform_px']:.1f}{pens}); centres off the image "
                 f"{100 * r['off_image']:.1f} % |"
             )
