@@ -6,7 +6,8 @@ through papermill for each run of a small YAML file, writes ``reports/<run>/<not
 and an index with a table of runs.  With no arguments and no data root it shows the shipped models
 (MNIST, Fashion-MNIST, CIFAR-10) on the samples shipped with drawviz, so it works offline on a fresh
 machine (index ``reports/index.html``); with ``--data-root`` (or ``DRAWVIZ_DATA``) it uses the full
-datasets (index ``reports/data.html``, so neither run overwrites the other's).
+datasets (index ``reports/data.html``, comparison ``reports/data-comparison/``, runs named ``<dataset>-data``:
+neither render overwrites or shows the other's pages).
 
 What the notebooks call (their data, their model, their metrics) is in drawviz.pages; this module
 runs them (papermill, loaded only in ``main``) and writes the index from templates/index.html.
@@ -54,7 +55,7 @@ ORDER = ("train", "attention", "error_images", "interventions", "blur")
 # ----------------------------------------------------------------------------- runs file
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain folder name: never "..", "/x" or "a/b"
-RESERVED = frozenset({"comparison", "index.html", "data.html"})  # what the report itself writes under --out
+RESERVED = frozenset({"comparison", "data-comparison", "index.html", "data.html"})  # what the report writes under --out
 
 
 def load_runs(path: Path, data_root) -> list[dict]:
@@ -370,7 +371,7 @@ def compare_blur(results: list[dict], out: Path, data_root, device: str, log) ->
     if len(models) < 2:
         return None
     log(f"comparison: blur across {', '.join(m['name'] for m in models)}")
-    out_dir = out / "comparison"
+    out_dir = out / COMPARISON[bool(data_root)]
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {
         "models": models,
@@ -390,12 +391,16 @@ def _fmt(x, spec=".2f") -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
-INDEX = {False: "index.html", True: "data.html"}  # the offline runs' index and the data runs': neither overwrites the other
+# the offline runs' index and comparison, and the data runs': neither render overwrites the other's pages
+# (reports/runs.yaml names the data runs apart from the offline ones for the same reason)
+INDEX = {False: "index.html", True: "data.html"}
+COMPARISON = {False: "comparison", True: "data-comparison"}
 
 
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
-    compared = (_metrics.Blur.read(out / "comparison" / "blur.json") if comparison is not None else None) or _metrics.Blur()
+    folder = COMPARISON[bool(data_root)]
+    compared = (_metrics.Blur.read(out / folder / "blur.json") if comparison is not None else None) or _metrics.Blur()
     for r in results:
         found = r.get("train")
         tr, at = found or _metrics.Trained(), r.get("attention") or _metrics.Attention()
@@ -460,8 +465,8 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
     comp = ""
     if comparison is not None:
         comp = (
-            f"<p>Blur across datasets: <a href='comparison/blur.html' class='{comparison['status']}'>"
-            f"comparison/blur.html</a> ({comparison['status']})</p>"
+            f"<p>Blur across datasets: <a href='{folder}/blur.html' class='{comparison['status']}'>"
+            f"{folder}/blur.html</a> ({comparison['status']})</p>"
         )
     sibling = out / INDEX[not data_root]
     other = (

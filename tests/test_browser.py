@@ -587,7 +587,7 @@ def test_markup_in_user_strings_is_shown_as_text_and_never_runs(browser, tmp_pat
         timeout=600,
     )
     assert proc.returncode == 0, f"drawviz report failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    pages = [out / "data.html", out / "run-a" / "train.html", out / "comparison" / "blur.html"]
+    pages = [out / "data.html", out / "run-a" / "train.html", out / "data-comparison" / "blur.html"]
 
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
     page = context.new_page()
@@ -609,7 +609,7 @@ def test_markup_in_user_strings_is_shown_as_text_and_never_runs(browser, tmp_pat
         # shown as text, where they are shown at all
         page.goto((out / "data.html").as_uri())
         assert PAYLOADS["data_root"] in page.locator("body").inner_text()
-        page.goto((out / "comparison" / "blur.html").as_uri())
+        page.goto((out / "data-comparison" / "blur.html").as_uri())
         assert PAYLOADS["model_file"] in page.locator("body").inner_text()
     finally:
         context.close()

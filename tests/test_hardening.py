@@ -175,7 +175,7 @@ def _runs(tmp_path, text):
     return f
 
 
-@pytest.mark.parametrize("name", ["comparison", "index.html", "data.html"])
+@pytest.mark.parametrize("name", ["comparison", "data-comparison", "index.html", "data.html"])
 def test_run_names_the_report_writes_itself_are_refused_before_anything_runs(tmp_path, name):
     with pytest.raises(ValueError, match="cannot be named"):
         report.load_runs(_runs(tmp_path, f"- {{name: {name}, dataset: mnist-sample}}\n"), None)

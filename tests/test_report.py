@@ -98,6 +98,9 @@ def test_runs_file_checks(tmp_path):
     assert [r["dataset"] for r in default_offline] == ["mnist-sample", "fashion-mnist-sample", "cifar10-sample"]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
     assert {"mnist", "fashion-mnist", "cifar10", "svhn"} <= {r["dataset"] for r in with_data}
+    # the two renders share --out: no run folder, index or comparison page of one is the other's
+    assert not {r["name"] for r in default_offline} & {r["name"] for r in with_data}
+    assert report.INDEX[False] != report.INDEX[True] and report.COMPARISON[False] != report.COMPARISON[True]
     bad = tmp_path / "bad.yaml"
     bad.write_text("- {name: a, dataset: mnist, paramters: {T: 4}}\n")
     with pytest.raises(ValueError, match="unknown keys"):
@@ -284,8 +287,8 @@ def test_without_workers_dask_is_not_imported(tmp_path):
 
 
 def test_a_run_shows_only_the_numbers_its_own_notebooks_reported_now(tmp_path):
-    # the offline and the data run named "mnist" share reports/mnist; the data run's blur.json (and any
-    # earlier train.json) must not appear in the offline index as this run's sharpness and bound
+    # a folder left by another render (a runs file whose offline and data runs share a name, an older
+    # layout): its blur.json and earlier train.json must not appear in this index as this run's numbers
     out_dir = tmp_path / "mnist"
     out_dir.mkdir()
     (out_dir / "blur.json").write_text(json.dumps({"runs": {"mnist": {"samples/laplacian_variance": 0.9}}}))
