@@ -298,11 +298,10 @@ def model_card(
     box = "" if ink is None else f"; the images' ink spans a median box of {ink['width']:.2f} × {ink['height']:.2f} of the image"
     for op in ("write", "read"):
         if op in rows:
-            r = rows[op]
+            r, beside = rows[op], box if op == "write" else ""  # the subject's size once, on the target's row
             lines.append(
                 f"| {op} attention, steps {steps} | footprint N·δ + 2σ: median {r['footprint']:.2f} of the "
-                f"width ({r['footprint_px']:.1f} px{box if op == 'write' else ''}); centre spread"
-                f" across images {r['spread_px']:.2f} px "
+                f"width ({r['footprint_px']:.1f} px{beside}); centre spread across images {r['spread_px']:.2f} px "
                 f"(uniform centres: {r['spread_uniform_px']:.1f}{pens}); centres off the image "
                 f"{100 * r['off_image']:.1f} % |"
             )

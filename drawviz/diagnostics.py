@@ -109,6 +109,12 @@ def _spread_of(centres: np.ndarray) -> float:
     return float(np.mean(np.sqrt((centres[..., 0].std(1) ** 2 + centres[..., 1].std(1) ** 2) / 2)))
 
 
+def _greyscale(images) -> np.ndarray:
+    """(batch, 1, H, W) or (batch, H, W) images as a float array of shape (batch, H, W)."""
+    x = np.asarray(images, dtype=float)
+    return x.reshape(len(x), x.shape[-2], x.shape[-1])
+
+
 def spread_references(images, steps: int = 58, seed: int = 0) -> pd.DataFrame:
     """What the centre spread of :func:`summary` is for pens that need no model, on these images.
 
@@ -119,8 +125,7 @@ def spread_references(images, steps: int = 58, seed: int = 0) -> pd.DataFrame:
     A model drawing in one order for all digits scores near the sweeps, not the uniform width/√12.
     images: (batch, 1, H, W) or (batch, H, W) greyscale in [0, 1]. One row per pen: pen, spread_px, order.
     """
-    x = np.asarray(images, dtype=float)
-    x = x.reshape(len(x), x.shape[-2], x.shape[-1])
+    x = _greyscale(images)
     ink = [np.argwhere(im > 0.5).astype(float) for im in x]  # (pixels, 2) as (row, column)
     if len(ink) < 2 or any(len(p) == 0 for p in ink):
         raise ValueError("spread_references needs two or more images, each with an ink pixel (value > 0.5)")
@@ -149,8 +154,7 @@ def ink_extent(images, threshold: float = 0.1) -> dict:
     box (pixels above ``threshold``) as shares of the image's width and height, and the median share of
     pixels that are ink. A window as wide as the box covers the subject; a pen's is a fraction of it.
     images: (batch, 1, H, W) or (batch, H, W) greyscale in [0, 1]. {"width", "height", "ink"}."""
-    x = np.asarray(images, dtype=float)
-    x = x.reshape(len(x), x.shape[-2], x.shape[-1]) > threshold  # (batch, H, W)
+    x = _greyscale(images) > threshold  # (batch, H, W)
     cols, rows = x.any(1), x.any(2)  # (batch, W), (batch, H): a column or row holding ink
     if not cols.any(1).all():
         raise ValueError(f"ink_extent needs ink (a pixel above {threshold}) in every image")
