@@ -37,8 +37,7 @@ def _train(args) -> int:
 
 
 def _train_here(args, ranks) -> int:
-    from . import data
-    from .model import DrawConfig
+    from . import data, kinds
     from .train import Recipe, TrainConfig, evaluate, train
 
     overrides = {
@@ -49,7 +48,7 @@ def _train_here(args, ranks) -> int:
     if args.no_attention:
         overrides["attention"] = False
     preset = args.preset or data.default_preset(args.dataset)
-    config = DrawConfig.preset(preset, **overrides)
+    config = kinds.preset(preset, **overrides)  # of the preset's kind: cluttered-mnist's is the classifier
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     # resuming, or starting a new leg from a model (e.g. models/mnist.pt): the network is that file's
     source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
@@ -81,7 +80,8 @@ def _train_here(args, ranks) -> int:
         print(f"drawviz: starting {checkpoint} from {source}", file=sys.stderr)
     ranks.barrier()  # the other ranks read the copy
     recipe = Recipe.from_flags(args)
-    binarize = {"none": None, None: data.default_binarize(args.dataset, config.likelihood)}.get(args.binarize, args.binarize)
+    default = data.default_binarize(args.dataset, getattr(config, "likelihood", None))  # a classifier reads intensities
+    binarize = {"none": None, None: default}.get(args.binarize, args.binarize)
     # flags not given keep TrainConfig's defaults; a time budget alone (--minutes) has no step limit
     given = {
         k: getattr(args, k)
@@ -260,15 +260,20 @@ def parser() -> argparse.ArgumentParser:
     from .data import REGISTRY
 
     t.add_argument("--dataset", default="mnist", help="; ".join(f"{k} ({d.help})" if d.help else k for k, d in REGISTRY.items()))
-    from .model import PRESETS
+    from .kinds import presets
 
-    t.add_argument("--preset", help=f"Table 3 config: {', '.join(PRESETS)} (default: the dataset's)")
+    t.add_argument(
+        "--preset",
+        help="the model and its sizes (Table 3): "
+        + ", ".join(f"{name} ({kind.name})" for name, kind in presets().items())
+        + " (default: the dataset's; the preset's kind is the model's: drawviz.kinds)",
+    )
     t.add_argument(
         "--drawing-steps",
         dest="T",
         type=int,
         metavar="T",
-        help="T, the number of drawing steps (default: the preset's, 64 for MNIST)",
+        help="T, the number of drawing steps, or a classifier's glimpses (default: the preset's, 64 for MNIST)",
     )
     _renamed(t, "--T", "--drawing-steps", "T", type=int)
     t.add_argument("--read-n", type=int)

@@ -121,9 +121,14 @@ class Read(_Attention):
 
     def glimpse(self, x: torch.Tensor, x_hat: torch.Tensor, window: Window) -> torch.Tensor:
         """γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ] through ``window``: (batch, 2, C, N, N)."""
+        return self.look(torch.stack((x, x_hat), 1), window)  # (batch, 2, C, B, A) -> (batch, 2, C, N, N)
+
+    def look(self, images: torch.Tensor, window: Window) -> torch.Tensor:
+        """γ·F_Y image F_Xᵀ for each of K images per sample: (batch, K, C, B, A) -> (batch, K, C, N, N).
+
+        DRAW reads the image and the error image (K = 2); the read-only classifier the image alone."""
         F_x, F_y = self.filters(window)
-        both = torch.stack((x, x_hat), 1)  # (batch, 2, C, B, A)
-        glimpse = torch.einsum("bnh,bkchw,bmw->bkcnm", F_y, both, F_x)
+        glimpse = torch.einsum("bnh,bkchw,bmw->bkcnm", F_y, images, F_x)
         return glimpse * window.gamma[:, None, None, None, None]
 
 

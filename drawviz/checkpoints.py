@@ -1,6 +1,7 @@
 """Checkpoints: written atomically, read without running pickled code, resumed exactly, exported to ship.
 
-A checkpoint is a dict: format and version, the model's config and weights, the optimiser state, the step,
+A checkpoint is a dict: format and version, the model's kind (drawviz.kinds; ``draw`` where a file predates
+kinds), config and weights, the optimiser state, the step,
 the RNG state, the history (one row per step) and ``train_args`` (the settings, the machine, the legs).
 """
 
@@ -14,10 +15,10 @@ from typing import Optional
 import torch
 
 from . import files as _files
+from . import kinds as _kinds
 from .campaign import totals
 from .checks import positive_int
 from .device import pick_device
-from .model import DRAW, DrawConfig
 
 __all__ = [
     "FORMAT",
@@ -50,7 +51,7 @@ def check_writable(path) -> Path:
 def save_checkpoint(
     path,
     *,
-    model: DRAW,
+    model,
     optimizer=None,
     step: int = 0,
     generator=None,
@@ -68,6 +69,7 @@ def save_checkpoint(
     state = {
         "format": FORMAT,
         "version": VERSION,
+        "kind": _kinds.of(model).name,
         "config": model.config.to_dict(),
         "model": {
             k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point() else v.detach().cpu()
@@ -140,14 +142,20 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
     state["train_args"] = _readable(state.get("train_args") or {})
+    state["kind"] = state.get("kind", "draw")  # written before kinds existed: DRAW
+    if state["kind"] not in _kinds.REGISTRY:
+        raise CheckpointError(
+            f"{path} holds a model of kind {state['kind']!r}, which this drawviz does not know "
+            f"(it knows {', '.join(_kinds.REGISTRY)}): import the module that registers it first"
+        )
     try:
-        state["config"] = DrawConfig.from_dict(state["config"])
+        state["config"] = _kinds.get(state["kind"]).config.from_dict(state["config"])
     except (TypeError, ValueError, KeyError) as err:
         raise CheckpointError(f"{path} holds an unusable config: {err}") from None
     return state
 
 
-def _load_weights(model: DRAW, state: dict, path) -> None:
+def _load_weights(model, state: dict, path) -> None:
     if state["config"] != model.config:
         changes = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in state["config"].diff(model.config).items())
         raise CheckpointError(
@@ -210,8 +218,8 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
     )
 
 
-def _model_from_state(state: dict, path) -> DRAW:
-    model = DRAW(state["config"])
+def _model_from_state(state: dict, path):
+    model = _kinds.get(state["kind"]).model(state["config"])
     _load_weights(model, state, path)
     return model
 
@@ -249,8 +257,8 @@ def training_summary(state: dict, path=None) -> dict:
     }
 
 
-def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None) -> DRAW:
-    """The DRAW network stored in a checkpoint, built from the config that travels with it.
+def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None):
+    """The network stored in a checkpoint (of its kind), built from the config that travels with it.
 
     state: the checkpoint as load_checkpoint(path) already returned it (not read again)."""
     state = load_checkpoint(path) if state is None else state

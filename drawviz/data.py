@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import files as _files
@@ -56,9 +57,11 @@ class Dataset:
     """A dataset as one declaration: ``register`` it and load(), the CLI, the report, presets and
     binarisation know it.
 
-    loader(root, train, download) -> (images (N, C, H, W) float in [0, 1], labels (N,), source text);
-    grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the DrawConfig preset
-    that fits it; aliases: other spellings; sample_of: for an offline sample, the dataset it samples.
+    loader(root, train, download) -> (images (N, C, H, W) float in [0, 1], labels (N,), source text), and
+    optionally a fourth item: the objects table of a scene set (see drawviz.scenes);
+    grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the preset that fits it,
+    of the model kind ``kind`` (drawviz.kinds); aliases: other spellings; sample_of: for an offline sample,
+    the dataset it samples.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Dataset:
     aliases: tuple = ()
     sample_of: Optional[str] = None
     help: str = ""
+    kind: str = "draw"
 
 
 REGISTRY: dict[str, Dataset] = {}
@@ -96,13 +100,17 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass
 class ImageSet:
-    """Images (N, C, H, W) float32 in [0, 1], their labels (N,), and where they came from."""
+    """Images (N, C, H, W) float32 in [0, 1], their labels (N,), and where they came from.
+
+    objects: for a scene set (drawviz.scenes), one row per pasted piece (``image`` indexes this set);
+    None for sets of single images."""
 
     name: str
     split: str
     images: torch.Tensor
     labels: torch.Tensor
     source: str
+    objects: Optional[pd.DataFrame] = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -115,7 +123,17 @@ class ImageSet:
         """The first n images (as stored)."""
         if n is None or n >= len(self):
             return self
-        return ImageSet(self.name, self.split, self.images[:n], self.labels[:n], self.source)
+        return self._take(torch.arange(n), self.source)
+
+    def _take(self, chosen: torch.Tensor, source: str) -> "ImageSet":
+        """The images at ``chosen``, in that order, with their objects re-indexed to match."""
+        objects = None
+        if self.objects is not None:
+            new = pd.Series(np.arange(len(chosen)), index=chosen.numpy())
+            objects = self.objects[self.objects["image"].isin(new.index)].copy()
+            objects["image"] = new.loc[objects["image"].to_numpy()].to_numpy()
+            objects = objects.sort_values("image", kind="stable", ignore_index=True)
+        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen], source, objects)
 
     def balanced(self, n: Optional[int], seed: int = 0) -> "ImageSet":
         """n images, as equal a number of each class as the set allows, drawn with a fixed seed and
@@ -129,13 +147,7 @@ class ImageSet:
             return self
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         chosen = order[torch.from_numpy(_interleave_classes(self.labels[order].numpy()))[:n]]
-        return ImageSet(
-            self.name,
-            self.split,
-            self.images[chosen],
-            self.labels[chosen],
-            f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}",
-        )
+        return self._take(chosen, f"{self.source}; {n:,} images class-balanced, drawn with seed {seed}")
 
 
 def data_root(root: Optional[str | os.PathLike] = None) -> Path:
@@ -351,8 +363,8 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     key = _normalise(name)
     train = _split(split)
     limit = limit if limit is None else positive_int(limit, "limit", "a number of images, or None for all")
-    images, labels, source = REGISTRY[key].loader(data_root(root), train, download)
-    return ImageSet(key, split, images, labels, source).subset(limit)
+    images, labels, source, *objects = REGISTRY[key].loader(data_root(root), train, download)
+    return ImageSet(key, split, images, labels, source, *objects).subset(limit)
 
 
 def portable(source: str, root=None) -> str:
@@ -367,9 +379,11 @@ def full_name(name: str) -> str:
     return REGISTRY[key].sample_of or key
 
 
-def default_binarize(name: str, likelihood: str = "bernoulli") -> Optional[str]:
+def default_binarize(name: str, likelihood: Optional[str] = "bernoulli") -> Optional[str]:
     """Greyscale sets are binarised afresh each batch for a likelihood of 0/1 pixels (the paper's MNIST
     setting); colour, and grey values under a likelihood of intensities (the discretised logistic), are not."""
+    if likelihood is None:  # a model of no images (the classifier) reads the intensities as they are
+        return None
     return "dynamic" if REGISTRY[_normalise(name)].grey and _likelihood.get(likelihood).binary else None
 
 
@@ -442,5 +456,56 @@ for _name, _of, _grey in (
             preset=REGISTRY[_of].preset,
             sample_of=_of,
             help="shipped with drawviz (offline)",
+        )
+    )
+
+
+def _scene(key: str, root: Path, train: bool, download: bool, *, sample: bool = False):
+    """A scene set (drawviz.scenes) built from the MNIST split it names, or from the shipped MNIST sample."""
+    from . import scenes
+
+    scene = scenes.SCENES[key]
+    split = "train" if train else "test"
+    if sample:
+        digits, labels, where = _sample("mnist-sample", train)
+        made = scenes.build(scene, _as_bytes(digits), labels.numpy(), len(digits), scene.seed + (not train))
+        where = f"{where} of the MNIST sample shipped with drawviz"
+    else:
+        digits, labels, where = _mnist_like("mnist", root, train, download)
+        made = scenes.cached(scene, split, _as_bytes(digits), labels.numpy(), _cache_dir(), "mnist")
+    images, objects = made
+    first = objects[objects["kind"] == "digit"].groupby("image")["label"].first()
+    source = f"{key} built from {where} (drawviz.scenes, seed {scene.seed + (not train)})"
+    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, objects
+
+
+def _as_bytes(images: torch.Tensor) -> np.ndarray:
+    """(N, 1, 28, 28) floats of 8-bit origin back to their uint8 values (N, 28, 28)."""
+    return images[:, 0].mul(255).round().to(torch.uint8).numpy()
+
+
+for _name, _kind, _help in (
+    ("cluttered-mnist", "classifier", "100x100 cluttered MNIST, built from MNIST/raw (paper section 4.1)"),
+    ("two-digit-mnist", "draw", "two MNIST digits on a 60x60 canvas, built from MNIST/raw (paper section 4.3)"),
+):
+    register(
+        Dataset(
+            _name,
+            lambda root, train, download, _key=_name: _scene(_key, root, train, download),
+            grey=True,
+            preset=_name,
+            kind=_kind,
+            help=_help,
+        )
+    )
+    register(
+        Dataset(
+            f"{_name}-sample",
+            lambda root, train, download, _key=_name: _scene(_key, root, train, download, sample=True),
+            grey=True,
+            preset=_name,
+            kind=_kind,
+            sample_of=_name,
+            help="built from the MNIST sample shipped with drawviz (offline)",
         )
     )

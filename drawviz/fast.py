@@ -735,6 +735,7 @@ class FastDRAW(nn.Module):
 
     def __init__(self, model: DRAW, compile: bool = False, mode: Optional[str] = None, bf16: bool = False):
         super().__init__()
+        _implemented(model)
         self.model = model
         self.ops = _Ops(compile, mode) if compile else _EAGER
         self.bf16 = bf16  # GEMM operands in bfloat16 (see make_fast)
@@ -867,6 +868,16 @@ def _worth_compiling(cfg) -> bool:
     return cfg.T * (cfg.enc_size + cfg.dec_size) >= 4096
 
 
+def _implemented(model) -> None:
+    """Refuse a model this path does not implement: it replays DRAW's equations and never calls model.forward,
+    so a subclass (or another kind) would silently train as plain DRAW, its own modules without gradients."""
+    if type(model) is not DRAW:
+        raise ValueError(
+            f"the fast path implements DRAW only, not {type(model).__name__}: its forward (and any module it adds) "
+            f"would be skipped. Train it with fast=False (CLI: without --fast)"
+        )
+
+
 def make_fast(model: DRAW, compile="auto", *, tf32: bool = False, bf16: bool = False) -> FastDRAW:
     """The fast path for ``model``, sharing its parameters (the one switch train() needs).
 
@@ -883,6 +894,7 @@ def make_fast(model: DRAW, compile="auto", *, tf32: bool = False, bf16: bool = F
     multiplies bfloat16 natively (AVX512-BF16 or AMX, GPUs): time it with benchmarks/bench.py. The loss
     moves by ~0.1%, and training follows the fp32 curve (tests/test_fast.py measures both).
     """
+    _implemented(model)
     device = next(model.parameters()).device
     if compile == "auto":
         compile = device.type == "cuda" or _worth_compiling(model.config)

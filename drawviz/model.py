@@ -30,11 +30,58 @@ from .quantities import (
     identity,
 )
 
-__all__ = ["DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
+__all__ = ["ConfigFields", "DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
+
+
+class ConfigFields:
+    """What every model kind's frozen config shares: saved as a dict, read back with unknown keys refused,
+    compared field by field, and made from the kind's named presets (``PRESETS`` of its class)."""
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    @property
+    def pixels(self) -> int:
+        return self.channels * self.height * self.width
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return from_fields(cls, data)
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """A named configuration (e.g. a Table 3 model by dataset name), with field overrides (e.g. T=8)."""
+        key = name.lower().replace("_", "-")
+        presets = cls.presets()
+        if key not in presets:
+            raise ValueError(f"unknown {cls.__name__} preset {name!r}; choose one of {sorted(presets)}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"a {cls.__name__} has no {', '.join(unknown)}; its fields are {', '.join(sorted(known))}")
+        return dataclasses.replace(presets[key], **overrides)
+
+    @classmethod
+    def presets(cls) -> dict:
+        raise NotImplementedError
+
+    def diff(self, other) -> dict:
+        """Fields whose values differ: {name: (self's, other's)} (every field, when the kinds differ)."""
+        if type(other) is not type(self):
+            return {"kind": (type(self).__name__, type(other).__name__)}
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
 
 
 @dataclass(frozen=True)
-class DrawConfig:
+class DrawConfig(ConfigFields):
     """Everything that fixes a DRAW network's shape. Defaults: the paper's MNIST model (Table 3)."""
 
     height: int = 28  # B in the paper
@@ -51,6 +98,8 @@ class DrawConfig:
     # logistic on 8-bit values, for grey or colour intensities; see drawviz.likelihood)
     likelihood: str = "bernoulli"
 
+    read_images = 2  # not a field: each glimpse reads the image and the error image (eq. 27)
+
     def __post_init__(self):
         for name in ("height", "width", "channels", "T", "enc_size", "dec_size", "z_size", "read_n", "write_n"):
             what = "N of an N×N attention grid" if name.endswith("_n") else ""
@@ -63,36 +112,9 @@ class DrawConfig:
                 f"DrawConfig.likelihood must be one of {', '.join(_likelihood.LIKELIHOODS)}, got {self.likelihood!r}"
             )
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    @property
-    def pixels(self) -> int:
-        return self.channels * self.height * self.width
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict) -> "DrawConfig":
-        return from_fields(cls, data)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "DrawConfig":
-        """A Table 3 configuration by dataset name, with optional field overrides (e.g. T=8)."""
-        key = name.lower().replace("_", "-")
-        if key not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return dataclasses.replace(PRESETS[key], **overrides)
-
-    def diff(self, other: "DrawConfig") -> dict:
-        """Fields whose values differ: {name: (self's, other's)}."""
-        return {
-            f.name: (getattr(self, f.name), getattr(other, f.name))
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
-        }
+    def presets(cls) -> dict:
+        return PRESETS
 
 
 def from_fields(cls, data: dict):
@@ -114,6 +136,9 @@ PRESETS: dict[str, DrawConfig] = {
     # use the discretised logistic, so bits/dim compare with published figures.
     "svhn": DrawConfig(32, 32, 3, T=32, enc_size=800, dec_size=800, z_size=100, read_n=12, write_n=12, likelihood="logistic"),
     "cifar10": DrawConfig(32, 32, 3, T=64, enc_size=400, dec_size=400, z_size=200, read_n=5, write_n=5, likelihood="logistic"),
+    # Section 4.3 gives no sizes for two digits on 60×60: the MNIST network with 5×5 reads and writes
+    # (a read of 2×2 cannot see a digit's shape on a frame twice as wide), T chosen by measurement (models/README.md)
+    "two-digit-mnist": DrawConfig(60, 60, 1, T=32, read_n=5, write_n=5),
 }
 
 
@@ -266,6 +291,12 @@ class DRAW(nn.Module):
         nll = self.nll(canvas, x)  # eq. 9
         kl = torch.stack(kls)
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
+
+    def figures(self, x: torch.Tensor, labels=None, generator: Optional[torch.Generator] = None) -> dict:
+        """Per image (batch,), what evaluation averages: the negative ELBO (eq. 12) and its two terms, in nats."""
+        out = self(x, generator=generator, check=False)
+        kl = out.kl.sum(0)
+        return {"nll_bound": out.nll + kl, "recon_nll": out.nll, "kl": kl}
 
     def _read(self, t: int, x, x_hat, h_dec, tap: Tap) -> torch.Tensor:
         """r_t, eq. 4 (attentive, eq. 27) or 17 (the whole image)."""

@@ -75,7 +75,7 @@ QUANTITIES: dict[str, Quantity] = {
             "(batch, 2, C, N, N)",
             "read output γ·[F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ], eq. 27",
             attention_only=True,
-            shape_of=lambda c, batch: (batch, 2, c.channels, c.read_n, c.read_n),
+            shape_of=lambda c, batch: (batch, c.read_images, c.channels, c.read_n, c.read_n),
         ),
         Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5", shape_of=lambda c, b: (b, c.enc_size)),
         Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),

@@ -25,6 +25,7 @@ import torch
 from . import data as _data
 from . import distributed as _distributed
 from . import files as _files
+from . import kinds as _kinds
 from .campaign import legs_of
 from .checkpoints import (
     FORMAT,
@@ -39,7 +40,7 @@ from .checkpoints import (
     training_summary,
 )
 from .device import describe_hardware, pick_device
-from .evaluation import TrainingDiverged, _as_images, evaluate
+from .evaluation import TrainingDiverged, _as_images, _as_labels, evaluate
 from .model import DRAW, DrawConfig, check_images
 from .recipe import RECIPES, Recipe, TrainConfig
 
@@ -217,15 +218,16 @@ def train(
         lock.__exit__(None, None, None)
 
 
-def _model(model_or_config, settings: TrainConfig, dev, ranks) -> DRAW:
-    """The model to train, on ``dev``: as given, or made from a config with the run's seed (so that
-    train(config, seed=s) is reproducible end to end); every rank must be making the same one."""
-    if isinstance(model_or_config, DRAW):
+def _model(model_or_config, settings: TrainConfig, dev, ranks):
+    """The model to train, on ``dev``: as given, or made from a config (of any kind, drawviz.kinds) with the
+    run's seed (so that train(config, seed=s) is reproducible end to end); every rank must be making the same one."""
+    if isinstance(model_or_config, torch.nn.Module):
         model = model_or_config
+        _kinds.of(model)  # an unregistered class could not be saved and read back: refuse it now
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
-            model = DRAW(model_or_config)
+            model = _kinds.build(model_or_config)
     model.to(dev).train()
     if ranks.world > 1:  # a rank started with another --seed or --T would train its own model: refuse at once
         agreed = json.dumps({"config": model.config.to_dict(), "settings": settings.to_dict()}, sort_keys=True, default=str)
@@ -237,8 +239,15 @@ def _model(model_or_config, settings: TrainConfig, dev, ranks) -> DRAW:
     return model
 
 
-def _images(train_images, test_images, model: DRAW, settings: TrainConfig, dev):
-    """The training images on ``dev`` (binarised once if static) and the test images, both checked."""
+def _images(train_images, test_images, model, settings: TrainConfig, dev):
+    """The training images on ``dev`` (binarised once if static) and the test images, both checked, and, for a
+    kind that learns from labels, the training labels on ``dev``."""
+    train_y = None
+    if _kinds.of(model).labels:
+        train_y = _as_labels(train_images, None)
+        if train_y is None or _as_labels(test_images, None) is None and test_images is not None:
+            raise ValueError(f"a {_kinds.of(model).name} model learns from labels: give ImageSets (data.load), not bare tensors")
+        train_y = train_y.to(dev)
     train_x = _as_images(train_images)
     check_images(train_x, model.config)
     test_x = _as_images(test_images) if test_images is not None else None
@@ -248,7 +257,8 @@ def _images(train_images, test_images, model: DRAW, settings: TrainConfig, dev):
         raise ValueError(f"batch_size {settings.recipe.batch_size} is larger than the training set ({train_x.shape[0]} images)")
     if settings.binarize == "static":
         train_x = _data.binarize(train_x, seed=settings.seed)
-    return train_x.to(dev), test_x
+    test = test_images if train_y is not None else test_x  # a labelled kind is evaluated on the ImageSet, labels and all
+    return train_x.to(dev), train_y, test
 
 
 def _pass(model: DRAW, settings: TrainConfig, ranks, dev):
@@ -256,7 +266,7 @@ def _pass(model: DRAW, settings: TrainConfig, ranks, dev):
     Each shares the model's parameters, so the optimiser and the checkpoints see no difference."""
     net = model
     if settings.fast or settings.bf16:
-        from .fast import make_fast
+        from .fast import make_fast  # refuses every model it does not implement
 
         net = make_fast(model, bf16=settings.bf16)
     if ranks.world > 1:  # gradients averaged over the ranks in backward: every rank applies the same step
@@ -266,7 +276,7 @@ def _pass(model: DRAW, settings: TrainConfig, ranks, dev):
     return net
 
 
-def _resume(checkpoint: Path, model: DRAW, optimizer, generator, settings: TrainConfig, args: dict, dev):
+def _resume(checkpoint: Path, model, optimizer, generator, settings: TrainConfig, args: dict, dev):
     """Weights, optimiser, RNG, history and legs from ``checkpoint``: (start step, history, legs, fresh Adam,
     settings). A resume that does not name its data keeps the checkpoint's."""
     state = load_checkpoint(checkpoint, map_location=dev)
@@ -306,10 +316,11 @@ def _progress_bar(steps, minutes, start: int, seconds: float):
     return bar
 
 
-def _step(net, model: DRAW, optimizer, x, eps, clip: float, ranks, *, step: int, rate: float, checkpoint):
+def _step(net, model, optimizer, x, y, eps, clip: float, ranks, *, step: int, rate: float, checkpoint):
     """Forward (eq. 3-12), backward and one clipped Adam step: (loss, L^x, L^z, gradient norm), means over the
-    ranks. Refuses a non-finite loss or gradient before it reaches the weights."""
-    out = net(x, eps, check=False)
+    ranks. Refuses a non-finite loss or gradient before it reaches the weights. y: the labels, for a kind that
+    learns from them (its L^x is then −log p(y | x))."""
+    out = net(x, eps, check=False) if y is None else net(x, eps, labels=y, check=False)
     # one device sync for the three figures the history keeps
     loss, nll, kl = ranks.mean(torch.stack([out.loss, out.nll.mean(), out.kl.sum(0).mean()]).detach()).tolist()
     if not math.isfinite(loss):
@@ -330,6 +341,8 @@ def _step(net, model: DRAW, optimizer, x, eps, clip: float, ranks, *, step: int,
 
 
 HISTORY = ["step", "epoch", "loss", "nll", "kl", "grad_norm", "lr", "seconds", "images_per_s", "test_nll_bound"]
+# beside test_nll_bound, what a kind's evaluation adds to the history (the classifier's test error)
+TESTED = {"error": "test_error"}
 
 
 def _train(
@@ -352,7 +365,7 @@ def _train(
     ranks = _distributed.current()  # under torchrun: this process's share of every global batch
     dev = pick_device(device)
     model = _model(model_or_config, settings, dev, ranks)
-    train_x, test_x = _images(train_images, test_images, model, settings, dev)
+    train_x, train_y, test_x = _images(train_images, test_images, model, settings, dev)
 
     # ---- 2. what runs the pass, the optimiser and the randomness
     net = _pass(model, settings, ranks, dev)
@@ -443,13 +456,15 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] = rate
             x = train_x[order[pos].to(dev)]
+            y = train_y[order[pos].to(dev)] if train_y is not None else None
             if settings.binarize == "dynamic":
                 x = _data.binarize(x, generator=generator)
             eps = model.sample_eps(batch_size, generator)
             if shard is not None:  # the whole batch's randomness is drawn on every rank: each keeps its rows
                 x, eps = x[shard], eps[:, shard]
+                y = y[shard] if y is not None else None
             loss, nll, kl, grad_norm = _step(
-                net, model, optimizer, x, eps, recipe.clip, ranks, step=step, rate=rate, checkpoint=checkpoint
+                net, model, optimizer, x, y, eps, recipe.clip, ranks, step=step, rate=rate, checkpoint=checkpoint
             )
             step += 1
             took = time.perf_counter() - tick
@@ -477,9 +492,11 @@ def _train(
             last = step == steps or seconds >= budget
             if test_x is not None and ((settings.eval_every and step % settings.eval_every == 0) or seconds >= next_eval or last):
                 if ranks.main:  # the others go on to the next step and wait for rank 0 there (evaluate restores train mode)
-                    row["test_nll_bound"] = evaluate(
+                    tested = evaluate(
                         model, test_x, batch_size=settings.eval_batch_size, seed=seed, binarize=settings.binarize is not None
-                    )["nll_bound"]
+                    )
+                    row["test_nll_bound"] = tested["nll_bound"]
+                    row.update({column: tested[name] for name, column in TESTED.items() if name in tested})
                 while next_eval <= seconds:
                     next_eval += every_minutes * 60
             history.append(row)
@@ -507,4 +524,5 @@ def _train(
         restore()
         if bar is not None:
             bar.close()
-    return TrainResult(model.eval(), pd.DataFrame(history, columns=HISTORY), checkpoint, step)
+    extra = [column for column in TESTED.values() if any(column in row for row in history)]
+    return TrainResult(model.eval(), pd.DataFrame(history, columns=HISTORY + extra), checkpoint, step)
