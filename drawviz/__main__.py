@@ -151,12 +151,19 @@ def _log_line(every: int):
         if tested or row["step"] % every == 0:
             print(
                 f"step {row['step']:7,d}  epoch {row['epoch']:7.2f}  {row['seconds'] / 60:7.1f} min  "
-                f"loss {row['loss']:8.2f}  lr {row['lr']:.2e}" + (f"  test bound {row['test_nll_bound']:.2f}" if tested else ""),
+                f"loss {row['loss']:8.2f}  lr {row['lr']:.2e}" + (_tested(row) if tested else ""),
                 file=sys.stderr,
                 flush=True,
             )
 
     return log
+
+
+def _tested(row: dict) -> str:
+    """A test evaluation in a log line: a classifier's error and cross-entropy, a generator's bound."""
+    if row.get("test_error") is not None:
+        return f"  test error {100 * row['test_error']:.2f} %  cross-entropy {row['test_nll_bound']:.3f}"
+    return f"  test bound {row['test_nll_bound']:.2f}"
 
 
 def _evaluate(args) -> int:
@@ -170,7 +177,7 @@ def _evaluate(args) -> int:
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
     test_set = data.load(dataset, "test", root, limit=args.limit)
     model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
-    binarize = saved.get("binarize", data.default_binarize(dataset, model.config.likelihood)) is not None
+    binarize = saved.get("binarize", data.default_binarize(dataset, getattr(model.config, "likelihood", None))) is not None
     metrics = evaluate(
         model, test_set, batch_size=args.batch_size, seed=args.seed, binarize=binarize, progress=not args.no_progress
     )

@@ -43,6 +43,7 @@ class ClassifierConfig(ConfigFields):
     # what the per-step quantities and figures ask of any kind
     attention = True  # it reads through a window
     read_images = 1  # the image only: there is no canvas, so no error image
+    taps = (READ_WINDOW, GLIMPSE, H_ENC)  # the per-step quantities it computes (drawviz.quantities)
 
     @classmethod
     def presets(cls) -> dict:

@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from . import kinds as _kinds
 from . import quantities as Q
 from .attention import Window
 from .fast import INTERVENTION_REFUSED, FastDRAW
@@ -101,7 +102,8 @@ class _Tap:
 
     def __init__(self, hooks: list[tuple[str, Hook]], model, batch: int, extra: Optional[Callable] = None):
         self.hooks, self.config, self.batch, self.extra = hooks, model.config, batch, extra
-        self.dtype, self.device = model.c0.dtype, model.c0.device
+        weight = next(model.parameters())
+        self.dtype, self.device = weight.dtype, weight.device
         self.recorder = Recorder()
 
     def __call__(self, name: str, t: int, value):
@@ -204,6 +206,10 @@ def run(
         raise InterventionError("give either images x (a reconstruction) or n (samples from the prior)")
     mode = Q.RECONSTRUCTION if x is not None else Q.GENERATION
     config = model.config
+    if mode == Q.GENERATION and not isinstance(model, FastDRAW):
+        missing = _kinds.lacks(model, "sampling from the prior")
+        if missing:
+            raise InterventionError(missing)
     items = _hook_list(hooks, config, mode)
     if items and isinstance(model, FastDRAW):
         raise TypeError(INTERVENTION_REFUSED)
@@ -225,14 +231,16 @@ def run(
             f"target must have the shape of the images drawn, {(batch, *config.image_shape)}; got {tuple(target.shape)}"
         )
     if x is not None and not items and not measure and batch > chunk:  # large and plain: in chunks, the same numbers
-        arrays, loss = {}, 0.0
+        arrays, loss, logits = {}, 0.0, []
         for i in range(0, batch, chunk):
             rows = slice(i, min(i + chunk, batch))
             rec = Recorder()
             out = model(x[rows], eps[:, rows], tap=rec)
             _fill(arrays, rec.arrays(), rows, batch)
             loss += float(out.loss) * (rows.stop - rows.start)
-        return trace_of(model, mode, arrays, x=x, loss=loss / batch)
+            logits.append(_logits(out))
+        logits = np.concatenate(logits) if logits[0] is not None else None
+        return trace_of(model, mode, arrays, x=x, loss=loss / batch, logits=logits)
     errors = []
 
     def error(name, t, value):  # −log D(target | c_t): what the drawing so far leaves unexplained
@@ -244,12 +252,18 @@ def run(
     recorder = tap.recorder if isinstance(tap, _Tap) else tap
     if x is not None:
         out = model(x, eps, tap=tap)
-        trace_args = dict(x=x, loss=float(out.loss))
+        trace_args = dict(x=x, loss=float(out.loss), logits=_logits(out))
     else:
         canvases = model.generate(n, generator=generator, eps=eps, tap=tap)
         trace_args = dict(canvas=canvases.float().cpu().numpy())
     recon = torch.stack(errors).float().cpu().numpy() if errors else None  # (T, batch)
     return trace_of(model, mode, recorder.arrays(), recon_nll=recon, hooks=tuple(name for name, _ in items), **trace_args)
+
+
+def _logits(out) -> Optional[np.ndarray]:
+    """A classifier's class scores (batch, classes) from its output; None for a generator's."""
+    logits = getattr(out, "logits", None)
+    return None if logits is None else logits.float().cpu().numpy()
 
 
 def record(

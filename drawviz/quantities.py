@@ -125,8 +125,14 @@ def expected_shape(name: str, config, batch: int):
 
 
 def available(config, mode: str) -> list[str]:
-    """The quantities a pass of ``mode`` computes for a model of ``config``, in step order."""
-    return [q.name for q in QUANTITIES.values() if mode in q.modes and (config.attention or not q.attention_only)]
+    """The quantities a pass of ``mode`` computes for a model of ``config``, in step order (a kind that taps
+    only some of them names those as its config's ``taps``)."""
+    taps = getattr(config, "taps", None)
+    return [
+        q.name
+        for q in QUANTITIES.values()
+        if mode in q.modes and (config.attention or not q.attention_only) and (taps is None or q.name in taps)
+    ]
 
 
 def is_window(name: str) -> bool:

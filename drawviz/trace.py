@@ -46,6 +46,8 @@ class Trace:
     edit_area: (T, batch) the share of pixels that receives 90 % of the step's canvas change
       |c_t − c_{t−1}| before the sigmoid (drawviz.geometry.edit_area).
     recon_nll: (T, batch) −log D(target | c_t) when the run measured it; hooks: the quantities hooked.
+    logits: a classifier's class scores after its last glimpse, (batch, classes); None for a generator.
+    canvas is None for a kind that draws nothing (the classifier); T and batch then come from its quantities.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Trace:
         steps: Optional[pd.DataFrame] = None,
         recon_nll: Optional[np.ndarray] = None,
         hooks: tuple = (),
+        logits: Optional[np.ndarray] = None,
         **quantities,
     ):
         self.mode, self.frame, self.canvas, self.x, self.loss = mode, frame, canvas, x, loss
@@ -73,6 +76,7 @@ class Trace:
         for op, window in (windows or {}).items():
             self.arrays[_OPS[op]] = window
         self.edit_area, self.steps, self.recon_nll, self.hooks = edit_area, steps, recon_nll, tuple(hooks)
+        self.logits = logits
 
     def __getitem__(self, name: str):
         if name == Q.CANVAS:
@@ -82,7 +86,7 @@ class Trace:
         return self.arrays[name]
 
     def __contains__(self, name: str) -> bool:
-        return name == Q.CANVAS or name in self.arrays
+        return (name == Q.CANVAS and self.canvas is not None) or name in self.arrays
 
     @property
     def names(self) -> list[str]:
@@ -112,11 +116,19 @@ class Trace:
 
     @property
     def T(self) -> int:
-        return self.canvas.shape[0]
+        return self._timed.shape[0]
 
     @property
     def batch(self) -> int:
-        return self.canvas.shape[1]
+        return self._timed.shape[1]
+
+    @property
+    def _timed(self) -> np.ndarray:
+        """An array of (T, batch, ...): the canvas, or for a kind that draws nothing its first quantity."""
+        if self.canvas is not None:
+            return self.canvas
+        first = self.arrays[self.names[0]]
+        return first.g_x if isinstance(first, Window) else first
 
     def __repr__(self) -> str:
         return f"Trace({self.mode}, T = {self.T}, batch = {self.batch}: {', '.join(self.names)})"
@@ -139,10 +151,10 @@ def _frame(mode: str, windows: dict[str, Window]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _steps(mode: str, kl: Optional[np.ndarray], edit: np.ndarray) -> pd.DataFrame:
-    T, batch = edit.shape
+def _steps(mode: str, kl: Optional[np.ndarray], edit: Optional[np.ndarray], T: int, batch: int) -> pd.DataFrame:
     step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(batch), indexing="ij")
     kl = np.full((T, batch), np.nan) if kl is None else kl
+    edit = np.full((T, batch), np.nan) if edit is None else edit  # a kind with no canvas edits nothing
     frame = pd.DataFrame(
         {
             "mode": mode,
@@ -180,15 +192,18 @@ def trace_of(
     canvas: Optional[np.ndarray] = None,
     recon_nll: Optional[np.ndarray] = None,
     hooks: tuple = (),
+    logits: Optional[np.ndarray] = None,
 ) -> Trace:
     """A Trace from a recorder's arrays (Recorder.arrays) of one pass of ``mode``."""
     arrays = dict(arrays)
-    logits = arrays.pop(Q.CANVAS)
+    c_t = arrays.pop(Q.CANVAS, None)  # canvas logits (T, batch, C, H, W); None: a kind that draws nothing
     windows, kl = _windows(arrays), arrays.get(Q.KL)
-    edit = _edit_area(model, logits)
-    if canvas is None:  # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
-        canvas = torch.sigmoid_(torch.from_numpy(logits)).numpy()
-    steps = _steps(mode, kl, edit)
+    edit = _edit_area(model, c_t) if c_t is not None else None
+    if canvas is None and c_t is not None:  # σ(c_t) in place: the recorder's own (T, batch, ...) array, no second copy
+        canvas = torch.sigmoid_(torch.from_numpy(c_t)).numpy()
+    first = next(iter(arrays.values())) if canvas is None else canvas
+    T, batch = (first.g_x if isinstance(first, Window) else first).shape[:2]
+    steps = _steps(mode, kl, edit, T, batch)
     if recon_nll is not None:
         steps["recon_nll"] = recon_nll.T.ravel()  # steps is sorted by (sample, step)
     return Trace(
@@ -202,6 +217,7 @@ def trace_of(
         steps=steps,
         recon_nll=recon_nll,
         hooks=hooks,
+        logits=logits,
     )
 
 
