@@ -16,6 +16,7 @@ from typing import Optional
 from . import campaign
 from . import data as _data
 from . import diagnostics, probes
+from . import kinds as _kinds
 from .likelihood import describe
 from .text import markdown_code as _code
 from .text import markdown_text as _md
@@ -31,6 +32,8 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     dataset = args.get("dataset", "mnist")
     test = _data.load(dataset, "test", data_root)
     model = model_from_checkpoint(checkpoint, device="cpu", state=state)
+    if not _kinds.of(model).generator:
+        return _measure_classifier(model, state, test, images=images, seed=seed, progress=progress)
     binarize = args.get("binarize", _data.default_binarize(dataset, model.config.likelihood)) is not None
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
     x = test.balanced(images, seed=seed).images
@@ -46,9 +49,11 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     pens = diagnostics.spread_references(x, steps=steps, seed=seed) if binarize and model.config.attention else None
     # how large the subject is, to read a footprint against (a digit's box or a garment's; not for natural images)
     ink = diagnostics.ink_extent(x) if model.config.attention and model.config.channels == 1 else None
+    drawing_order = _drawing_order(model, test.balanced(images, seed=seed), x, seed) if _two_digits(test) else None
     return {
         "state": state,
         "bound": bound,
+        "drawing_order": drawing_order,
         "diagnostics": table,
         "test": test,
         "images": len(x),
@@ -56,6 +61,42 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         "reference_label": reference_label,
         "pens": pens,
         "ink": ink,
+    }
+
+
+def _two_digits(test) -> bool:
+    """A scene set of two digits per image (two-digit-mnist): the drawing order can be measured."""
+    objects = test.objects
+    return objects is not None and bool((objects[objects["kind"] == "digit"].groupby("image").size() == 2).all())
+
+
+def _drawing_order(model, scenes, x, seed: int) -> dict:
+    """drawing order (drawviz.order) of the reconstructions of x (the scenes, as the model sees them) and of as
+    many prior samples (their digits found as ink)."""
+    from . import order
+
+    before = order.initial_canvas(model)
+    _, measured = order.drawing_order(probes.record(model, x, seed=seed).canvas, before, scenes.objects)
+    samples = probes.record_generation(model, len(x), seed=seed).canvas
+    _, drawn = order.drawing_order(samples, before, order.objects_from_canvas(samples[-1]))
+    return {"reconstructions": order.summary(measured, len(x)), "samples": order.summary(drawn, len(x))}
+
+
+def _measure_classifier(model, state: dict, test, *, images: int, seed: int, progress: bool) -> dict:
+    """The numbers of a classifier's card: its test error and cross-entropy on the whole test set, where it
+    looks on ``images`` class-balanced test images, and the error when it reads elsewhere."""
+    from . import looking
+
+    scored = evaluate(model, test, seed=seed, progress=progress)
+    some = test.balanced(images, seed=seed)
+    looks = looking.where_it_looks(probes.record(model, some.images, seed=seed), some, seed=seed)
+    return {
+        "state": state,
+        "scored": scored,
+        "test": test,
+        "images": len(some),
+        "looks": looking.by_glimpse(looks),
+        "elsewhere": looking.read_elsewhere(model, some, seed=seed),
     }
 
 
@@ -249,6 +290,8 @@ def model_card(
 ) -> str:
     """A Markdown card for ``checkpoint`` (measured now; see the module docstring)."""
     m = measure(checkpoint, data_root=data_root, reference=reference, images=images, seed=seed, progress=progress)
+    if "scored" in m:
+        return _classifier_card(checkpoint, m, data_root=data_root, command=command, hardware=hardware, title=title)
     state, bound, table = m["state"], m["bound"], m["diagnostics"]
     args, history, config = state.get("train_args", {}), state.get("history", []), state["config"]
     last = history[-1] if history else {}
@@ -313,10 +356,80 @@ def model_card(
             f"abs(c_t − c_{{t−1}}): "
             f"{r['edit_area']:.3f}" + (f" ({m['reference_label']} on the same images: {ref:.3f})" if ref == ref else "") + " |"
         )
+    if m.get("drawing_order"):
+        r, g = m["drawing_order"]["reconstructions"], m["drawing_order"]["samples"]
+        lines.append(
+            f"| drawing order (drawviz.order) | drawn one digit at a time (one digit has 80 % of its visible canvas "
+            f"change before the other has 20 %): **{100 * r['one_at_a_time']:.1f} %** of {r['measured']} test "
+            f"reconstructions, {r['switches']:.1f} switches between the digits on average, the two digits' halves "
+            f"{r['half_gap']:.0f} steps apart (median); prior samples: {100 * g['one_at_a_time']:.1f} % of the "
+            f"{g['measured']} of {g['of']} where two digits were found as ink, {g['switches']:.1f} switches |"
+        )
     lines.append(
         f"| measured on | diagnostics: {m['images']} test images, class-balanced, drawn with seed {seed}"
         + (f", binarised with seed {seed} |" if m["binarize"] else " |")
     )
+    return "\n".join(lines) + "\n"
+
+
+def _error_trend(history: list) -> str:
+    """The test error over the last evaluations of training (they may be on fewer test images than the card's)."""
+    tests = [
+        (row["epoch"], row["test_error"])
+        for row in history
+        if row.get("test_error") is not None and row["test_error"] == row["test_error"]
+    ]
+    if len(tests) < 2:
+        return "not known: fewer than two test evaluations during training"
+    last = tests[-6:]
+    return ", ".join(f"{100 * e:.2f} % (epoch {ep:.1f})" for ep, e in last)
+
+
+def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title) -> str:
+    """The card of a read-only classifier (section 4.1): its error beside the paper's Table 1, where it looks,
+    and what reading elsewhere does."""
+    from .classifier import PAPER_TABLE_1
+
+    state, scored, config = m["state"], m["scored"], m["state"]["config"]
+    args, history = state.get("train_args", {}), state.get("history", [])
+    last = history[-1] if history else {}
+    size = Path(checkpoint).stat().st_size / 1e6
+    paper = "; ".join(
+        f"{_md(name)} {100 * error:.2f} %" for name, glimpses, error in PAPER_TABLE_1 if glimpses in (None, config.T)
+    )
+    looks = m["looks"]
+    first, final = looks.iloc[0], looks.iloc[-1]
+    elsewhere = "; ".join(f"{_md(r.condition)} {100 * r.error:.1f} %" for r in m["elsewhere"].itertuples())
+    lines = [
+        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'the read-only DRAW classifier, {config.T} glimpses'} "
+        f"({size:.1f} MB)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| config | {config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
+        f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes |",
+        f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
+        + (f", built from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
+        + "; 8-bit intensities, not binarised |",
+        f"| recipe | {_recipe(args)}; cross-entropy |",
+        f"| training | {state['step']:,} steps, {last.get('epoch', math.nan):.2f} epochs, "
+        f"{last.get('seconds', math.nan) / 60:.1f} minutes of training (evaluations not counted) |",
+        *_legs(state),
+        f"| command | {_code(command) if command else 'not recorded'} |",
+        f"| hardware | {_hardware(args, hardware)} |",
+        f"| test error | **{100 * scored['error']:.2f} %** (cross-entropy {scored['cross_entropy']:.3f} nats) on all "
+        f"{scored['images']:,} test images of {_code(_data.portable(m['test'].source, data_root))} "
+        f"({_code('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
+        f"| the paper's Table 1 | {paper} |",
+        f"| during training | test error {_error_trend(history)} |",
+        f"| where it looks (drawviz.looking) | the glimpse's centre to the digit's centre, median: {first.distance:.1f} px "
+        f"at glimpse 1, {final.distance:.1f} px at glimpse {config.T} (a window placed at random: {final.chance_distance:.1f}); "
+        f"the last glimpse covers the digit's centre in **{100 * final.covers:.1f} %** of images (a random window of "
+        f"its size: {100 * final.chance_covers:.1f} %); footprint N·δ from {first.footprint:.1f} px to "
+        f"{final.footprint:.1f} px |",
+        f"| reading elsewhere | test error with {elsewhere} |",
+        f"| measured on | where it looks and reading elsewhere: {m['images']} test images, class-balanced |",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -471,7 +471,10 @@ def _scene(key: str, root: Path, train: bool, download: bool, *, sample: bool = 
         made = scenes.build(scene, _as_bytes(digits), labels.numpy(), len(digits), scene.seed + (not train))
         where = f"{where} of the MNIST sample shipped with drawviz"
     else:
-        digits, labels, where = _mnist_like("mnist", root, train, download)
+        try:
+            digits, labels, where = _mnist_like("mnist", root, train, download)
+        except DatasetNotFoundError as err:
+            raise DatasetNotFoundError(f"{key} is built from MNIST, and {err}") from None
         made = scenes.cached(scene, split, _as_bytes(digits), labels.numpy(), _cache_dir(), "mnist")
     images, objects = made
     first = objects[objects["kind"] == "digit"].groupby("image")["label"].first()

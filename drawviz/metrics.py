@@ -18,7 +18,7 @@ from typing import ClassVar, Optional
 
 from . import files as _files
 
-__all__ = ["Record", "Trained", "Attention", "ErrorImages", "Blur", "Interventions", "RECORDS", "json_safe"]
+__all__ = ["Record", "Trained", "Attention", "ErrorImages", "Blur", "Interventions", "Classification", "RECORDS", "json_safe"]
 
 
 def json_safe(value):
@@ -154,4 +154,23 @@ class Interventions(Record):
     one_shot_vs_draw: list = field(default_factory=list)
 
 
-RECORDS: dict[str, type] = {r.notebook: r for r in (Trained, Attention, ErrorImages, Blur, Interventions)}
+@dataclass(frozen=True)
+class Classification(Record):
+    """classify.ipynb: the read-only classifier's error and where it looks (drawviz.looking), on the notebook's
+    test images."""
+
+    notebook: ClassVar[str] = "classify"
+    dataset: Optional[str] = None
+    images: Optional[int] = None
+    glimpses: Optional[int] = None  # T
+    error: Optional[float] = None  # a fraction
+    cross_entropy: Optional[float] = None  # nats
+    last_covers: Optional[float] = None  # share of images whose last glimpse covers the digit's centre
+    chance_covers: Optional[float] = None  # the same for a window of its size placed at random
+    last_distance: Optional[float] = None  # median px from the last glimpse's centre to the digit's
+    error_centre: Optional[float] = None  # the error with every read window held at the frame's centre
+    error_distractor: Optional[float] = None  # ... moved onto the largest distractor
+    paper_error: Optional[float] = None  # the paper's Table 1 for this many glimpses
+
+
+RECORDS: dict[str, type] = {r.notebook: r for r in (Trained, Attention, ErrorImages, Blur, Interventions, Classification)}

@@ -108,13 +108,14 @@ def model_for(
 
     Lets every notebook run on its own: the fallback is train.ipynb's default model.
     """
-    from .model import DrawConfig
+    from .kinds import preset as kind_preset
     from .train import model_from_checkpoint, train
 
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
-        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
+        # of the preset's kind: cluttered-mnist's is the read-only classifier
+        config = kind_preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
         train_set = load_split(dataset, "train", data_root)
         train(
             config,
@@ -123,7 +124,7 @@ def model_for(
             batch_size=batch_size,
             seed=seed,
             device=device,
-            binarize=binarization(dataset, config.likelihood),
+            binarize=binarization(dataset, getattr(config, "likelihood", None)),
             checkpoint=checkpoint,
             progress=False,
             dataset=dataset,
