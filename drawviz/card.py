@@ -17,6 +17,7 @@ from . import campaign
 from . import data as _data
 from . import diagnostics, probes
 from . import kinds as _kinds
+from . import order
 from .likelihood import describe
 from .text import markdown_code as _code
 from .text import markdown_text as _md
@@ -49,7 +50,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     pens = diagnostics.spread_references(x, steps=steps, seed=seed) if binarize and model.config.attention else None
     # how large the subject is, to read a footprint against (a digit's box or a garment's; not for natural images)
     ink = diagnostics.ink_extent(x) if model.config.attention and model.config.channels == 1 else None
-    drawing_order = _drawing_order(model, test.balanced(images, seed=seed), x, seed) if _two_digits(test) else None
+    drawing_order = _drawing_order(model, test.balanced(images, seed=seed), x, seed) if order.two_digits(test) else None
     return {
         "state": state,
         "bound": bound,
@@ -64,17 +65,9 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     }
 
 
-def _two_digits(test) -> bool:
-    """A scene set of two digits per image (two-digit-mnist): the drawing order can be measured."""
-    objects = test.objects
-    return objects is not None and bool((objects[objects["kind"] == "digit"].groupby("image").size() == 2).all())
-
-
 def _drawing_order(model, scenes, x, seed: int) -> dict:
     """drawing order (drawviz.order) of the reconstructions of x (the scenes, as the model sees them) and of as
     many prior samples (their digits found as ink)."""
-    from . import order
-
     before = order.initial_canvas(model)
     _, measured = order.drawing_order(probes.record(model, x, seed=seed).canvas, before, scenes.objects)
     samples = probes.record_generation(model, len(x), seed=seed).canvas

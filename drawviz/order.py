@@ -22,10 +22,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["owners", "shares", "drawing_order", "summary", "objects_from_canvas", "initial_canvas"]
+__all__ = ["two_digits", "owners", "shares", "drawing_order", "summary", "objects_from_canvas", "initial_canvas"]
 
 FIRST, SECOND = 0.8, 0.2  # "one digit at a time": one at >= 80 % of its change before the other reaches 20 %
 COUNTED = 0.02  # a step counts for switches when it gives some digit at least 2 % of its change
+
+
+def two_digits(images) -> bool:
+    """Whether an ImageSet is a scene set of two digits per image (two-digit-mnist): its order can be measured."""
+    objects = images.objects
+    return objects is not None and bool((objects[objects["kind"] == "digit"].groupby("image").size() == 2).all())
 
 
 def initial_canvas(model) -> np.ndarray:

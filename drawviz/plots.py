@@ -53,6 +53,11 @@ __all__ = [
     "plot_intervention",
     "plot_step_value",
     "plot_edit_area",
+    "plot_glimpse_path",
+    "plot_glimpse_patches",
+    "plot_where_it_looks",
+    "plot_confusion",
+    "plot_drawing_order",
     "StepView",
     "scrubber_html",
     "OP_COLOURS",
@@ -740,29 +745,42 @@ class StepView:
 
     Panels: the canvas σ(c_t) with the read (reconstructions) and write windows of step t;
     for reconstructions also the input x with the read window and the error image x̂_t;
-    below, the parameter values of step t.
+    below, the parameter values of step t. A kind that draws nothing (the read-only classifier: no canvas,
+    no write window, no error image) shows the input x with glimpse t's read window and the glimpse itself.
     """
 
     def __init__(self, trace, sample: int = 0, dpi: int = 80):
         self.trace, self.sample = trace, sample
         self.ops = geometry.ops(trace)
         recon = trace.x is not None
-        panels = ["x", "canvas", "error"] if recon else ["canvas"]
+        drawn = trace.canvas is not None  # a classifier draws nothing: its glimpse takes the canvas's place
+        panels = ["x", "glimpse"] if not drawn else ["x", "canvas", "error"] if recon else ["canvas"]
         # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
         # the monospace parameter lines below must fit at a readable size (11 pt = ~11 px at 72 dpi)
         self.fig = Figure(figsize=(max(2.9 * len(panels) + 0.6, 6.4), 4.3), dpi=dpi)  # no pyplot: never shown twice
         axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
-        self.fig.subplots_adjust(left=0.03, right=0.93 if recon else 0.97, top=0.86, bottom=0.27, wspace=0.15)
+        self.fig.subplots_adjust(left=0.03, right=0.93 if recon and drawn else 0.97, top=0.86, bottom=0.27, wspace=0.15)
         self.ax = dict(zip(panels, axes))
-        H, W = trace.canvas.shape[-2:]
+        H, W = (trace.canvas if drawn else trace.x).shape[-2:]
         self.gmax = {op: geometry.gamma_max(trace, op, sample) for op in self.ops}
-        self.images = {"canvas": _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")}
+        self.images = {}
+        if drawn:
+            self.images["canvas"] = _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")
         if recon:
             _show(self.ax["x"], trace.x[sample], "input x, read window")
+        if recon and drawn:
             self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
             self.fig.colorbar(self.images["error"], ax=self.ax["error"], fraction=0.046, pad=0.03)
+        if not drawn:
+            self.glimpse_scale = _glimpse_scale(trace, sample)
+            N = geometry.grid_n(trace, "read")
+            self.images["glimpse"] = _show(
+                self.ax["glimpse"], _glimpse_image(trace, 1, sample, self.glimpse_scale), f"glimpse, {N}×{N}"
+            )
         self.rects = {}
         for name, ax in self.ax.items():
+            if name == "glimpse":  # what the window sees, in its own N × N pixels: no window on it
+                continue
             for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
                 self.rects[name, op] = Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op])
                 ax.add_patch(self.rects[name, op])
@@ -776,9 +794,12 @@ class StepView:
     def update(self, t: int):
         """Redraw for step t (1-based); returns the changed artists (for FuncAnimation)."""
         tr, s = self.trace, self.sample
-        self.images["canvas"].set_data(image_args(tr.canvas[t - 1, s])[0])
+        if "canvas" in self.images:
+            self.images["canvas"].set_data(image_args(tr.canvas[t - 1, s])[0])
         if "error" in self.images:
             self.images["error"].set_data(tr.x_hat[t - 1, s].mean(0))
+        if "glimpse" in self.images:
+            self.images["glimpse"].set_data(image_args(_glimpse_image(tr, t, s, self.glimpse_scale))[0])
         lines = []
         for op in self.ops:
             w = geometry.window(tr, op, t, s)
@@ -796,9 +817,15 @@ class StepView:
             )
         if tr.kl is not None:
             lines.append(f"KL_t = {tr.kl[t - 1, s]:.2f} nats")
+        if tr.logits is not None:  # a classifier: what it says after its last glimpse
+            p = np.exp(tr.logits[s] - tr.logits[s].max())
+            lines.append(f"after glimpse {tr.T}: class {int(p.argmax())} (p = {p.max() / p.sum():.2f})")
         self.text.set_text("\n".join(lines))
-        kind = "reconstruction of image" if tr.x is not None else "sample"
-        self.title.set_text(f"{kind} {s}: step t = {t} / {tr.T}")
+        if tr.canvas is None:
+            self.title.set_text(f"image {s}: glimpse t = {t} / {tr.T}")
+        else:
+            kind = "reconstruction of image" if tr.x is not None else "sample"
+            self.title.set_text(f"{kind} {s}: step t = {t} / {tr.T}")
         return [*self.images.values(), *self.rects.values(), self.text, self.title]
 
     def png(self, t: int) -> bytes:
@@ -838,6 +865,7 @@ class StepView:
 def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
     """A kernel-free scrubber: every step's frame embedded as a PNG in self-contained HTML/JS.
 
+    The frames are StepView's: for a classifier, the image with glimpse t's read window and the glimpse.
     Works in a static HTML report with no Jupyter and no network (matplotlib's jshtml: inline
     script, no external URLs). Display it with IPython.display.HTML.
     """
@@ -878,6 +906,208 @@ _GLYPHS = {
 def _offline(html: str) -> str:
     html = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", html)
     return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _GLYPHS.get(m.group(1), ""), html)
+
+
+# ----------------------------------------------------------------------------- the classifier (section 4.1) and order
+
+# the digit's box, outlined faintly under the windows: a reader sees whether the glimpses found it
+_DIGIT_BOX = {"edgecolor": "#ffbf00", "linestyle": "--", "linewidth": 0.9, "alpha": 0.7, "fill": False}
+_DIGIT_COLOURS = {"A": "#1b9e77", "B": "#d95f02"}  # the two digits of a two-digit scene (drawviz.order)
+
+
+def _glimpse_scale(trace, sample: int) -> float:
+    """The brightest pixel of all of one sample's glimpses (of the image: DRAW's glimpse also reads x̂):
+    the glimpses of one image are shown on one scale, 0 to this."""
+    return max(float(trace.glimpse[:, sample, 0].max()), 1e-8)
+
+
+def _glimpse_image(trace, t: int, sample: int, scale: float) -> np.ndarray:
+    """Glimpse t (1-based) of one sample as a (C, N, N) image in [0, 1]: γ·F_Y x F_Xᵀ over ``scale``."""
+    return np.clip(trace.glimpse[t - 1, sample, 0] / scale, 0, 1)
+
+
+def _predicted(trace, sample: int) -> Optional[int]:
+    return None if trace.logits is None else int(trace.logits[sample].argmax())
+
+
+def plot_glimpse_path(
+    trace, samples: Sequence[int] = tuple(range(6)), objects: Optional[pd.DataFrame] = None, title: Optional[str] = None
+) -> Figure:
+    """The paper's Figure 5: each image with every glimpse's read window, a green square (centre ± N·δ/2, line
+    width growing with σ, opacity with γ) numbered by its order, 1..T.
+
+    objects: the scene's pieces (``ImageSet.objects`` of the images the trace was recorded on, in that order):
+    the digit's box is then outlined faintly (dashed) and each panel says the label beside the prediction, so a
+    reader sees whether the glimpses found the digit. Every panel shares one view holding the image and every
+    window shown (grey: outside the image), as plot_drawing's.
+    """
+    if "read" not in trace.windows or trace.x is None:
+        raise ValueError("the glimpse path needs a pass over images with read windows (probes.record of a model that reads)")
+    samples = [s for s in samples if s < trace.batch]
+    if not samples:
+        raise ValueError(f"no images to show: samples must index the trace's {trace.batch} images")
+    T, H, W = trace.T, *trace.x.shape[-2:]
+    x0, x1, y0, y1 = -0.5, W - 0.5, -0.5, H - 0.5
+    for s in samples:
+        for t in range(1, T + 1):
+            a, b, c, d = geometry.extent(trace, "read", t, s)
+            x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
+    aspect = (x1 - x0) / (y1 - y0)
+    columns = min(len(samples), 6)
+    rows = -(-len(samples) // columns)
+    fig, axes = _subplots(rows, columns, figsize=(2.3 * aspect * columns + 0.4, 2.4 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(samples) :]:
+        ax.set_visible(False)
+    digits = objects[objects["kind"] == "digit"].groupby("image").first() if objects is not None else None
+    N = geometry.grid_n(trace, "read")
+    for ax, s in zip(axes.flat, samples):
+        ax.set_facecolor("0.82")
+        _show(ax, trace.x[s])
+        gmax = geometry.gamma_max(trace, "read", s)
+        for t in range(1, T + 1):
+            rect = _add_rect(ax, trace, "read", t, s, gmax)
+            rect.set_gid(f"glimpse {t}")
+            ax.text(
+                rect.get_x() + 1,
+                rect.get_y() + 1,
+                str(t),
+                color=OP_COLOURS["read"],
+                fontsize=7,
+                ha="left",
+                va="top",
+                fontweight="bold",
+            )
+        said = _predicted(trace, s)
+        name = f"image {s}" + (f": says {said}" if said is not None else "")
+        colour = "k"
+        if digits is not None and s in digits.index:
+            box = digits.loc[s]
+            ax.add_patch(Rectangle((box["x"] - 0.5, box["y"] - 0.5), box["width"], box["height"], gid="digit", **_DIGIT_BOX))
+            name = f"image {s}: a {box['label']}" + (f", says {said}" if said is not None else "")
+            colour = "k" if said is None or said == box["label"] else "#d7191c"
+        ax.set_title(name, fontsize=8, color=colour)
+        ax.set_xlim(x0 - 0.5, x1 + 0.5)
+        ax.set_ylim(y1 + 0.5, y0 - 0.5)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    handles = [Line2D([], [], color=OP_COLOURS["read"], lw=1.5, label=f"glimpse t (numbered): centre ± N·δ/2, N = {N}")]
+    if digits is not None:
+        handles.append(Line2D([], [], color=_DIGIT_BOX["edgecolor"], ls="--", lw=1, label="the digit's box"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=8)
+    fig.suptitle(title or f"where the classifier looks: its {T} glimpses on each image (line width ∝ σ, opacity ∝ γ)", fontsize=9)
+    return fig
+
+
+def plot_glimpse_patches(
+    trace, samples: Sequence[int] = tuple(range(6)), glimpses: Optional[Sequence[int]] = None, title: Optional[str] = None
+) -> Figure:
+    """The glimpses themselves: one row per image (first the image), one column per glimpse t, each the N × N
+    read γ·F_Y x F_Xᵀ (eq. 27; of the image: a DRAW glimpse's x̂ half is left out). One image's glimpses share a
+    scale, black 0 to white its brightest glimpse pixel, so a faint glimpse (small γ, or the window on empty
+    background) shows as dark. glimpses: which t (default all, or 16 spread over 1..T when T > 16)."""
+    if trace.glimpse is None or trace.x is None:
+        raise ValueError("glimpses exist only for a pass over images by a model that reads (probes.record)")
+    T = trace.T
+    glimpses = list(glimpses or np.unique(np.linspace(1, T, min(T, 16)).round().astype(int)))
+    samples = [s for s in samples if s < trace.batch]
+    if not samples:
+        raise ValueError(f"no images to show: samples must index the trace's {trace.batch} images")
+    N = geometry.grid_n(trace, "read")
+    fig, axes = _subplots(
+        len(samples), len(glimpses) + 1, figsize=(0.95 * (len(glimpses) + 1) + 0.4, 1.05 * len(samples) + 0.7), squeeze=False
+    )
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    for i, s in enumerate(samples):
+        scale = _glimpse_scale(trace, s)
+        said = _predicted(trace, s)
+        _show(axes[i, 0], trace.x[s], "image" if i == 0 else None)
+        axes[i, 0].set_ylabel(f"{s}" + (f": says {said}" if said is not None else ""), fontsize=8)
+        for j, t in enumerate(glimpses, 1):
+            _show(axes[i, j], _glimpse_image(trace, t, s, scale), f"t = {t}" if i == 0 else None)
+    fig.suptitle(title or f"the {N}×{N} glimpses, in order (each row on its own scale: white = its brightest)", fontsize=9)
+    return fig
+
+
+def plot_where_it_looks(looks: pd.DataFrame, width: Optional[int] = None, title: Optional[str] = None) -> Figure:
+    """From ``looking.where_it_looks``, per glimpse: the distance from the window's centre to the digit's (median
+    and interquartile range), the share of images whose window covers the digit's centre, and the window's side
+    N·δ; chance (dashed) is a window of the same side with its centre uniform over the frame. width: the frame's,
+    drawn on the footprint panel (a window as wide as the frame zooms in on nothing)."""
+    g = looks.groupby("glimpse")
+    colour = OP_COLOURS["read"]
+    fig, axes = _subplots(1, 3, figsize=(13, 3.5))
+    ax = axes[0]
+    d = g["distance"]
+    ax.fill_between(d.median().index, d.quantile(0.25), d.quantile(0.75), color=colour, alpha=0.2, lw=0, label="interquartile")
+    ax.plot(d.median().index, d.median(), "o-", color=colour, ms=3, label="the model (median)")
+    ax.plot(d.median().index, g["chance_distance"].median(), "k--", lw=1.2, label="chance (median)")
+    ax.set(xlabel="glimpse t", ylabel="pixels", ylim=(0, None), title="distance: window centre → the digit's centre")
+    covers, chance = g["covers"].mean(), g["chance_covers"].mean()
+    axes[1].bar(covers.index, covers, color=colour, alpha=0.8, label="the model")
+    axes[1].step(chance.index, chance, where="mid", color="k", ls="--", lw=1.2, label="chance")
+    axes[1].set(xlabel="glimpse t", ylabel="share of images", ylim=(0, 1), title="the window covers the digit's centre")
+    f = g["footprint"]
+    axes[2].fill_between(f.median().index, f.quantile(0.25), f.quantile(0.75), color=colour, alpha=0.2, lw=0)
+    axes[2].plot(f.median().index, f.median(), "o-", color=colour, ms=3, label="the model (median, IQR)")
+    if width:
+        axes[2].axhline(width, color="0.5", ls="--", lw=0.8, label="the frame's width")
+    axes[2].set(xlabel="glimpse t", ylabel="N·δ, pixels", title="the window's side: does it zoom in?")
+    axes[2].set_ylim(0, max(axes[2].get_ylim()[1], 1.1 * (width or 0)))  # room above the frame's width
+    for a in axes:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.legend(frameon=False, fontsize=8)
+    fig.suptitle(title or f"where the classifier looks, against chance ({looks['image'].nunique()} images)", fontsize=10)
+    return fig
+
+
+def plot_confusion(table: pd.DataFrame, title: Optional[str] = None) -> Figure:
+    """From ``looking.confusion``: counts, rows the true class, columns the predicted one; each non-empty cell
+    says its count, and the title the error (1 − the diagonal's share)."""
+    counts = table.to_numpy()
+    total = int(counts.sum())
+    error = 1 - np.trace(counts) / total if total else float("nan")
+    fig, ax = _subplots(figsize=(5.2, 4.6))
+    artist = ax.imshow(counts, cmap="Blues", interpolation="nearest")
+    high = counts.max() / 2 if counts.size else 0
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > high else "k")
+    ax.set_xticks(range(counts.shape[1]), table.columns)
+    ax.set_yticks(range(counts.shape[0]), table.index)
+    ax.set(xlabel="predicted", ylabel="true")
+    fig.colorbar(artist, ax=ax, shrink=0.8, label="images")
+    ax.set_title(title or f"confusion: {total} images, error {error:.1%}", fontsize=10)
+    return fig
+
+
+def plot_drawing_order(steps: pd.DataFrame, images: Sequence[int] = range(8), title: Optional[str] = None) -> Figure:
+    """From ``order.drawing_order``'s ``steps``: per image a small panel, the cumulative share of each digit's
+    final visible change (A and B) against the step. Drawn one digit at a time, one curve climbs while the
+    other stays flat; drawn together, they climb together."""
+    present = set(steps["image"].unique())
+    images = [i for i in images if i in present]
+    columns = min(len(images), 4) or 1
+    rows = -(-len(images) // columns) or 1
+    fig, axes = _subplots(rows, columns, figsize=(2.6 * columns + 0.4, 2.0 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(images) :]:
+        ax.set_visible(False)
+    for ax, image in zip(axes.flat, images):
+        rows_of = steps[steps["image"] == image]
+        for digit, colour in _DIGIT_COLOURS.items():
+            d = rows_of[rows_of["digit"] == digit].sort_values("step")
+            ax.plot(d["step"], d["share"], "o-", ms=2.5, lw=1.4, color=colour, label=f"digit {digit}")
+        ax.axhline(0.5, color="0.6", ls=":", lw=0.8)
+        ax.set(ylim=(-0.03, 1.03), title=f"image {image}")
+        ax.title.set_fontsize(8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[-1]:
+        ax.set_xlabel("step t", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of its change", fontsize=8)
+    handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"digit {d}") for d, c in _DIGIT_COLOURS.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    fig.suptitle(title or "drawing order: each digit's cumulative share of its final visible change", fontsize=9)
+    return fig
 
 
 # ----------------------------------------------------------------------------- files

@@ -49,7 +49,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-ORDER = ("train", "attention", "error_images", "interventions", "blur")
+ORDER = ("train", "attention", "error_images", "interventions", "blur", "classify")
+# notebooks that find their model themselves (the shipped file, else a small one they train): no train.ipynb first
+STANDALONE = frozenset({"classify"})
 
 
 # ----------------------------------------------------------------------------- runs file
@@ -308,24 +310,38 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["train"] = reported("train", _metrics.Trained)
     result["errors"] = reported("error_images", _metrics.ErrorImages)
     result["attention"] = reported("attention", _metrics.Attention)
+    result["classify"] = reported("classify", _metrics.Classification)
     blur = reported("blur", _metrics.Blur)
     result["sharpness"] = blur.runs.get(name) if blur is not None else None
-    result["checkpoint"] = str(checkpoint) if checkpoint.exists() else None
+    result["checkpoint"] = str(checkpoint) if checkpoint.exists() and _draws(checkpoint) else None  # for the blur page
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
     write_json(out_dir / "metrics.json", result)
     return result
 
 
+def _draws(checkpoint: Path) -> bool:
+    """Whether the checkpoint holds a model that draws (a generator kind, drawviz.kinds): the blur page needs one."""
+    from .checkpoints import CheckpointError, load_checkpoint
+    from .kinds import get
+
+    try:
+        return get(load_checkpoint(checkpoint)["kind"]).generator
+    except (CheckpointError, ValueError, OSError):
+        return False
+
+
 def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Path, result: dict, log, kernel) -> None:
     """The run's notebooks in order, in one kernel; a notebook after train needs the model it made."""
     for nb in wanted:
-        if nb != "train" and not checkpoint.exists():
+        if nb != "train" and nb not in STANDALONE and not checkpoint.exists():
             result["notebooks"][nb] = {"status": "not run", "error": "no model (train.ipynb did not produce one)"}
             result["status"] = "failed"
             log(f"  {nb}.ipynb: not run (no model)")
             continue
         (out_dir / f"{nb}.json").unlink(missing_ok=True)  # a failed notebook must not leave the last run's numbers
         params = {**common, "metrics_out": str(out_dir / f"{nb}.json"), **run["parameters"]}
+        if nb in STANDALONE and common.get("checkpoint_in"):  # the shipped model itself, read only
+            params["checkpoint"] = common["checkpoint_in"]
         params = {k: v for k, v in params.items() if k in declared[nb]}
         result["notebooks"][nb] = _execute(nb, _resources.notebooks() / f"{nb}.ipynb", out_dir, params, log, kernel)
         if result["notebooks"][nb]["status"] != "ok":
@@ -397,6 +413,19 @@ INDEX = {False: "index.html", True: "data.html"}
 COMPARISON = {False: "comparison", True: "data-comparison"}
 
 
+def _bound(tr) -> str:
+    return f"{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim</div>"
+
+
+def _classified(cl) -> str:
+    """A classifier's cell in the bound's column: its error, the paper's, and whether its last glimpse finds the digit."""
+    pct = lambda x: _fmt(100 * x if x is not None else None, ".1f")
+    return (
+        f"{pct(cl.error)} % error<div class=small>paper {pct(cl.paper_error)} %; last glimpse on the digit "
+        f"{pct(cl.last_covers)} % (chance {pct(cl.chance_covers)} %)</div>"
+    )
+
+
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
     folder = COMPARISON[bool(data_root)]
@@ -404,6 +433,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
     for r in results:
         found = r.get("train")
         tr, at = found or _metrics.Trained(), r.get("attention") or _metrics.Attention()
+        cl = r.get("classify")
         sh = r.get("sharpness") or compared.runs.get(r["run"], {})
         model = Path(tr.model_file).name if tr.model_file else "–"
         hours = f", {_fmt(tr.cpu_hours, '.1f')} CPU h" if tr.cpu_hours is not None else ""
@@ -453,9 +483,8 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
-            f"<td class=num>{tr.config.get('T', '–')}</td>"
-            f"<td class=num>{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim"
-            f"</div></td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
+            f"<td class=num>{tr.config.get('T', cl.glimpses if cl else '–')}</td>"
+            f"<td class=num>{_classified(cl) if cl else _bound(tr)}</td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
             f"<td class=num>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"

@@ -18,7 +18,8 @@ __all__ = ["Scrubber", "scrub", "WindowExplorer", "explore_window"]
 
 
 class Scrubber:
-    """Play + IntSlider (linked in the browser) that redraw step t of a trace as a PNG.
+    """Play + IntSlider (linked in the browser) that redraw step t of a trace as a PNG (plots.StepView: for the
+    read-only classifier, which draws nothing, the image with glimpse t's read window and the glimpse).
 
     Attributes: ``slider`` (the step t, 1..T), ``play``, ``link`` (their jslink), ``image`` (an
     ipywidgets.Image whose ``value`` holds the PNG bytes of the current step) and ``widget`` (the layout).
@@ -48,7 +49,8 @@ class Scrubber:
 
 
 def scrub(trace, sample: int = 0, **kwargs) -> Scrubber:
-    """A live scrubber for one sample of a trace; display it as the last expression of a cell."""
+    """A live scrubber for one sample of a trace (a drawing's or a classifier's); display it as the last
+    expression of a cell."""
     return Scrubber(trace, sample, **kwargs)
 
 
