@@ -50,6 +50,8 @@ def __getattr__(name: str):
 
 
 ORDER = ("train", "attention", "error_images", "interventions", "blur", "classify")
+# what a run shows when it lists no notebooks: those for its dataset's model kind (data.Dataset.kind)
+FOR_KIND = {"draw": ORDER[:5], "classifier": ("classify",)}
 # notebooks that find their model themselves (the shipped file, else a small one they train): no train.ipynb first
 STANDALONE = frozenset({"classify"})
 
@@ -294,7 +296,8 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     elif model is not None:
         log(f"  no model at {model}: training one")
     # the run's own list, narrowed by --notebooks
-    wanted = [nb for nb in ORDER if nb in (run.get("notebooks") or ORDER) and nb in notebooks]
+    own = run.get("notebooks") or FOR_KIND.get(_data.REGISTRY[_data._normalise(dataset)].kind, ORDER)
+    wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     declared = {nb: _declared(_resources.notebooks() / f"{nb}.ipynb") for nb in wanted}
     unused = set(run["parameters"]) - set().union(*declared.values())
     if unused:

@@ -65,7 +65,7 @@ def test_failing_run_is_marked_and_the_command_exits_non_zero(reports):
 
 def test_the_other_runs_complete(reports):
     out, proc = reports
-    for nb in report.ORDER:
+    for nb in report.FOR_KIND["draw"]:  # an MNIST run: the notebooks of DRAW
         assert (out / "good" / f"{nb}.ipynb").exists() and (out / "good" / f"{nb}.html").exists(), nb
         assert f'href="good/{nb}.html"' in (out / report.INDEX[True]).read_text()
     metrics = json.loads((out / "good" / "metrics.json").read_text())
@@ -89,15 +89,23 @@ def test_html_is_self_contained_with_a_static_scrubber(reports):
     assert not re.search(r"<link[^>]*\bhref=[\"']?https?:", html), "no external stylesheets"
     assert len(re.findall(r"frames\[0\] = \"data:image/png;base64,", html)) == 2, "two embedded scrubbers"
     assert "animation" in html.lower()
-    for nb in report.ORDER:
+    for nb in report.FOR_KIND["draw"]:  # an MNIST run: the notebooks of DRAW
         assert '<script src="http' not in (out / "good" / f"{nb}.html").read_text()
 
 
 def test_runs_file_checks(tmp_path):
     default_offline = report.load_runs(report.DEFAULT_RUNS, None)
-    assert [r["dataset"] for r in default_offline] == ["mnist-sample", "fashion-mnist-sample", "cifar10-sample"]
+    assert [r["dataset"] for r in default_offline] == [
+        "mnist-sample",
+        "fashion-mnist-sample",
+        "cifar10-sample",
+        "two-digit-mnist-sample",
+        "cluttered-mnist-sample",
+    ]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
-    assert {"mnist", "fashion-mnist", "cifar10", "svhn"} <= {r["dataset"] for r in with_data}
+    assert {"mnist", "fashion-mnist", "cifar10", "svhn", "two-digit-mnist", "cluttered-mnist"} <= {
+        r["dataset"] for r in with_data
+    }
     # the two renders share --out: no run folder, index or comparison page of one is the other's
     assert not {r["name"] for r in default_offline} & {r["name"] for r in with_data}
     assert report.INDEX[False] != report.INDEX[True] and report.COMPARISON[False] != report.COMPARISON[True]
