@@ -13,6 +13,7 @@ import contextlib
 import glob
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ def check_writable(path, hint: str = "choose a writable folder") -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.with_name(f".{path.name}.writable{os.getpid()}")
-        probe.write_bytes(b"")
+        # a file of its own only: O_EXCL never opens what is there, a planted link to a victim included
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as err:
         raise WriteError(f"cannot write {path}: {err.strerror or err}; {hint}") from None
@@ -140,7 +142,18 @@ def exclusive(path, what: str = "this file") -> Iterator[None]:
     path = Path(path)
     lock = path.with_name(f".{path.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # never through a link: a planted .x.lock -> victim would be truncated and written below
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError:
+        if lock.is_symlink():
+            raise WriteError(
+                f"{lock} is a symbolic link (to {os.readlink(lock)}), not a lock file drawviz made: it will not write "
+                f"through it. Remove the link, or choose another file"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise WriteError(f"{lock} is not a regular file (a FIFO or a device?): remove it, or choose another file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -146,6 +146,26 @@ class TrainConfig:
         ):
             raise ValueError(f"minutes must be a positive number, got {self.minutes!r}")
         object.__setattr__(self, "rewarm", count(self.rewarm, "rewarm", minimum=0, what="steps of warm-up"))
+        # intervals: a zero or negative one would evaluate every step, or never let the clock pass it (a hang)
+        object.__setattr__(
+            self,
+            "checkpoint_every",
+            count(self.checkpoint_every, "checkpoint_every", minimum=1, what="steps between checkpoints"),
+        )
+        if self.eval_every is not None:
+            object.__setattr__(
+                self, "eval_every", count(self.eval_every, "eval_every", minimum=1, what="steps between test bounds")
+            )
+        if self.eval_every_minutes is not None and not (
+            isinstance(self.eval_every_minutes, (int, float))
+            and not isinstance(self.eval_every_minutes, bool)
+            and math.isfinite(self.eval_every_minutes)
+            and self.eval_every_minutes > 0
+        ):
+            raise ValueError(
+                f"eval_every_minutes must be a positive number of minutes (or None: no timed evaluations), "
+                f"got {self.eval_every_minutes!r}"
+            )
         if self.cooldown_minutes is not None:
             if self.minutes is None:
                 raise ValueError("cooldown_minutes is the end of a time budget: give minutes too")

@@ -179,6 +179,20 @@ def test_the_offline_report_shows_every_shipped_dataset_and_compares_them(offlin
     assert not (offline / report.INDEX[True]).exists()  # the data runs' index is theirs alone
 
 
+def test_the_offline_report_shows_the_papers_other_two_experiments(offline):
+    """Section 4.1's classifier looks at the digit and classifies by looking; section 4.3's model draws two digits."""
+    classified = json.loads((offline / "cluttered-mnist" / "classify.json").read_text())
+    assert classified["images"] == 200 and classified["glimpses"] == 8 and classified["paper_error"] == 0.0336
+    assert classified["last_covers"] > 3 * classified["chance_covers"]  # its last glimpse finds the digit
+    assert classified["error"] < classified["error_centre"] - 0.3  # reading the centre instead, it fails
+    index = (offline / "index.html").read_text()
+    assert "% error" in index and 'href="cluttered-mnist/classify.html"' in index
+    two = json.loads((offline / "two-digit-mnist" / "train.json").read_text())
+    assert two["trained_on"] == "two-digit-mnist" and two["config"]["height"] == 60, "the shipped model, not a fallback"
+    assert "one_at_a_time" in (offline / "two-digit-mnist" / "attention.html").read_text()  # the order measure ran
+    assert "two-digit-mnist" in json.loads((offline / "comparison" / "blur.json").read_text())["runs"]
+
+
 def test_the_report_writes_a_drawing_gif_per_run(offline):
     from PIL import Image
 
