@@ -486,7 +486,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
-            f"<td class=num>{tr.config.get('T', cl.glimpses if cl else '–')}</td>"
+            f"<td class=num>{html.escape(str(tr.config.get('T', cl.glimpses if cl else '–')))}</td>"
             f"<td class=num>{_classified(cl) if cl else _bound(tr)}</td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
             f"<td class=num>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
             f"</span></td><td>{sharp}</td>"

@@ -151,8 +151,11 @@ def disagreements(ratios_by_dataset: Mapping[str, Mapping[str, float]]) -> list[
     ratios_by_dataset: {dataset: ratios(table)}. Two checks: a set that one measure calls sharper
     than the data and the other blurrier; and datasets ranked differently by the two measures.
     """
+    from .text import markdown_text  # run names are users' (a runs file, papermill -p): shown as text, never markup
+
     notes = []
     lap, hf = MEASURES
+    ratios_by_dataset = {markdown_text(name): r for name, r in ratios_by_dataset.items()}
     for name, r in ratios_by_dataset.items():
         for kind in ("reconstructions", "samples"):
             a, b = r.get(f"{kind}/{lap}"), r.get(f"{kind}/{hf}")
