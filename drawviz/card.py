@@ -26,6 +26,12 @@ from .train import evaluate, load_checkpoint, model_from_checkpoint
 __all__ = ["model_card", "measure", "into_page"]
 
 
+def _cell(value) -> str:
+    """A code span inside a table row: a "|" in it escaped, or GitHub and nbconvert end the cell there
+    (``--command-line "… | tee log"``)."""
+    return _code(value).replace("|", "\\|")
+
+
 def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0, progress: bool = False) -> dict:
     """The numbers of a card: {"state", "bound" (evaluate's dict), "diagnostics" (summary table), "test"}."""
     state = load_checkpoint(checkpoint)
@@ -124,7 +130,8 @@ def _recipe(args: dict) -> str:
         return (
             f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, batch {args.get('batch_size', 64)}"
         )
-    shape = "constant" if r["decay"] == "constant" else f"{r['decay']} decay to {r['final']:g}× by the end of the budget"
+    # a checkpoint's recipe is data from a file: shown as text
+    shape = "constant" if r["decay"] == "constant" else f"{_md(r['decay'])} decay to {r['final']:g}× by the end of the budget"
     warm = f"{r['warmup']}-step linear warm-up, " if r["warmup"] else ""
     return (
         f"Adam (β {r['beta1']:g}, {r['beta2']:g}, ε {r['adam_eps']:g}), peak lr {r['lr']:g}, {warm}{shape}; "
@@ -138,7 +145,7 @@ def _hardware(args: dict, override: Optional[str]) -> str:
     h = args.get("hardware")
     if not h:
         return "not recorded"
-    torch = f"torch {_code(h.get('torch', '?'))}"  # a code span: '2.14.1+cu130' reads as itself, unescaped
+    torch = f"torch {_cell(h.get('torch', '?'))}"  # a code span: '2.14.1+cu130' reads as itself, unescaped
     if h.get("device") == "cuda":
         return f"{_md(h['name'])} (CUDA), {torch}"
     return (
@@ -150,7 +157,7 @@ def _hardware(args: dict, override: Optional[str]) -> str:
 def _short_recipe(r: Optional[dict]) -> str:
     if not r:
         return "recipe not recorded"
-    shape = "constant" if r["decay"] == "constant" else f"{r['decay']} to {r['final']:g}×"
+    shape = "constant" if r["decay"] == "constant" else f"{_md(r['decay'])} to {r['final']:g}×"
     return f"lr {r['lr']:g} {shape}, batch {r['batch_size']}"
 
 
@@ -163,7 +170,7 @@ def _where(legs: list[dict]) -> str:
         machines[key] = machines.get(key) or leg.get("isa")
     return " then ".join(
         _md(machine or "machine not recorded")
-        + (f" ({isa})" if isa else "")
+        + (f" ({_md(isa)})" if isa else "")
         + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "")
         for (machine, threads), isa in machines.items()
     )
@@ -307,10 +314,10 @@ def model_card(
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
         f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
-        + (f", read from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
+        + (f", read from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; "
         + (
-            f"binarisation: {args.get('binarize')} for training, static (seed {seed}) for every test figure |"
+            f"binarisation: {_md(args.get('binarize'))} for training, static (seed {seed}) for every test figure |"
             if m["binarize"]
             else "8-bit intensities, not binarised |"
         ),
@@ -319,12 +326,12 @@ def model_card(
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
         *_legs(state),
-        f"| command | {_code(command) if command else 'not recorded'} |",
+        f"| command | {_cell(command) if command else 'not recorded'} |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test NLL bound | **{bound['nll_bound']:.2f} nats** ({bound['bits_per_dim']:.4f} bits/dim; reconstruction "
         f"{bound['recon_nll']:.2f} + KL {bound['kl']:.2f}) on all {bound['images']:,} test images of "
-        f"{_code(_data.portable(m['test'].source, data_root))} "
-        f"({_code('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
+        f"{_cell(_data.portable(m['test'].source, data_root))} "
+        f"({_cell('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
     ]
     lines.append(f"| flattened? | {_flattened(state)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}
@@ -402,17 +409,17 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
         f"| config | {config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
         f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes |",
         f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
-        + (f", built from {_code(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
+        + (f", built from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; 8-bit intensities, not binarised |",
         f"| recipe | {_recipe(args)}; cross-entropy |",
         f"| training | {state['step']:,} steps, {last.get('epoch', math.nan):.2f} epochs, "
         f"{last.get('seconds', math.nan) / 60:.1f} minutes of training (evaluations not counted) |",
         *_legs(state),
-        f"| command | {_code(command) if command else 'not recorded'} |",
+        f"| command | {_cell(command) if command else 'not recorded'} |",
         f"| hardware | {_hardware(args, hardware)} |",
         f"| test error | **{100 * scored['error']:.2f} %** (cross-entropy {scored['cross_entropy']:.3f} nats) on all "
-        f"{scored['images']:,} test images of {_code(_data.portable(m['test'].source, data_root))} "
-        f"({_code('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
+        f"{scored['images']:,} test images of {_cell(_data.portable(m['test'].source, data_root))} "
+        f"({_cell('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
         f"| the paper's Table 1 | {paper} |",
         f"| during training | test error {_error_trend(history)} |",
         f"| where it looks (drawviz.looking) | the glimpse's centre to the digit's centre, median: {first.distance:.1f} px "

@@ -1,0 +1,38 @@
+"""Model cards: what a checkpoint says is shown as text, and a card's table keeps its cells (issue 32, case 3);
+a classifier's card gives its error beside the paper's Table 1."""
+
+import re
+
+from drawviz import card
+from drawviz.checkpoints import save_checkpoint
+from drawviz.classifier import ClassifierConfig, GlimpseClassifier
+from drawviz.model import DRAW, DrawConfig
+
+HOSTILE = "<img src=y onerror=alert(4)>"
+
+
+def test_checkpoint_metadata_reaches_a_card_as_text():
+    recipe = {"decay": HOSTILE, "final": 0.1, "lr": 1e-3, "warmup": 0, "batch_size": 64, "clip": 10.0}
+    recipe.update(beta1=0.9, beta2=0.999, adam_eps=1e-8)
+    assert "<img" not in card._recipe({"recipe": recipe}) and "<img" not in card._short_recipe(recipe)
+    assert "<img" not in card._where([{"machine": "m", "isa": HOSTILE, "threads": 1}])
+
+
+def test_a_pipe_in_a_code_span_does_not_split_the_cards_table(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", model=DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)))
+    page = card.model_card(path, images=8, command="python -m drawviz train | tee log", data_root=None)
+    row = next(line for line in page.splitlines() if line.startswith("| command |"))
+    cells = re.split(r"(?<!\\)\|", row)
+    assert len(cells) == 4 and "tee log" in cells[2]  # "", "command", the command, ""
+
+
+def test_a_classifiers_card_gives_its_error_beside_the_papers_table_1(tmp_path):
+    model = GlimpseClassifier(ClassifierConfig(T=4, enc_size=8))
+    path = save_checkpoint(tmp_path / "c.pt", model=model, train_args={"dataset": "cluttered-mnist-sample"})
+    page = card.model_card(path, images=20)
+    assert "| test error | **" in page and "on all 200 test images" in page
+    assert (
+        "Differentiable RAM (DRAW), 4 glimpses, 12×12 4.18 %" in page
+        and "8 glimpses" not in page.split("Table 1")[1].split("\n")[0]
+    )
+    assert "| where it looks (drawviz.looking) |" in page and "held at the centre" in page
