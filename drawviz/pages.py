@@ -201,6 +201,7 @@ def start_from(
     checkpoint = Path(checkpoint)
     given = bool(checkpoint_in) and Path(checkpoint_in).resolve() != checkpoint.resolve()
     if given:
+        load_checkpoint(checkpoint_in)  # refuses what is not a drawviz checkpoint before anything is copied
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint_in, checkpoint)
     if not checkpoint.exists():

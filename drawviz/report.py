@@ -290,6 +290,12 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         "live": False,
     }  # no kernel behind a static report: no live widgets
     model = run.get("model")
+    refused = _not_a_checkpoint(model) if model is not None and Path(model).exists() else None
+    if refused:  # checked before anything is copied: only a drawviz checkpoint enters the output folder
+        log(f"  {refused}")
+        result.update(status="failed", error=refused)
+        write_json(out_dir / "metrics.json", result)
+        return result
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)
         log(f"  using the shipped model {model}")
@@ -320,6 +326,19 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def _not_a_checkpoint(model) -> Optional[str]:
+    """Why a runs file's ``model:`` cannot be shown (not a regular file, not a drawviz checkpoint), or None."""
+    from .checkpoints import CheckpointError, load_checkpoint
+
+    if not Path(model).is_file():
+        return f"model: {model} is not a regular file; give a drawviz checkpoint (e.g. models/mnist.pt)"
+    try:
+        load_checkpoint(model)
+    except (CheckpointError, OSError) as err:
+        return f"model: {err}"
+    return None
 
 
 def _draws(checkpoint: Path) -> bool:

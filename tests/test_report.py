@@ -318,3 +318,22 @@ def test_a_run_shows_only_the_numbers_its_own_notebooks_reported_now(tmp_path):
     run = {"name": "mnist", "dataset": "mnist-sample", "notebooks": ["train", "attention"], "parameters": {}}
     result = report.run_one(run, tmp_path, None, notebooks=(), device="cpu", log=lambda *a: None)
     assert result["sharpness"] is None and result["train"] is None and result["attention"] is None
+
+
+def test_a_model_that_is_not_a_checkpoint_never_enters_the_output_folder(tmp_path):
+    """Issue 32, case 4: `model: ../secret.env` must not publish the secret with the reports."""
+    secret = tmp_path / "secret.env"
+    secret.write_text("TOKEN=hunter2\n")
+    out = tmp_path / "out"
+    for model in (secret, "/dev/zero"):
+        result = report.run_one(
+            {"name": "r", "dataset": "mnist-sample", "model": str(model), "parameters": {"T": 2, "steps": 2}},
+            out,
+            None,
+            ["train"],
+            "cpu",
+            lambda line: None,
+        )
+        assert result["status"] == "failed" and "checkpoint" in result["error"]
+        assert not (out / "r" / "model.pt").exists()
+        assert "hunter2" not in "".join(p.read_text(errors="replace") for p in (out / "r").iterdir() if p.is_file())
