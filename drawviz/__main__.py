@@ -203,7 +203,7 @@ def _export(args) -> int:
     if not out:
         print("drawviz: error: export needs --out PATH, the file to write", file=sys.stderr)
         return 2
-    path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half)
+    path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half, force=args.force)
     print(
         f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
         f"thinned history; no optimiser state"
@@ -379,6 +379,7 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("out", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
     x.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
+    x.add_argument("--force", action="store_true", help="replace --out even when it is not an earlier export of the same model")
     x.set_defaults(func=_export)
 
     c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")

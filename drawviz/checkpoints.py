@@ -168,12 +168,14 @@ def _load_weights(model, state: dict, path) -> None:
         raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
 
 
-def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> Path:
+def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False, force: bool = False) -> Path:
     """A checkpoint to ship: weights, config, RNG state and a thinned history, no optimiser state.
 
     Keeps every ``keep_every``-th history row and every row with a test bound. Resuming from it
     continues training with a fresh Adam state. half: store the weights as float16 (half the
     size; the model loads as float32 with weights rounded to 11 significant bits).
+    An existing ``dst`` is replaced only when it is an export of the same model (its kind and config, no
+    optimiser state), or with ``force``: a training checkpoint or any other file there is refused.
     """
     keep_every = positive_int(keep_every, "keep_every", "keep every N-th history row")
     if Path(dst).resolve() == Path(src).resolve():
@@ -182,6 +184,8 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
             f"history that training resumes from: give another output file"
         )
     state = load_checkpoint(src)
+    if Path(dst).exists() and not force:
+        _replaceable(dst, state)
     check_writable(dst)
     model = _model_from_state(state, src)
     broken = [name for name, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -216,6 +220,27 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False) -> 
         train_args=state["train_args"],
         weights_dtype=torch.float16 if half else None,
     )
+
+
+def _replaceable(dst, state: dict) -> None:
+    """Refuse to export over a file that is not an earlier export of the same model (swapped arguments would
+    replace a training checkpoint, Adam state and history; ``--out notes.md`` a text file)."""
+    try:
+        there = load_checkpoint(dst)
+    except (CheckpointError, OSError):
+        raise CheckpointError(
+            f"{dst} exists and is not a drawviz checkpoint: export will not replace it (give another --out, or --force)"
+        ) from None
+    if there.get("optimizer") is not None:
+        raise CheckpointError(
+            f"{dst} is a training checkpoint (it holds the optimiser state training resumes from): export will not "
+            f"replace it. Were the arguments swapped? export TRAINING_CHECKPOINT --out SHIPPED_FILE (or --force)"
+        )
+    if there["kind"] != state["kind"] or there["config"] != state["config"]:
+        raise CheckpointError(
+            f"{dst} is an export of another model ({there['kind']}, {there['config']}): export will not replace it "
+            f"(give another --out, or --force)"
+        )
 
 
 def _model_from_state(state: dict, path):
