@@ -278,6 +278,13 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             result["status"] = "skipped"
             return result
     checkpoint = out_dir / "model.pt"
+    # the run's own list, narrowed by --notebooks
+    own = run.get("notebooks") or FOR_KIND.get(_data.REGISTRY[_data._normalise(dataset)].kind, ORDER)
+    wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
+    if not wanted:  # nothing to run: nothing is touched, and the index says so
+        log(f"  none of its notebooks ({', '.join(own)}) is among --notebooks: skipped")
+        result.update(status="skipped", error=f"none of its notebooks ({', '.join(own)}) was selected")
+        return result
     _set_aside_if_changed(run, out_dir, checkpoint, log)
     common = {
         "dataset": dataset,
@@ -301,9 +308,6 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         log(f"  using the shipped model {model}")
     elif model is not None:
         log(f"  no model at {model}: training one")
-    # the run's own list, narrowed by --notebooks
-    own = run.get("notebooks") or FOR_KIND.get(_data.REGISTRY[_data._normalise(dataset)].kind, ORDER)
-    wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     declared = {nb: _declared(_resources.notebooks() / f"{nb}.ipynb") for nb in wanted}
     unused = set(run["parameters"]) - set().union(*declared.values())
     if unused:
@@ -370,17 +374,23 @@ def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Pat
             result["status"] = "failed"
 
 
+# the parameters that make a run's model (train.ipynb's); the others (n_samples, n_figure, test_limit, ...)
+# change only what the pages show, and a change of them keeps the model
+MODEL_PARAMETERS = frozenset({"preset", "T", "overrides", "steps", "batch_size", "lr", "recipe", "limit", "seed", "fast", "bf16"})
+
+
 def _settings(run: dict) -> dict:
     """What a run's model depends on, as JSON would store it."""
-    return json.loads(
-        json.dumps({"dataset": run["dataset"], "model": run.get("model"), "parameters": run["parameters"]}, default=str)
-    )
+    made = {k: v for k, v in run["parameters"].items() if k in MODEL_PARAMETERS}
+    return json.loads(json.dumps({"dataset": run["dataset"], "model": run.get("model"), "parameters": made}, default=str))
 
 
 def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> None:
     """A re-run into the same folder resumes its model only if the run's settings are those it was made
     with; otherwise the old model is kept aside as model.previous.pt and a new one is made."""
     stored = _read(out_dir / "run.json")
+    if isinstance(stored.get("parameters"), dict):  # a run.json from before MODEL_PARAMETERS kept them all
+        stored["parameters"] = {k: v for k, v in stored["parameters"].items() if k in MODEL_PARAMETERS}
     now = _settings(run)
     if checkpoint.exists() and stored and stored != now:
         changed = sorted(
@@ -391,11 +401,16 @@ def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> No
             }
             | {k for k in ("dataset", "model") if stored.get(k) != now[k]}
         )
+        aside = next(
+            out_dir / name
+            for name in ("model.previous.pt", *(f"model.previous-{i}.pt" for i in range(2, 10_000)))
+            if not (out_dir / name).exists()
+        )  # never over an earlier one
         log(
             f"  settings changed since the last report into {out_dir} ({', '.join(changed)}): "
-            f"its model is kept as model.previous.pt and a new one is made"
+            f"its model is kept as {aside.name} and a new one is made"
         )
-        checkpoint.replace(out_dir / "model.previous.pt")
+        checkpoint.replace(aside)
     write_json(out_dir / "run.json", now)
 
 

@@ -337,3 +337,32 @@ def test_a_model_that_is_not_a_checkpoint_never_enters_the_output_folder(tmp_pat
         assert result["status"] == "failed" and "checkpoint" in result["error"]
         assert not (out / "r" / "model.pt").exists()
         assert "hunter2" not in "".join(p.read_text(errors="replace") for p in (out / "r").iterdir() if p.is_file())
+
+
+def test_a_rerender_sets_a_model_aside_only_when_its_making_changes_and_never_over_another(tmp_path):
+    """Issue 32, case 7: display settings keep the model; every model set aside is kept."""
+    out, log = tmp_path / "r", lambda line: None
+    out.mkdir()
+    checkpoint = out / "model.pt"
+
+    def render(**parameters):
+        report._set_aside_if_changed({"dataset": "mnist-sample", "parameters": parameters}, out, checkpoint, log)
+
+    checkpoint.write_text("model one")
+    render(T=4, n_samples=8)
+    render(T=4, n_samples=32)  # only what the pages show
+    assert checkpoint.read_text() == "model one" and not (out / "model.previous.pt").exists()
+    render(T=8, n_samples=32)
+    checkpoint.write_text("model two")
+    render(T=16, n_samples=32)
+    assert (out / "model.previous.pt").read_text() == "model one"
+    assert (out / "model.previous-2.pt").read_text() == "model two"
+
+
+def test_a_render_that_selects_none_of_a_runs_notebooks_touches_nothing(tmp_path):
+    out = tmp_path / "out"
+    (out / "c").mkdir(parents=True)
+    (out / "c" / "model.pt").write_text("a model")
+    run = {"name": "c", "dataset": "cluttered-mnist-sample", "notebooks": ["classify"], "parameters": {"T": 2}}
+    result = report.run_one(run, out, None, ["train", "attention"], "cpu", lambda line: None)
+    assert result["status"] == "skipped" and (out / "c" / "model.pt").read_text() == "a model"
