@@ -34,6 +34,35 @@ __all__ = [
 ]
 
 
+# A notebook's checkpoint parameters name files the same way from any working folder:
+SHIPPED = "shipped:"  # "shipped:mnist.pt": a model shipped with drawviz (drawviz.resources.models()), read only
+RUNS = "runs:"  # "runs:mnist-sample.pt": a file in the project's own runs/ folder (made when needed)
+
+
+def runs_dir() -> Path:
+    """The project's own runs/ folder: the checkout's (ignored by git), or for an installed drawviz, whose
+    share/drawviz may not be writable, ~/.cache/drawviz/runs."""
+    from . import resources
+
+    home = resources.home()
+    return home / "runs" if (home / "pyproject.toml").exists() else Path.home() / ".cache" / "drawviz" / "runs"
+
+
+def resolve(checkpoint) -> Optional[Path]:
+    """A checkpoint parameter as a path: ``shipped:NAME`` in drawviz's models/, ``runs:NAME`` in runs_dir(),
+    anything else as given (relative to the working folder: a file the user named); None stays None."""
+    if checkpoint is None or checkpoint == "":
+        return None
+    text = str(checkpoint)
+    if text.startswith(SHIPPED):
+        from . import resources
+
+        return resources.models() / text[len(SHIPPED) :]
+    if text.startswith(RUNS):
+        return runs_dir() / text[len(RUNS) :]
+    return Path(text).expanduser()
+
+
 def load_split(dataset: str, split: str, data_root=None, limit: Optional[int] = None, seed: int = 0):
     """One split as an ImageSet (``drawviz.data.load``; the shipped samples split 800 / 200 there);
     with a limit, a class-balanced subset drawn with ``seed`` (never "the first n")."""
@@ -103,15 +132,34 @@ def model_for(
     seed: int = 0,
     device="auto",
     overrides: Optional[dict] = None,
+    train_if_missing: bool = False,
 ):
-    """The model in ``checkpoint``; when there is none yet, train a small one there first.
+    """The model in ``checkpoint`` (see ``resolve``: ``shipped:mnist.pt`` is the shipped model from any folder).
 
-    Lets every notebook run on its own: the fallback is train.ipynb's default model.
+    A file the user named that is not there is an error, unless ``train_if_missing`` (the report's runs: a small
+    model is trained there first). A shipped model that is missing (a damaged install) is replaced by a small
+    one trained in runs_dir(), and the output says so loudly: its figures are not the shipped model's.
     """
     from .kinds import preset as kind_preset
     from .train import model_from_checkpoint, train
 
-    checkpoint = Path(checkpoint)
+    named = checkpoint
+    checkpoint = resolve(checkpoint)
+    if checkpoint is None:
+        raise ValueError(f"checkpoint is {named!r}: give a file, or 'shipped:<name>.pt' for a model shipped with drawviz")
+    if not checkpoint.exists():
+        if not (train_if_missing or str(named).startswith(SHIPPED)):
+            raise FileNotFoundError(
+                f"no checkpoint at {checkpoint.absolute()} (checkpoint={named!r}, from the folder {Path.cwd()}). Give an "
+                f"existing file, 'shipped:<name>.pt' for a model shipped with drawviz (in {_shipped_folder()}), or "
+                f"train one first (train.ipynb, python -m drawviz train)"
+            )
+        if not train_if_missing:
+            checkpoint = runs_dir() / f"stand-in-{_data.full_name(dataset)}-T{T}-{steps}steps.pt"
+            print(
+                f"WARNING: the shipped model {named!r} is missing (damaged install?). The figures below are of a SMALL "
+                f"STAND-IN trained now on {dataset} ({steps} steps, T = {T}), saved as {checkpoint}, not of the shipped model."
+            )
     if not checkpoint.exists():
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
         # of the preset's kind: cluttered-mnist's is the read-only classifier
@@ -133,12 +181,22 @@ def model_for(
     return model_from_checkpoint(checkpoint, device=device)
 
 
+def _shipped_folder() -> str:
+    from . import resources
+
+    try:
+        return str(resources.models())
+    except resources.ResourcesNotFound:
+        return "drawviz's models/, not found"
+
+
 def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] = None):
     """The model in ``checkpoint``, or None when no path is given, no file is there, its images
     differ in shape from those of the model ``like``, or it was trained on another dataset than
     ``dataset`` (a sample counts as its full dataset). For a reference a figure can do without, such
     as the no-attention model beside an MNIST model: an MNIST reference says nothing about Fashion-MNIST."""
-    if not checkpoint or not Path(checkpoint).exists():
+    checkpoint = resolve(checkpoint)
+    if checkpoint is None or not checkpoint.exists():
         return None
     from .train import load_checkpoint, model_from_checkpoint
 
@@ -198,8 +256,8 @@ def start_from(
     from .model import DrawConfig
     from .train import load_checkpoint
 
-    checkpoint = Path(checkpoint)
-    given = bool(checkpoint_in) and Path(checkpoint_in).resolve() != checkpoint.resolve()
+    checkpoint, checkpoint_in = resolve(checkpoint), resolve(checkpoint_in)
+    given = bool(checkpoint_in) and checkpoint_in.resolve() != checkpoint.resolve()
     if given:
         load_checkpoint(checkpoint_in)  # refuses what is not a drawviz checkpoint before anything is copied
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

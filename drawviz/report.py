@@ -290,6 +290,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
         "dataset": dataset,
         "data_root": str(data_root) if data_root else None,
         "checkpoint": str(checkpoint),
+        "train_if_missing": True,  # a standalone notebook (classify) trains its model in the run's folder
         "device": device,
         "title": name,
         "progress": False,

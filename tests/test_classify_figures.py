@@ -201,7 +201,8 @@ def test_the_classify_notebook_runs_on_the_offline_sample_and_writes_its_record(
         str(NOTEBOOKS / "classify.ipynb"),
         str(target),
         parameters={
-            "checkpoint": str(tmp_path / "c.pt"),  # none there: a small classifier is trained first
+            "checkpoint": str(tmp_path / "c.pt"),  # none there: a small classifier is trained first, as asked
+            "train_if_missing": True,
             "steps": 60,
             "T": 4,  # 4 glimpses: the paper's other DRAW row, and half the work
             "n_images": 40,

@@ -191,3 +191,34 @@ def test_every_parameter_line_parses(name):
     declared = set(pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))
     assert assigned == declared, f"papermill does not see {sorted(assigned - declared)}"
     assert {"dataset", "data_root", "device", "seed", "checkpoint"} <= declared
+
+
+def test_a_notebook_shows_the_shipped_model_from_any_folder_and_writes_nowhere_else(tmp_path):
+    """Issue 32, case 9: started from another folder, attention.ipynb's default is still the shipped model."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = tmp_path / "out.ipynb"
+    pm.execute_notebook(
+        str(NOTEBOOKS / "attention.ipynb"),
+        str(target),
+        parameters={"n_samples": 4, "n_show": 1, "n_figure": 1, "device": "cpu"},
+        kernel_name="python3",
+        cwd=str(elsewhere),
+        progress_bar=False,
+    )
+    text = target.read_text()
+    assert "model T = 64" in text and "STAND-IN" not in text
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "models").exists()
+
+
+def test_a_checkpoint_the_user_named_that_is_missing_is_an_error_not_a_quiet_stand_in(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="no checkpoint at"):
+        pm.execute_notebook(
+            str(NOTEBOOKS / "error_images.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"checkpoint": "models/mnsit.pt", "device": "cpu"},  # a typo
+            kernel_name="python3",
+            cwd=str(tmp_path),
+            progress_bar=False,
+        )
+    assert not (tmp_path / "models").exists()
