@@ -234,11 +234,14 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, ke
     target = out_dir / f"{name}.ipynb"
     tick = time.perf_counter()
     status, error = "ok", None
+    # papermill writes the executed notebook as it goes: into a partial file beside the target, renamed over it
+    # once written whole (drawviz.files), so a full disk or a crash never leaves a truncated page behind
+    partial = _files.partial_name(target)
     try:
         shared = {"km": kernel.ready()} if kernel is not None else {}
         pm.execute_notebook(
             str(notebook),
-            str(target),
+            str(partial),
             parameters=parameters,
             kernel_name="python3",
             cwd=str(_resources.notebooks()),
@@ -248,6 +251,10 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, ke
         )
     except Exception as err:  # PapermillExecutionError, a dead kernel, ...: this notebook failed, go on
         status, error = "failed", _reason(err)
+    try:
+        _keep_whole(partial, target)
+    except _files.WriteError as err:
+        status, error = "failed", error or str(err)
     seconds = time.perf_counter() - tick
     if target.exists():
         try:
@@ -256,6 +263,28 @@ def _execute(name: str, notebook: Path, out_dir: Path, parameters: dict, log, ke
             status, error = "failed", error or f"HTML export failed: {err}"
     log(f"  {name}.ipynb: {status} ({seconds:.0f} s){'  ' + error if error else ''}")
     return {"status": status, "seconds": round(seconds, 1), "error": error}
+
+
+def _keep_whole(partial: Path, target: Path) -> None:
+    """The executed notebook at ``partial`` as ``target`` if it is a whole notebook (a failed one is kept too:
+    its error is the page); a truncated one is removed and the target left as it was."""
+    import nbformat
+
+    if not partial.exists():
+        return
+    try:
+        nbformat.read(partial, as_version=4)
+    except Exception:  # truncated (a full disk): never shown as the page
+        partial.unlink(missing_ok=True)
+        raise _files.WriteError(f"the executed notebook {target.name} could not be written whole (a full disk?)") from None
+    try:
+        with open(partial, "rb+") as f:  # on the disk before the rename makes it the page
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+    except OSError as err:
+        raise _files.WriteError(f"the executed notebook {target.name} could not be kept: {err}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> dict:
@@ -683,6 +712,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"drawviz report: error: {runs_file} lists no runs", file=sys.stderr)
         return 2
     out = args.out.resolve()  # notebooks run in notebooks/: every path handed to them is absolute
+    sources = _resources.notebooks().resolve()
+    if sources == out or out in sources.parents:  # a run named "notebooks" would write over them
+        print(
+            f"drawviz report: error: --out {out} holds the notebooks the report runs ({sources}): a run's pages "
+            f"could overwrite them; choose another folder (default: reports/)",
+            file=sys.stderr,
+        )
+        return 2
     from .train import CheckpointError, check_writable
 
     try:

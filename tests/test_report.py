@@ -366,3 +366,32 @@ def test_a_render_that_selects_none_of_a_runs_notebooks_touches_nothing(tmp_path
     run = {"name": "c", "dataset": "cluttered-mnist-sample", "notebooks": ["classify"], "parameters": {"T": 2}}
     result = report.run_one(run, out, None, ["train", "attention"], "cpu", lambda line: None)
     assert result["status"] == "skipped" and (out / "c" / "model.pt").read_text() == "a model"
+
+
+def test_the_report_refuses_an_output_folder_that_holds_its_own_notebooks():
+    """Issue 32, case 8: --out at the checkout would let a run named notebooks write over notebooks/."""
+    from drawviz import resources
+
+    before = (resources.notebooks() / "train.ipynb").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "drawviz", "report", "--out", str(resources.home())], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "holds the notebooks" in proc.stderr
+    assert (resources.notebooks() / "train.ipynb").read_bytes() == before
+
+
+def test_a_notebook_written_half_never_becomes_the_page(tmp_path, monkeypatch):
+    """Issue 32, case 8: on a full disk papermill leaves a truncated notebook; the last whole page stays."""
+    import papermill as pm
+
+    (tmp_path / "train.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+
+    def full_disk(source, output, **kwargs):
+        Path(output).write_text('{"cells": [{"cell_ty')  # cut off
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pm, "execute_notebook", full_disk)
+    result = report._execute("train", report.NOTEBOOKS / "train.ipynb", tmp_path, {}, lambda line: None)
+    assert result["status"] == "failed"
+    assert json.loads((tmp_path / "train.ipynb").read_text())["nbformat"] == 4  # the last whole page, untouched
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
