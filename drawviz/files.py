@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import errno
+import warnings
 import os
 import stat
 import threading
@@ -133,7 +135,11 @@ class InUse(RuntimeError):
 def exclusive(path, what: str = "this file") -> Iterator[None]:
     """Hold ``path`` for this process while the block runs: a second holder (another process, or another
     call in this one) gets :class:`InUse` naming the process that holds it. The lock is an flock on
-    ``.<name>.lock`` beside it, released when the block ends or the process dies (no stale locks)."""
+    ``.<name>.lock`` beside it, released when the block ends or the process dies (no stale locks).
+
+    The lock file is made writable by everyone (another user's run must be able to take it after this one),
+    one left by a user whose file this process may not write is locked read-only, and a filesystem without
+    locks (NFS without lockd) is said in a warning and worked on unlocked: neither stops the work."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
@@ -142,18 +148,7 @@ def exclusive(path, what: str = "this file") -> Iterator[None]:
     path = Path(path)
     lock = path.with_name(f".{path.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    try:  # never through a link: a planted .x.lock -> victim would be truncated and written below
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError:
-        if lock.is_symlink():
-            raise WriteError(
-                f"{lock} is a symbolic link (to {os.readlink(lock)}), not a lock file drawviz made: it will not write "
-                f"through it. Remove the link, or choose another file"
-            ) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise WriteError(f"{lock} is not a regular file (a FIFO or a device?): remove it, or choose another file")
+    fd, writable = _open_lock(lock)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -163,12 +158,55 @@ def exclusive(path, what: str = "this file") -> Iterator[None]:
                 f"{path} is in use: {holder} holds it for {what}. Wait for it to finish, stop it "
                 f"(SIGTERM or Ctrl-C: it saves first), or choose another file"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            warnings.warn(
+                f"{lock.parent} does not support file locks ({err.strerror}): {path} is used unlocked, so a second "
+                f"process on the same file would not be stopped; run one at a time there",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            yield
+            return
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            if writable:
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _open_lock(lock: Path) -> tuple[int, bool]:
+    """(fd, writable) of the lock file: never through a link, never anything but a regular file."""
+    flags = os.O_CREAT | os.O_NOFOLLOW
+    try:  # never through a link: a planted .x.lock -> victim would be truncated and written
+        fd, writable = os.open(lock, os.O_RDWR | flags, 0o666), True
+    except PermissionError:  # another user's lock: an flock needs no write access
+        try:
+            fd, writable = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW), False
+        except OSError as err:
+            raise WriteError(
+                f"cannot open the lock {lock} ({err.strerror}): this user may not write in {lock.parent}; "
+                f"choose a folder you can write"
+            ) from None
+    except OSError:
+        if lock.is_symlink():
+            raise WriteError(
+                f"{lock} is a symbolic link (to {os.readlink(lock)}), not a lock file drawviz made: it will not write "
+                f"through it. Remove the link, or choose another file"
+            ) from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise WriteError(f"{lock} is not a regular file (a FIFO or a device?): remove it, or choose another file")
+    if writable and info.st_uid == os.getuid() and info.st_mode & 0o666 != 0o666:
+        with contextlib.suppress(OSError):  # the umask took write access from the others: give it back
+            os.fchmod(fd, 0o666)
+    return fd, writable

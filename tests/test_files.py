@@ -26,3 +26,46 @@ def test_the_writability_probe_never_opens_what_is_already_there(tmp_path, monke
     with pytest.raises(CheckpointError):
         check_writable(tmp_path / "run.pt")
     assert victim.read_text() == "precious"
+
+
+def test_a_filesystem_without_locks_is_worked_on_unlocked_with_a_warning(tmp_path, monkeypatch):
+    """Issue 32, case 10: NFS without lock support said 'OSError: [Errno 37] No locks available' and stopped."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(RuntimeWarning, match="does not support file locks"):
+        with files.exclusive(tmp_path / "run.pt", "training"):
+            ran = True
+    assert ran
+
+
+def test_a_lock_left_by_another_user_is_taken_read_only_and_still_excludes(tmp_path, monkeypatch):
+    """Issue 32, case 10: another user's leftover .x.pt.lock (0644) gave everyone else a PermissionError."""
+    lock = tmp_path / ".run.pt.lock"
+    lock.write_text("process 1 (long gone)")
+    real_open = os.open
+
+    def as_another_user(path, flags, *args):  # root may write anything: pretend the file is someone else's
+        if str(path) == str(lock) and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", as_another_user)
+    with files.exclusive(tmp_path / "run.pt", "training"):
+        with pytest.raises(files.InUse):
+            with files.exclusive(tmp_path / "run.pt", "training"):
+                pass
+
+
+def test_a_new_lock_is_writable_by_every_user(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with files.exclusive(tmp_path / "run.pt", "training"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / ".run.pt.lock").stat().st_mode & 0o666 == 0o666
