@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = [
+    "real",
     "WriteError",
     "atomic",
     "write_bytes",
@@ -82,12 +83,28 @@ def _fail(path: Path, err: BaseException, what: str = "file") -> WriteError:
     )
 
 
+def real(path) -> Path:
+    """The file a write of ``path`` means: ``path`` itself, or where it links to when it is a symbolic link
+    this user made (a runs/ folder linked to a big disk: the target is updated and the link kept). A link
+    another user owns is refused: in a shared folder it could be planted to turn a write at another file."""
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    if os.lstat(path).st_uid != os.geteuid():
+        raise WriteError(
+            f"{path} is a symbolic link owned by another user (to {os.readlink(path)}): drawviz will not write "
+            f"through it; remove it, or give the file it points to"
+        )
+    return path.resolve()
+
+
 @contextlib.contextmanager
 def atomic(path, what: str = "file") -> Iterator[Path]:
     """``with atomic(path) as tmp:`` write the whole file at ``tmp``; on leaving the block it replaces
     ``path`` (durably), or, if the block raised, is removed and ``path`` is left as it was. OSErrors
-    become a :class:`WriteError`."""
-    path = Path(path)
+    become a :class:`WriteError`. A ``path`` that is a link of this user's is followed: the file it points to
+    is replaced, and the link stays (see ``real``)."""
+    path = real(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -145,7 +162,7 @@ def exclusive(path, what: str = "this file") -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    path = Path(path)
+    path = real(path)  # a checkpoint that is a link: the file it points to is what is held
     lock = path.with_name(f".{path.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd, writable = _open_lock(lock)

@@ -69,3 +69,37 @@ def test_a_new_lock_is_writable_by_every_user(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / ".run.pt.lock").stat().st_mode & 0o666 == 0o666
+
+
+def test_a_file_that_is_the_users_link_is_followed_and_the_link_kept(tmp_path):
+    """Issue 32, case 11: runs/ linked to a big disk: each save updates the target, the link stays a link."""
+    from drawviz.checkpoints import load_checkpoint, save_checkpoint
+    from drawviz.model import DRAW, DrawConfig
+
+    disk = tmp_path / "big-disk"
+    disk.mkdir()
+    (disk / "run.pt").write_bytes(b"")
+    link = tmp_path / "run.pt"
+    os.symlink(disk / "run.pt", link)
+    model = DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2))
+    with files.exclusive(link, "training"):
+        with pytest.raises(files.InUse):  # the real file is what is held, by either name
+            with files.exclusive(disk / "run.pt", "training"):
+                pass
+        for step in (1, 2):
+            save_checkpoint(link, model=model, step=step)
+    assert link.is_symlink() and load_checkpoint(disk / "run.pt")["step"] == 2
+
+
+def test_a_link_owned_by_another_user_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "run.pt"
+    os.symlink(victim, link)
+    try:
+        os.lchown(link, 4321, 4321)  # as another user planted it (CI runs the tests as root, who can)
+    except PermissionError:
+        pytest.skip("only root can give a link to another user")
+    with pytest.raises(files.WriteError, match="another user"):
+        files.write_text(link, "overwritten")
+    assert victim.read_text() == "precious"
