@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional
 
 
 def _leg_budget(minutes: float, trained: float, cooldown) -> str:
@@ -211,9 +212,35 @@ def _export(args) -> int:
     return 0
 
 
+def _card_destinations(args) -> Optional[str]:
+    """Why --out or --into cannot take the card, found before the minutes of measuring (None: both can)."""
+    from .files import WriteError, check_writable
+
+    for flag, where in (("--out", args.out), ("--into", args.into)):
+        if not where:
+            continue
+        path = Path(where)
+        if path.is_dir():
+            return f"{flag} {where} is a folder; give a file (e.g. models/README.md)"
+        try:
+            check_writable(path, f"choose a writable {flag} file")
+        except WriteError as err:
+            return str(err)
+        if flag == "--into" and path.exists():
+            try:
+                path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError) as err:
+                return f"--into {where} is not a readable text page ({type(err).__name__}); give a Markdown file"
+    return None
+
+
 def _card(args) -> int:
     from .card import model_card
 
+    refused = _card_destinations(args)
+    if refused:
+        print(f"drawviz: error: {refused}", file=sys.stderr)
+        return 2
     text = model_card(
         args.checkpoint,
         data_root=args.data_root,
@@ -232,7 +259,7 @@ def _card(args) -> int:
         from .files import write_text
 
         page = Path(args.into)
-        write_text(page, into_page(page.read_text() if page.exists() else "", text))
+        write_text(page, into_page(page.read_text(encoding="utf-8") if page.exists() else "", text))
     print(text)
     return 0
 

@@ -119,7 +119,8 @@ def atomic(path, what: str = "file") -> Iterator[Path]:
     except OSError as err:
         raise _fail(path, err, what) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a cleanup that fails (a read-only folder) must not mask the error
+            tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # make the rename itself durable
         fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -3,6 +3,8 @@ a classifier's card gives its error beside the paper's Table 1."""
 
 import re
 
+import pytest
+
 from drawviz import card
 from drawviz.checkpoints import save_checkpoint
 from drawviz.classifier import ClassifierConfig, GlimpseClassifier
@@ -36,3 +38,16 @@ def test_a_classifiers_card_gives_its_error_beside_the_papers_table_1(tmp_path):
         and "8 glimpses" not in page.split("Table 1")[1].split("\n")[0]
     )
     assert "| where it looks (drawviz.looking) |" in page and "held at the centre" in page
+
+
+def test_a_card_destination_that_cannot_take_it_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    """Issue 32, case 12: a folder, a binary page or a read-only place fails at once, in one line."""
+    from drawviz.__main__ import main
+
+    monkeypatch.setattr(card, "model_card", lambda *a, **k: pytest.fail("measured before checking --out/--into"))
+    binary = tmp_path / "page.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    for flags in (["--out", str(tmp_path)], ["--into", str(binary)]):
+        assert main(["card", "models/mnist.pt", *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("drawviz: error:") and "Traceback" not in err
