@@ -51,6 +51,11 @@ def _train_here(args, ranks) -> int:
     preset = args.preset or data.default_preset(args.dataset)
     config = kinds.preset(preset, **overrides)  # of the preset's kind: cluttered-mnist's is the classifier
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
+    if args.init_from and Path(args.init_from).resolve() == checkpoint.resolve():
+        raise ValueError(
+            f"--init-from {args.init_from} is the --checkpoint itself: training would write into the model it starts "
+            f"from. Give another --checkpoint (e.g. runs/{checkpoint.stem}-leg.pt), or leave --init-from out to resume it"
+        )
     # resuming, or starting a new leg from a model (e.g. models/mnist.pt): the network is that file's
     source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
     trained = 0.0  # minutes of training the model already has (the clock of its history)
@@ -117,16 +122,22 @@ def _train_here(args, ranks) -> int:
         )
         if args.minutes is not None:
             print(_leg_budget(args.minutes, trained, args.cooldown_minutes), file=sys.stderr)
-    result = train(
-        config,
-        train_set,
-        test_set,
-        settings,
-        device=args.device,
-        checkpoint=checkpoint,
-        progress=not args.no_progress,
-        callbacks=[_log_line(args.log_every)] if args.log_every else (),
-    )
+    copied = source is not None and source != checkpoint and ranks.main
+    try:
+        result = train(
+            config,
+            train_set,
+            test_set,
+            settings,
+            device=args.device,
+            checkpoint=checkpoint,
+            progress=not args.no_progress,
+            callbacks=[_log_line(args.log_every)] if args.log_every else (),
+        )
+    except BaseException:
+        if copied and _untouched(checkpoint, source):  # a start that failed leaves no copy to shadow a later --init-from
+            checkpoint.unlink(missing_ok=True)
+        raise
     if not ranks.main:  # rank 0 reports
         return 0
     metrics = evaluate(result.model, test_set, seed=settings.seed, binarize=binarize is not None)
@@ -142,6 +153,14 @@ def _train_here(args, ranks) -> int:
 
         write_text(args.history, result.history.to_csv(index=False))
     return 0
+
+
+def _untouched(checkpoint: Path, source: Path) -> bool:
+    """Whether ``checkpoint`` is still the plain copy of ``source`` made to start from (no step trained into it)."""
+    try:
+        return checkpoint.read_bytes() == source.read_bytes()
+    except OSError:
+        return False
 
 
 def _log_line(every: int):

@@ -62,6 +62,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a plain folder name: n
 RESERVED = frozenset({"comparison", "data-comparison", "index.html", "data.html"})  # what the report writes under --out
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def load_runs(path: Path, data_root) -> list[dict]:
     """A runs file is a list of runs, {runs: [...]}, or {offline: [...], data: [...]} (picked by data_root)."""
     import yaml
@@ -115,6 +118,17 @@ def load_runs(path: Path, data_root) -> list[dict]:
         notebooks = run.get("notebooks")
         if notebooks is not None and not (isinstance(notebooks, list) and all(isinstance(n, str) for n in notebooks)):
             raise ValueError(f"{path}: run {run['name']!r}: notebooks is a list of names ({', '.join(ORDER)}), got {notebooks!r}")
+        if notebooks == []:  # an empty list read as "all" before: say what it does instead
+            raise ValueError(
+                f"{path}: run {run['name']!r}: notebooks is empty, which selects none; list the notebooks to run, "
+                f"or leave the key out for its kind's (e.g. {', '.join(FOR_KIND['draw'])})"
+            )
+        for key, value in (run.get("parameters") or {}).items():
+            if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+                raise ValueError(
+                    f"{path}: run {run['name']!r}: parameter {key} is the string {value!r}: YAML reads a number like "
+                    f"1e-3 as text unless it has a dot (1.0e-3) or is written out (0.001)"
+                )
         if run["name"] in seen:
             raise ValueError(f"{path}: two runs are named {run['name']!r}")
         seen.add(run["name"])

@@ -142,6 +142,13 @@ def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: in
                 + (": the data order changes from here" if key == "seed" else ": the model now trains on other data"),
                 stacklevel=5,  # the caller of train(): train, _train, _resume, here
             )
+    if "binarize" in before and before["binarize"] != settings.binarize:  # None is a setting here: no binarisation
+        warnings.warn(
+            f"resuming {checkpoint} with binarize {settings.binarize!r} (it was trained with {before['binarize']!r}); "
+            f"applied from step {start}: the model now sees its images "
+            + ("as grey values" if settings.binarize is None else f"binarised ({settings.binarize})"),
+            stacklevel=5,  # the caller of train(): train, _train, _resume, here
+        )
     saved, recipe = before.get("recipe"), settings.recipe.to_dict()
     if saved is not None and saved != recipe:
         changed = {k: (v, recipe[k]) for k, v in saved.items() if recipe.get(k) != v}

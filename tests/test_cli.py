@@ -3,10 +3,13 @@ kept for a release with a message saying the new one."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from drawviz.__main__ import parser
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "mnist.pt"
 
 
 def _drawviz(*args, cwd=None):
@@ -79,3 +82,35 @@ def test_grey_images_are_binarised_for_the_bernoulli_and_kept_as_grey_values_for
         done = _drawviz("train", *common, "--likelihood", likelihood, "--checkpoint", str(path))
         assert done.returncode == 0, done.stderr[-2000:]
         assert load_checkpoint(path)["train_args"]["settings"]["binarize"] == expected
+
+
+def test_init_from_the_checkpoint_itself_is_refused_before_anything_is_written(tmp_path):
+    """Issue 32, case 15: --init-from equal to --checkpoint trained into its own source."""
+    import shutil
+
+    model = tmp_path / "m.pt"
+    shutil.copyfile(SHIPPED, model)
+    before = model.read_bytes()
+    proc = _drawviz("train", "--dataset", "mnist-sample", "--init-from", str(model), "--checkpoint", str(model), "--steps", "1")
+    assert proc.returncode == 2 and "is the --checkpoint itself" in proc.stderr
+    assert model.read_bytes() == before
+
+
+def test_a_start_that_fails_leaves_no_copy_to_shadow_a_later_init_from(tmp_path):
+    """Issue 32, case 15: the copy of --init-from made to start from is removed when training cannot start."""
+    leg = tmp_path / "leg.pt"
+    proc = _drawviz(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--init-from",
+        str(SHIPPED),
+        "--checkpoint",
+        str(leg),
+        "--steps",
+        "1",
+        "--batch-size",
+        "5000",  # larger than the 800 images: refused inside train()
+    )
+    assert proc.returncode == 2 and "batch_size" in proc.stderr
+    assert not leg.exists()

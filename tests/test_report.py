@@ -135,6 +135,9 @@ def test_runs_file_mistakes_are_clear_errors(tmp_path):
         ("- {name: a, dataset: mnist\n", "not valid YAML"),
         ("- {name: a, dataset: mnist, parameters: [1, 2]}\n", "must be a mapping"),
         ("- {name: a, dataset: mnist, notebooks: [trian]}\n", "unknown notebooks"),
+        # issue 32, case 15: an empty list read as "all"; YAML's 1e-3 is the string "1e-3"
+        ("- {name: a, dataset: mnist, notebooks: []}\n", "selects none"),
+        ("- {name: a, dataset: mnist, parameters: {lr: 1e-3}}\n", "YAML reads a number like"),
     ):
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):

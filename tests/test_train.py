@@ -559,6 +559,19 @@ def test_resuming_with_another_seed_or_dataset_says_so(tmp_path, images):
     assert said[0].filename == __file__  # the warning points at the call to train(), not inside drawviz
     with pytest.warns(UserWarning, match="dataset 'b'.*other data"):
         train(SMALL, images, steps=4, batch_size=32, seed=1, progress=False, checkpoint=ckpt, train_args={"dataset": "b"})
+    # issue 32, case 15: --binarize none on resume changed the data without a word
+    with pytest.warns(UserWarning, match="binarize None .*trained with 'dynamic'.*grey values"):
+        train(
+            SMALL,
+            images,
+            steps=5,
+            batch_size=32,
+            seed=1,
+            binarize=None,
+            progress=False,
+            checkpoint=ckpt,
+            train_args={"dataset": "b"},
+        )
 
 
 def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tmp_path):
