@@ -217,7 +217,8 @@ def run(
     if x is not None:  # the images first: a wrong x must not be reported as a wrong target
         check_images(x, config)
     batch = x.shape[0] if x is not None else n
-    check_memory(config, batch, mode)
+    plain = x is not None and not items and not (bool(items or target is not None) if measure is None else measure)
+    check_memory(config, batch, mode, chunked=plain and batch > chunk)
     device = next(model.parameters()).device
     generator = _generator(model, seed, generator)
     if x is not None:

@@ -350,8 +350,8 @@ def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(mod
     from drawviz import probes, trace
 
     monkeypatch.setattr(trace, "_available_memory", lambda: 2**30)  # 1 GiB free (what the trace's memory check reads)
-    needed = probes.trace_bytes(DrawConfig(), 10_000) / 2**30
-    with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*1\.0 GiB free: record at most about"):
+    needed = probes.trace_bytes(DrawConfig(), 10_000) * trace.PEAK["chunked"] / 2**30
+    with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*may use 1\.0 GiB more.*record at most about"):
         probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
 
 

@@ -161,3 +161,25 @@ def test_one_runner_records_every_declared_quantity_by_name_on_both_paths(attent
         np.testing.assert_allclose(np.asarray(fast[name]), np.asarray(reference[name]), rtol=1e-4, atol=1e-5, err_msg=name)
     with pytest.raises(KeyError, match="holds"):
         probes.run(model, n=5)["x_hat"]  # a sample from the prior has no error image
+
+
+def test_a_recording_beyond_ulimit_v_is_refused_before_it_starts(tmp_path):
+    """Issue 32, case 14: the memory check passed and numpy died of a raw MemoryError under ulimit -v."""
+    import subprocess
+    import sys
+
+    script = """
+import resource
+from pathlib import Path
+import torch
+from drawviz import probes
+from drawviz.model import DRAW, DrawConfig
+size = next(int(l.split()[1]) * 1024 for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.RLIM_INFINITY))  # 1 GiB more than now
+try:
+    probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
+except MemoryError as err:
+    print("refused:", err)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "refused: recording 10,000 images" in proc.stdout and "ulimit" in proc.stdout, proc.stdout + proc.stderr
