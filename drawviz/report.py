@@ -494,6 +494,16 @@ INDEX = {False: "index.html", True: "data.html"}
 COMPARISON = {False: "comparison", True: "data-comparison"}
 
 
+def _thumbnail(r: dict, run_url: str) -> str:
+    """A run's model drawing, small, beside its numbers: its GIF of prior samples drawn step by step."""
+    if not r.get("gif"):
+        return ""
+    return (
+        f"<div><a href='{run_url}/{r['gif']}'><img class=thumb src='{run_url}/{r['gif']}' "
+        f"alt='{html.escape(r['run'])}: prior samples drawn step by step'></a></div>"
+    )
+
+
 def _bound(tr) -> str:
     return f"{_fmt(tr.nll_bound, '.1f')}<div class=small>{_fmt(tr.bits_per_dim, '.3f')} bits/dim</div>"
 
@@ -562,7 +572,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             else "–"
         )
         rows.append(
-            f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
+            f"<tr><td>{html.escape(r['run'])}{_thumbnail(r, run_url)}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
             f"<td class=num>{html.escape(str(tr.config.get('T', cl.glimpses if cl else '–')))}</td>"
             f"<td class=num>{_classified(cl) if cl else _bound(tr)}</td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
