@@ -78,8 +78,10 @@ def _train_here(args, ranks) -> int:
         from .train import check_writable
 
         check_writable(checkpoint)
-    train_set = data.load(args.dataset, "train", args.data_root, limit=args.limit, download=args.download)
-    test_set = data.load(args.dataset, "test", args.data_root, limit=args.test_limit, download=args.download)
+    # --limit and --test-limit mean what they mean in the notebooks: N class-balanced images, drawn with seed 0
+    # (ImageSet.balanced), the same N on every leg whatever its --seed
+    train_set = data.load(args.dataset, "train", args.data_root, download=args.download).balanced(args.limit)
+    test_set = data.load(args.dataset, "test", args.data_root, download=args.download).balanced(args.test_limit)
     if source is not None and source != checkpoint and ranks.main:
         # copied only once the flags and the data have been checked: a failed start leaves no checkpoint
         shutil.copyfile(source, checkpoint)  # the model itself is never written
@@ -195,7 +197,7 @@ def _evaluate(args) -> int:
     dataset = args.dataset or saved.get("dataset", "mnist")
     # the folder saved at training time is a last resort: it may be another machine's
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
-    test_set = data.load(dataset, "test", root, limit=args.limit)
+    test_set = data.load(dataset, "test", root).balanced(args.limit)  # class-balanced, seed 0, as training's
     model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
     binarize = saved.get("binarize", data.default_binarize(dataset, getattr(model.config, "likelihood", None))) is not None
     metrics = evaluate(
@@ -371,8 +373,8 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--data-root", help="dataset folder (default: $DRAWVIZ_DATA)")
     t.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
-    t.add_argument("--limit", type=int, help="use only the first N training images")
-    t.add_argument("--test-limit", type=int, help="use only the first N test images")
+    t.add_argument("--limit", type=int, help="use N training images only, class-balanced (drawn with seed 0)")
+    t.add_argument("--test-limit", type=int, help="use N test images only, class-balanced (drawn with seed 0)")
     t.add_argument("--checkpoint", help="checkpoint path (default runs/<dataset>.pt)")
     t.add_argument(
         "--init-from",
@@ -411,7 +413,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     e.add_argument("--data-root")
-    e.add_argument("--test-limit", dest="limit", type=int, metavar="N", help="only the first N test images (default: all)")
+    e.add_argument(
+        "--test-limit",
+        dest="limit",
+        type=int,
+        metavar="N",
+        help="N test images only, class-balanced, drawn with seed 0 (default: all)",
+    )
     _renamed(e, "--limit", "--test-limit", "limit", type=int)
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--seed", type=int, default=0)

@@ -114,3 +114,28 @@ def test_a_start_that_fails_leaves_no_copy_to_shadow_a_later_init_from(tmp_path)
     )
     assert proc.returncode == 2 and "batch_size" in proc.stderr
     assert not leg.exists()
+
+
+def test_limit_means_class_balanced_images_on_the_command_line_as_in_the_notebooks(tmp_path):
+    """Issue 32 (one meaning per word): --limit was the first N on the CLI and class-balanced in the notebooks."""
+    from drawviz.checkpoints import load_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    proc = _drawviz(
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--drawing-steps",
+        "2",
+        "--limit",
+        "100",
+        "--test-limit",
+        "20",
+        "--steps",
+        "1",
+        "--checkpoint",
+        str(ckpt),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "100 images class-balanced, drawn with seed 0" in load_checkpoint(ckpt)["train_args"]["train_source"]
