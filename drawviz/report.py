@@ -499,8 +499,7 @@ def _thumbnail(r: dict, run_url: str) -> str:
     if not r.get("gif"):
         return ""
     return (
-        f"<div><a href='{run_url}/{r['gif']}'><img class=thumb src='{run_url}/{r['gif']}' "
-        f"alt='{html.escape(r['run'])}: prior samples drawn step by step'></a></div>"
+        f"<div><img class=thumb src='{run_url}/{r['gif']}' alt='{html.escape(r['run'])}: prior samples drawn step by step'></div>"
     )
 
 
