@@ -409,7 +409,7 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
         f"| config | {config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
         f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes |",
         f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
-        + (f", built from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
+        + (f": {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; 8-bit intensities, not binarised |",
         f"| recipe | {_recipe(args)}; cross-entropy |",
         f"| training | {state['step']:,} steps, {last.get('epoch', math.nan):.2f} epochs, "
