@@ -326,7 +326,8 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     if not wanted:  # nothing to run: nothing is touched, and the index says so
         log(f"  none of its notebooks ({', '.join(own)}) is among --notebooks: skipped")
-        result.update(status="skipped", error=f"none of its notebooks ({', '.join(own)}) was selected")
+        nothing = dict.fromkeys(("train", "errors", "attention", "classify", "sharpness", "checkpoint", "gif"))
+        result.update(nothing, status="skipped", error=f"none of its notebooks ({', '.join(own)}) was selected")
         return result
     _set_aside_if_changed(run, out_dir, checkpoint, log)
     common = {
@@ -571,7 +572,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             else "–"
         )
         rows.append(
-            f"<tr><td>{html.escape(r['run'])}{_thumbnail(r, run_url)}</td><td>{html.escape(r['dataset'])}"
+            f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
             f"<td class=num>{html.escape(str(tr.config.get('T', cl.glimpses if cl else '–')))}</td>"
             f"<td class=num>{_classified(cl) if cl else _bound(tr)}</td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
@@ -579,7 +580,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"
             f"{'<div class=small>' + html.escape('; '.join(failed)) + '</div>' if failed else ''}</td>"
-            f"<td>{links}{gif}{metrics_link}</td></tr>"
+            f"<td>{links}{gif}{metrics_link}{_thumbnail(r, run_url)}</td></tr>"
         )
     comp = ""
     if comparison is not None:

@@ -404,5 +404,5 @@ def test_each_runs_row_shows_its_model_drawing(tmp_path):
     """Issue 32 (the index a reader looks at): a run's GIF, small, beside its numbers."""
     result = {"run": "m", "dataset": "mnist-sample", "notebooks": {}, "status": "ok", "gif": "drawing.gif"}
     index = report.write_index([result], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
-    row = re.search(r"<tr><td>m.*?</td>", index, re.S)[0]
+    row = re.search(r"<tr><td>m</td>.*?</tr>", index, re.S)[0]
     assert "<img class=thumb src='m/drawing.gif'" in row
