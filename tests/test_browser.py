@@ -39,6 +39,7 @@ LAB_PARAMETERS = {
     "dataset": "mnist-sample",
     "data_root": None,
     "checkpoint": "tiny-model.pt",
+    "train_if_missing": True,  # a file named here that is not there yet: trained first, as asked
     "T": T,
     "steps": 10,
     "n_samples": 8,
@@ -118,6 +119,7 @@ EXPLORER_PARAMETERS = {
     "dataset": "mnist-sample",
     "data_root": None,
     "checkpoint": "tiny-explorer.pt",
+    "train_if_missing": True,
     "T": T,
     "steps": 10,
     "n_images": 4,
