@@ -24,7 +24,7 @@ import torch
 
 from drawviz import data
 from drawviz.likelihood import logistic_nll
-from drawviz.train import load_checkpoint, model_from_checkpoint
+from drawviz.checkpoints import load_checkpoint, model_from_checkpoint
 
 
 def bits(nll_nats: torch.Tensor, pixels: int) -> float:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from drawviz import campaign, plots
 from drawviz.text import markdown_table
-from drawviz.train import load_checkpoint
+from drawviz.checkpoints import load_checkpoint
 
 EPOCHS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 80)
 CPU_HOURS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)

@@ -23,7 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drawviz import data  # noqa: E402
-from drawviz.train import describe_hardware, evaluate, export_checkpoint, load_checkpoint, model_from_checkpoint, train  # noqa: E402
+from drawviz.checkpoints import export_checkpoint, load_checkpoint, model_from_checkpoint
+from drawviz.device import describe_hardware
+from drawviz.evaluation import evaluate
+from drawviz.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from drawviz import campaign, comparisons, data
 from drawviz.text import markdown_table
-from drawviz.train import load_checkpoint, model_from_checkpoint
+from drawviz.checkpoints import load_checkpoint, model_from_checkpoint
 
 MODELS = {
     "DRAW, attention": "models/mnist.pt",

@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drawviz import data  # noqa: E402
 from drawviz.model import DrawConfig  # noqa: E402
-from drawviz.train import Recipe, describe_hardware, train  # noqa: E402
+from drawviz.device import describe_hardware
+from drawviz.recipe import Recipe
+from drawviz.train import train  # noqa: E402
 
 
 def run(args) -> Path:

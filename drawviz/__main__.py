@@ -39,7 +39,9 @@ def _train(args) -> int:
 
 def _train_here(args, ranks) -> int:
     from . import data, kinds
-    from .train import Recipe, TrainConfig, evaluate, train
+    from .evaluation import evaluate
+    from .recipe import Recipe, TrainConfig
+    from .train import train
 
     overrides = {
         k: v
@@ -60,7 +62,7 @@ def _train_here(args, ranks) -> int:
     source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
     trained = 0.0  # minutes of training the model already has (the clock of its history)
     if source is not None:
-        from .train import load_checkpoint
+        from .checkpoints import load_checkpoint
 
         state = load_checkpoint(source)  # refuses a file that is not a checkpoint
         saved = state["config"]
@@ -75,7 +77,7 @@ def _train_here(args, ranks) -> int:
                 )
         config = saved
     if source is not None and source != checkpoint and ranks.main:
-        from .train import check_writable
+        from .checkpoints import check_writable
 
         check_writable(checkpoint)
     # --limit and --test-limit mean what they mean in the notebooks: N class-balanced images, drawn with seed 0
@@ -190,7 +192,8 @@ def _tested(row: dict) -> str:
 
 def _evaluate(args) -> int:
     from . import data
-    from .train import evaluate, load_checkpoint, model_from_checkpoint
+    from .checkpoints import load_checkpoint, model_from_checkpoint
+    from .evaluation import evaluate
 
     state = load_checkpoint(args.checkpoint)
     saved = state.get("train_args", {})
@@ -215,7 +218,7 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    from .train import export_checkpoint
+    from .checkpoints import export_checkpoint
 
     if args.out and not args.out_flag:
         print(
@@ -353,7 +356,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--recipe",
         default="constant",
-        help="optimisation recipe (drawviz.train.RECIPES): constant (Adam 1e-3 throughout; the best "
+        help="optimisation recipe (drawviz.recipe.RECIPES): constant (Adam 1e-3 throughout; the best "
         "measured for budgets of about an hour on a CPU) or anneal (100-step warm-up, cosine decay "
         "to 5%% over the budget: the shipped models'); default constant",
     )
@@ -479,7 +482,8 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from .data import DatasetNotFoundError
     from .files import WriteError
-    from .train import CheckpointError, TrainingDiverged
+    from .checkpoints import CheckpointError
+    from .evaluation import TrainingDiverged
 
     try:
         return args.func(args)

@@ -21,7 +21,8 @@ from . import order
 from .likelihood import describe
 from .text import markdown_code as _code
 from .text import markdown_text as _md
-from .train import evaluate, load_checkpoint, model_from_checkpoint
+from .checkpoints import load_checkpoint, model_from_checkpoint
+from .evaluation import evaluate
 
 __all__ = ["model_card", "measure", "into_page"]
 

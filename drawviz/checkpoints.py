@@ -160,7 +160,7 @@ def _load_weights(model, state: dict, path) -> None:
         changes = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in state["config"].diff(model.config).items())
         raise CheckpointError(
             f"checkpoint {path} was trained with a different config ({changes}). "
-            f"Build the model from the checkpoint instead: drawviz.train.model_from_checkpoint(path)"
+            f"Build the model from the checkpoint instead: drawviz.checkpoints.model_from_checkpoint(path)"
         )
     try:
         model.load_state_dict(state["model"])

@@ -21,7 +21,7 @@ import torch
 from . import data as _data
 from . import sharpness
 from .interventions import final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
-from .probes import Trace
+from .trace import Trace
 
 __all__ = ["what_each_step_buys", "intervention_effects", "swap_z", "posterior_and_prior", "one_shot_vs_draw", "figure_steps"]
 

@@ -28,10 +28,8 @@ import numpy as np
 import pandas as pd
 
 from . import geometry
-from .geometry import edit_area  # its home is geometry; kept here for callers of diagnostics.edit_area
 
 __all__ = [
-    "edit_area",
     "per_step",
     "summary",
     "footprints",

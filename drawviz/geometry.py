@@ -10,7 +10,7 @@ centre ± N·δ/2 (the grid's span); counting one filter spread on each side, it
 N·δ + 2σ pixels. Its centre is off the image when it lies outside [0.5, A + 0.5] × [0.5, B + 0.5]
 (the outer edges of the first and last pixels).
 
-A *trace* is a :class:`drawviz.probes.Trace`; only its ``windows`` (op -> Window of (T, batch)
+A *trace* is a :class:`drawviz.trace.Trace`; only its ``windows`` (op -> Window of (T, batch)
 arrays), ``glimpse`` and ``write_patch`` are read here. Steps t are 1-based, as in ``Trace.frame``.
 """
 

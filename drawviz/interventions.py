@@ -25,7 +25,8 @@ import torch
 
 from . import quantities as Q
 from .attention import Window
-from .probes import Hook, InterventionError, Trace, run
+from .probes import Hook, InterventionError, run
+from .trace import Trace
 
 __all__ = [
     "run_with_hooks",

@@ -85,7 +85,7 @@ def test_images(dataset: str, data_root=None, n: int = 64, seed: int = 0, likeli
 
 
 def describe_training(summary: dict) -> str:
-    """One line from train.training_summary: what the model was trained on, how long, where."""
+    """One line from checkpoints.training_summary: what the model was trained on, how long, where."""
 
     def num(x, spec):
         return "?" if x is None else format(x, spec)
@@ -141,7 +141,8 @@ def model_for(
     one trained in runs_dir(), and the output says so loudly: its figures are not the shipped model's.
     """
     from .kinds import preset as kind_preset
-    from .train import model_from_checkpoint, train
+    from .checkpoints import model_from_checkpoint
+    from .train import train
 
     named = checkpoint
     checkpoint = resolve(checkpoint)
@@ -198,7 +199,7 @@ def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] 
     checkpoint = resolve(checkpoint)
     if checkpoint is None or not checkpoint.exists():
         return None
-    from .train import load_checkpoint, model_from_checkpoint
+    from .checkpoints import load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, device=device, state=state)
@@ -254,7 +255,7 @@ def start_from(
     e.g. a shipped one) is first copied to ``checkpoint``, so the given file is never written into. A given
     model with fewer than ``steps`` steps is trained on up to ``steps``."""
     from .model import DrawConfig
-    from .train import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     checkpoint, checkpoint_in = resolve(checkpoint), resolve(checkpoint_in)
     given = bool(checkpoint_in) and checkpoint_in.resolve() != checkpoint.resolve()
@@ -274,7 +275,7 @@ def campaign_figure(checkpoint, name: str):
     (plots.plot_campaign), with the published MNIST points when it was trained on binarised MNIST;
     None when its history holds no test bound."""
     from . import campaign, plots
-    from .train import load_checkpoint
+    from .checkpoints import load_checkpoint
 
     state = load_checkpoint(checkpoint)
     curve = campaign.curve(state, name)

@@ -1,7 +1,7 @@
 """Figures of what DRAW does. Every function takes data and returns a matplotlib Figure.
 
 Nothing here calls ``plt.show()``: notebooks display the returned figure, reports save it.
-Data come from :mod:`drawviz.probes` (a :class:`~drawviz.probes.Trace` and its tidy
+Data come from :mod:`drawviz.probes` (a :class:`~drawviz.trace.Trace` and its tidy
 ``frame``), from :func:`drawviz.train.train` (the history DataFrame) and from
 :mod:`drawviz.sharpness`.
 

@@ -19,20 +19,9 @@ from . import quantities as Q
 from .attention import Window
 from .fast import INTERVENTION_REFUSED, FastDRAW
 from .model import check_images
-from .trace import FRAME_COLUMNS, STEP_COLUMNS, Trace, check_memory, trace_bytes, trace_of
+from .trace import Trace, check_memory, trace_of
 
-__all__ = [
-    "Trace",
-    "Recorder",
-    "run",
-    "record",
-    "record_generation",
-    "InterventionError",
-    "trace_bytes",
-    "check_memory",
-    "FRAME_COLUMNS",
-    "STEP_COLUMNS",
-]  # Trace and its tables live in drawviz.trace; their names are importable from here too
+__all__ = ["Recorder", "run", "record", "record_generation", "InterventionError"]  # Trace and its tables: drawviz.trace
 
 
 class Recorder:

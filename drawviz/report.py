@@ -744,7 +744,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from .train import CheckpointError, check_writable
+    from .checkpoints import CheckpointError, check_writable
 
     try:
         check_writable(out / "index.html")

@@ -2,8 +2,7 @@
 bound, atomic checkpoints that resume exactly, legs recorded across sessions, and a history DataFrame.
 It reports through ``callbacks`` (called with each history row); ``progress`` picks a tqdm.auto bar or
 silence. Checkpoints (drawviz.checkpoints), the recipe and settings (drawviz.recipe), evaluation
-(drawviz.evaluation) and the device (drawviz.device) have modules of their own; their names are
-importable from here too.
+(drawviz.evaluation) and the device (drawviz.device) have modules of their own: import their names from there.
 """
 
 from __future__ import annotations
@@ -28,42 +27,18 @@ from . import files as _files
 from . import kinds as _kinds
 from .campaign import legs_of
 from .checkpoints import (
-    FORMAT,
-    VERSION,
     CheckpointError,
     _load_weights,
     check_writable,
-    export_checkpoint,
     load_checkpoint,
-    model_from_checkpoint,
     save_checkpoint,
-    training_summary,
 )
 from .device import describe_hardware, pick_device
 from .evaluation import TrainingDiverged, _as_images, _as_labels, evaluate
 from .model import DRAW, DrawConfig, check_images
-from .recipe import RECIPES, Recipe, TrainConfig
+from .recipe import Recipe, TrainConfig
 
-__all__ = [
-    "TrainConfig",
-    "train",
-    "evaluate",
-    "Recipe",
-    "RECIPES",
-    "TrainResult",
-    "TrainingDiverged",
-    "CheckpointError",
-    "save_checkpoint",
-    "load_checkpoint",
-    "model_from_checkpoint",
-    "export_checkpoint",
-    "pick_device",
-    "describe_hardware",
-    "training_summary",
-    "check_writable",
-    "FORMAT",
-    "VERSION",
-]
+__all__ = ["train", "TrainResult", "HISTORY"]
 
 
 def _after_divergence(checkpoint, rate: float, clip: float) -> str:

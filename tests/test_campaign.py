@@ -13,7 +13,8 @@ import torch
 
 from drawviz import DrawConfig, campaign, plots
 from drawviz.card import into_page, model_card
-from drawviz.train import export_checkpoint, load_checkpoint, train
+from drawviz.checkpoints import export_checkpoint, load_checkpoint
+from drawviz.train import train
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
 

@@ -49,7 +49,8 @@ def test_old_spellings_still_work_and_name_the_new_one(argv, dest, value, new, c
 
 def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k):
     from drawviz import DrawConfig
-    from drawviz.train import load_checkpoint, train
+    from drawviz.checkpoints import load_checkpoint
+    from drawviz.train import train
 
     train(
         DrawConfig(T=2, enc_size=16, dec_size=16, z_size=4),
@@ -71,7 +72,7 @@ def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k)
 def test_grey_images_are_binarised_for_the_bernoulli_and_kept_as_grey_values_for_the_logistic(tmp_path):
     # the discretised logistic models 8-bit intensities: binarising Fashion-MNIST for it would throw its textures away
     from drawviz import data
-    from drawviz.train import load_checkpoint
+    from drawviz.checkpoints import load_checkpoint
 
     assert data.default_binarize("fashion-mnist") == "dynamic" and data.default_binarize("mnist", "bernoulli") == "dynamic"
     assert data.default_binarize("fashion-mnist", "logistic") is None and data.default_binarize("cifar10", "bernoulli") is None

@@ -10,9 +10,9 @@ import torch
 
 matplotlib.use("Agg")
 
-from drawviz import DRAW, DrawConfig, diagnostics, plots, probes
+from drawviz import DRAW, DrawConfig, diagnostics, geometry, plots, probes
 from drawviz.attention import Window
-from drawviz.probes import Trace
+from drawviz.trace import Trace
 
 W = H = 28
 
@@ -77,7 +77,7 @@ def test_edit_area_of_a_single_pixel_a_uniform_change_and_no_change():
     update = np.zeros((3, 1, H, W))
     update[0, 0, 5, 5] = 3.0  # one pixel: the smallest area
     update[1] = 0.7  # the same change everywhere: 90 % of the pixels hold 90 % of it
-    area = diagnostics.edit_area(update)
+    area = geometry.edit_area(update)
     assert area[0] == pytest.approx(1 / (H * W))
     assert area[1] == pytest.approx(math.ceil(0.9 * H * W) / (H * W), abs=1 / (H * W))
     assert math.isnan(area[2])
@@ -85,7 +85,7 @@ def test_edit_area_of_a_single_pixel_a_uniform_change_and_no_change():
     colour = np.zeros((2, 3, 4, 4))
     colour[0, :, 0, 0] = [1, -1, 1]
     colour[1, 0, :2] = -1
-    assert diagnostics.edit_area(colour).tolist() == [1 / 16, 8 / 16]  # 8 equal pixels: all 8 needed
+    assert geometry.edit_area(colour).tolist() == [1 / 16, 8 / 16]  # 8 equal pixels: all 8 needed
 
 
 def _model(attention: bool) -> DRAW:
@@ -107,7 +107,7 @@ def test_edit_area_from_the_trace_equals_the_canvas_change(mnist_test):
     logits = []
     model(x, generator=torch.Generator().manual_seed(0), tap=lambda n, t, v: logits.append(v) or v if n == "canvas" else v)
     c = torch.stack([model.c0.expand_as(logits[0])] + logits).detach().numpy()
-    expected = diagnostics.edit_area(np.diff(c, axis=0))
+    expected = geometry.edit_area(np.diff(c, axis=0))
     trace = probes.record(model, x, seed=0)
     np.testing.assert_allclose(trace.edit_area, expected)
     gen = probes.record_generation(model, 3)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from drawviz.train import load_checkpoint
+from drawviz.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

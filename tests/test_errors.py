@@ -11,7 +11,8 @@ from PIL import Image
 from drawviz import data
 from drawviz.__main__ import main
 from drawviz.model import DRAW, DrawConfig
-from drawviz.train import CheckpointError, TrainingDiverged, evaluate, load_checkpoint, save_checkpoint
+from drawviz.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from drawviz.evaluation import TrainingDiverged, evaluate
 
 TINY = DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2, read_n=2, write_n=2)
 
@@ -92,7 +93,7 @@ def test_partial_writes_of_killed_processes_are_removed_on_the_next_save(tmp_pat
 
 def test_report_and_export_refuse_an_unwritable_output_up_front(tmp_path, capsys):
     from drawviz import report
-    from drawviz.train import export_checkpoint
+    from drawviz.checkpoints import export_checkpoint
 
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -106,7 +107,7 @@ def test_report_and_export_refuse_an_unwritable_output_up_front(tmp_path, capsys
 def test_raw_tracebacks_become_clear_errors(tmp_path):
     from drawviz import probes
     from drawviz.model import InputError
-    from drawviz.train import pick_device
+    from drawviz.device import pick_device
 
     model = DRAW(TINY)
     with pytest.raises(InputError, match="images are torch.float64 but the model is torch.float32"):
@@ -190,7 +191,7 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
         from drawviz.model import DRAW, DrawConfig
-        from drawviz.train import CheckpointError, save_checkpoint
+        from drawviz.checkpoints import CheckpointError, save_checkpoint
         try:
             save_checkpoint({str(tmp_path / "m.pt")!r}, model=DRAW(DrawConfig()), step=2)
         except CheckpointError as err:

@@ -79,8 +79,8 @@ def test_a_trace_without_that_attention_is_refused_clearly():
         geometry.grid_n(trace, "read")
 
 
-def test_edit_area_lives_in_geometry_and_diagnostics_still_offers_it():
-    assert diagnostics.edit_area is geometry.edit_area
+def test_edit_area_lives_in_geometry_alone():
+    assert not hasattr(diagnostics, "edit_area")  # no re-export door: callers import it from its home
     update = np.zeros((1, 4, 4))
     update[0, 0, 0] = 1.0
     assert geometry.edit_area(update) == 1 / 16

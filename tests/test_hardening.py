@@ -25,7 +25,8 @@ from drawviz.comparisons import intervention_effects
 from drawviz.interventions import InterventionError, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from drawviz.model import InputError
 from drawviz.text import markdown_table, markdown_text
-from drawviz.train import CheckpointError, export_checkpoint, load_checkpoint, save_checkpoint, train
+from drawviz.checkpoints import CheckpointError, export_checkpoint, load_checkpoint, save_checkpoint
+from drawviz.train import train
 
 SMALL = DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,7 +351,7 @@ def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(mod
     from drawviz import probes, trace
 
     monkeypatch.setattr(trace, "_available_memory", lambda: 2**30)  # 1 GiB free (what the trace's memory check reads)
-    needed = probes.trace_bytes(DrawConfig(), 10_000) * trace.PEAK["chunked"] / 2**30
+    needed = trace.trace_bytes(DrawConfig(), 10_000) * trace.PEAK["chunked"] / 2**30
     with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*may use 1\.0 GiB more.*record at most about"):
         probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
 

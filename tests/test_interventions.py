@@ -139,7 +139,7 @@ def test_the_same_eps_unless_told_otherwise(model, x):
 def test_the_shipped_one_shot_model_is_a_plain_vae_one_write_and_one_kl_term():
     from pathlib import Path
 
-    from drawviz.train import model_from_checkpoint
+    from drawviz.checkpoints import model_from_checkpoint
 
     vae = model_from_checkpoint(Path(__file__).resolve().parent.parent / "models" / "mnist-vae.pt", device="cpu")
     assert vae.config.T == 1 and not vae.config.attention

@@ -7,7 +7,7 @@ import torch
 
 from drawviz import likelihood
 from drawviz.model import DRAW, DrawConfig, bits_per_dim
-from drawviz.train import evaluate
+from drawviz.evaluation import evaluate
 
 
 def test_the_probabilities_of_the_256_values_sum_to_1():
@@ -52,7 +52,8 @@ def test_bits_per_dim_are_on_8_bit_values_no_logistic_beats_8_bits_on_uniform_va
 
 
 def test_the_likelihood_is_chosen_in_the_config_and_saved_in_checkpoints(tmp_path):
-    from drawviz.train import model_from_checkpoint, train
+    from drawviz.checkpoints import model_from_checkpoint
+    from drawviz.train import train
     from drawviz.data import ImageSet
 
     config = DrawConfig(8, 8, 3, T=3, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=2, likelihood="logistic")

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 
 from drawviz import DRAW, DrawConfig
 from drawviz import probes
-from drawviz.probes import FRAME_COLUMNS, record, record_generation
+from drawviz.probes import record, record_generation
+from drawviz.trace import FRAME_COLUMNS
 
 
 @pytest.fixture

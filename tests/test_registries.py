@@ -7,7 +7,8 @@ import torch
 
 from drawviz import DRAW, DrawConfig, data, likelihood
 from drawviz.__main__ import parser
-from drawviz.train import evaluate, train
+from drawviz.evaluation import evaluate
+from drawviz.train import train
 
 
 def _bars(root, train, download):

@@ -206,7 +206,7 @@ def test_the_report_writes_a_drawing_gif_per_run(offline):
 
 
 def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
-    from drawviz.train import model_from_checkpoint
+    from drawviz.checkpoints import model_from_checkpoint
 
     mnist = model_from_checkpoint(ROOT / "models" / "mnist.pt")
     reference = ROOT / "models" / "mnist-noattn.pt"
@@ -215,7 +215,7 @@ def test_a_reference_model_is_used_only_on_the_dataset_it_was_trained_on():
 
 
 def test_a_shipped_model_says_what_it_was_trained_on():
-    from drawviz.train import load_checkpoint, training_summary
+    from drawviz.checkpoints import load_checkpoint, training_summary
 
     path = ROOT / "models" / "mnist-noattn.pt"
     state = load_checkpoint(path)

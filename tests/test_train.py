@@ -13,15 +13,9 @@ import pytest
 import torch
 
 from drawviz import DRAW, DrawConfig, data, diagnostics
-from drawviz.train import (
-    CheckpointError,
-    TrainingDiverged,
-    evaluate,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-    train,
-)
+from drawviz.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from drawviz.evaluation import TrainingDiverged, evaluate
+from drawviz.train import train
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,7 +273,7 @@ def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
 
 
 def test_a_half_precision_export_loads_as_float32_with_rounded_weights(tmp_path, images):
-    from drawviz.train import export_checkpoint
+    from drawviz.checkpoints import export_checkpoint
 
     result = train(SMALL, images, steps=3, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
     export_checkpoint(tmp_path / "full.pt", tmp_path / "half.pt", half=True)
@@ -397,7 +391,7 @@ def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root
 
 
 def test_the_recipe_schedule_gives_the_documented_rates():
-    from drawviz.train import RECIPES, Recipe
+    from drawviz.recipe import RECIPES, Recipe
 
     anneal = RECIPES["anneal"]  # peak 1e-3, 100 warm-up steps, cosine to 5 %
     assert anneal.rate(0, 0.0) == pytest.approx(1e-5)  # warm-up: (step + 1) / warmup of the peak
@@ -421,7 +415,7 @@ def test_the_recipe_schedule_gives_the_documented_rates():
 def test_a_command_lines_recipe_flags_change_the_named_recipe_and_unset_ones_keep_it():
     import argparse
 
-    from drawviz.train import RECIPES, Recipe
+    from drawviz.recipe import RECIPES, Recipe
 
     # the train command's and time_to_quality's flags alike: --final-lr is the recipe's final; no --beta1 here
     flags = argparse.Namespace(recipe="anneal", lr=2e-3, final_lr=0.1, batch_size=None, warmup=None, decay=None, clip=None)
@@ -431,7 +425,7 @@ def test_a_command_lines_recipe_flags_change_the_named_recipe_and_unset_ones_kee
 
 
 def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
-    from drawviz.train import Recipe
+    from drawviz.recipe import Recipe
 
     recipe = Recipe(lr=2e-3, warmup=2, decay="linear", final=0.5, batch_size=32, beta1=0.5)
     result = train(SMALL, images, steps=6, recipe=recipe, progress=False, checkpoint=tmp_path / "r.pt")
@@ -446,7 +440,7 @@ def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
 
 
 def test_a_time_budget_stops_on_time_and_counts_training_only(tmp_path, images):
-    from drawviz.train import Recipe
+    from drawviz.recipe import Recipe
 
     recipe = Recipe(lr=1e-3, decay="cosine", final=0.05, batch_size=32)
     result = train(
@@ -494,7 +488,7 @@ def test_the_time_to_quality_benchmark_writes_its_curve(tmp_path, data_root):
 
 def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist_test, capsys):
     from drawviz.__main__ import main
-    from drawviz.train import Recipe
+    from drawviz.recipe import Recipe
 
     config = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8, read_n=2, write_n=3)
     ckpt = tmp_path / "m.pt"
@@ -577,7 +571,9 @@ def test_resuming_with_another_seed_or_dataset_says_so(tmp_path, images):
 def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tmp_path):
     import dataclasses
 
-    from drawviz.train import RECIPES, TrainConfig, load_checkpoint, train
+    from drawviz.checkpoints import load_checkpoint
+    from drawviz.recipe import RECIPES, TrainConfig
+    from drawviz.train import train
 
     settings = TrainConfig(steps=4, seed=3, recipe=RECIPES["anneal"], dataset="mnist-sample")
     with pytest.raises(dataclasses.FrozenInstanceError):
