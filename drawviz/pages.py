@@ -259,14 +259,15 @@ def start_from(
 
     checkpoint, checkpoint_in = resolve(checkpoint), resolve(checkpoint_in)
     given = bool(checkpoint_in) and checkpoint_in.resolve() != checkpoint.resolve()
+    saved = None
     if given:
-        load_checkpoint(checkpoint_in)  # refuses what is not a drawviz checkpoint before anything is copied
+        saved = load_checkpoint(checkpoint_in)  # refuses what is not a drawviz checkpoint before anything is copied
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint_in, checkpoint)
     if not checkpoint.exists():
         config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
         return Start(config, steps, False, None)
-    saved = load_checkpoint(checkpoint)  # the config travels with the checkpoint
+    saved = saved or load_checkpoint(checkpoint)  # the config travels with the checkpoint (the copy: read once)
     return Start(saved["config"], max(steps, saved["step"]), given and saved["step"] >= steps, saved)
 
 

@@ -206,15 +206,14 @@ def run(
     if x is not None:  # the images first: a wrong x must not be reported as a wrong target
         check_images(x, config)
     batch = x.shape[0] if x is not None else n
-    plain = x is not None and not items and not (bool(items or target is not None) if measure is None else measure)
-    check_memory(config, batch, mode, chunked=plain and batch > chunk)
+    measure = bool(items or target is not None) if measure is None else measure
+    check_memory(config, batch, mode, chunked=x is not None and not items and not measure and batch > chunk)
     device = next(model.parameters()).device
     generator = _generator(model, seed, generator)
     if x is not None:
         x = x.to(device)
         if eps is None:  # as model.forward draws it
             eps = model.sample_eps(batch, generator)
-    measure = bool(items or target is not None) if measure is None else measure
     target = x if target is None else target.to(device)
     if target is not None and tuple(target.shape) != (batch, *config.image_shape):
         raise InterventionError(
