@@ -32,7 +32,10 @@ def _train(args) -> int:
 
     try:
         ranks = distributed.init_from_env(args.device)  # under torchrun: one process of several
-        return _train_here(args, ranks)
+        code = _train_here(args, ranks)
+        # the others wait for rank 0's evaluation: gloo aborts a rank that leaves while a peer is still connected
+        ranks.barrier()
+        return code
     finally:
         distributed.shutdown()
 
