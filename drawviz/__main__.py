@@ -114,7 +114,7 @@ def _train_here(args, ranks) -> int:
     if args.steps is not None or args.minutes is not None:
         given["steps"] = args.steps
     settings = TrainConfig().replace(
-        recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16, dataset=args.dataset, data_root=args.data_root, **given
+        recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16, fresh_scenes=args.fresh_scenes, dataset=args.dataset, data_root=args.data_root, **given
     )
     if args.history and ranks.main:  # found out now, not after the training
         from .files import check_writable as writable
@@ -397,6 +397,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="M",
         help="the last M minutes of --minutes: the rate falls linearly to --final-lr × --lr (a "
         "constant-rate leg of a long campaign that ends annealed)",
+    )
+    t.add_argument(
+        "--fresh-scenes",
+        action="store_true",
+        help="a scene set (cluttered-mnist, two-digit-mnist): the same digits in new places, with new "
+        "distractors, every epoch after the first",
     )
     t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
     t.add_argument("--eval-every", type=int, default=None, help="steps between test bounds")

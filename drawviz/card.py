@@ -196,6 +196,7 @@ def _legs(state: dict) -> list[str]:
         minutes = sum((leg.get("end_seconds") or 0) - (leg.get("start_seconds") or 0) for leg in legs) / 60
         recipes = " then ".join(_distinct([_short_recipe(leg.get("recipe")) for leg in legs]))
         fresh = "; fresh Adam" if first.get("fresh_optimizer") and first["start_step"] > 0 else ""
+        fresh += _fresh_scenes(legs)
         restarts = len(legs) - 1
         resumed = f"; stopped and resumed {_TIMES.get(restarts, f'{restarts} times')}" if restarts else ""
         parts.append(
@@ -213,6 +214,16 @@ def _legs(state: dict) -> list[str]:
         f"{total['epochs']:.2f} epochs, {total['hours']:.2f} hours ({60 * total['hours']:.1f} min) of training, "
         f"{compute} |",
     ]
+
+
+def _fresh_scenes(legs: list[dict]) -> str:
+    """Where a run's scenes were drawn afresh each epoch (TrainConfig.fresh_scenes): said on its row."""
+    fresh = [leg for leg in legs if leg.get("fresh_scenes")]
+    if not fresh:
+        return ""
+    if fresh[0] is legs[0]:
+        return "; its digits in new places, with new distractors, each epoch"
+    return f"; from step {fresh[0]['start_step']:,} its digits in new places, with new distractors, each epoch"
 
 
 def _left_out(after: int) -> str:

@@ -58,7 +58,8 @@ class Dataset:
     binarisation know it.
 
     loader(root, train, download) -> (images (N, C, H, W) float in [0, 1], labels (N,), source text), and
-    optionally a fourth item: the objects table of a scene set (see drawviz.scenes);
+    optionally a fourth and fifth item: the objects table of a scene set and what it is made from
+    (drawviz.scenes.Pieces);
     grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the preset that fits it,
     of the model kind ``kind`` (drawviz.kinds); aliases: other spellings; sample_of: for an offline sample,
     the dataset it samples.
@@ -103,7 +104,8 @@ class ImageSet:
     """Images (N, C, H, W) float32 in [0, 1], their labels (N,), and where they came from.
 
     objects: for a scene set (drawviz.scenes), one row per pasted piece (``image`` indexes this set);
-    None for sets of single images."""
+    None for sets of single images. pieces: what the scenes are made from (drawviz.scenes.Pieces), so that
+    ``redrawn`` can place the same digits anew."""
 
     name: str
     split: str
@@ -111,6 +113,7 @@ class ImageSet:
     labels: torch.Tensor
     source: str
     objects: Optional[pd.DataFrame] = None
+    pieces: Optional[object] = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -133,7 +136,18 @@ class ImageSet:
             objects = self.objects[self.objects["image"].isin(new.index)].copy()
             objects["image"] = new.loc[objects["image"].to_numpy()].to_numpy()
             objects = objects.sort_values("image", kind="stable", ignore_index=True)
-        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen], source, objects)
+        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen], source, objects, self.pieces)
+
+    def redrawn(self, seed) -> "ImageSet":
+        """The same digits, each in a new place, with new distractors (drawviz.scenes.redraw): a scene set
+        drawn afresh, image for image and label for label. Only scene sets (cluttered-mnist, two-digit-mnist)."""
+        if self.pieces is None or self.objects is None:
+            raise ValueError(f"{self.name} is not a scene set: only cluttered-mnist and two-digit-mnist can be drawn afresh")
+        from . import scenes
+
+        images, objects = scenes.redraw(self.pieces.scene, self.objects, self.pieces.digits, self.pieces.labels, seed)
+        fresh = torch.from_numpy(images[:, None]).float().div_(255)
+        return ImageSet(self.name, self.split, fresh, self.labels, f"{self.source}, redrawn (seed {seed})", objects, self.pieces)
 
     def balanced(self, n: Optional[int], seed: int = 0) -> "ImageSet":
         """n images, as equal a number of each class as the set allows, drawn with a fixed seed and
@@ -468,18 +482,20 @@ def _scene(key: str, root: Path, train: bool, download: bool, *, sample: bool = 
     split = "train" if train else "test"
     if sample:
         digits, labels, where = _sample("mnist-sample", train)
-        made = scenes.build(scene, _as_bytes(digits), labels.numpy(), len(digits), scene.seed + (not train))
         where = f"{where} of the MNIST sample shipped with drawviz"
     else:
         try:
             digits, labels, where = _mnist_like("mnist", root, train, download)
         except DatasetNotFoundError as err:
             raise DatasetNotFoundError(f"{key} is built from MNIST, and {err}") from None
-        made = scenes.cached(scene, split, _as_bytes(digits), labels.numpy(), _cache_dir(), "mnist")
-    images, objects = made
+    pieces = scenes.Pieces(scene, _as_bytes(digits), labels.numpy())
+    if sample:
+        images, objects = scenes.build(scene, pieces.digits, pieces.labels, len(digits), scene.seed + (not train))
+    else:
+        images, objects = scenes.cached(scene, split, pieces.digits, pieces.labels, _cache_dir(), "mnist")
     first = objects[objects["kind"] == "digit"].groupby("image")["label"].first()
     source = f"{key} built from {where} (drawviz.scenes, seed {scene.seed + (not train)})"
-    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, objects
+    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, objects, pieces
 
 
 def _as_bytes(images: torch.Tensor) -> np.ndarray:

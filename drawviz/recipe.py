@@ -126,6 +126,9 @@ class TrainConfig:
     # the last minutes of the time budget: the rate falls linearly to recipe.final · lr (a constant rate
     # that ends each leg of a long campaign annealed; a function of the clock only, so resuming is exact)
     cooldown_minutes: Optional[float] = None
+    # a scene set's digits placed anew, with new distractors, every epoch after the first (drawviz.scenes.redraw):
+    # the same 60,000 digits in ever new clutter, where a fixed set lets the classifier learn its scenes by heart
+    fresh_scenes: bool = False
     fast: bool = False  # drawviz.fast: the same numbers, several times faster
     bf16: bool = False  # the fast path's GEMMs in bfloat16 (implies fast; see make_fast)
     # provenance: what the images are (resuming warns when it changes); data_root only when the user gave one

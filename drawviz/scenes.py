@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Scene", "SCENES", "compose", "build", "cached", "OBJECT_COLUMNS"]
+__all__ = ["Scene", "SCENES", "Pieces", "compose", "build", "redraw", "cached", "OBJECT_COLUMNS"]
 
 OBJECT_COLUMNS = ["image", "kind", "label", "source", "x", "y", "width", "height", "crop_x", "crop_y"]
 _VERSION = 1  # part of the cache's name: a change to the construction must change it
@@ -51,27 +51,57 @@ class Scene:
             raise ValueError(f"{self}: a scene needs size >= 28, 1 <= crop <= 28, digits >= 1, distractors >= 0")
 
 
+@dataclass(frozen=True, eq=False)
+class Pieces:
+    """What a scene set is made from: its scene and the split's digits (N, 28, 28) uint8 and labels (N,),
+    which its objects' ``source`` index. Enough to draw the same digits again in new places (``redraw``)."""
+
+    scene: Scene
+    digits: np.ndarray
+    labels: np.ndarray
+
+
 SCENES = {
     "cluttered-mnist": Scene("cluttered-mnist", size=100, digits=1, distractors=8, crop=8, seed=2014),
     "two-digit-mnist": Scene("two-digit-mnist", size=60, digits=2, seed=2015),
 }
 
 
-def build(scene: Scene, digits: np.ndarray, labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+def build(scene: Scene, digits: np.ndarray, labels: np.ndarray, n: int, seed) -> tuple[np.ndarray, pd.DataFrame]:
     """n scenes from ``digits`` (N, 28, 28) uint8 with their ``labels`` (N,): (images (n, size, size) uint8, objects).
 
     One digit scene: the digits are a permutation of the split (each digit once while n <= N), so a
     60,000-image set uses every training digit. Several: each image's digits are distinct, drawn at random.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
-    count, side = len(digits), digits.shape[1]
+    count = len(digits)
     if count < scene.digits + (1 if scene.distractors else 0):
         raise ValueError(f"{scene.name} needs at least {scene.digits + 1} digits to draw from, got {count}")
-    free = scene.size - side + 1  # top-left positions that keep a digit wholly inside
     if scene.digits == 1:
         sources = np.concatenate([rng.permutation(count) for _ in range(-(-n // count))])[:n, None]
     else:
         sources = np.stack([rng.choice(count, scene.digits, replace=False) for _ in range(n)])
+    return _place(scene, sources, digits, labels, rng)
+
+
+def redraw(scene: Scene, objects: pd.DataFrame, digits: np.ndarray, labels: np.ndarray, seed) -> tuple[np.ndarray, pd.DataFrame]:
+    """The same scenes' digits in new places, with new distractors: (images, objects) like ``build``.
+
+    Each image of ``objects`` keeps its digits (their ``source`` in ``digits``, the split they came from);
+    where they stand and every distractor are drawn again with ``seed``. Training on a fresh draw each
+    epoch shows the classifier new clutter around the same 60,000 digits instead of the same 60,000 scenes.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    mine = objects[objects["kind"] == "digit"].sort_values(["image"], kind="stable")
+    sources = mine["source"].to_numpy(dtype=np.int64).reshape(-1, scene.digits)
+    return _place(scene, sources, digits, labels, rng)
+
+
+def _place(scene: Scene, sources: np.ndarray, digits: np.ndarray, labels: np.ndarray, rng) -> tuple[np.ndarray, pd.DataFrame]:
+    """Scenes of the digits ``sources`` (n, digits per image), each at a uniform position wholly inside the frame,
+    plus the scene's distractors: (images, objects)."""
+    n, count, side = len(sources), len(digits), digits.shape[1]
+    free = scene.size - side + 1  # top-left positions that keep a digit wholly inside
     where = rng.integers(0, free, size=(n, scene.digits, 2))  # (x, y) per digit
     rows = []
     for k in range(scene.digits):
@@ -115,10 +145,11 @@ def compose(objects: pd.DataFrame, digits: np.ndarray, size: int) -> np.ndarray:
     """The scenes an objects table describes: each piece added onto a zero frame, then clipped at 255.
 
     (n, size, size) uint8, n = the largest image index + 1."""
+    import torch  # index_add_ adds repeated indices (overlapping pieces) and is ~3x faster than np.add.at
+
     n = int(objects["image"].max()) + 1 if len(objects) else 0
-    frame = np.zeros((n, size, size), dtype=np.int32)
+    frame = torch.zeros(n * size * size, dtype=torch.int32)
     for (w, h), pieces in objects.groupby(["width", "height"]):
-        image = pieces["image"].to_numpy()
         src = digits[pieces["source"].to_numpy()]
         if pieces["kind"].eq("distractor").any():
             cx = pieces["crop_x"].fillna(0).to_numpy(dtype=np.int64)
@@ -128,9 +159,9 @@ def compose(objects: pd.DataFrame, digits: np.ndarray, size: int) -> np.ndarray:
             src = src[np.arange(len(src))[:, None, None], r, c]
         rows = pieces["y"].to_numpy()[:, None, None] + np.arange(h)[None, :, None]
         cols = pieces["x"].to_numpy()[:, None, None] + np.arange(w)[None, None, :]
-        # np.add.at: two pieces of one size in one image (two digits) may overlap, and both must count
-        np.add.at(frame, (image[:, None, None], rows, cols), src.astype(np.int32))
-    return np.minimum(frame, 255).astype(np.uint8)
+        at = (pieces["image"].to_numpy()[:, None, None] * size + rows) * size + cols  # (pieces, h, w) flat pixels
+        frame.index_add_(0, torch.from_numpy(at.reshape(-1)), torch.from_numpy(src.astype(np.int32).reshape(-1)))
+    return frame.clamp_(max=255).to(torch.uint8).view(n, size, size).numpy()
 
 
 def _digest(images: np.ndarray) -> str:

@@ -124,6 +124,13 @@ def _say_what_changed(checkpoint, before: dict, settings: TrainConfig, start: in
             + ("as grey values" if settings.binarize is None else f"binarised ({settings.binarize})"),
             stacklevel=5,  # the caller of train(): train, _train, _resume, here
         )
+    if before.get("fresh_scenes", False) != settings.fresh_scenes and before:
+        warnings.warn(
+            f"resuming {checkpoint} with fresh_scenes {settings.fresh_scenes} (it was trained with "
+            f"{before.get('fresh_scenes', False)}); applied from step {start}: each epoch now shows "
+            + ("its digits in new places" if settings.fresh_scenes else "the same scenes"),
+            stacklevel=5,  # the caller of train(): train, _train, _resume, here
+        )
     saved, recipe = before.get("recipe"), settings.recipe.to_dict()
     if saved is not None and saved != recipe:
         changed = {k: (v, recipe[k]) for k, v in saved.items() if recipe.get(k) != v}
@@ -243,6 +250,28 @@ def _images(train_images, test_images, model, settings: TrainConfig, dev):
     return train_x.to(dev), train_y, test
 
 
+def _redraw(train_images, first, settings: TrainConfig, dev):
+    """For ``fresh_scenes``: epoch -> (images, labels) on ``dev``: the set as given for epoch 0, then the same
+    digits redrawn with a seed made of the scene's, the run's and the epoch (the same on every machine and rank)."""
+    if getattr(train_images, "pieces", None) is None:
+        raise ValueError(
+            "fresh_scenes draws a scene set's digits in new places each epoch: train on a scene set loaded with "
+            "data.load (cluttered-mnist, two-digit-mnist, or their samples), or leave it off"
+        )
+
+    def redraw(epoch: int):
+        if epoch == 0:
+            return first
+        fresh = train_images.redrawn([train_images.pieces.scene.seed, settings.seed, epoch])
+        x = _as_images(fresh)
+        if settings.binarize == "static":
+            x = _data.binarize(x, seed=settings.seed)
+        y = fresh.labels.to(dev) if first[1] is not None else None
+        return x.to(dev), y
+
+    return redraw
+
+
 def _pass(model: DRAW, settings: TrainConfig, ranks, dev):
     """What runs the forward and backward pass: the model, its fast path, or either over several processes.
     Each shares the model's parameters, so the optimiser and the checkpoints see no difference."""
@@ -348,6 +377,7 @@ def _train(
     dev = pick_device(device)
     model = _model(model_or_config, settings, dev, ranks)
     train_x, train_y, test_x = _images(train_images, test_images, model, settings, dev)
+    redraw = _redraw(train_images, (train_x, train_y), settings, dev) if settings.fresh_scenes else None
 
     # ---- 2. what runs the pass, the optimiser and the randomness
     net = _pass(model, settings, ranks, dev)
@@ -398,6 +428,7 @@ def _train(
         "processes": ranks.world,
         "fresh_optimizer": fresh_adam,
         "cooldown_minutes": settings.cooldown_minutes,
+        "fresh_scenes": settings.fresh_scenes,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     rewarm = settings.rewarm if fresh_adam and start > 0 else 0
@@ -431,6 +462,8 @@ def _train(
             # the batch, its randomness and the rate
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
+                if redraw is not None:  # a function of the epoch alone: resuming mid-epoch sees the same scenes
+                    train_x, train_y = redraw(epoch)
                 order_epoch, order = epoch, _data.batches(train_x, batch_size, seed=seed, epoch=epoch)
             tick = time.perf_counter()
             rate = recipe.rate(step, seconds / budget if minutes is not None else step / max(steps, 1))

@@ -50,3 +50,32 @@ def test_training_writes_the_test_error_into_the_history(tmp_path):
     result = train(ClassifierConfig(T=2, enc_size=8), images, test, steps=4, eval_every=2, binarize=None, progress=False)
     tested = result.history.dropna(subset=["test_error"])
     assert list(tested.step) == [2, 4] and tested.test_error.between(0, 1).all()
+
+
+def test_fresh_scenes_show_new_clutter_each_epoch_and_resume_exactly(tmp_path):
+    images = data.load("cluttered-mnist-sample", "train").subset(128)  # 2 batches of 64: an epoch every 2 steps
+    config = ClassifierConfig(T=2, enc_size=8)
+    seen = []
+    original = type(images).redrawn
+
+    def spy(self, seed):
+        seen.append(list(seed))
+        return original(self, seed)
+
+    kwargs = dict(batch_size=64, binarize=None, progress=False, fresh_scenes=True, checkpoint_every=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(images), "redrawn", spy)
+        whole = train(config, images, None, steps=6, checkpoint=tmp_path / "whole.pt", **kwargs)
+    assert seen == [[2014, 0, 1], [2014, 0, 2]]  # epoch 0 is the set as built; epochs 1 and 2 drawn afresh
+    train(config, images, None, steps=3, checkpoint=tmp_path / "split.pt", **kwargs)  # stopped mid-epoch 1
+    split = train(config, images, None, steps=6, checkpoint=tmp_path / "split.pt", **kwargs)
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, split.model.state_dict()[name]), name
+    plain = train(config, images, None, steps=6, batch_size=64, binarize=None, progress=False)
+    assert any(not torch.equal(v, plain.model.state_dict()[k]) for k, v in whole.model.state_dict().items())
+
+
+def test_fresh_scenes_need_a_scene_set():
+    with pytest.raises(ValueError, match="scene set"):
+        config = ClassifierConfig(height=28, width=28, T=2, enc_size=8)
+        train(config, data.load("mnist-sample", "train"), None, steps=1, fresh_scenes=True, progress=False)

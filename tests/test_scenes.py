@@ -116,3 +116,27 @@ def test_subsets_keep_their_objects_in_step_with_their_images():
         theirs = full.objects[full.objects.image == j].drop(columns="image").reset_index(drop=True)
         assert mine.equals(theirs)
     assert len(full.subset(5).objects) == 10
+
+
+def test_a_redrawn_scene_set_keeps_its_digits_and_labels_and_moves_them(mnist_bytes):
+    sample = data.load("cluttered-mnist-sample", "train")
+    again = sample.redrawn([2014, 0, 1])
+    old, new = (s.objects[s.objects.kind == "digit"].set_index("image") for s in (sample, again))
+    assert (new.source == old.source).all() and (again.labels == sample.labels).all()
+    assert (new.x != old.x).mean() > 0.9  # placed anew, and the distractors drawn anew
+    crops = again.objects[again.objects.kind == "distractor"]
+    assert len(crops) == 8 * len(sample) and (crops.source.to_numpy() != new.loc[crops.image, "source"].to_numpy()).all()
+    # still exactly the clipped sum of its pieces, and the same draw for the same seed
+    digits = sample.pieces.digits.astype(np.int64)
+    for image, frame in _by_hand(again.objects[again.objects.image < 50], digits, 100).items():
+        assert (again.images[image, 0].mul(255).round().numpy() == frame).all()
+    assert (sample.redrawn([2014, 0, 1]).images == again.images).all()
+    assert not (sample.redrawn([2014, 0, 2]).images == again.images).all()
+    # a subset redraws its own images only
+    part = sample.subset(30).redrawn([2014, 0, 1])
+    assert len(part) == 30 and (part.labels == sample.labels[:30]).all()
+
+
+def test_only_a_scene_set_can_be_redrawn():
+    with pytest.raises(ValueError, match="not a scene set"):
+        data.load("mnist-sample", "train").redrawn(1)
