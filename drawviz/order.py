@@ -13,6 +13,13 @@ Per image:
   only steps that give some digit at least 2 % of its change (a model that spreads every step over both digits
   switches often; one that draws them in turn, once).
 
+A second reading, ``by="ink"``: the visible change counts every light stroke and every erasure, so a model that
+first lays a faint blob over the whole scene and then sharpens it reads as drawing both digits at once. By ink,
+a pixel's ink *arrives* at the first step from which σ(c_t) > 0.5 to the end (it is not erased again), and a
+digit's share at step t is the part of its final ink (its pixels with σ(c_T) > 0.5) that has arrived by then; the
+same 80/20 rule, halves and switches follow. The two readings answer different questions: "where does the model
+work?" and "when does each digit's ink appear as it will stay?".
+
 For prior samples there are no boxes: the digits are the two largest connected pieces of ink of the final canvas
 (σ(c_T) > 0.5, joined across 1-pixel gaps), found by ``objects_from_canvas``.
 """
@@ -22,9 +29,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["two_digits", "owners", "shares", "drawing_order", "summary", "objects_from_canvas", "initial_canvas"]
+__all__ = ["two_digits", "owners", "shares", "ink_shares", "drawing_order", "summary", "objects_from_canvas", "initial_canvas"]
 
 FIRST, SECOND = 0.8, 0.2  # "one digit at a time": one at >= 80 % of its change before the other reaches 20 %
+INK = 0.5  # a pixel is inked where σ(c_t) > INK
+READINGS = ("change", "ink")
 COUNTED = 0.02  # a step counts for switches when it gives some digit at least 2 % of its change
 
 
@@ -78,16 +87,38 @@ def shares(canvas: np.ndarray, before: np.ndarray, owner: np.ndarray) -> tuple[n
     return got, share
 
 
-def drawing_order(canvas: np.ndarray, before: np.ndarray, objects: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The order measure of a recorded drawing: (steps, images).
+def ink_shares(canvas: np.ndarray, owner: np.ndarray, threshold: float = INK) -> tuple[np.ndarray, np.ndarray]:
+    """Per step and digit, the final ink that arrives (T, batch, 2) and its cumulative share (T, batch, 2).
 
-    steps: tidy, one row per (image, step, digit) with ``change`` and cumulative ``share``;
+    A pixel's ink arrives at the first step from which σ(c_t) > threshold holds to the end (the max over channels);
+    canvas: σ(c_t) for t = 1..T, (T, batch, C, H, W); owner: (batch, H, W). A digit with no final ink has NaN shares."""
+    inked = np.asarray(canvas).max(2) > threshold  # (T, batch, H, W)
+    # inked from step t to T: a reverse cumulative AND over the steps
+    stays = np.flip(np.logical_and.accumulate(np.flip(inked, 0), 0), 0)
+    arrived = np.diff(np.concatenate([np.zeros_like(stays[:1]), stays]).astype(np.int8), axis=0) > 0  # (T, batch, H, W)
+    got = np.stack([(arrived & (owner == k)[None]).sum((2, 3)) for k in (1, 2)], -1).astype(np.float64)
+    total = got.sum(0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, np.cumsum(got, 0) / total, np.nan)
+    return got, share
+
+
+def drawing_order(
+    canvas: np.ndarray, before: np.ndarray, objects: pd.DataFrame, by: str = "change"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The order measure of a recorded drawing: (steps, images), read by the visible change (``by="change"``,
+    the rule above) or by when each pixel's final ink arrives (``by="ink"``).
+
+    steps: tidy, one row per (image, step, digit) with ``change`` (the change received, or by ink the inked
+    pixels that arrived) and cumulative ``share``;
     images: one row per image with half_A, half_B, first (the digit that reaches half first), one_at_a_time
     and switches (the rule in the module's docstring). Images with fewer than two digits or a digit that
     received no change are left out of ``images``."""
+    if by not in READINGS:
+        raise ValueError(f"by must be one of {READINGS}, got {by!r}")
     T, batch, _, height, width = canvas.shape
     owner = owners(objects, batch, height, width)
-    got, share = shares(canvas, before, owner)
+    got, share = shares(canvas, before, owner) if by == "change" else ink_shares(canvas, owner)
     step, image, digit = np.meshgrid(np.arange(1, T + 1), np.arange(batch), ["A", "B"], indexing="ij")
     steps = pd.DataFrame(
         {"image": image.ravel(), "step": step.ravel(), "digit": digit.ravel(), "change": got.ravel(), "share": share.ravel()}

@@ -1082,7 +1082,7 @@ def plot_confusion(table: pd.DataFrame, title: Optional[str] = None) -> Figure:
 
 def plot_drawing_order(steps: pd.DataFrame, images: Sequence[int] = range(8), title: Optional[str] = None) -> Figure:
     """From ``order.drawing_order``'s ``steps``: per image a small panel, the cumulative share of each digit's
-    final visible change (A and B) against the step. Drawn one digit at a time, one curve climbs while the
+    final visible change (A and B) against the step (or of its final ink, read ``by="ink"``). Drawn one digit at a time, one curve climbs while the
     other stays flat; drawn together, they climb together."""
     present = set(steps["image"].unique())
     images = [i for i in images if i in present]
@@ -1103,7 +1103,7 @@ def plot_drawing_order(steps: pd.DataFrame, images: Sequence[int] = range(8), ti
     for ax in axes[-1]:
         ax.set_xlabel("step t", fontsize=8)
     for ax in axes[:, 0]:
-        ax.set_ylabel("share of its change", fontsize=8)
+        ax.set_ylabel("share drawn", fontsize=8)
     handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"digit {d}") for d, c in _DIGIT_COLOURS.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     fig.suptitle(title or "drawing order: each digit's cumulative share of its final visible change", fontsize=9)

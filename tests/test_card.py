@@ -51,3 +51,23 @@ def test_a_card_destination_that_cannot_take_it_is_refused_before_measuring(tmp_
         assert main(["card", "models/mnist.pt", *flags]) == 2
         err = capsys.readouterr().err
         assert err.startswith("drawviz: error:") and "Traceback" not in err
+
+
+def test_a_two_digit_card_reads_the_drawing_order_by_change_and_by_ink(tmp_path):
+    model = DRAW(DrawConfig(height=60, width=60, T=3, enc_size=8, dec_size=8, z_size=2))
+    path = save_checkpoint(tmp_path / "two.pt", model=model, train_args={"dataset": "two-digit-mnist-sample"})
+    page = card.model_card(path, images=10)
+    row = next(line for line in page.splitlines() if line.startswith("| drawing order (drawviz.order) |"))
+    by_change, by_ink = row.split("<br>")
+    assert "by change: drawn one digit at a time" in by_change and "of 10 test reconstructions" in by_change
+    assert "by ink: drawn one digit at a time" in by_ink and "final ink" in by_ink
+
+
+def test_a_run_trained_on_fresh_scenes_says_so_from_the_step_it_began():
+    legs = [
+        {"start_step": 0, "end_step": 100, "start_seconds": 0, "end_seconds": 60, "fresh_optimizer": True},
+        {"start_step": 100, "end_step": 200, "start_seconds": 60, "end_seconds": 120, "fresh_scenes": True},
+    ]
+    assert card._fresh_scenes(legs) == "; from step 100 its digits in new places, with new distractors, each epoch"
+    assert card._fresh_scenes(legs[:1]) == ""
+    assert "from step" not in card._fresh_scenes(legs[1:])

@@ -62,3 +62,36 @@ def test_digits_of_a_drawn_image_are_its_two_largest_pieces_of_ink():
     found = order.objects_from_canvas(canvas)
     boxes = sorted(zip(found.x, found.y, found.width, found.height))
     assert boxes == [(5, 5, 4, 35), (40, 40, 10, 15)]
+
+
+def _blob_then_sharpen():
+    """A faint wash over both digits (σ up to 0.4, below the ink level) for 4 steps, then A inked row by row, then B:
+    at first every step changes both boxes visibly, but the ink arrives one digit at a time. (14, 1, 1, 60, 60)"""
+    wash, steps = np.zeros((1, 1, 60, 60)), []  # (batch, C, H, W)
+    for k in range(1, 5):
+        wash = wash.copy()
+        wash[0, 0, 2:30, 2:30] = wash[0, 0, 30:58, 30:58] = 0.1 * k
+        steps.append(wash)
+    for inked in _drawing(["A"] * 5 + ["B"] * 5)[:, 0]:  # (1, 60, 60) per step
+        steps.append(np.maximum(wash, inked[None]))
+    return np.stack(steps)
+
+
+def test_by_ink_a_wash_then_one_digit_after_the_other_is_one_at_a_time():
+    drawing = _blob_then_sharpen()
+    assert drawing.shape == (14, 1, 1, 60, 60)
+    _, by_change = order.drawing_order(drawing, np.zeros((1, 60, 60)), OBJECTS)
+    steps, by_ink = order.drawing_order(drawing, np.zeros((1, 60, 60)), OBJECTS, by="ink")
+    assert not by_change.iloc[0].one_at_a_time  # the wash gives both digits 40 % of their change at once
+    row = by_ink.iloc[0]
+    assert row.one_at_a_time and row.first == "A" and row.half_A == 7 and row.half_B == 12
+    assert np.allclose(steps[steps.digit == "A"].share.to_numpy()[:5], [0, 0, 0, 0, 0.2])
+
+
+def test_by_ink_erased_ink_arrives_when_it_is_drawn_for_good():
+    canvas = np.zeros((3, 1, 1, 60, 60))
+    canvas[0, 0, 0, 5, 5] = 0.9  # inked at step 1, erased at 2, inked again at 3
+    canvas[2, 0, 0, 5, 5] = 0.9
+    owner = np.ones((1, 60, 60), dtype=np.int8)
+    got, share = order.ink_shares(canvas, owner)
+    assert got[:, 0, 0].tolist() == [0, 0, 1] and np.isnan(share[:, 0, 1]).all()
