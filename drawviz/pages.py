@@ -41,7 +41,7 @@ RUNS = "runs:"  # "runs:mnist-sample.pt": a file in the project's own runs/ fold
 
 def runs_dir() -> Path:
     """The project's own runs/ folder: the checkout's (ignored by git), or for an installed drawviz, whose
-    share/drawviz may not be writable, ~/.cache/drawviz/runs."""
+    drawviz/shipped/ may not be writable, ~/.cache/drawviz/runs."""
     from . import resources
 
     home = resources.home()
