@@ -17,6 +17,10 @@ Four numbers per step and op (Gregor et al. 2015, Fig. 1 and 4 show what they sh
 :func:`per_step` gives them as a tidy frame (one row per step and op), :func:`summary` as one
 row per op over the steps after the first ``skip`` share (the first steps of a drawing lay the
 ground and are excluded from the pen-likeness targets), each with its reference value.
+
+:func:`read_error_offsets` asks where a reconstruction reads against its error image x̂_t: how far the
+read window's centre lies from the largest error, per image and step, and whether the window holds it
+more often than a square placed at random would (does DRAW read where it is most wrong?).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "spread_references",
     "ink_extent",
     "as_metrics",
+    "read_error_offsets",
     "REFERENCES",
 ]
 
@@ -231,3 +236,52 @@ def as_metrics(table: pd.DataFrame) -> dict:
                 continue
             out[key if op == "canvas" else f"{op}_{key}"] = value
     return out
+
+
+def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
+    """Where the read window sits relative to the largest error, per (sample, step).
+
+    The largest error is the argmax of |x̂_t| (channel mean) after a Gaussian blur of ``smooth``
+    pixels, so that a single noisy pixel does not win. Columns: sample, step, err_x, err_y,
+    g_x, g_y (1-based pixels), distance (pixels), inside (the error peak lies inside the read
+    square centre ± N·δ/2), the error at the read centre relative to the peak, and inside_by_chance:
+    the probability that a square of the same size placed at random (centre uniform over the
+    image) holds the peak, the baseline that ``inside`` must beat (a big square holds it anyway).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if trace.x_hat is None or "read" not in trace.windows:
+        raise ValueError("needs a reconstruction trace of a model with attention")
+    T, B = trace.x_hat.shape[:2]
+    err = np.abs(trace.x_hat).mean(2)  # (T, B, H, W)
+    if smooth:
+        err = gaussian_filter(err, sigma=(0, 0, smooth, smooth))
+    H, W = err.shape[-2:]
+    flat = err.reshape(T, B, -1)
+    peak = flat.argmax(-1)
+    ey, ex = np.unravel_index(peak, (H, W))
+    w = trace.windows["read"]
+    g_x, g_y, delta = w.g_x, w.g_y, w.delta
+    half = geometry.grid_n(trace, "read") * delta / 2
+    cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
+    cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)
+    at_centre = np.take_along_axis(flat, (cy * W + cx)[..., None], -1)[..., 0]
+    # chance: the same square with its centre uniform over the image; P(peak inside) per axis
+    cover = lambda e, size: np.clip((np.minimum(size, e + half) - np.maximum(1, e - half)) / max(size - 1, 1), 0, 1)
+    chance = cover(ex + 1, W) * cover(ey + 1, H)
+    step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
+    frame = pd.DataFrame(
+        {
+            "sample": sample.ravel(),
+            "step": step.ravel(),
+            "err_x": (ex + 1).ravel(),
+            "err_y": (ey + 1).ravel(),
+            "g_x": g_x.ravel(),
+            "g_y": g_y.ravel(),
+            "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
+            "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
+            "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel(),
+            "inside_by_chance": chance.ravel(),
+        }
+    )
+    return frame.sort_values(["sample", "step"]).reset_index(drop=True)

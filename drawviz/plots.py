@@ -2,8 +2,9 @@
 
 Nothing here calls ``plt.show()``: notebooks display the returned figure, reports save it.
 Data come from :mod:`drawviz.probes` (a :class:`~drawviz.trace.Trace` and its tidy
-``frame``), from :func:`drawviz.train.train` (the history DataFrame) and from
-:mod:`drawviz.sharpness`.
+``frame``), from :func:`drawviz.train.train` (the history DataFrame) and from the measures of
+:mod:`drawviz.diagnostics` and :mod:`drawviz.sharpness`. One step of a trace redrawn in place, and
+the HTML scrubber made of it, are :mod:`drawviz.stepview`'s.
 
 Coordinates: attention parameters are in the paper's 1-based pixel units (pixel a = 1..A),
 so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ± N·δ/2. Where a
@@ -13,9 +14,6 @@ shown from :mod:`drawviz.style`.
 
 from __future__ import annotations
 
-import base64
-import io
-import re
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -31,7 +29,7 @@ from matplotlib.ticker import MaxNLocator
 from . import files as _files
 from . import geometry
 from .animation import save_animation
-from .style import OP_COLOURS, STEP_CMAP, image_args, show as _show
+from .style import OP_COLOURS, STEP_CMAP, show as _show
 
 __all__ = [
     "plot_history",
@@ -44,7 +42,6 @@ __all__ = [
     "plot_attention_params",
     "plot_error_grid",
     "plot_error_magnitude",
-    "read_error_offsets",
     "plot_read_on_error",
     "plot_read_vs_error",
     "plot_samples",
@@ -58,8 +55,6 @@ __all__ = [
     "plot_where_it_looks",
     "plot_confusion",
     "plot_drawing_order",
-    "StepView",
-    "scrubber_html",
     "OP_COLOURS",
     "save",
     "save_animation",
@@ -489,55 +484,6 @@ def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
     return fig
 
 
-def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
-    """Where the read window sits relative to the largest error, per (sample, step).
-
-    The largest error is the argmax of |x̂_t| (channel mean) after a Gaussian blur of ``smooth``
-    pixels, so that a single noisy pixel does not win. Columns: sample, step, err_x, err_y,
-    g_x, g_y (1-based pixels), distance (pixels), inside (the error peak lies inside the read
-    square centre ± N·δ/2), the error at the read centre relative to the peak, and inside_by_chance:
-    the probability that a square of the same size placed at random (centre uniform over the
-    image) holds the peak, the baseline that ``inside`` must beat (a big square holds it anyway).
-    """
-    from scipy.ndimage import gaussian_filter
-
-    if trace.x_hat is None or "read" not in trace.windows:
-        raise ValueError("needs a reconstruction trace of a model with attention")
-    T, B = trace.x_hat.shape[:2]
-    err = np.abs(trace.x_hat).mean(2)  # (T, B, H, W)
-    if smooth:
-        err = gaussian_filter(err, sigma=(0, 0, smooth, smooth))
-    H, W = err.shape[-2:]
-    flat = err.reshape(T, B, -1)
-    peak = flat.argmax(-1)
-    ey, ex = np.unravel_index(peak, (H, W))
-    w = trace.windows["read"]
-    g_x, g_y, delta = w.g_x, w.g_y, w.delta
-    half = geometry.grid_n(trace, "read") * delta / 2
-    cx = np.clip(np.rint(g_x - 1).astype(int), 0, W - 1)
-    cy = np.clip(np.rint(g_y - 1).astype(int), 0, H - 1)
-    at_centre = np.take_along_axis(flat, (cy * W + cx)[..., None], -1)[..., 0]
-    # chance: the same square with its centre uniform over the image; P(peak inside) per axis
-    cover = lambda e, size: np.clip((np.minimum(size, e + half) - np.maximum(1, e - half)) / max(size - 1, 1), 0, 1)
-    chance = cover(ex + 1, W) * cover(ey + 1, H)
-    step, sample = np.meshgrid(np.arange(1, T + 1), np.arange(B), indexing="ij")
-    frame = pd.DataFrame(
-        {
-            "sample": sample.ravel(),
-            "step": step.ravel(),
-            "err_x": (ex + 1).ravel(),
-            "err_y": (ey + 1).ravel(),
-            "g_x": g_x.ravel(),
-            "g_y": g_y.ravel(),
-            "distance": np.hypot(ex + 1 - g_x, ey + 1 - g_y).ravel(),
-            "inside": ((np.abs(ex + 1 - g_x) <= half) & (np.abs(ey + 1 - g_y) <= half)).ravel(),
-            "error_at_centre": (at_centre / np.maximum(flat.max(-1), 1e-12)).ravel(),
-            "inside_by_chance": chance.ravel(),
-        }
-    )
-    return frame.sort_values(["sample", "step"]).reset_index(drop=True)
-
-
 def plot_read_on_error(
     trace, offsets: pd.DataFrame, sample: int = 0, steps: Optional[Sequence[int]] = None, title: Optional[str] = None
 ) -> Figure:
@@ -560,7 +506,7 @@ def plot_read_on_error(
 
 
 def plot_read_vs_error(offsets: pd.DataFrame, title: Optional[str] = None) -> Figure:
-    """From read_error_offsets: the distance from the read centre to the error peak, and how often the peak is inside."""
+    """From diagnostics.read_error_offsets: distance from the read centre to the error peak, and how often the peak is inside."""
     g = offsets.groupby("step")
     fig, (ax, bx) = _subplots(1, 2, figsize=(10, 3.4))
     d = g["distance"]
@@ -738,174 +684,6 @@ def plot_edit_area(traces: Mapping[str, object], title: str = "how much of the i
     ax.set(xlabel="step t / T", ylabel="edit area (share of pixels)", ylim=(0, 1), xlim=(0, 1.02), title=title)
     ax.legend(fontsize=8, frameon=False)
     return fig
-
-
-class StepView:
-    """One figure of a trace at step t, redrawn in place: the static and the live scrubber share it.
-
-    Panels: the canvas σ(c_t) with the read (reconstructions) and write windows of step t;
-    for reconstructions also the input x with the read window and the error image x̂_t;
-    below, the parameter values of step t. A kind that draws nothing (the read-only classifier: no canvas,
-    no write window, no error image) shows the input x with glimpse t's read window and the glimpse itself.
-    """
-
-    def __init__(self, trace, sample: int = 0, dpi: int = 80):
-        self.trace, self.sample = trace, sample
-        self.ops = geometry.ops(trace)
-        recon = trace.x is not None
-        drawn = trace.canvas is not None  # a classifier draws nothing: its glimpse takes the canvas's place
-        panels = ["x", "glimpse"] if not drawn else ["x", "canvas", "error"] if recon else ["canvas"]
-        # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
-        # the monospace parameter lines below must fit at a readable size (11 pt = ~11 px at 72 dpi)
-        self.fig = Figure(figsize=(max(2.9 * len(panels) + 0.6, 6.4), 4.3), dpi=dpi)  # no pyplot: never shown twice
-        axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
-        self.fig.subplots_adjust(left=0.03, right=0.93 if recon and drawn else 0.97, top=0.86, bottom=0.27, wspace=0.15)
-        self.ax = dict(zip(panels, axes))
-        H, W = (trace.canvas if drawn else trace.x).shape[-2:]
-        self.gmax = {op: geometry.gamma_max(trace, op, sample) for op in self.ops}
-        self.images = {}
-        if drawn:
-            self.images["canvas"] = _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")
-        if recon:
-            _show(self.ax["x"], trace.x[sample], "input x, read window")
-        if recon and drawn:
-            self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
-            self.fig.colorbar(self.images["error"], ax=self.ax["error"], fraction=0.046, pad=0.03)
-        if not drawn:
-            self.glimpse_scale = _glimpse_scale(trace, sample)
-            N = geometry.grid_n(trace, "read")
-            self.images["glimpse"] = _show(
-                self.ax["glimpse"], _glimpse_image(trace, 1, sample, self.glimpse_scale), f"glimpse, {N}×{N}"
-            )
-        self.rects = {}
-        for name, ax in self.ax.items():
-            if name == "glimpse":  # what the window sees, in its own N × N pixels: no window on it
-                continue
-            for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
-                self.rects[name, op] = Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op])
-                ax.add_patch(self.rects[name, op])
-            _keep_view(ax, W, H, margin=3)
-        for ax in self.ax.values():
-            ax.title.set_fontsize(11)
-        self.title = self.fig.suptitle("", fontsize=12)
-        self.text = self.fig.text(0.5, 0.02, "", ha="center", va="bottom", fontsize=11, family="monospace")
-        self.update(1)
-
-    def update(self, t: int):
-        """Redraw for step t (1-based); returns the changed artists (for FuncAnimation)."""
-        tr, s = self.trace, self.sample
-        if "canvas" in self.images:
-            self.images["canvas"].set_data(image_args(tr.canvas[t - 1, s])[0])
-        if "error" in self.images:
-            self.images["error"].set_data(tr.x_hat[t - 1, s].mean(0))
-        if "glimpse" in self.images:
-            self.images["glimpse"].set_data(image_args(_glimpse_image(tr, t, s, self.glimpse_scale))[0])
-        lines = []
-        for op in self.ops:
-            w = geometry.window(tr, op, t, s)
-            xy, size = geometry.square(w, geometry.grid_n(tr, op))
-            style = geometry.stroke_style(w, self.gmax[op])
-            for (panel, o), rect in self.rects.items():
-                if o == op:
-                    rect.set_xy(xy)
-                    rect.set_width(size)
-                    rect.set_height(size)
-                    rect.set_linewidth(style["linewidth"])
-                    rect.set_alpha(style["alpha"])
-            lines.append(
-                f"{op:5s} g=({w['g_x']:5.1f},{w['g_y']:5.1f}) δ={w['delta']:5.2f} σ={w['sigma']:5.2f} γ={w['gamma']:6.3f}"
-            )
-        if tr.kl is not None:
-            lines.append(f"KL_t = {tr.kl[t - 1, s]:.2f} nats")
-        if tr.logits is not None:  # a classifier: what it says after its last glimpse
-            p = np.exp(tr.logits[s] - tr.logits[s].max())
-            lines.append(f"after glimpse {tr.T}: class {int(p.argmax())} (p = {p.max() / p.sum():.2f})")
-        self.text.set_text("\n".join(lines))
-        if tr.canvas is None:
-            self.title.set_text(f"image {s}: glimpse t = {t} / {tr.T}")
-        else:
-            kind = "reconstruction of image" if tr.x is not None else "sample"
-            self.title.set_text(f"{kind} {s}: step t = {t} / {tr.T}")
-        return [*self.images.values(), *self.rects.values(), self.text, self.title]
-
-    def png(self, t: int) -> bytes:
-        self.update(t)
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png")
-        return buf.getvalue()
-
-    def pngs(self, steps: Sequence[int]):
-        """PNG bytes of each step in ``steps``, the same pixels as :meth:`png` at a third of the cost: the
-        figure is drawn once without the artists a step changes, and each frame redraws only those."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from PIL import Image
-
-        canvas = FigureCanvasAgg(self.fig)
-        # the panels' frames go over the windows (zorder 2.5 > 1), so they are redrawn with them
-        edges = [spine for ax in self.ax.values() for spine in ax.spines.values() if spine.get_visible()]
-        changing = [*self.update(steps[0] if len(steps) else 1), *edges]
-        for artist in changing:
-            artist.set_animated(True)  # left out of canvas.draw(): the background
-        try:
-            canvas.draw()
-            background = canvas.copy_from_bbox(self.fig.bbox)
-            for t in steps:
-                canvas.restore_region(background)
-                # in the order a full draw takes: within the panels by zorder, then the figure's texts
-                for artist in sorted([*self.update(t), *edges], key=lambda a: (a.axes is None, a.get_zorder())):
-                    self.fig.draw_artist(artist)
-                buf = io.BytesIO()
-                Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=6)
-                yield buf.getvalue()
-        finally:
-            for artist in changing:
-                artist.set_animated(False)
-
-
-def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
-    """A kernel-free scrubber: every step's frame embedded as a PNG in self-contained HTML/JS.
-
-    The frames are StepView's: for a classifier, the image with glimpse t's read window and the glimpse.
-    Works in a static HTML report with no Jupyter and no network (matplotlib's jshtml: inline
-    script, no external URLs). Display it with IPython.display.HTML.
-    """
-    import tempfile
-
-    from matplotlib.animation import HTMLWriter
-
-    class Writer(HTMLWriter):  # matplotlib's jshtml player, its frames drawn by StepView.pngs
-        def grab_frame(self, **savefig_kwargs):
-            self._saved_frames.append(base64.encodebytes(next(frames)).decode("ascii"))
-
-    view = StepView(trace, sample, dpi=dpi)
-    frames = view.pngs(range(1, trace.T + 1))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "scrubber.html"
-        writer = Writer(fps=fps, embed_frames=True, default_mode="once")
-        with writer.saving(view.fig, path, dpi):
-            for _ in range(trace.T):
-                writer.grab_frame()
-        return _offline(path.read_text())
-
-
-# matplotlib's player draws its buttons with Font Awesome from a CDN: use plain glyphs instead
-# (geometric shapes only: the media-control symbols ⏮ ⏭ are missing from common fonts).
-_GLYPHS = {
-    "fa-minus": "&minus;",
-    "fa-fast-backward": "|&#x25C0;&#x25C0;",
-    "fa-step-backward": "|&#x25C0;",
-    "fa-play fa-flip-horizontal": "&#x25C0;",
-    "fa-pause": "&#x275A;&#x275A;",
-    "fa-play": "&#x25B6;",
-    "fa-step-forward": "&#x25B6;|",
-    "fa-fast-forward": "&#x25B6;&#x25B6;|",
-    "fa-plus": "+",
-}
-
-
-def _offline(html: str) -> str:
-    html = re.sub(r'<link[^>]*href="https?://[^"]*"[^>]*>', "", html)
-    return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _GLYPHS.get(m.group(1), ""), html)
 
 
 # ----------------------------------------------------------------------------- the classifier (section 4.1) and order

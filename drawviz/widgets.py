@@ -2,7 +2,7 @@
 (move the read or write window at one step and watch the rest of the drawing change).
 
 Import this module only from notebooks: it needs ipywidgets (``import drawviz`` does not).
-The static, kernel-free scrubber for HTML reports is :func:`drawviz.plots.scrubber_html`.
+The static, kernel-free scrubber for HTML reports is :func:`drawviz.stepview.scrubber_html`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import io
 import ipywidgets as W
 import numpy as np
 
-from .plots import StepView
+from .stepview import StepView
 
 __all__ = ["Scrubber", "scrub", "WindowExplorer", "explore_window"]
 
 
 class Scrubber:
-    """Play + IntSlider (linked in the browser) that redraw step t of a trace as a PNG (plots.StepView: for the
+    """Play + IntSlider (linked in the browser) that redraw step t of a trace as a PNG (stepview.StepView: for the
     read-only classifier, which draws nothing, the image with glimpse t's read window and the glimpse).
 
     Attributes: ``slider`` (the step t, 1..T), ``play``, ``link`` (their jslink), ``image`` (an

@@ -1,9 +1,8 @@
 """The read-only classifier's figures (paper section 4.1, Fig. 5) show what they claim: every glimpse a square
 centre ± N·δ/2 on its image, the glimpses themselves, where it looks against chance, a confusion matrix that
-counts each image once, the drawing order of two digits; its scrubbers step through the glimpses; and
+counts each image once, the drawing order of two digits; its live scrubber steps through the glimpses; and
 classify.ipynb runs top to bottom on the offline sample and writes its record."""
 
-import io
 import re
 
 import matplotlib.colors
@@ -146,31 +145,6 @@ def test_the_drawing_order_figure_has_a_panel_per_image_with_each_digits_cumulat
     (a0, b0), (a1, b1) = ([line.get_ydata() for line in ax.lines if line.get_label().startswith("digit")] for ax in shown)
     assert a0 == pytest.approx([0.5, 1, 1, 1]) and b0 == pytest.approx([0, 0, 0.5, 1])
     assert a1 == pytest.approx([0.25, 0.5, 0.75, 1]) and b1 == pytest.approx(a1)
-
-
-def test_a_classifiers_static_scrubber_embeds_one_frame_per_glimpse_and_works_offline(trace):
-    html = plots.scrubber_html(trace, sample=1, dpi=30)
-    assert "<script" in html and 'src="http' not in html and "https://" not in html
-    assert len(re.findall(r'frames\[\d+\] = "data:image/png;base64,', html)) == T, "one embedded PNG per glimpse"
-    assert plt.get_fignums() == []
-
-
-def test_a_classifiers_step_shows_the_image_with_its_read_window_and_the_glimpse_it_takes(trace):
-    from PIL import Image
-
-    view = plots.StepView(trace, sample=2, dpi=30)
-    assert list(view.ax) == ["x", "glimpse"], "no canvas, no error image: the image and the glimpse"
-    view.update(3)
-    (x, y), size = geometry.square(geometry.window(trace, "read", 3, 2), 12)
-    rect = view.rects["x", "read"]
-    assert (rect.get_x(), rect.get_y(), rect.get_width()) == pytest.approx((x, y, size), rel=1e-5)
-    assert np.allclose(view.images["glimpse"].get_array(), trace.glimpse[2, 2, 0, 0] / trace.glimpse[:, 2, 0].max())
-    assert view.title.get_text() == f"image 2: glimpse t = 3 / {T}"
-    assert f"class {int(trace.logits[2].argmax())}" in view.text.get_text()
-    decode = lambda png: np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-    blitted = list(plots.StepView(trace, sample=2, dpi=30).pngs(range(1, T + 1)))
-    assert np.array_equal(decode(blitted[T - 1]), decode(view.png(T))), "a blitted frame is the full drawing"
-    assert view.png(1) != view.png(T)
 
 
 def test_the_live_scrubber_steps_through_a_classifiers_glimpses(trace):

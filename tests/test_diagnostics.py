@@ -176,3 +176,21 @@ def test_a_garment_fills_more_of_the_frame_than_a_digit(mnist_test, dataset_root
     assert digit["width"] < 0.65 and digit["height"] < 0.8  # digits sit in the 20 x 20 centre of 28 x 28
     assert garment["height"] > 0.95 and garment["width"] > digit["width"] + 0.15
     assert garment["ink"] > 2 * digit["ink"]
+
+
+def test_read_error_offsets_give_one_row_per_image_and_step_with_the_error_peak_on_the_image(mnist_test):
+    trace = probes.record(_model(True), mnist_test.images[:4], seed=0)
+    offsets = diagnostics.read_error_offsets(trace)
+    assert len(offsets) == trace.T * trace.batch
+    assert {"distance", "inside", "err_x", "err_y", "g_x", "g_y", "inside_by_chance"} <= set(offsets)
+    assert offsets["err_x"].between(1, 28).all() and offsets["err_y"].between(1, 28).all()
+    with pytest.raises(ValueError, match="attention"):
+        diagnostics.read_error_offsets(probes.record(_model(False), mnist_test.images[:2]))
+
+
+def test_read_error_offsets_find_the_peak(mnist_test):
+    recon = probes.record(_model(True), mnist_test.images[:4], seed=0)
+    trace = recon.replace(x_hat=np.zeros_like(recon.x_hat))
+    trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
+    offsets = diagnostics.read_error_offsets(trace)
+    assert (offsets["err_x"] == 20).all() and (offsets["err_y"] == 10).all()

@@ -1,6 +1,5 @@
 """Plot functions return labelled Figures; sharpness measures order sharp above blurred."""
 
-import io
 import re
 
 import matplotlib.pyplot as plt
@@ -11,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from scipy.ndimage import gaussian_filter
 
-from drawviz import plots, probes, sharpness
+from drawviz import diagnostics, plots, probes, sharpness
 from drawviz.model import DRAW, DrawConfig
 
 T = 5
@@ -90,21 +89,11 @@ def test_glimpse_rectangle_is_centre_plus_minus_n_delta_over_2(recon):
 def test_error_figures(recon, prior):
     _check(plots.plot_error_grid(recon, samples=(0, 1, 2)))
     _check(plots.plot_error_magnitude(recon))
-    offsets = plots.read_error_offsets(recon)
-    assert len(offsets) == recon.T * recon.batch
-    assert {"distance", "inside", "err_x", "err_y", "g_x", "g_y"} <= set(offsets)
-    assert offsets["err_x"].between(1, 28).all() and offsets["err_y"].between(1, 28).all()
+    offsets = diagnostics.read_error_offsets(recon)
     _check(plots.plot_read_on_error(recon, offsets, sample=0))
     _check(plots.plot_read_vs_error(offsets))
     with pytest.raises(ValueError, match="reconstruction"):
         plots.plot_error_grid(prior)
-
-
-def test_read_error_offsets_finds_the_peak(recon):
-    trace = recon.replace(x_hat=np.zeros_like(recon.x_hat))
-    trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
-    offsets = plots.read_error_offsets(trace)
-    assert (offsets["err_x"] == 20).all() and (offsets["err_y"] == 10).all()
 
 
 def test_samples_and_sharpness_figures(model, images):
@@ -142,33 +131,6 @@ def test_high_frequency_share_of_a_pure_tone():
     high = np.cos(np.pi * a)[None, None, :].repeat(32, 1)[None]  # at Nyquist
     assert sharpness.high_frequency_share(low)[0] == pytest.approx(0, abs=1e-9)
     assert sharpness.high_frequency_share(high)[0] == pytest.approx(1, abs=1e-9)
-
-
-def test_static_scrubber_is_self_contained(recon, prior):
-    for trace in (recon, prior):
-        html = plots.scrubber_html(trace, sample=1, dpi=40)
-        assert "<script" in html and 'src="http' not in html and "https://" not in html
-        frames = re.findall(r'frames\[\d+\] = "data:image/png;base64,', html)
-        assert len(frames) == trace.T, "one embedded PNG per step"
-    assert plt.get_fignums() == []
-
-
-def test_a_scrubber_frame_drawn_by_blitting_is_the_full_drawing_pixel_for_pixel(recon, prior):
-    from PIL import Image
-
-    decode = lambda png: np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-    for trace in (recon, prior):
-        blitted = list(plots.StepView(trace, sample=1, dpi=40).pngs(range(1, T + 1)))
-        view = plots.StepView(trace, sample=1, dpi=40)
-        assert len(blitted) == T
-        for t in (1, 2, T):
-            assert np.array_equal(decode(blitted[t - 1]), decode(view.png(t))), f"step {t}"
-
-
-def test_step_view_changes_with_t(recon):
-    view = plots.StepView(recon, sample=0, dpi=40)
-    assert view.png(1) != view.png(T)
-    assert f"t = {T} / {T}" in view.title.get_text()
 
 
 def test_a_figure_saves_as_png_and_pdf_that_open(tmp_path):
