@@ -114,7 +114,14 @@ def _train_here(args, ranks) -> int:
     if args.steps is not None or args.minutes is not None:
         given["steps"] = args.steps
     settings = TrainConfig().replace(
-        recipe=recipe, binarize=binarize, fast=args.fast, bf16=args.bf16, fresh_scenes=args.fresh_scenes, dataset=args.dataset, data_root=args.data_root, **given
+        recipe=recipe,
+        binarize=binarize,
+        fast=args.fast,
+        bf16=args.bf16,
+        fresh_scenes=args.fresh_scenes,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        **given,
     )
     if args.history and ranks.main:  # found out now, not after the training
         from .files import check_writable as writable

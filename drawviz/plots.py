@@ -860,8 +860,8 @@ def plot_confusion(table: pd.DataFrame, title: Optional[str] = None) -> Figure:
 
 def plot_drawing_order(steps: pd.DataFrame, images: Sequence[int] = range(8), title: Optional[str] = None) -> Figure:
     """From ``order.drawing_order``'s ``steps``: per image a small panel, the cumulative share of each digit's
-    final visible change (A and B) against the step (or of its final ink, read ``by="ink"``). Drawn one digit at a time, one curve climbs while the
-    other stays flat; drawn together, they climb together."""
+    final visible change (A and B) against the step (or of its final ink, read ``by="ink"``). Drawn one digit at
+    a time, one curve climbs while the other stays flat; drawn together, they climb together."""
     present = set(steps["image"].unique())
     images = [i for i in images if i in present]
     columns = min(len(images), 4) or 1

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import signal
 import string
 import sys
 import tempfile
@@ -200,6 +201,39 @@ def _reason(err: BaseException) -> str:
     return f"{name}: {lines[0] if lines else ''}".rstrip(": ")[:500]
 
 
+class _Stopping:
+    """Ctrl-C (SIGINT) or SIGTERM while a report runs: the running cell is interrupted at once (its kernel is
+    sent an interrupt: jupyter starts kernels in a session of their own, out of the terminal's reach), no notebook
+    or run after it starts, and the index is written for what was done. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.asked: Optional[str] = None  # the signal's name, once one came
+        self.kernel: Optional["_Kernel"] = None  # the kernel running a notebook now
+
+    def __call__(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        km = self.kernel.km if self.kernel is not None else None
+        if km is not None:
+            try:
+                km.interrupt_kernel()
+            except Exception:  # noqa: BLE001 -- a kernel already gone has nothing to interrupt
+                pass
+
+    def catching(self):
+        """Install this as the SIGINT and SIGTERM handler (in the main thread only); returns the undo."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        before = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(sig, handler) for sig, handler in before.items()]
+
+
+_stopping = _Stopping()  # one per process, as signal handlers are
+
+
 class _Kernel:
     """One Python kernel for the notebooks of a run, started once (a kernel and its imports cost seconds per
     notebook) and emptied before each notebook (``%reset -f``: no name leaks from one notebook to the next);
@@ -223,7 +257,9 @@ class _Kernel:
                 self.km.cleanup_resources()
             self.km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(self.sockets.name, "k"))
             self.km.start_kernel(cwd=str(_resources.notebooks()))
+            _stopping.kernel = self
             return self.km
+        _stopping.kernel = self
         client = self.km.blocking_client()
         client.start_channels()
         try:
@@ -234,6 +270,8 @@ class _Kernel:
         return self.km
 
     def __exit__(self, *exc) -> None:
+        if _stopping.kernel is self:
+            _stopping.kernel = None
         if self.km is not None:
             self.km.shutdown_kernel(now=True)
             self.km = None
@@ -404,6 +442,10 @@ def _draws(checkpoint: Path) -> bool:
 def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Path, result: dict, log, kernel) -> None:
     """The run's notebooks in order, in one kernel; a notebook after train needs the model it made."""
     for nb in wanted:
+        if _stopping.asked:  # stopped by a signal: what is left is not started
+            result["notebooks"][nb] = {"status": "not run", "error": f"stopped by {_stopping.asked}"}
+            result["status"] = "interrupted"
+            continue
         if nb != "train" and nb not in STANDALONE and not checkpoint.exists():
             result["notebooks"][nb] = {"status": "not run", "error": "no model (train.ipynb did not produce one)"}
             result["status"] = "failed"
@@ -415,7 +457,10 @@ def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Pat
             params["checkpoint"] = common["checkpoint_in"]
         params = {k: v for k, v in params.items() if k in declared[nb]}
         result["notebooks"][nb] = _execute(nb, _resources.notebooks() / f"{nb}.ipynb", out_dir, params, log, kernel)
-        if result["notebooks"][nb]["status"] != "ok":
+        if _stopping.asked and result["notebooks"][nb]["status"] != "ok":  # its cell was interrupted
+            result["notebooks"][nb].update(status="interrupted", error=f"stopped by {_stopping.asked}")
+            result["status"] = "interrupted"
+        elif result["notebooks"][nb]["status"] != "ok":
             result["status"] = "failed"
 
 
@@ -773,8 +818,40 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     else:
-        results = []
+        results = _in_turn(runs, out, data_root, args, log)
+    comparison = None
+    if not args.no_comparison and "blur" in args.notebooks and not _stopping.asked:
+        comparison = compare_blur(results, out, data_root, args.device, log)
+    try:
+        index = write_index(results, out, comparison, runs_file, data_root)
+    except _files.WriteError as err:  # the runs' pages are written; only the index is missing
+        print(f"drawviz report: error: {err}", file=sys.stderr)
+        return 1
+    if _stopping.asked:
+        done = sum(r["status"] not in ("interrupted", "not run") for r in results)
+        log(
+            f"stopped by {_stopping.asked} after {time.perf_counter() - start:.0f} s: {index} shows the {done} run(s) "
+            f"finished; the same command again runs them all (each run's model is kept and resumed)"
+        )
+        return 130
+    failed = [r["run"] for r in results if r["status"] == "failed"]
+    if comparison is not None and comparison["status"] != "ok":
+        failed.append("comparison")
+    log(f"done in {time.perf_counter() - start:.0f} s: {index}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _in_turn(runs: list[dict], out: Path, data_root, args, log) -> list[dict]:
+    """The runs one after the other in this process; Ctrl-C or SIGTERM interrupts the running cell and stops
+    here (drawviz.report._Stopping), and the runs not reached are listed as not run."""
+    _stopping.asked = None
+    restore = _stopping.catching()
+    results = []
+    try:
         for i, run in enumerate(runs, 1):
+            if _stopping.asked:
+                results.append({"run": run["name"], "dataset": run["dataset"], "notebooks": {}, "status": "not run"})
+                continue
             log(f"[{i}/{len(runs)}] {run['name']} ({run['dataset']})")
             try:
                 results.append(run_one(run, out, data_root, args.notebooks, args.device, log))
@@ -789,16 +866,6 @@ def run(args: argparse.Namespace) -> int:
                         "error": f"{type(err).__name__}: {str(err)[:300]}",
                     }
                 )
-    comparison = None
-    if not args.no_comparison and "blur" in args.notebooks:
-        comparison = compare_blur(results, out, data_root, args.device, log)
-    try:
-        index = write_index(results, out, comparison, runs_file, data_root)
-    except _files.WriteError as err:  # the runs' pages are written; only the index is missing
-        print(f"drawviz report: error: {err}", file=sys.stderr)
-        return 1
-    failed = [r["run"] for r in results if r["status"] == "failed"]
-    if comparison is not None and comparison["status"] != "ok":
-        failed.append("comparison")
-    log(f"done in {time.perf_counter() - start:.0f} s: {index}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    finally:
+        restore()
+    return results
