@@ -101,6 +101,21 @@ def mnist_train_2k(data_root):
     return data.load("mnist", "train", data_root, limit=2000)
 
 
+@pytest.fixture(scope="module")
+def small_draw():
+    """A small untrained DRAW, T = 4 and z_size = 4 (what an intervention's or a recording's checks need)."""
+    from drawviz import DRAW, DrawConfig
+
+    torch.manual_seed(0)
+    return DRAW(DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)).eval()
+
+
+@pytest.fixture(scope="module")
+def three_binary_images():
+    """3 random binary 28 x 28 images, for `small_draw`."""
+    return (torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -20,6 +20,35 @@ def test_checkpoint_metadata_reaches_a_card_as_text():
     assert "<img" not in card._where([{"machine": "m", "isa": HOSTILE, "threads": 1}])
 
 
+# issue 21
+def test_a_whole_card_shows_hostile_checkpoint_metadata_and_command_as_text(tmp_path, mnist_train_2k, data_root):
+    import mistune
+    import torch
+
+    from drawviz.checkpoints import load_checkpoint
+    from drawviz.train import train
+
+    attacks = ["[x](javascript:alert(1))", "![t](http://evil.example/x.png)", "<img src=x onerror=alert(1)>"]
+    config = DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)
+    path = tmp_path / "m.pt"
+    train(config, mnist_train_2k.images[:64], steps=2, batch_size=32, progress=False, checkpoint=path, dataset="mnist")
+    state = load_checkpoint(path)
+    state["train_args"]["hardware"]["name"] = attacks[0] + attacks[1]
+    state["train_args"]["legs"][0]["machine"] = attacks[1]
+    evil = tmp_path / "evil.pt"
+    save_checkpoint(evil, model=DRAW(config), step=state["step"], history=state["history"], train_args=state["train_args"])
+    rendered = mistune.html(card.model_card(evil, data_root=data_root, images=8, command=attacks[2]))
+    assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
+    assert f"torch <code>{torch.__version__}</code>" in rendered  # the version reads as itself, not 2\.14\.1\+cu130
+
+
+def test_a_cards_reference_is_named_by_what_it_is():
+    """Issue 21: a card names its reference model by what its config says it is."""
+    assert card._what_model(DrawConfig(), "m.pt").startswith("the attention model")
+    assert card._what_model(DrawConfig(attention=False), "n.pt").startswith("the no-attention model")
+    assert card._what_model(DrawConfig(T=1, attention=False), "v.pt").startswith("the one-shot VAE")
+
+
 def test_a_pipe_in_a_code_span_does_not_split_the_cards_table(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", model=DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)))
     page = card.model_card(path, images=8, command="python -m drawviz train | tee log", data_root=None)

@@ -140,3 +140,30 @@ def test_limit_means_class_balanced_images_on_the_command_line_as_in_the_noteboo
     )
     assert proc.returncode == 0, proc.stderr
     assert "100 images class-balanced, drawn with seed 0" in load_checkpoint(ckpt)["train_args"]["train_source"]
+
+
+# issue 21
+def test_train_writes_its_history_into_a_folder_that_does_not_exist_yet(tmp_path, data_root):
+    history = tmp_path / "new" / "folder" / "h.csv"
+    run = _drawviz(
+        "train",
+        "--T",
+        "2",
+        "--steps",
+        "2",
+        "--limit",
+        "64",
+        "--test-limit",
+        "32",
+        "--batch-size",
+        "32",
+        "--checkpoint",
+        str(tmp_path / "m.pt"),
+        "--history",
+        str(history),
+        "--no-progress",
+        "--data-root",
+        str(data_root),
+    )
+    assert run.returncode == 0, run.stderr
+    assert history.read_text().splitlines()[0].startswith("step,epoch,loss")

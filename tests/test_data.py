@@ -1,7 +1,11 @@
-"""Datasets: real MNIST from ../shared/data, binarisation, SVHN/CIFAR-10 formats, clear errors."""
+"""Datasets: real MNIST from ../shared/data, binarisation, SVHN/CIFAR-10 formats, clear errors: a damaged
+file is called corrupt, not missing, and a damaged cache is decoded again."""
 
 import io
+import os
+import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,8 @@ import torch
 from PIL import Image
 
 from drawviz import data
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_mnist_is_read_as_float_images_in_0_1(mnist_test, data_root):
@@ -95,6 +101,65 @@ def test_unknown_names_and_splits_are_refused():
         data.load("mnist", "valid")
 
 
+def test_negative_limits_are_refused_not_read_as_all_but_the_last():
+    """Issue 14; on the command line too."""
+    from drawviz.__main__ import main
+
+    for bad in (-5, 0):
+        with pytest.raises(ValueError, match="limit"):
+            data.load("mnist-sample", "test", limit=bad)
+        with pytest.raises(ValueError, match="positive"):
+            data.load("mnist-sample", "test").balanced(bad)
+    assert main(["train", "--dataset", "mnist-sample", "--limit", "-10", "--steps", "1", "--no-progress"]) == 2
+
+
+# issue 21
+@pytest.mark.parametrize("damage", ["truncate", "empty", "no-labels"])
+def test_a_damaged_bundled_sample_says_to_reinstall(tmp_path, monkeypatch, damage):
+    assets = tmp_path / "assets"
+    shutil.copytree(ROOT / "drawviz" / "assets", assets)
+    sample = assets / data.SAMPLES["mnist-sample"][0]
+    if damage == "truncate":
+        sample.write_bytes(sample.read_bytes()[:5000])
+    elif damage == "empty":
+        sample.write_bytes(b"")
+    else:
+        with np.load(ROOT / "drawviz" / "assets" / sample.name) as f:
+            np.savez(sample, images=f["images"])
+    monkeypatch.setattr(data, "_ASSETS", assets)
+    with pytest.raises(data.DatasetNotFoundError, match="reinstall drawviz"):
+        data.load("mnist-sample", "test")
+
+
+# issue 14
+def test_a_truncated_dataset_file_is_called_corrupt_not_missing(tmp_path, data_root):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copyfile(data_root / "MNIST" / "raw" / f, raw / f)
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="unreadable"):
+        data.load("mnist", "test", tmp_path)
+    archive = tmp_path / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz"
+    archive.parent.mkdir()
+    whole = archive.with_suffix(".whole")
+    with tarfile.open(whole, "w:gz") as tar:  # the JPEG copy's layout, with noise images that do not compress
+        for k in range(40):
+            buf = io.BytesIO()
+            Image.fromarray(np.random.default_rng(k).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG")
+            info = tarfile.TarInfo(f"cifar10-jpg/test/{'cat' if k % 2 else 'dog'}/{k:04d}.jpg")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    archive.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    os.environ["DRAWVIZ_CACHE"] = str(tmp_path / "cache")
+    try:
+        with pytest.raises(ValueError, match="truncated or corrupt"):
+            data.load("cifar10", "test", tmp_path)
+    finally:
+        del os.environ["DRAWVIZ_CACHE"]
+
+
 def test_svhn_reads_the_torchvision_mat_layout(tmp_path):
     from scipy.io import savemat
 
@@ -130,6 +195,25 @@ def test_cifar10_falls_back_to_the_jpeg_archive_layout(tmp_path, monkeypatch):
     assert "JPEG" in cifar.source
     assert (tmp_path / "cache" / "cifar10-jpg-test.npz").exists()
     assert torch.equal(data.load("cifar10", "test", tmp_path).images, cifar.images)  # from the cache
+
+
+# issue 21
+def test_a_truncated_cifar10_cache_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRAWVIZ_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "CIFAR10-jpeg" / "cifar10-jpg.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("airplane", "cat"):
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), (200, 10, 10)).save(buf, "JPEG", quality=95)
+            info = tarfile.TarInfo(f"cifar10-jpg/test/{name}/0000.jpg")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    first = data.load("cifar10", "test", tmp_path).images
+    cache = tmp_path / "cache" / "cifar10-jpg-test.npz"
+    cache.write_bytes(cache.read_bytes()[:100])  # a write killed half-way
+    assert torch.equal(data.load("cifar10", "test", tmp_path).images, first)
+    assert np.load(cache)["images"].shape == (2, 3, 32, 32)  # and the cache is whole again
 
 
 def test_batches_are_a_permutation_fixed_by_seed_and_epoch():

@@ -1,6 +1,13 @@
-"""Files: nothing is ever written through a link drawviz did not create (issue 32, case 1)."""
+"""Files: nothing is ever written through a link drawviz did not create (issue 32, case 1); a write is
+whole or not there: a full disk leaves the previous file, concurrent writers never mix, and partial writes of
+killed processes are cleared (issues 14 and 21)."""
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
+import threading
 
 import pytest
 
@@ -101,3 +108,62 @@ def test_a_link_owned_by_another_user_is_not_written_through(tmp_path, monkeypat
     with pytest.raises(files.WriteError, match="another user"):
         files.write_text(link, "overwritten")
     assert victim.read_text() == "precious"
+
+
+# ----------------------------------------------------------------------------- full disks, concurrent and killed writers
+
+
+def test_a_page_written_on_a_full_disk_leaves_the_old_page_and_no_partial(tmp_path):
+    """Issue 21: a file-size limit stands in for a full disk; the write fails part-way, as it would."""
+    page = tmp_path / "index.html"
+    files.write_text(page, "<p>good</p>")
+    script = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        from drawviz import files
+        try:
+            files.write_text({str(page)!r}, "x" * 1_000_000)
+        except files.WriteError as err:
+            print("CLEAR:", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "CLEAR:" in out.stdout and "previous file there is intact" in out.stdout, out.stdout + out.stderr
+    assert page.read_text() == "<p>good</p>" and sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
+
+
+def test_concurrent_writers_of_one_file_never_mix_nor_share_a_partial_file(tmp_path):
+    """Issues 14 and 21: threads writing one file, large contents many times over: no write fails on another's
+    partial file, the file is always one writer's whole last write, and no partial file is left."""
+    path = tmp_path / "m.json"
+    errors = []
+
+    def writer(k):
+        try:
+            for i in range(30):
+                files.write_json(path, {"writer": k, "i": i, "pad": "x" * 50_000})
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    last = json.loads(path.read_text())
+    assert last["writer"] in range(8) and last["i"] == 29 and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+# issue 14
+def test_partial_writes_of_killed_processes_are_removed_on_the_next_save(tmp_path):
+    from drawviz.checkpoints import save_checkpoint
+    from drawviz.model import DRAW, DrawConfig
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()  # a pid that has exited
+    stale = tmp_path / f"m.pt.tmp{gone}"
+    stale.write_bytes(b"x" * 1000)
+    mine = tmp_path / f"m.pt.tmp{os.getppid()}"  # a live process's write in progress: kept
+    mine.write_bytes(b"y")
+    save_checkpoint(tmp_path / "m.pt", model=DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)), step=1)
+    assert not stale.exists() and mine.exists() and (tmp_path / "m.pt").exists()

@@ -157,3 +157,49 @@ def test_a_plain_run_with_hooks_measures_the_error_at_every_step_and_a_recording
     plain = run_with_hooks(model, x, seed=0)
     assert plain.recon_nll.shape == (CONFIG.T, x.shape[0]) and "recon_nll" in plain.steps
     assert probes.record(model, x, seed=0).recon_nll is None
+
+
+# ----------------------------------------------------------------------------- what no model could take (issue 21)
+# small_draw (T = 4, z_size = 4) and three_binary_images come from conftest.py
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        lambda: set_window("read", 5, g_x=3.0),
+        lambda: freeze_window("write", 99),
+        lambda: set_z({50: torch.zeros(3, 4)}),
+        lambda: zero_write([2, 9]),
+        lambda: scale_gamma("write", 2.0, 7),
+    ],
+)
+def test_an_intervention_at_a_step_the_model_does_not_have_is_refused(small_draw, three_binary_images, hook):
+    with pytest.raises(InterventionError, match="T = 4"):
+        run_with_hooks(small_draw, three_binary_images, hooks=[hook()])
+
+
+@pytest.mark.parametrize("fields", [{"sigma2": 0.0}, {"g_x": float("inf")}, {"gamma": -1.0}, {"delta": float("nan")}])
+def test_a_window_no_model_could_write_is_refused(fields):
+    with pytest.raises(InterventionError, match="no window the model could write"):
+        set_window("write", 2, **fields)
+
+
+def test_numpy_steps_images_and_z_are_taken_as_meant(small_draw, three_binary_images):
+    model, x = small_draw, three_binary_images
+    plain = run_with_hooks(model, x, hooks=[set_window("read", 2, g_x=5.0)])
+    as_numpy = run_with_hooks(model, x.numpy(), hooks=[set_window("read", np.int64(2), g_x=np.float32(5.0))])
+    np.testing.assert_array_equal(plain.canvas, as_numpy.canvas)
+    z = np.zeros((3, 4), dtype=np.float64)
+    traced = run_with_hooks(model, x, hooks=[set_z({np.int64(3): z})])
+    assert np.all(traced.z[2] == 0)
+    with pytest.raises(InterventionError, match="integers"):
+        set_window("read", 2.0, g_x=1.0)
+    with pytest.raises(InterventionError, match="the one step"):
+        freeze_window("write", [2, 3])
+
+
+def test_images_without_a_channel_axis_are_blamed_not_the_target(small_draw, three_binary_images):
+    from drawviz.model import InputError
+
+    with pytest.raises(InputError, match="add the channel axis"):
+        run_with_hooks(small_draw, three_binary_images[:, 0])

@@ -129,3 +129,28 @@ def test_bad_input_says_what_was_expected(bad, message):
 def test_channels_last_colour_input_gets_a_hint():
     with pytest.raises(InputError, match="permute"):
         DRAW(small(channels=3, height=32, width=32))(torch.rand(2, 32, 32, 3))
+
+
+# issue 14
+def test_attention_must_be_a_bool():
+    with pytest.raises(ValueError, match="attention"):
+        DrawConfig(attention="no")  # a non-empty string would have kept attention on
+
+
+def test_raw_tracebacks_become_clear_errors():
+    """Issue 14: a wrong dtype, eps of the wrong shape, a negative sample count, a GPU that is not there."""
+    from drawviz import probes
+    from drawviz.device import pick_device
+
+    model = DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2, read_n=2, write_n=2))
+    with pytest.raises(InputError, match="images are torch.float64 but the model is torch.float32"):
+        model(torch.rand(2, 1, 28, 28, dtype=torch.float64))
+    with pytest.raises(InputError, match="positive number of samples"):
+        probes.record_generation(model, -1)
+    with pytest.raises(InputError, match=r"\(T, batch, z_size\) = \(2, 3, 2\)"):
+        model(torch.rand(3, 1, 28, 28), eps=torch.randn(2, 3, 5))
+    with pytest.raises(InputError, match="eps must have shape"):
+        model.generate(3, eps=torch.randn(2, 1, 2))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pick_device("cuda")

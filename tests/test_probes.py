@@ -184,3 +184,22 @@ except MemoryError as err:
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert "refused: recording 10,000 images" in proc.stdout and "ulimit" in proc.stdout, proc.stdout + proc.stderr
+
+
+# issue 21
+def test_a_recording_too_large_for_free_memory_is_refused_with_what_it_needs(monkeypatch):
+    from drawviz import trace
+
+    monkeypatch.setattr(trace, "_available_memory", lambda: 2**30)  # 1 GiB free (what the trace's memory check reads)
+    needed = trace.trace_bytes(DrawConfig(), 10_000) * trace.PEAK["chunked"] / 2**30
+    with pytest.raises(MemoryError, match=rf"about {needed:.1f} GiB.*may use 1\.0 GiB more.*record at most about"):
+        probes.record(DRAW(DrawConfig()), torch.zeros(10_000, 1, 28, 28))
+
+
+def test_a_large_recording_runs_in_chunks_with_the_numbers_of_one_pass(small_draw, three_binary_images):
+    # issue 21; small_draw and three_binary_images come from conftest.py
+    images = three_binary_images.repeat(5, 1, 1, 1)  # 15 images
+    whole, chunked = probes.record(small_draw, images, seed=3), probes.record(small_draw, images, seed=3, chunk=4)
+    for name in ("canvas", "x_hat", "glimpse", "write_patch", "kl", "z", "h_enc", "h_dec", "edit_area"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-5, atol=1e-6, err_msg=name)
+    assert chunked.loss == pytest.approx(whole.loss, rel=1e-6) and chunked.frame.shape == whole.frame.shape

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,42 @@ def test_runs_file_mistakes_are_clear_errors(tmp_path):
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
             report.load_runs(bad, None)
+
+
+def _runs(tmp_path, text):
+    f = tmp_path / "runs.yaml"
+    f.write_text(textwrap.dedent(text))
+    return f
+
+
+# issue 21
+@pytest.mark.parametrize("name", ["comparison", "data-comparison", "index.html", "data.html"])
+def test_run_names_the_report_writes_itself_are_refused_before_anything_runs(tmp_path, name):
+    with pytest.raises(ValueError, match="cannot be named"):
+        report.load_runs(_runs(tmp_path, f"- {{name: {name}, dataset: mnist-sample}}\n"), None)
+
+
+# issue 21
+@pytest.mark.parametrize(
+    "run, match",
+    [
+        ("{name: a, dataset: 5}", "dataset must be a name"),
+        ("{name: a, dataset: mnist-sample, model: 123}", "model must be"),
+        ("{name: a, dataset: nope, optional: true}", "nope"),
+        ("{name: a, dataset: mnist-sample, optional: maybe}", "true or false"),
+        ("{name: a, dataset: mnist-sample, notebooks: train}", "list of names"),
+    ],
+)
+def test_wrong_values_in_a_runs_file_are_found_before_any_run(tmp_path, run, match):
+    with pytest.raises(ValueError, match=match):
+        report.load_runs(_runs(tmp_path, f"- {run}\n"), None)
+
+
+# issue 21
+def test_a_garbage_scheduler_address_is_a_clear_error(tmp_path, capsys):
+    runs = _runs(tmp_path, "- {name: a, dataset: mnist-sample, notebooks: [train]}\n")
+    code = report.main(["--runs", str(runs), "--out", str(tmp_path / "out"), "--scheduler", "garbage"])
+    assert code == 2 and "could not run on Dask" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -343,19 +380,21 @@ def test_a_model_that_is_not_a_checkpoint_never_enters_the_output_folder(tmp_pat
 
 
 def test_a_rerender_sets_a_model_aside_only_when_its_making_changes_and_never_over_another(tmp_path):
-    """Issue 32, case 7: display settings keep the model; every model set aside is kept."""
-    out, log = tmp_path / "r", lambda line: None
+    """Issue 32, case 7: display settings keep the model; every model set aside is kept. Issue 21: changed
+    settings make a new model, and the log says which settings changed."""
+    out, lines = tmp_path / "r", []
     out.mkdir()
     checkpoint = out / "model.pt"
 
     def render(**parameters):
-        report._set_aside_if_changed({"dataset": "mnist-sample", "parameters": parameters}, out, checkpoint, log)
+        report._set_aside_if_changed({"dataset": "mnist-sample", "parameters": parameters}, out, checkpoint, lines.append)
 
     checkpoint.write_text("model one")
     render(T=4, n_samples=8)
     render(T=4, n_samples=32)  # only what the pages show
     assert checkpoint.read_text() == "model one" and not (out / "model.previous.pt").exists()
     render(T=8, n_samples=32)
+    assert not checkpoint.exists() and "settings changed" in lines[-1] and "(T)" in lines[-1]
     checkpoint.write_text("model two")
     render(T=16, n_samples=32)
     assert (out / "model.previous.pt").read_text() == "model one"
@@ -406,3 +445,43 @@ def test_each_runs_row_shows_its_model_drawing(tmp_path):
     index = report.write_index([result], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
     row = re.search(r"<tr><td>m</td>.*?</tr>", index, re.S)[0]
     assert "<img class=thumb src='m/drawing.gif'" in row
+
+
+# issue 21
+def test_a_failed_notebook_is_explained_in_one_line_not_by_a_quote():
+    class Failed(Exception):
+        ename, evalue = "ValueError", 'the dataset "x" is not there\nmore\n"'
+
+    assert report._reason(Failed("papermill's many lines\n\"")) == 'ValueError: the dataset "x" is not there'
+    assert report._reason(RuntimeError("\n\n")) == "RuntimeError"
+
+
+# issue 21
+def test_a_failed_rerun_shows_no_numbers_of_the_run_before(tmp_path):
+    out = tmp_path / "out"
+    (out / "r").mkdir(parents=True)
+    (out / "r" / "train.json").write_text(json.dumps({"nll_bound": 80.0, "step": 9999}))  # the last run's
+    result = report.run_one(
+        {"name": "r", "dataset": "mnist", "parameters": {"T": 2, "steps": 2}},
+        out,
+        str(tmp_path / "no-data-here"),
+        ["train"],
+        "cpu",
+        lambda line: None,
+    )
+    assert result["status"] == "failed" and result["train"] is None
+    index = report.write_index([result], out, None, tmp_path / "runs.yaml", None).read_text()
+    assert "9999" not in index and "80.0" not in index and "DatasetNotFoundError" in index
+
+
+# issue 21
+def test_a_lost_dask_task_says_why_in_the_index(tmp_path):
+    lost = {
+        "run": "r",
+        "dataset": "mnist-sample",
+        "notebooks": {},
+        "status": "failed",
+        "error": "KilledWorker: the worker running run-r died",
+    }
+    index = report.write_index([lost], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
+    assert "KilledWorker: the worker running run-r died" in index

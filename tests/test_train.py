@@ -140,6 +140,37 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "absent.pt")
 
 
+def test_a_second_training_on_a_checkpoint_in_use_is_refused_naming_who_holds_it(tmp_path, images):
+    """Issue 21: one training per checkpoint file."""
+    path = tmp_path / "m.pt"
+    seen = []
+
+    def second_run(row):
+        if row["step"] == 2 and not seen:
+            with pytest.raises(CheckpointError, match=f"process {os.getpid()}"):
+                train(SMALL, images[:64], steps=10, batch_size=32, progress=False, checkpoint=path)
+            seen.append(True)
+
+    result = train(SMALL, images[:64], steps=4, batch_size=32, progress=False, checkpoint=path, callbacks=[second_run])
+    assert seen and result.step == 4 == load_checkpoint(path)["step"]
+    # released at the end: the next leg may start
+    assert train(SMALL, images[:64], steps=6, batch_size=32, progress=False, checkpoint=path).step == 6
+
+
+# issue 14
+def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
+    if os.geteuid() == 0:  # root writes anywhere: a file where the folder should be does it instead
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        target = blocker / "m.pt"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        target = ro / "m.pt"
+    with pytest.raises(CheckpointError, match="cannot write"):
+        train(SMALL, torch.rand(8, 1, 28, 28), steps=1000, batch_size=4, checkpoint=target, progress=False)
+
+
 def _cli(*args):
     return [sys.executable, "-m", "drawviz", *args]
 
