@@ -485,3 +485,53 @@ def test_a_lost_dask_task_says_why_in_the_index(tmp_path):
     }
     index = report.write_index([lost], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
     assert "KilledWorker: the worker running run-r died" in index
+
+
+LONG = """
+runs:
+  - name: long
+    dataset: mnist-sample
+    notebooks: [train, attention]
+    parameters: {T: 4, steps: 1000000, batch_size: 32, eval_every: 1000000, device: cpu}
+  - name: after
+    dataset: mnist-sample
+    notebooks: [train]
+    parameters: {T: 4, steps: 5}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_the_running_cell_at_once_and_the_index_says_what_ran(tmp_path, signal_name):
+    import signal
+    import time
+
+    (tmp_path / "runs.yaml").write_text(LONG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drawviz", "report", "--runs", "runs.yaml", "--out", "out", "--no-comparison"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if k != "DRAWVIZ_DATA"}, "OMP_NUM_THREADS": "1"},  # offline
+    )
+    lines = []
+    for line in proc.stdout:  # wait until the long training cell is running
+        lines.append(line)
+        if "[1/2] long" in line:
+            break
+    time.sleep(25)  # the kernel starts and the notebook reaches its training cell (a million steps)
+    asked = time.monotonic()
+    proc.send_signal(getattr(signal, signal_name))
+    rest, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - asked
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert took < 60, f"{took:.0f} s from the signal to the end: the cell was not interrupted"
+    stopped_by = "Ctrl-C" if signal_name == "SIGINT" else "SIGTERM"
+    assert f"stopped by {stopped_by}" in output and "the same command again" in output
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "interrupted" in index and "not run" in index  # the long run stopped, the other never started
+    metrics = json.loads((tmp_path / "out" / "long" / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["notebooks"]["attention"]["status"] == "not run"
+    assert not (tmp_path / "out" / "after").exists()
