@@ -1,4 +1,5 @@
-"""How sharp are images? Two blur measures, per image and per drawing step.
+"""How sharp are images? Two blur measures, per image and per drawing step, and where in spatial
+frequency a reconstruction's error lies.
 
 DRAW's samples are known to be blurry (the Bernoulli mean σ(c_T) averages over strokes the
 model is unsure of). Two simple numbers make that comparable across datasets:
@@ -9,6 +10,13 @@ model is unsure of). Two simple numbers make that comparable across datasets:
   frequency of ``cutoff`` × Nyquist, i.e. in fine detail.
 
 Images are (..., C, H, W) in [0, 1]; colour is reduced to grey with Rec. 601 luma weights.
+
+``error_by_band`` asks the same question of a reconstruction x̂ of x, per colour channel: is the
+squared error ‖x − x̂‖² in the fine detail (a blurry reconstruction) or in the colour and layout
+(the lowest frequencies, DC included)? The error's 2-D spectrum is split into radial bands of
+spatial frequency (fractions of Nyquist, as ``high_frequency_share``'s cutoff); by Parseval the
+bands' energies add up to the total squared error, and the image's own energy per band is given
+beside them.
 """
 
 from __future__ import annotations
@@ -28,9 +36,12 @@ __all__ = [
     "summary",
     "ratios",
     "blur_measurements",
+    "BANDS",
+    "error_by_band",
 ]
 
 MEASURES = ("laplacian_variance", "high_frequency_share")
+BANDS = (0.0, 1 / 8, 1 / 4, 1 / 2, 1.0)  # edges, fractions of Nyquist; the last band also takes the corners (to √2)
 
 
 def _numpy(images) -> np.ndarray:
@@ -174,3 +185,69 @@ def disagreements(ratios_by_dataset: Mapping[str, Mapping[str, float]]) -> list[
                     f"by the Laplacian variance, but {' < '.join(rank[hf])} by the high-frequency share"
                 )
     return notes
+
+
+def _radius(H: int, W: int) -> np.ndarray:
+    """Radial frequency of each 2-D FFT bin as a fraction of Nyquist: (H, W), 0 at DC, up to √2 at the corners."""
+    fy = np.fft.fftfreq(H)[:, None]  # cycles per pixel; Nyquist is 0.5
+    fx = np.fft.fftfreq(W)[None, :]
+    return np.hypot(fx, fy) / 0.5
+
+
+def _label(v: float) -> str:
+    from fractions import Fraction
+
+    f = Fraction(v).limit_denominator(64)
+    return str(f) if abs(float(f) - v) < 1e-9 else f"{v:.3g}"
+
+
+def error_by_band(x, x_hat, bands=BANDS, *, batch: int = 1024) -> pd.DataFrame:
+    """The squared error x − x̂ by radial spatial-frequency band and channel, beside the image's own energy there.
+
+    x, x_hat: (N, C, H, W) (or (C, H, W)), any scale. bands: increasing edges in fractions of Nyquist, from 0;
+    band i is [bands[i], bands[i+1]), and the last band also takes every frequency above its lower edge (the
+    spectrum's corners reach √2 × Nyquist radially), so every FFT bin is in exactly one band and its ``high`` is
+    the larger of its edge and the highest radius present.
+
+    One row per (band, channel): band (its label), low, high, channel (0-based), error_energy (Σ over images and
+    pixels of the band's part of x − x̂, squared; by Parseval, Σ|FFT|² / (H W) over the band's bins), share (of the
+    total squared error over all bands and channels: the shares sum to 1), image_energy and image_share (the same
+    for x itself, DC included: the lowest band holds the mean colour).
+    """
+    x, x_hat = _numpy(x), _numpy(x_hat)
+    if x.shape != x_hat.shape or x.ndim not in (3, 4):
+        raise ValueError(f"expected x and x_hat of one shape (N, C, H, W), got {x.shape} and {x_hat.shape}")
+    if x.ndim == 3:
+        x, x_hat = x[None], x_hat[None]
+    edges = np.asarray(bands, dtype=np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or edges[0] != 0 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bands must be increasing edges from 0 (fractions of Nyquist), e.g. {BANDS}; got {bands}")
+    N, C, H, W = x.shape
+    r = _radius(H, W)  # (H, W)
+    which = np.minimum(np.searchsorted(edges, r, side="right") - 1, len(edges) - 2)  # (H, W): band of each bin
+    onehot = np.eye(len(edges) - 1)[which.ravel()]  # (H W, bands)
+    error = np.zeros((C, len(edges) - 1))  # Σ over images, per channel and band
+    image = np.zeros((C, len(edges) - 1))
+    for i in range(0, N, batch):
+        for total, signal in ((error, x[i : i + batch] - x_hat[i : i + batch]), (image, x[i : i + batch])):
+            power = np.abs(np.fft.fft2(signal)) ** 2 / (H * W)  # (B, C, H, W); Parseval: Σ power = Σ signal²
+            total += power.reshape(len(signal), C, H * W).sum(0) @ onehot
+    highs = edges[1:].copy()
+    highs[-1] = max(highs[-1], float(r.max()))
+    rows = [
+        {
+            "band": f"[{_label(lo)}, {_label(hi)}{']' if b == len(highs) - 1 else ')'}",
+            "low": lo,
+            "high": hi,
+            "channel": c,
+            "error_energy": error[c, b],
+            "image_energy": image[c, b],
+        }
+        for b, (lo, hi) in enumerate(zip(edges[:-1], highs))
+        for c in range(C)
+    ]
+    table = pd.DataFrame(rows)
+    for col, share in (("error_energy", "share"), ("image_energy", "image_share")):
+        total = table[col].sum()
+        table[share] = table[col] / total if total > 0 else 0.0  # no error at all: no share anywhere
+    return table[["band", "low", "high", "channel", "error_energy", "share", "image_energy", "image_share"]]
