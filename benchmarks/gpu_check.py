@@ -82,7 +82,7 @@ def _leg(args, out: Path, py: str, root: list[str], stages: list) -> dict:
 
     state = load_checkpoint(args.leg)
     trained = ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
-    dataset = "mnist-sample" if args.tiny else state["train_args"]["dataset"]
+    dataset = "mnist-sample" if args.tiny else state["train_args"]["settings"]["dataset"]
     folder = out / "leg"
     folder.mkdir(exist_ok=True)
     checkpoint = folder / f"{args.leg.stem}-campaign.pt"
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
             "train",
             "--dataset",
             "mnist-sample",
-            "--T",
+            "--drawing-steps",
             "3",
             "--steps",
             "4",

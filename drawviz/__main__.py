@@ -202,11 +202,11 @@ def _tested(row: dict) -> str:
 
 def _evaluate(args) -> int:
     from . import data
-    from .checkpoints import load_checkpoint, model_from_checkpoint
+    from .checkpoints import load_checkpoint, model_from_checkpoint, settings_of
     from .evaluation import evaluate
 
     state = load_checkpoint(args.checkpoint)
-    saved = state.get("train_args", {})
+    saved = settings_of(state)
     dataset = args.dataset or saved.get("dataset", "mnist")
     # the folder saved at training time is a last resort: it may be another machine's
     root = args.data_root or os.environ.get("DRAWVIZ_DATA") or saved.get("data_root")
@@ -230,11 +230,7 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from .checkpoints import export_checkpoint
 
-    if args.out and not args.out_flag:
-        print(
-            f"drawviz: export's output is now --out {args.out} (the positional spelling works for this release)", file=sys.stderr
-        )
-    out = args.out_flag or args.out
+    out = args.out
     if not out:
         print("drawviz: error: export needs --out PATH, the file to write", file=sys.stderr)
         return 2
@@ -298,20 +294,20 @@ def _card(args) -> int:
     return 0
 
 
-class _Renamed(argparse.Action):
-    """An old spelling of a flag, kept for a release: it sets the new one and says so."""
+class _Removed(argparse.Action):
+    """A spelling of a flag that was renamed: refused, naming the new one (argparse alone would only call it
+    unrecognised)."""
 
     def __init__(self, option_strings, dest, new: str, **kwargs):
         self.new = new
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        print(f"drawviz: {option_string} is now {self.new} (the old spelling works for this release)", file=sys.stderr)
-        setattr(namespace, self.dest, values)
+        parser.error(f"{option_string} was renamed {self.new}")
 
 
-def _renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
-    p.add_argument(old, dest=dest, action=_Renamed, new=new, help=argparse.SUPPRESS, **kwargs)
+def _removed(p: argparse.ArgumentParser, old: str, new: str) -> None:
+    p.add_argument(old, dest="_removed", action=_Removed, new=new, help=argparse.SUPPRESS)
 
 
 def _report(args) -> int:
@@ -343,7 +339,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="T",
         help="T, the number of drawing steps, or a classifier's glimpses (default: the preset's, 64 for MNIST)",
     )
-    _renamed(t, "--T", "--drawing-steps", "T", type=int)
+    _removed(t, "--T", "--drawing-steps")
     t.add_argument("--read-n", type=int)
     t.add_argument("--write-n", type=int)
     t.add_argument("--no-attention", action="store_true", help="the paper's no-attention baseline")
@@ -439,7 +435,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N test images only, class-balanced, drawn with seed 0 (default: all)",
     )
-    _renamed(e, "--limit", "--test-limit", "limit", type=int)
+    _removed(e, "--limit", "--test-limit")
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
@@ -448,8 +444,7 @@ def parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="a slim checkpoint to ship: no optimiser state, thinned history")
     x.add_argument("checkpoint")
-    x.add_argument("--out", dest="out_flag", metavar="PATH", help="the file to write (e.g. models/mnist.pt)")
-    x.add_argument("out", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
+    x.add_argument("--out", required=True, metavar="PATH", help="the file to write (e.g. models/mnist.pt)")
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
     x.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
     x.add_argument("--force", action="store_true", help="replace --out even when it is not an earlier export of the same model")
@@ -466,7 +461,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="test images for the diagnostics (default 256; the bound always uses all)",
     )
-    _renamed(c, "--images", "--test-limit", "images", type=int)
+    _removed(c, "--images", "--test-limit")
     c.add_argument("--data-root")
     c.add_argument("--command-line", help="the command that trained the model, for the card")
     c.add_argument("--hardware", help="what it trained on, when the checkpoint does not record it")

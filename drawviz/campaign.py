@@ -48,6 +48,7 @@ def legs_of(state: dict) -> list[dict]:
     if not history or not state.get("step"):
         return []
     hardware, last = args.get("hardware") or {}, history[-1]
+    recipe = (args.get("settings") or {}).get("recipe") or {}
     return [
         {
             "start_step": 0,
@@ -56,8 +57,8 @@ def legs_of(state: dict) -> list[dict]:
             "end_epoch": last.get("epoch"),
             "start_seconds": 0.0,
             "end_seconds": last.get("seconds"),
-            "recipe": args.get("recipe"),
-            "batch_size": args.get("batch_size"),
+            "recipe": recipe or None,
+            "batch_size": recipe.get("batch_size"),
             "device": hardware.get("device", "cpu"),
             "machine": hardware.get("name"),
             "isa": hardware.get("isa"),
@@ -213,7 +214,7 @@ def slope(state: dict, epochs: float = FLAT_EPOCHS) -> Optional[dict]:
     per_epoch = -float(((x - xm) * (y - y.mean())).sum() / max(((x - xm) ** 2).sum(), 1e-12))  # falling: > 0
     config = state["config"]
     bits = per_epoch / (config.channels * config.height * config.width * math.log(2))
-    rule = FLAT.get((state.get("train_args") or {}).get("dataset"))
+    rule = FLAT.get(((state.get("train_args") or {}).get("settings") or {}).get("dataset"))
     span = float(pool["epoch"].iloc[-1] - pool["epoch"].iloc[0])  # the rule needs `epochs` of it to judge
     judged = rule is not None and span >= epochs - 1e-9
     flat = (per_epoch if rule[1] == "nats" else bits) < rule[0] if judged else None

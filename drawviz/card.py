@@ -21,7 +21,7 @@ from . import order
 from .likelihood import describe
 from .text import markdown_code as _code
 from .text import markdown_text as _md
-from .checkpoints import load_checkpoint, model_from_checkpoint
+from .checkpoints import load_checkpoint, model_from_checkpoint, settings_of
 from .evaluation import evaluate
 
 __all__ = ["model_card", "measure", "into_page"]
@@ -36,13 +36,13 @@ def _cell(value) -> str:
 def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, seed: int = 0, progress: bool = False) -> dict:
     """The numbers of a card: {"state", "bound" (evaluate's dict), "diagnostics" (summary table), "test"}."""
     state = load_checkpoint(checkpoint)
-    args = state.get("train_args", {})
-    dataset = args.get("dataset", "mnist")
+    settings = settings_of(state)
+    dataset = settings.get("dataset") or "mnist"
     test = _data.load(dataset, "test", data_root)
     model = model_from_checkpoint(checkpoint, device="cpu", state=state)
     if not _kinds.of(model).generator:
         return _measure_classifier(model, state, test, images=images, seed=seed, progress=progress)
-    binarize = args.get("binarize", _data.default_binarize(dataset, model.config.likelihood)) is not None
+    binarize = settings.get("binarize", _data.default_binarize(dataset, model.config.likelihood)) is not None
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
     x = test.balanced(images, seed=seed).images
     x = _data.binarize(x, seed=seed) if binarize else x
@@ -126,16 +126,14 @@ def _what_model(config, name: str) -> str:
     return f"{kind} {_md(name)} (T = {config.T})"
 
 
-def _limit(args: dict) -> str:
-    return f" (its first {args['limit']:,} images)" if args.get("limit") else " (all of it)"
+def _limit(settings: dict) -> str:
+    return f" ({settings['limit']:,} of its images, class-balanced)" if settings.get("limit") else " (all of it)"
 
 
-def _recipe(args: dict) -> str:
-    r = args.get("recipe")
-    if not r:
-        return (
-            f"Adam, lr {args.get('lr', 1e-3):g} throughout, clip {args.get('clip', 10.0):g}, batch {args.get('batch_size', 64)}"
-        )
+def _recipe(settings: dict) -> str:
+    r = settings.get("recipe") or {}
+    if "decay" not in r:  # a file from before recipes: a constant rate
+        return f"Adam, lr {r.get('lr', 1e-3):g} throughout, clip {r.get('clip', 10.0):g}, batch {r.get('batch_size', 64)}"
     # a checkpoint's recipe is data from a file: shown as text
     shape = "constant" if r["decay"] == "constant" else f"{_md(r['decay'])} decay to {r['final']:g}× by the end of the budget"
     warm = f"{r['warmup']}-step linear warm-up, " if r["warmup"] else ""
@@ -241,7 +239,7 @@ def _flattened(state: dict) -> str:
     """The card's "flattened?" row: by the campaign's rule (drawviz.campaign.FLAT) where the dataset has one,
     the bound's fall per epoch over the last epochs beside its fall per hour; else by 1 % per hour."""
     s, history = campaign.slope(state), state.get("history", [])
-    rule = campaign.FLAT.get((state.get("train_args") or {}).get("dataset"))
+    rule = campaign.FLAT.get(settings_of(state).get("dataset"))
     if s is None:
         return _trend(history)
     per_epoch = (
@@ -311,6 +309,7 @@ def model_card(
         return _classifier_card(checkpoint, m, data_root=data_root, command=command, hardware=hardware, title=title)
     state, bound, table = m["state"], m["bound"], m["diagnostics"]
     args, history, config = state.get("train_args", {}), state.get("history", []), state["config"]
+    settings = settings_of(state)
     last = history[-1] if history else {}
     minutes = last.get("seconds", math.nan) / 60
     epochs = last.get("epoch", math.nan)
@@ -330,16 +329,16 @@ def model_card(
         "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
-        f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
+        f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f", read from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; "
         + (
-            f"binarisation: {_md(args.get('binarize'))} for training, static (seed {seed}) for every test figure |"
+            f"binarisation: {_md(settings.get('binarize'))} for training, static (seed {seed}) for every test figure |"
             if m["binarize"]
             else "8-bit intensities, not binarised |"
         ),
         f"| likelihood | {describe(config.likelihood, m['binarize']).removeprefix('likelihood: ')} |",
-        f"| recipe | {_recipe(args)} |",
+        f"| recipe | {_recipe(settings)} |",
         f"| training | {state['step']:,} steps, {epochs:.2f} epochs, {minutes:.1f} minutes of training "
         f"(evaluations not counted) |",
         *_legs(state),
@@ -413,6 +412,7 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
 
     state, scored, config = m["state"], m["scored"], m["state"]["config"]
     args, history = state.get("train_args", {}), state.get("history", [])
+    settings = settings_of(state)
     last = history[-1] if history else {}
     size = Path(checkpoint).stat().st_size / 1e6
     paper = "; ".join(
@@ -429,10 +429,10 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
         "|---|---|",
         f"| config | {config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
         f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes |",
-        f"| data | the {_md(args.get('dataset', '?'))} training set{_limit(args)}"
+        f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f": {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; 8-bit intensities, not binarised |",
-        f"| recipe | {_recipe(args)}; cross-entropy |",
+        f"| recipe | {_recipe(settings)}; cross-entropy |",
         f"| training | {state['step']:,} steps, {last.get('epoch', math.nan):.2f} epochs, "
         f"{last.get('seconds', math.nan) / 60:.1f} minutes of training (evaluations not counted) |",
         *_legs(state),

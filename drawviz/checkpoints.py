@@ -7,6 +7,7 @@ the RNG state, the history (one row per step) and ``train_args`` (the settings, 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from .device import pick_device
 
 __all__ = [
     "FORMAT",
+    "settings_of",
     "VERSION",
     "CheckpointError",
     "check_writable",
@@ -81,7 +83,7 @@ def save_checkpoint(
         "rng": generator.get_state() if generator is not None else None,
         "rng_device": str(generator.device) if generator is not None else None,
         "history": list(history or []),
-        "train_args": _stored(dict(train_args or {})),
+        "train_args": dict(train_args or {}),
     }
     buffer = io.BytesIO()  # serialised in memory: the disk sees one plain write, whose failure is an OSError
     torch.save(state, buffer)
@@ -92,28 +94,27 @@ def save_checkpoint(
     return path
 
 
-def _readable(args: dict) -> dict:
-    """train_args as its readers use them: the settings, stored once under "settings", also as the flat
-    keys older checkpoints have (dataset, seed, binarize, recipe, batch_size, lr, clip, ...)."""
-    settings = args.get("settings")
-    if not isinstance(settings, dict):
-        return args  # an older checkpoint: flat keys (and a copy under "config") as it was written
-    recipe = settings.get("recipe") or {}
-    flat = {
-        **{k: v for k, v in settings.items()},
-        "batch_size": recipe.get("batch_size"),
-        "lr": recipe.get("lr"),
-        "clip": recipe.get("clip"),
-        "config": settings,
-    }
-    flat = {k: v for k, v in flat.items() if k not in args}
-    return {**args, **flat, "_derived": sorted(flat)}
+def _upgraded(args: dict) -> dict:
+    """train_args in the current layout: the run's settings (a TrainConfig's dict) under "settings", beside what the
+    run recorded (hardware, legs, train_images, train_source, ...). A file written before TrainConfig kept its
+    settings as flat keys (dataset, seed, binarize, recipe, and lr, clip, batch_size beside the recipe): they are
+    moved under "settings" as they are read."""
+    if isinstance(args.get("settings"), dict):
+        return args
+    from .recipe import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: v for k, v in args.items() if k in fields}
+    if not isinstance(settings.get("recipe"), dict) and any(k in args for k in ("lr", "clip", "batch_size")):
+        settings["recipe"] = {k: args[k] for k in ("lr", "clip", "batch_size") if k in args}
+    recorded = {k: v for k, v in args.items() if k not in fields and k not in ("lr", "clip", "batch_size", "config")}
+    return {**recorded, "settings": settings}
 
 
-def _stored(args: dict) -> dict:
-    """train_args as written: without the keys _readable derived from the settings."""
-    derived = set(args.get("_derived", ()))
-    return {k: v for k, v in args.items() if k not in derived and k != "_derived"}
+def settings_of(state: dict) -> dict:
+    """A loaded checkpoint's training settings (TrainConfig.to_dict(): dataset, seed, binarize, recipe, limit, ...);
+    empty for a model saved without any."""
+    return (state.get("train_args") or {}).get("settings") or {}
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -141,7 +142,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
     if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
-    state["train_args"] = _readable(state.get("train_args") or {})
+    state["train_args"] = _upgraded(state.get("train_args") or {})
     state["kind"] = state.get("kind", "draw")  # written before kinds existed: DRAW
     if state["kind"] not in _kinds.REGISTRY:
         raise CheckpointError(
@@ -255,10 +256,11 @@ def training_summary(state: dict, path=None) -> dict:
     For a figure's caption and a report's index (``state`` from load_checkpoint). Older
     checkpoints lack ``train_images``; it is then recovered from the last epoch count.
     """
-    args, history = state.get("train_args", {}), state.get("history") or []
+    args, settings, history = state.get("train_args", {}), settings_of(state), state.get("history") or []
+    recipe = settings.get("recipe") or {}
     last = history[-1] if history else {}
     images = args.get("train_images")
-    batch = args.get("batch_size") or 64
+    batch = recipe.get("batch_size") or 64
     if images is None and last.get("epoch"):
         images = int(round(last["step"] * batch / last["epoch"], -2))  # to the nearest hundred
     tests = [
@@ -266,7 +268,7 @@ def training_summary(state: dict, path=None) -> dict:
     ]
     total = totals(state)
     return {
-        "trained_on": args.get("dataset"),
+        "trained_on": settings.get("dataset"),
         "train_images": images,
         "train_source": args.get("train_source"),
         "legs": total["legs"],
@@ -276,7 +278,7 @@ def training_summary(state: dict, path=None) -> dict:
         "epochs": last.get("epoch"),
         "minutes": last["seconds"] / 60 if last.get("seconds") is not None else None,
         "hardware": args.get("hardware"),
-        "recipe": (args.get("recipe") or {}),
+        "recipe": recipe,
         "last_test_bound": tests[-1]["test_nll_bound"] if tests else None,
         "model_file": str(path) if path is not None else None,
     }

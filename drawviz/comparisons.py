@@ -23,7 +23,7 @@ from . import sharpness
 from .interventions import final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from .trace import Trace
 
-__all__ = ["what_each_step_buys", "intervention_effects", "swap_z", "posterior_and_prior", "one_shot_vs_draw", "figure_steps"]
+__all__ = ["what_each_step_buys", "intervention_effects", "swap_z", "one_shot_vs_draw", "figure_steps"]
 
 
 def figure_steps(T: int, step: int, columns: int = 6) -> list[int]:
@@ -67,14 +67,6 @@ def swap_z(model, x: torch.Tensor, steps, *, seed: int = 0, target=None) -> tupl
     steps = [steps] if isinstance(steps, int) else list(steps)
     swapped = run_with_hooks(model, x, hooks=[set_z({t: partner[t - 1] for t in steps})], seed=seed, target=target)
     return plain, swapped
-
-
-def posterior_and_prior(model, x: torch.Tensor, *, seed: int = 0) -> tuple[Trace, Trace]:
-    """The same ε drawn through the posterior (z = μ + σε: reconstructing x) and through the prior
-    (z = ε: a sample). Returns (reconstruction, sample)."""
-    generator = torch.Generator(model.c0.device).manual_seed(seed)
-    eps = model.sample_eps(x.shape[0], generator)
-    return run_with_hooks(model, x, eps=eps), run_with_hooks(model, n=x.shape[0], eps=eps, target=x)
 
 
 def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) -> tuple[pd.DataFrame, dict]:

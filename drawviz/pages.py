@@ -199,14 +199,14 @@ def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] 
     checkpoint = resolve(checkpoint)
     if checkpoint is None or not checkpoint.exists():
         return None
-    from .checkpoints import load_checkpoint, model_from_checkpoint
+    from .checkpoints import load_checkpoint, model_from_checkpoint, settings_of
 
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, device=device, state=state)
     if like is not None and model.config.image_shape != like.config.image_shape:
         print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
         return None
-    trained_on = state.get("train_args", {}).get("dataset")
+    trained_on = settings_of(state).get("dataset")
     if dataset is not None and trained_on is not None and _data.full_name(trained_on) != _data.full_name(dataset):
         print(f"{checkpoint} was trained on {trained_on}, not {_data.full_name(dataset)}: not used")
         return None
@@ -276,13 +276,13 @@ def campaign_figure(checkpoint, name: str):
     (plots.plot_campaign), with the published MNIST points when it was trained on binarised MNIST;
     None when its history holds no test bound."""
     from . import campaign, plots
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, settings_of
 
     state = load_checkpoint(checkpoint)
     curve = campaign.curve(state, name)
     if not len(curve):
         return None
-    on_mnist = (state.get("train_args") or {}).get("dataset") == "mnist" and state["config"].likelihood == "bernoulli"
+    on_mnist = settings_of(state).get("dataset") == "mnist" and state["config"].likelihood == "bernoulli"
     total = campaign.totals(state)
     return plots.plot_campaign(
         curve,

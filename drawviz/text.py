@@ -6,17 +6,12 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["html_text", "markdown_text", "markdown_code", "markdown_table"]
+__all__ = ["markdown_text", "markdown_code", "markdown_table"]
 
 # everything Markdown (CommonMark, as nbconvert and GitHub render it) gives a meaning to, except parentheses:
 # they only mean something after a "]" (a link), and "]" is escaped; "1)" opening a line is a list, see below
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]#+\-.!|~<>:])")
 _LIST_MARKER = re.compile(r"^(\d{1,9})\)")
-
-
-def html_text(value) -> str:
-    """``value`` as HTML text (quotes too: safe inside attributes)."""
-    return html.escape(str(value), quote=True)
 
 
 def markdown_text(value) -> str:

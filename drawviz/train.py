@@ -32,6 +32,7 @@ from .checkpoints import (
     check_writable,
     load_checkpoint,
     save_checkpoint,
+    settings_of,
 )
 from .device import describe_hardware, pick_device
 from .evaluation import TrainingDiverged, _as_images, _as_labels, evaluate
@@ -300,13 +301,13 @@ def _resume(checkpoint: Path, model, optimizer, generator, settings: TrainConfig
     if state["rng"] is not None and state["rng_device"] == str(generator.device):
         generator.set_state(state["rng"].cpu())
     start = state["step"]
-    before = state.get("train_args", {})
+    before, recorded = settings_of(state), state.get("train_args", {})
     _say_what_changed(checkpoint, before, settings, start)
     if settings.dataset is None and before.get("dataset") is not None:
         settings = settings.replace(dataset=before["dataset"])
         args["settings"] = settings.to_dict()
-    if args.get("train_source") is None and before.get("train_source") is not None:
-        args["train_source"] = before["train_source"]
+    if args.get("train_source") is None and recorded.get("train_source") is not None:
+        args["train_source"] = recorded["train_source"]
     return start, list(state["history"]), legs_of(state), fresh_adam, settings
 
 

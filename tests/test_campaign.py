@@ -13,7 +13,8 @@ import torch
 
 from drawviz import DrawConfig, campaign, plots
 from drawviz.card import into_page, model_card
-from drawviz.checkpoints import export_checkpoint, load_checkpoint
+from drawviz.checkpoints import export_checkpoint, load_checkpoint, save_checkpoint, settings_of
+from drawviz.model import DRAW
 from drawviz.train import train
 
 SMALL = DrawConfig(T=3, enc_size=32, dec_size=32, z_size=8)
@@ -270,7 +271,7 @@ def test_a_cooldown_ends_a_constant_leg_annealed(tmp_path, images):
     assert lr.to_numpy() == pytest.approx((1e-3 * (0.1 + 0.9 * left)).to_numpy(), rel=0.05)
 
 
-def test_settings_are_stored_once_and_read_as_before(tmp_path, images):
+def test_settings_are_stored_once_and_read_from_one_place(tmp_path, images):
     import torch as _torch
 
     path = tmp_path / "m.pt"
@@ -278,8 +279,9 @@ def test_settings_are_stored_once_and_read_as_before(tmp_path, images):
     stored = _torch.load(path, weights_only=True)["train_args"]
     assert stored["settings"]["recipe"]["lr"] == 5e-4 and stored["settings"]["dataset"] == "mnist"
     assert not {"batch_size", "lr", "clip", "config", "seed", "dataset", "recipe"} & set(stored)  # no second copy
-    readable = load_checkpoint(path)["train_args"]
-    assert (readable["batch_size"], readable["lr"], readable["dataset"], readable["recipe"]["lr"]) == (32, 5e-4, "mnist", 5e-4)
+    settings = settings_of(load_checkpoint(path))
+    assert (settings["recipe"]["batch_size"], settings["dataset"], settings["recipe"]["lr"]) == (32, "mnist", 5e-4)
+    assert load_checkpoint(path)["train_args"] == stored  # read as written: no second view of the settings
     export_checkpoint(path, tmp_path / "x.pt")
     assert set(_torch.load(tmp_path / "x.pt", weights_only=True)["train_args"]) == set(stored)
 
@@ -287,8 +289,22 @@ def test_settings_are_stored_once_and_read_as_before(tmp_path, images):
 @pytest.mark.parametrize("name", ["mnist", "mnist-noattn", "mnist-vae", "fashion-mnist", "cifar10"])
 def test_every_shipped_checkpoint_still_reads(name):
     state = load_checkpoint(f"models/{name}.pt")
-    assert state["train_args"]["dataset"] in ("mnist", "fashion-mnist", "cifar10") and state["train_args"]["batch_size"]
+    settings = settings_of(state)
+    assert settings["dataset"] in ("mnist", "fashion-mnist", "cifar10") and settings["recipe"]["batch_size"]
     assert campaign.totals(state)["steps"] == state["step"]
+    stored = torch.load(f"models/{name}.pt", weights_only=True)["train_args"]
+    assert isinstance(stored["settings"], dict), "every shipped model is in the current layout"
+
+
+def test_a_checkpoint_with_flat_settings_is_read_into_the_current_layout(tmp_path):
+    # as drawviz wrote them before TrainConfig: the settings as flat keys, lr, clip and batch size beside the recipe
+    flat = {"dataset": "mnist", "seed": 3, "binarize": "dynamic", "lr": 5e-4, "clip": 1.0, "batch_size": 32, "train_images": 60}
+    path = save_checkpoint(tmp_path / "old.pt", model=DRAW(SMALL), train_args=flat)
+    args = load_checkpoint(path)["train_args"]
+    assert args == {
+        "train_images": 60,
+        "settings": {"dataset": "mnist", "seed": 3, "binarize": "dynamic", "recipe": {"lr": 5e-4, "clip": 1.0, "batch_size": 32}},
+    }
 
 
 def _falling(per_epoch: float, dataset: str = "mnist") -> dict:
@@ -297,7 +313,7 @@ def _falling(per_epoch: float, dataset: str = "mnist") -> dict:
         {"step": 100 * e, "epoch": float(e), "seconds": 60.0 * e, "test_nll_bound": 100.0 - per_epoch * e} for e in range(1, 11)
     ]
     config = DrawConfig(height=32, width=32, channels=3) if dataset == "cifar10" else DrawConfig()
-    return {"config": config, "step": 1000, "history": history, "train_args": {"dataset": dataset}}
+    return {"config": config, "step": 1000, "history": history, "train_args": {"settings": {"dataset": dataset}}}
 
 
 @pytest.mark.parametrize("per_epoch, flat", [(0.29, True), (1.0, False)])

@@ -35,19 +35,20 @@ def test_flags_are_lower_case_and_the_test_images_flag_is_one_name():
 
 
 @pytest.mark.parametrize(
-    "argv, dest, value, new",
+    "argv, new",
     [
-        (["train", "--T", "3"], "T", 3, "--drawing-steps"),
-        (["evaluate", "m.pt", "--limit", "5"], "limit", 5, "--test-limit"),
-        (["card", "m.pt", "--images", "9"], "images", 9, "--test-limit"),
+        (["train", "--T", "3"], "--drawing-steps"),
+        (["evaluate", "m.pt", "--limit", "5"], "--test-limit"),
+        (["card", "m.pt", "--images", "9"], "--test-limit"),
     ],
 )
-def test_old_spellings_still_work_and_name_the_new_one(argv, dest, value, new, capsys):
-    assert getattr(parser().parse_args(argv), dest) == value
-    assert f"is now {new}" in capsys.readouterr().err
+def test_a_renamed_flag_is_refused_naming_the_new_spelling(argv, new, capsys):
+    with pytest.raises(SystemExit) as exit:
+        parser().parse_args(argv)
+    assert exit.value.code == 2 and f"{argv[-2]} was renamed {new}" in capsys.readouterr().err
 
 
-def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k):
+def test_export_writes_the_file_named_by_out_and_needs_it(tmp_path, mnist_train_2k):
     from drawviz import DrawConfig
     from drawviz.checkpoints import load_checkpoint
     from drawviz.train import train
@@ -61,12 +62,12 @@ def test_export_takes_out_and_still_the_old_positional(tmp_path, mnist_train_2k)
         checkpoint=tmp_path / "m.pt",
     )
     new = _drawviz("export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a.pt"))
-    old = _drawviz("export", str(tmp_path / "m.pt"), str(tmp_path / "b.pt"))
-    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
-    assert "is now --out" in old.stderr and "is now" not in new.stderr
-    assert load_checkpoint(tmp_path / "a.pt")["step"] == load_checkpoint(tmp_path / "b.pt")["step"] == 2
+    assert new.returncode == 0, new.stderr
+    assert load_checkpoint(tmp_path / "a.pt")["step"] == 2
     none = _drawviz("export", str(tmp_path / "m.pt"))
-    assert none.returncode == 2 and "needs --out" in none.stderr
+    assert none.returncode == 2 and "--out" in none.stderr
+    positional = _drawviz("export", str(tmp_path / "m.pt"), str(tmp_path / "b.pt"))  # the spelling of old
+    assert positional.returncode == 2 and not (tmp_path / "b.pt").exists()
 
 
 def test_grey_images_are_binarised_for_the_bernoulli_and_kept_as_grey_values_for_the_logistic(tmp_path):
@@ -147,7 +148,7 @@ def test_train_writes_its_history_into_a_folder_that_does_not_exist_yet(tmp_path
     history = tmp_path / "new" / "folder" / "h.csv"
     run = _drawviz(
         "train",
-        "--T",
+        "--drawing-steps",
         "2",
         "--steps",
         "2",

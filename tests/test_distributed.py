@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 ARGS = [
     "--dataset",
     "mnist-sample",
-    "--T",
+    "--drawing-steps",
     "3",
     "--batch-size",
     "64",

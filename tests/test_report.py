@@ -260,7 +260,7 @@ def test_a_shipped_model_says_what_it_was_trained_on():
     state["train_args"] = {k: v for k, v in state["train_args"].items() if k != "train_images"}
     about = training_summary(state, path)
     assert about["trained_on"] == "mnist" and about["train_images"] == 60_000
-    epochs = state["step"] * state["train_args"]["batch_size"] / 60_000
+    epochs = state["step"] * state["train_args"]["settings"]["recipe"]["batch_size"] / 60_000
     assert about["steps"] == state["step"] and about["epochs"] == pytest.approx(epochs, rel=1e-3)
     line = pages.describe_training(about)
     assert line.startswith(f"mnist-noattn.pt: trained on mnist (60,000 images), {state['step']:,} steps = {epochs:.1f} epochs")

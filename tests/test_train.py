@@ -188,7 +188,7 @@ def test_sigkill_mid_run_loses_only_the_steps_since_the_last_checkpoint(tmp_path
         "256",
         "--test-limit",
         "64",
-        "--T",
+        "--drawing-steps",
         "2",
         "--batch-size",
         "32",
@@ -244,7 +244,7 @@ def test_evaluate_cli_reports_nats_and_bits_per_dim(tmp_path, data_root, images)
         train_args={"dataset": "mnist", "data_root": str(data_root)},
     )
     out = subprocess.run(
-        _cli("evaluate", str(ckpt), "--limit", "100", "--no-progress"), capture_output=True, text=True, timeout=120
+        _cli("evaluate", str(ckpt), "--test-limit", "100", "--no-progress"), capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)
@@ -288,7 +288,7 @@ def test_bf16_training_follows_the_fp32_curve(mnist_train_2k, mnist_test):
 def test_export_keeps_the_weights_and_drops_the_optimiser(tmp_path, images):
     result = train(SMALL, images, steps=6, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
     out = subprocess.run(
-        _cli("export", str(tmp_path / "full.pt"), str(tmp_path / "slim.pt"), "--keep-every", "3"),
+        _cli("export", str(tmp_path / "full.pt"), "--out", str(tmp_path / "slim.pt"), "--keep-every", "3"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -335,7 +335,7 @@ def test_sigterm_saves_the_completed_steps_and_exits(tmp_path, data_root):
             "256",
             "--test-limit",
             "64",
-            "--T",
+            "--drawing-steps",
             "2",
             "--batch-size",
             "32",
@@ -376,7 +376,7 @@ def test_ctrl_c_at_any_moment_saves_once_and_resumes_exactly(tmp_path, data_root
         "256",
         "--test-limit",
         "64",
-        "--T",
+        "--drawing-steps",
         "2",
         "--batch-size",
         "32",
@@ -463,7 +463,7 @@ def test_training_applies_the_schedule_and_saves_the_recipe(tmp_path, images):
     expected = [recipe.rate(s, s / 6) for s in range(6)]
     assert result.history["lr"].tolist() == pytest.approx(expected)
     state = load_checkpoint(tmp_path / "r.pt")
-    assert Recipe.from_dict(state["train_args"]["recipe"]) == recipe
+    assert Recipe.from_dict(state["train_args"]["settings"]["recipe"]) == recipe
     assert state["optimizer"]["param_groups"][0]["betas"] == [0.5, 0.999] or tuple(
         state["optimizer"]["param_groups"][0]["betas"]
     ) == (0.5, 0.999)
@@ -550,11 +550,11 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
                 str(ckpt),
                 "--reference",
                 str(noattn),
-                "--images",
+                "--test-limit",
                 "32",
                 "--no-progress",
                 "--command-line",
-                "python -m drawviz train --T 3",
+                "python -m drawviz train --drawing-steps 3",
                 "--out",
                 str(tmp_path / "card.md"),
             ]
@@ -565,7 +565,7 @@ def test_a_model_card_measures_what_it_states(tmp_path, data_root, images, mnist
     bound = evaluate(model_from_checkpoint(ckpt, device="cpu"), mnist_test, binarize=True)["nll_bound"]
     assert f"**{bound:.2f} nats**" in card and "all 10,000 test images" in card
     assert "4 steps" in card and "2-step linear warm-up" in card and "cosine decay" in card
-    assert "python -m drawviz train --T 3" in card and "torch thread" in card
+    assert "python -m drawviz train --drawing-steps 3" in card and "torch thread" in card
     assert "| write attention" in card and "| read attention" in card and "the no-attention model" in card
     digits = data.binarize(mnist_test.balanced(32, seed=0).images, seed=0)  # the card's diagnostic images
     pens = diagnostics.spread_references(digits, steps=3).set_index("pen").spread_px  # T = 3: all 3 steps
@@ -626,5 +626,5 @@ def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tm
         checkpoint=tmp_path / "m.pt",
         progress=False,
     )
-    saved = TrainConfig.from_dict(load_checkpoint(tmp_path / "m.pt")["train_args"]["config"])
+    saved = TrainConfig.from_dict(load_checkpoint(tmp_path / "m.pt")["train_args"]["settings"])
     assert saved == settings.replace(batch_size=16)
