@@ -303,7 +303,7 @@ def blur_run(
     run: {"name", "dataset", "checkpoint", "metrics" (optional: its train.json)}. Returns {"model", "sets",
     "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
     """
-    from . import likelihood, sharpness
+    from . import anchors, likelihood, sharpness
     from .text import markdown_code as code
     from .text import markdown_text
 
@@ -323,6 +323,11 @@ def blur_run(
         "CPU core-hours": trained.cpu_hours,
         "model": trained.trained or Path(run["checkpoint"]).name,
     }
+    # 8-bit values under a likelihood of 8-bit values: Gaussians fitted to the same images, scored on the same test set
+    same_data = anchors.anchors(run["dataset"], data_root) if not binarized and model.config.likelihood == "logistic" else None
+    if same_data is not None:
+        bound["full-covariance Gaussian, bits/dim"] = same_data["full_covariance"]
+        bound["diagonal Gaussian, bits/dim"] = same_data["diagonal"]
     esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
     markdown = (
         f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
@@ -335,6 +340,18 @@ def blur_run(
         )
     if model.config.channels > 1:
         markdown += f"\n\n**Colour**: {likelihood.describe(model.config.likelihood, False)}."
+    if same_data is not None and trained.bits_per_dim is not None:
+        behind = trained.bits_per_dim - same_data["full_covariance"]
+        standing = (
+            f"**{behind:.2f} bits/dim behind the full-covariance Gaussian**: part of this model's blur is what it has "
+            f"not learned, not what DRAW cannot draw"
+            if behind > 0
+            else f"{-behind:.2f} bits/dim ahead of the full-covariance Gaussian"
+        )
+        said = esc(anchors.sentence(trained.bits_per_dim, same_data))
+        markdown += f"\n\n**Against its own Gaussian** (drawviz.anchors): {said}; {standing}."
+    elif binarized:
+        markdown += "\n\nNo Gaussian anchor: the model is measured on binarised images, where a Gaussian is no likelihood."
     return {
         "model": model,
         "sets": sets,

@@ -100,3 +100,18 @@ def test_a_run_trained_on_fresh_scenes_says_so_from_the_step_it_began():
     assert card._fresh_scenes(legs) == "; from step 100 its digits in new places, with new distractors, each epoch"
     assert card._fresh_scenes(legs[:1]) == ""
     assert "from step" not in card._fresh_scenes(legs[1:])
+
+
+def test_a_card_of_8_bit_data_puts_the_bound_beside_its_same_data_gaussians(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRAWVIZ_CACHE", str(tmp_path / "cache"))
+    model = DRAW(DrawConfig(height=32, width=32, channels=3, T=2, enc_size=8, dec_size=8, z_size=2, likelihood="logistic"))
+    path = save_checkpoint(tmp_path / "c.pt", model=model, train_args={"dataset": "cifar10-sample"})
+    page = card.model_card(path, images=8)
+    row = next(line for line in page.splitlines() if line.startswith("| same-data anchors (drawviz.anchors) |"))
+    bound = float(re.search(r"\(([\d.]+) bits/dim; reconstruction", page).group(1))
+    full, diagonal = (float(v) for v in re.search(r"full-covariance Gaussian ([\d.]+) and a diagonal one ([\d.]+)", row).groups())
+    assert full < diagonal and f"DRAW {bound:.2f} bits/dim" in row  # an untrained model: far behind both
+    behind = float(re.search(r"\*\*([\d.]+) bits/dim behind\*\* the full-covariance Gaussian", row).group(1))
+    assert behind == pytest.approx(bound - full, abs=0.011)
+    binary = save_checkpoint(tmp_path / "m.pt", model=DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)))
+    assert "same-data anchors" not in card.model_card(binary, images=8, data_root=None)  # binarised: no Gaussian
