@@ -30,6 +30,7 @@ __all__ = [
     "nll",
     "bernoulli_nll",
     "logistic_nll",
+    "log_bin_mass",
     "logistic_probs",
     "INITIAL_LOG_SCALE",
 ]
@@ -55,7 +56,7 @@ def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lower, upper
 
 
-def _log_bin_mass(canvas: torch.Tensor, x: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+def log_bin_mass(canvas: torch.Tensor, x: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log P(k) per subpixel for k = round(255 x): F(u) − F(l) for the logistic CDF F (same shape as x).
 
     u, l = (logit of the upper / lower edge − c_T) / s.  Stable everywhere as
@@ -75,7 +76,7 @@ def logistic_nll(canvas: torch.Tensor, x: torch.Tensor, log_scale: torch.Tensor)
 
     canvas, x: (batch, C, H, W); log_scale broadcasts against them (the model's is (C, H, W)).
     """
-    return -_log_bin_mass(canvas, x, log_scale).flatten(1).sum(1)
+    return -log_bin_mass(canvas, x, log_scale).flatten(1).sum(1)
 
 
 def logistic_probs(canvas: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -83,7 +84,7 @@ def logistic_probs(canvas: torch.Tensor, log_scale: torch.Tensor) -> torch.Tenso
     k = torch.arange(256, dtype=canvas.dtype, device=canvas.device) / 255
     shape = canvas.shape
     canvas, log_scale = torch.broadcast_tensors(canvas, log_scale.expand(shape))
-    return _log_bin_mass(
+    return log_bin_mass(
         canvas.unsqueeze(-1).expand(*shape, 256), k.expand(*shape, 256), log_scale.unsqueeze(-1).expand(*shape, 256)
     ).exp()
 
