@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -41,45 +40,22 @@ def _train(args) -> int:
 
 
 def _train_here(args, ranks) -> int:
-    from . import data, kinds
+    from . import data
     from .evaluation import evaluate
     from .recipe import Recipe, TrainConfig
+    from .start import CLI, start_from
     from .train import train
 
-    overrides = {
-        k: v
-        for k, v in {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood}.items()
-        if v is not None
-    }
+    # the config flags given (None: not given), compared with a model resumed or started from (drawviz.start)
+    fields = {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood}
     if args.no_attention:
-        overrides["attention"] = False
-    preset = args.preset or data.default_preset(args.dataset)
-    config = kinds.preset(preset, **overrides)  # of the preset's kind: cluttered-mnist's is the classifier
+        fields["attention"] = False
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
-    if args.init_from and Path(args.init_from).resolve() == checkpoint.resolve():
-        raise ValueError(
-            f"--init-from {args.init_from} is the --checkpoint itself: training would write into the model it starts "
-            f"from. Give another --checkpoint (e.g. runs/{checkpoint.stem}-leg.pt), or leave --init-from out to resume it"
-        )
-    # resuming, or starting a new leg from a model (e.g. models/mnist.pt): the network is that file's
-    source = checkpoint if checkpoint.exists() else Path(args.init_from) if args.init_from else None
-    trained = 0.0  # minutes of training the model already has (the clock of its history)
-    if source is not None:
-        from .checkpoints import load_checkpoint
-
-        state = load_checkpoint(source)  # refuses a file that is not a checkpoint
-        saved = state["config"]
-        trained = ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
-        if args.preset or overrides:
-            changed = saved.diff(config)
-            if changed:
-                raise ValueError(
-                    f"{source} holds a model with {', '.join(f'{k} = {a!r}' for k, (a, b) in changed.items())}"
-                    f", not {', '.join(f'{k} = {b!r}' for k, (a, b) in changed.items())}: drop those "
-                    f"flags to resume it, or give another --checkpoint"
-                )
-        config = saved
-    if source is not None and source != checkpoint and ranks.main:
+    start = start_from(
+        checkpoint, args.init_from, dataset=args.dataset, preset=args.preset, fields=fields, words=CLI, say=ranks.main
+    )
+    config = start.config
+    if start.given and ranks.main:
         from .checkpoints import check_writable
 
         check_writable(checkpoint)
@@ -87,10 +63,9 @@ def _train_here(args, ranks) -> int:
     # (ImageSet.balanced), the same N on every leg whatever its --seed
     train_set = data.load(args.dataset, "train", args.data_root, download=args.download).balanced(args.limit)
     test_set = data.load(args.dataset, "test", args.data_root, download=args.download).balanced(args.test_limit)
-    if source is not None and source != checkpoint and ranks.main:
-        # copied only once the flags and the data have been checked: a failed start leaves no checkpoint
-        shutil.copyfile(source, checkpoint)  # the model itself is never written
-        print(f"drawviz: starting {checkpoint} from {source}", file=sys.stderr)
+    start.fits(train_set.images, args.dataset)
+    # copied only once the flags and the data have been checked: a failed start leaves no checkpoint
+    copied = start.copy() if ranks.main else False
     ranks.barrier()  # the other ranks read the copy
     recipe = Recipe.from_flags(args)
     default = data.default_binarize(args.dataset, getattr(config, "likelihood", None))  # a classifier reads intensities
@@ -135,8 +110,7 @@ def _train_here(args, ranks) -> int:
             file=sys.stderr,
         )
         if args.minutes is not None:
-            print(_leg_budget(args.minutes, trained, args.cooldown_minutes), file=sys.stderr)
-    copied = source is not None and source != checkpoint and ranks.main
+            print(_leg_budget(args.minutes, start.minutes, args.cooldown_minutes), file=sys.stderr)
     try:
         result = train(
             config,
@@ -149,8 +123,8 @@ def _train_here(args, ranks) -> int:
             callbacks=[_log_line(args.log_every)] if args.log_every else (),
         )
     except BaseException:
-        if copied and _untouched(checkpoint, source):  # a start that failed leaves no copy to shadow a later --init-from
-            checkpoint.unlink(missing_ok=True)
+        if copied:  # a start that failed leaves no copy to shadow a later --init-from
+            start.undo()
         raise
     if not ranks.main:  # rank 0 reports
         return 0
@@ -167,14 +141,6 @@ def _train_here(args, ranks) -> int:
 
         write_text(args.history, result.history.to_csv(index=False))
     return 0
-
-
-def _untouched(checkpoint: Path, source: Path) -> bool:
-    """Whether ``checkpoint`` is still the plain copy of ``source`` made to start from (no step trained into it)."""
-    try:
-        return checkpoint.read_bytes() == source.read_bytes()
-    except OSError:
-        return False
 
 
 def _log_line(every: int):

@@ -7,8 +7,6 @@ the notebooks and indexes what they write.
 from __future__ import annotations
 
 import math
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -27,8 +25,6 @@ __all__ = [
     "optional_model",
     "print_evaluations",
     "write_json",
-    "Start",
-    "start_from",
     "campaign_figure",
     "blur_run",
 ]
@@ -229,46 +225,6 @@ def write_json(path, obj) -> Path:
 
 
 # ----------------------------------------------------------------------------- train.ipynb
-
-
-@dataclass(frozen=True)
-class Start:
-    """What train.ipynb starts from."""
-
-    config: object  # DrawConfig: the checkpoint's when resuming, else the preset with T and overrides
-    steps: int  # train up to this many optimiser steps in total
-    shipped: bool  # a given model with at least ``steps`` steps: shown as it was trained, not trained further
-    saved: Optional[dict]  # the checkpoint resumed from, if any
-
-
-def start_from(
-    checkpoint,
-    checkpoint_in=None,
-    *,
-    steps: int,
-    dataset: str,
-    preset: Optional[str] = None,
-    T: int = 8,
-    overrides: Optional[dict] = None,
-) -> Start:
-    """Resume from ``checkpoint`` when it exists, else start a new model; a given model (``checkpoint_in``,
-    e.g. a shipped one) is first copied to ``checkpoint``, so the given file is never written into. A given
-    model with fewer than ``steps`` steps is trained on up to ``steps``."""
-    from .model import DrawConfig
-    from .checkpoints import load_checkpoint
-
-    checkpoint, checkpoint_in = resolve(checkpoint), resolve(checkpoint_in)
-    given = bool(checkpoint_in) and checkpoint_in.resolve() != checkpoint.resolve()
-    saved = None
-    if given:
-        saved = load_checkpoint(checkpoint_in)  # refuses what is not a drawviz checkpoint before anything is copied
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint_in, checkpoint)
-    if not checkpoint.exists():
-        config = DrawConfig.preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
-        return Start(config, steps, False, None)
-    saved = saved or load_checkpoint(checkpoint)  # the config travels with the checkpoint (the copy: read once)
-    return Start(saved["config"], max(steps, saved["step"]), given and saved["step"] >= steps, saved)
 
 
 def campaign_figure(checkpoint, name: str):

@@ -346,6 +346,10 @@ def _read(path: Path) -> dict:
         return {}
 
 
+# a run's parameters that say which model it makes (train.ipynb's config), passed only when it makes its own
+_SIZING = frozenset({"preset", "T", "overrides"})
+
+
 def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dict:
     name, dataset = run["name"], run["dataset"]
     out_dir = out / name
@@ -389,6 +393,11 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     if model is not None and Path(model).exists():
         common["checkpoint_in"] = str(model)
         log(f"  using the shipped model {model}")
+        # shown with its own config: train.ipynb refuses a preset, T or overrides that disagree with it (drawviz.start);
+        # the run's own size only the fallback trained when the file is missing
+        run = dict(run, parameters={k: v for k, v in run["parameters"].items() if k not in _SIZING})
+        if "train" in wanted:  # started from a fresh copy, as every report does: never a model.pt an earlier one left
+            checkpoint.unlink(missing_ok=True)
     elif model is not None:
         log(f"  no model at {model}: training one")
     declared = {nb: _declared(_resources.notebooks() / f"{nb}.ipynb") for nb in wanted}

@@ -266,8 +266,9 @@ def test_a_shipped_model_says_what_it_was_trained_on():
     assert line.startswith(f"mnist-noattn.pt: trained on mnist (60,000 images), {state['step']:,} steps = {epochs:.1f} epochs")
 
 
-def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it_has_the_steps(tmp_path):
+def test_a_given_model_is_copied_only_when_used_never_written_into_and_its_copy_is_that_model(tmp_path):
     from drawviz.model import DrawConfig
+    from drawviz.start import start_from
     from drawviz.train import train
 
     given = tmp_path / "given.pt"
@@ -282,14 +283,34 @@ def test_a_given_model_is_copied_never_written_into_and_shown_as_trained_when_it
         progress=False,
     )
     before = given.read_bytes()
-    start = pages.start_from(tmp_path / "run" / "model.pt", given, steps=3, dataset="mnist-sample")
-    assert start.shipped and start.steps == 3 and start.config.T == 2
-    assert (tmp_path / "run" / "model.pt").read_bytes() == before
-    more = pages.start_from(tmp_path / "run2" / "model.pt", given, steps=10, dataset="mnist-sample")
-    assert not more.shipped and more.steps == 10  # fewer steps than asked: trained on up to 10
-    fresh = pages.start_from(tmp_path / "new.pt", None, steps=5, dataset="mnist-sample", T=3, overrides={"z_size": 4})
-    assert fresh.saved is None and (fresh.config.T, fresh.config.z_size) == (3, 4) and not fresh.shipped
+    copy = tmp_path / "run" / "model.pt"
+    start = start_from(copy, given, dataset="mnist-sample")
+    assert start.given and start.step == 3 and start.config.T == 2
+    assert not copy.exists()  # copied only when train.ipynb trains or shows it
+    with start.copied():
+        assert copy.read_bytes() == before
+    again = start_from(copy, given, dataset="mnist-sample")  # a notebook run again: its untouched copy is the given model
+    assert again.given and again.source == given
+    fresh = start_from(tmp_path / "new.pt", None, dataset="mnist-sample", fields={"T": 3, "z_size": 4})
+    assert fresh.state is None and (fresh.config.T, fresh.config.z_size) == (3, 4) and not fresh.given
     assert given.read_bytes() == before
+
+
+def test_a_run_with_a_given_model_passes_its_sizing_only_to_the_fallback(tmp_path, monkeypatch):
+    """reports/runs.yaml gives T (and preset, overrides) beside a shipped model: they size the model trained when the
+    file is missing, and are not passed with a model that exists (train.ipynb would refuse them: drawviz.start)."""
+    passed = []
+    monkeypatch.setattr(report, "_run_notebooks", lambda wanted, declared, common, run, *rest: passed.append((common, run)))
+    run = {"name": "r", "dataset": "mnist-sample", "notebooks": ["train"], "parameters": {"T": 16, "steps": 5}}
+    stale = tmp_path / "out" / "r" / "model.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a model.pt an earlier report left")
+    report.run_one({**run, "model": ROOT / "models" / "mnist.pt"}, tmp_path / "out", None, ["train"], "cpu", lambda line: None)
+    report.run_one({**run, "model": tmp_path / "missing.pt"}, tmp_path / "out2", None, ["train"], "cpu", lambda line: None)
+    (found_common, found), (missing_common, missing) = passed
+    assert found["parameters"] == {"steps": 5} and found_common["checkpoint_in"] == str(ROOT / "models" / "mnist.pt")
+    assert not stale.exists()  # train.ipynb starts from a fresh copy of the given model, as every report does
+    assert missing["parameters"] == {"T": 16, "steps": 5} and "checkpoint_in" not in missing_common
 
 
 DASK_RUNS = """
