@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Scene", "SCENES", "Pieces", "compose", "build", "redraw", "cached", "OBJECT_COLUMNS"]
+__all__ = ["Scene", "SCENES", "Pieces", "compose", "build", "redraw", "cached", "stored", "OBJECT_COLUMNS"]
 
 OBJECT_COLUMNS = ["image", "kind", "label", "source", "x", "y", "width", "height", "crop_x", "crop_y"]
 _VERSION = 1  # part of the cache's name: a change to the construction must change it
@@ -174,29 +174,49 @@ def cached(scene: Scene, split: str, digits: np.ndarray, labels: np.ndarray, cac
     tag names the digits it was built from (e.g. "mnist" or "sample"), so sets from other digits never mix.
     Read back only when its digest matches its images and its objects fit them; otherwise rebuilt.
     """
+    seed = scene.seed + (split == "test")
+    pieces = scene.digits + scene.distractors
+
+    def make():
+        return (*build(scene, digits, labels, len(digits), seed), {})
+
+    def fits(images, objects, extras):
+        return (
+            images.shape[1:] == (scene.size, scene.size)
+            and len(images) == len(digits) > 0
+            and len(objects) == len(images) * pieces
+        )
+
+    images, objects, _ = stored(Path(cache_dir) / f"{scene.name}-{split}-{tag}-v{_VERSION}.npz", make, fits)
+    return images, objects
+
+
+def stored(cache: Path, make, fits):
+    """A built set kept in ``cache`` (npz): (images, objects, extras), read back when its digest matches its images
+    and ``fits(images, objects, extras)`` holds, else made again by ``make()`` and written atomically. extras: named
+    arrays that travel with the set (a caption set's tokens)."""
     from . import files as _files
 
-    seed = scene.seed + (split == "test")
-    cache = Path(cache_dir) / f"{scene.name}-{split}-{tag}-v{_VERSION}.npz"
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as f:
                 images, digest = f["images"], str(f["digest"])
                 objects = pd.DataFrame({c: f[f"objects_{c}"] for c in OBJECT_COLUMNS})
-            fits = images.shape[1:] == (scene.size, scene.size) and len(images) == len(digits) > 0
-            if fits and digest == _digest(images) and len(objects) == len(images) * (scene.digits + scene.distractors):
+                extras = {k[len("extra_") :]: f[k] for k in f.files if k.startswith("extra_")}
+            if digest == _digest(images) and fits(images, objects, extras):
                 objects["kind"] = objects["kind"].astype(str)
                 for c in ("crop_x", "crop_y"):
                     objects[c] = pd.array(np.where(objects[c] < 0, pd.NA, objects[c]), dtype="Int64")
-                return images, objects
+                return images, objects, extras
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass
         cache.unlink(missing_ok=True)  # truncated, foreign or from other digits: build it again
-    images, objects = build(scene, digits, labels, len(digits), seed)
-    stored = {f"objects_{c}": objects[c].to_numpy() for c in OBJECT_COLUMNS if c not in ("crop_x", "crop_y", "kind")}
-    stored["objects_kind"] = objects["kind"].to_numpy(dtype="U10")
+    images, objects, extras = make()
+    keep = {f"objects_{c}": objects[c].to_numpy() for c in OBJECT_COLUMNS if c not in ("crop_x", "crop_y", "kind")}
+    keep["objects_kind"] = objects["kind"].to_numpy(dtype="U10")
     for c in ("crop_x", "crop_y"):
-        stored[f"objects_{c}"] = objects[c].fillna(-1).to_numpy(dtype=np.int64)
+        keep[f"objects_{c}"] = objects[c].fillna(-1).to_numpy(dtype=np.int64)
+    keep.update({f"extra_{k}": v for k, v in extras.items()})
     with _files.atomic(cache) as tmp:
-        np.savez(tmp, images=images, digest=_digest(images), **stored)
-    return images, objects
+        np.savez(tmp, images=images, digest=_digest(images), **keep)
+    return images, objects, extras
