@@ -58,8 +58,8 @@ class Dataset:
     binarisation know it.
 
     loader(root, train, download) -> (images (N, C, H, W) float in [0, 1], labels (N,), source text), and
-    optionally a fourth and fifth item: the objects table of a scene set and what it is made from
-    (drawviz.scenes.Pieces);
+    optionally a fourth item: a dict of the ImageSet's other fields (a scene set's ``objects`` and ``pieces``, a
+    captioned set's ``captions`` and ``held_out``);
     grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the preset that fits it,
     of the model kind ``kind`` (drawviz.kinds); aliases: other spellings; sample_of: for an offline sample,
     the dataset it samples.
@@ -105,7 +105,9 @@ class ImageSet:
 
     objects: for a scene set (drawviz.scenes), one row per pasted piece (``image`` indexes this set);
     None for sets of single images. pieces: what the scenes are made from (drawviz.scenes.Pieces), so that
-    ``redrawn`` can place the same digits anew."""
+    ``redrawn`` can place the same digits anew. captions: for a captioned set (drawviz.captions), each image's
+    caption as token ids (N, LENGTH), and held_out (N,): whether its (digit, relation, digit) is one training
+    never saw."""
 
     name: str
     split: str
@@ -114,6 +116,8 @@ class ImageSet:
     source: str
     objects: Optional[pd.DataFrame] = None
     pieces: Optional[object] = None
+    captions: Optional[torch.Tensor] = None
+    held_out: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -136,7 +140,18 @@ class ImageSet:
             objects = self.objects[self.objects["image"].isin(new.index)].copy()
             objects["image"] = new.loc[objects["image"].to_numpy()].to_numpy()
             objects = objects.sort_values("image", kind="stable", ignore_index=True)
-        return ImageSet(self.name, self.split, self.images[chosen], self.labels[chosen], source, objects, self.pieces)
+        pick = lambda t: t[chosen] if t is not None else None  # noqa: E731
+        return ImageSet(
+            self.name,
+            self.split,
+            self.images[chosen],
+            self.labels[chosen],
+            source,
+            objects,
+            self.pieces,
+            pick(self.captions),
+            pick(self.held_out),
+        )
 
     def redrawn(self, seed) -> "ImageSet":
         """The same digits, each in a new place, with new distractors (drawviz.scenes.redraw): a scene set
@@ -377,8 +392,8 @@ def load(name: str, split: str = "train", root=None, *, limit: Optional[int] = N
     key = _normalise(name)
     train = _split(split)
     limit = limit if limit is None else positive_int(limit, "limit", "a number of images, or None for all")
-    images, labels, source, *objects = REGISTRY[key].loader(data_root(root), train, download)
-    return ImageSet(key, split, images, labels, source, *objects).subset(limit)
+    images, labels, source, *extras = REGISTRY[key].loader(data_root(root), train, download)
+    return ImageSet(key, split, images, labels, source, **(extras[0] if extras else {})).subset(limit)
 
 
 def portable(source: str, root=None) -> str:
@@ -495,7 +510,8 @@ def _scene(key: str, root: Path, train: bool, download: bool, *, sample: bool = 
         images, objects = scenes.cached(scene, split, pieces.digits, pieces.labels, _cache_dir(), "mnist")
     first = objects[objects["kind"] == "digit"].groupby("image")["label"].first()
     source = f"{key} built from {where} (drawviz.scenes, seed {scene.seed + (not train)})"
-    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, objects, pieces
+    fields = {"objects": objects, "pieces": pieces}
+    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, fields
 
 
 def _as_bytes(images: torch.Tensor) -> np.ndarray:
@@ -528,3 +544,53 @@ for _name, _kind, _help in (
             help="built from the MNIST sample shipped with drawviz (offline)",
         )
     )
+
+
+def _captioned(root: Path, train: bool, download: bool, *, sample: bool = False):
+    """MNIST with captions (drawviz.captions) built from the MNIST split it names, or from the shipped sample."""
+    from . import captions
+
+    split = "train" if train else "test"
+    if sample:
+        digits, labels, where = _sample("mnist-sample", train)
+        where = f"{where} of the MNIST sample shipped with drawviz"
+    else:
+        try:
+            digits, labels, where = _mnist_like("mnist", root, train, download)
+        except DatasetNotFoundError as err:
+            raise DatasetNotFoundError(f"captioned-mnist is built from MNIST, and {err}") from None
+    as_bytes, classes = _as_bytes(digits), labels.numpy()
+    seed = captions.CAPTIONED.seed + (not train)
+    if sample:
+        images, objects, extras = captions.build(as_bytes, classes, len(digits), seed, train=train)
+    else:
+        images, objects, extras = captions.cached(split, as_bytes, classes, _cache_dir(), "mnist")
+    first = objects.groupby("image")["label"].first()  # the caption's first digit
+    source = f"captioned-mnist built from {where} (drawviz.captions, seed {seed})"
+    fields = {
+        "objects": objects,
+        "captions": torch.from_numpy(np.asarray(extras["captions"], dtype=np.int64)),
+        "held_out": torch.from_numpy(np.asarray(extras["held_out"], dtype=bool)),
+    }
+    return torch.from_numpy(images[:, None]).float().div_(255), torch.from_numpy(first.to_numpy().copy()), source, fields
+
+
+register(
+    Dataset(
+        "captioned-mnist",
+        lambda root, train, download: _captioned(root, train, download),
+        grey=True,
+        preset="two-digit-mnist",
+        help="one or two MNIST digits on a 60x60 canvas placed where a caption says, built from MNIST/raw (alignDRAW)",
+    )
+)
+register(
+    Dataset(
+        "captioned-mnist-sample",
+        lambda root, train, download: _captioned(root, train, download, sample=True),
+        grey=True,
+        preset="two-digit-mnist",
+        sample_of="captioned-mnist",
+        help="built from the MNIST sample shipped with drawviz (offline)",
+    )
+)
