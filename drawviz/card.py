@@ -326,12 +326,18 @@ def model_card(
         if config.attention
         else "none: full read and write"
     )
+    named, network, who = f"DRAW {kind}", None, "DRAW"
+    if hasattr(config, "describe"):  # another kind of generator (a convvae) says what its network is
+        other = _kinds.for_config(config)
+        named, network, who = other.help, config.describe(), other.model.__name__
     lines = [
-        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'DRAW {kind}'} ({size:.1f} MB)",
+        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else named} ({size:.1f} MB)",
         "",
         "| | |",
         "|---|---|",
-        f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
+        f"| config | {network} |"
+        if network
+        else f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention} |",
         f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f", read from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
@@ -357,7 +363,7 @@ def model_card(
         a = m["anchors"]
         behind = bound["bits_per_dim"] - a["full_covariance"]
         lines.append(
-            f"| same-data anchors (drawviz.anchors) | {_anchors.sentence(bound['bits_per_dim'], a)}: "
+            f"| same-data anchors (drawviz.anchors) | {_anchors.sentence(bound['bits_per_dim'], a, who)}: "
             + (
                 f"**{behind:.2f} bits/dim behind** the full-covariance Gaussian"
                 if behind > 0

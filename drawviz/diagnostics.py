@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import geometry
+from .trace import need as _need
 
 __all__ = [
     "per_step",
@@ -250,6 +251,7 @@ def read_error_offsets(trace, smooth: float = 1.0) -> pd.DataFrame:
     """
     from scipy.ndimage import gaussian_filter
 
+    _need(trace, "where the read window sits against the error", "x_hat", "read_window")
     if trace.x_hat is None or "read" not in trace.windows:
         raise ValueError("needs a reconstruction trace of a model with attention")
     T, B = trace.x_hat.shape[:2]

@@ -7,13 +7,17 @@ notebooks and the report rebuild models through :func:`build` and ask :func:`of`
 What a kind's model provides (the protocol recording, interventions and the training loop use):
 
 - ``config``: a frozen :class:`drawviz.model.ConfigFields` dataclass with ``T`` (steps), ``height``, ``width``,
-  ``channels``, ``attention`` and ``read_images``; the kind's presets are its config class's ``presets()``;
+  ``channels``, ``attention`` and ``read_images``, and ``taps``, the quantities it computes, where not all of
+  DRAW's; the kind's presets are its config class's ``presets()``;
 - ``forward(x, eps, *, labels=None, generator=None, tap=None, check=True)`` returning ``loss`` (what a training
   step minimises), ``nll`` (batch,) and ``kl`` (T, batch), passing every per-step quantity it computes
   through ``tap(name, t, value)`` (names from :mod:`drawviz.quantities`);
 - ``sample_eps(batch, generator)``: the pass's noise (T, batch, z) (empty for a kind without latents);
 - ``figures(x, labels, generator)``: per image, what :func:`drawviz.evaluation.evaluate` averages;
-- for generators (``Kind.generator``), ``generate(n, generator=, eps=, tap=)`` from the prior, ``nll(canvas, x)``.
+- for generators (``Kind.generator``), ``generate(n, generator=, eps=, tap=)`` from the prior, ``nll(canvas, x)``,
+  ``reconstruct(x, generator=)`` (the canvases σ(c_t), (T, batch, C, H, W)) and ``c0``, the canvas before step 1.
+
+What a figure needs that a kind lacks is said in one line by :func:`lacks`.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from typing import Optional
 
 from torch import nn
 
+from . import quantities as _quantities
 from .classifier import ClassifierConfig, GlimpseClassifier
+from .convvae import ConvVAE, ConvVAEConfig
 from .model import DRAW, DrawConfig
 
-__all__ = ["Kind", "REGISTRY", "register", "get", "of", "for_config", "build", "preset", "presets", "lacks"]
+__all__ = ["Kind", "REGISTRY", "register", "get", "of", "for_config", "build", "preset", "presets", "lacks", "lacks_in"]
 
 
 @dataclass(frozen=True)
@@ -95,12 +101,37 @@ def preset(name: str, **overrides):
     return known[key].config.preset(key, **overrides)
 
 
-def lacks(model: nn.Module, what: str, needs: str = "generator") -> Optional[str]:
-    """One line saying why ``what`` (a figure, a measure) cannot be made for this model, or None if it can."""
-    kind = of(model)
-    if needs == "generator" and not kind.generator:
-        return f"{what}: a {kind.name} model draws nothing (no canvas, no samples); this needs a generator such as DRAW"
-    return None
+def lacks(model: nn.Module, what: str, needs="generator") -> Optional[str]:
+    """One line saying why ``what`` (a figure, a measure) cannot be made for this model, or None if it can.
+
+    needs: "generator" (a canvas and samples from a prior), or the quantities (drawviz.quantities) it is made
+    of, a name or several: e.g. ``lacks(model, "error images", "x_hat")`` for a convvae model, which has none.
+    """
+    return lacks_in(of(model), model.config, what, needs)
+
+
+def lacks_in(kind: Kind, config, what: str, needs="generator") -> Optional[str]:
+    """:func:`lacks` for a kind and a config (what a recorded Trace keeps of its model)."""
+    if needs == "generator":
+        if not kind.generator:
+            return f"{what}: a {kind.name} model draws nothing (no canvas, no samples); this needs a generator such as DRAW"
+        return None
+    names = (needs,) if isinstance(needs, str) else tuple(needs)
+    unknown = [name for name in names if name not in _quantities.QUANTITIES]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(map(repr, unknown))} is no quantity; the declared ones: {', '.join(_quantities.QUANTITIES)}"
+        )
+    modes = (_quantities.RECONSTRUCTION, _quantities.GENERATION)
+    computed = [name for name in _quantities.QUANTITIES if any(name in _quantities.available(config, m) for m in modes)]
+    missing = [name for name in names if name not in computed]
+    if not missing:
+        return None
+    attention = not config.attention and all(_quantities.QUANTITIES[name].attention_only for name in missing)
+    return (
+        f"{what}: a {kind.name} model{' without attention' if attention else ''} computes no {', '.join(missing)} "
+        f"(it computes {', '.join(computed)})"
+    )
 
 
 # ----------------------------------------------------------------------------- the kinds drawviz knows
@@ -114,5 +145,14 @@ register(
         generator=False,
         labels=True,
         help="the read-only DRAW classifier of cluttered MNIST (section 4.1)",
+    )
+)
+register(
+    Kind(
+        "convvae",
+        ConvVAE,
+        ConvVAEConfig,
+        generator=True,
+        help="a plain convolutional VAE, the one-shot generator beside DRAW: the whole image in one step",
     )
 )

@@ -259,7 +259,7 @@ def blur_run(
     run: {"name", "dataset", "checkpoint", "metrics" (optional: its train.json)}. Returns {"model", "sets",
     "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
     """
-    from . import anchors, likelihood, sharpness
+    from . import anchors, kinds, likelihood, sharpness
     from .text import markdown_code as code
     from .text import markdown_text
 
@@ -285,9 +285,13 @@ def blur_run(
         bound["full-covariance Gaussian, bits/dim"] = same_data["full_covariance"]
         bound["diagonal Gaussian, bits/dim"] = same_data["diagonal"]
     esc = markdown_text  # names, paths, machine names are user input: shown, never run or rendered as markup
+    kind = kinds.of(model)  # DRAW, or a one-shot generator beside it (a convvae: its per-step sharpness is one step)
+    who = "DRAW" if kind.name == "draw" else type(model).__name__
     markdown = (
         f"### {esc(run['name'])}\n\n{len(test_set)} test images: {code(test_set.source)}. "
-        f"Model: {code(trained.trained or run['checkpoint'])} (T = {model.config.T})."
+        f"Model: {code(trained.trained or run['checkpoint'])} (T = {model.config.T}"
+        + ("" if kind.name == "draw" else f"; {kind.help}")
+        + ")."
     )
     if "JPEG" in test_set.source:
         markdown += (
@@ -300,11 +304,11 @@ def blur_run(
         behind = trained.bits_per_dim - same_data["full_covariance"]
         standing = (
             f"**{behind:.2f} bits/dim behind the full-covariance Gaussian**: part of this model's blur is what it has "
-            f"not learned, not what DRAW cannot draw"
+            f"not learned, not what {who} cannot draw"
             if behind > 0
             else f"{-behind:.2f} bits/dim ahead of the full-covariance Gaussian"
         )
-        said = esc(anchors.sentence(trained.bits_per_dim, same_data))
+        said = esc(anchors.sentence(trained.bits_per_dim, same_data, who))
         markdown += f"\n\n**Against its own Gaussian** (drawviz.anchors): {said}; {standing}."
     elif binarized:
         markdown += "\n\nNo Gaussian anchor: the model is measured on binarised images, where a Gaussian is no likelihood."

@@ -28,7 +28,9 @@ from matplotlib.ticker import MaxNLocator
 
 from . import files as _files
 from . import geometry
+from . import quantities as Q
 from .animation import save_animation
+from .trace import need as _need
 from .style import OP_COLOURS, STEP_CMAP, show as _show
 
 __all__ = [
@@ -246,6 +248,7 @@ def plot_drawing(
     far off the image (nothing is clipped); the grey margin is outside the image, and the title
     counts windows whose centre lies off the image.
     """
+    _need(trace, f"the drawing with its {op} windows", f"{op}_window")
     if op not in trace.windows:
         raise ValueError(f"this trace has no {op} windows (a model without attention?)")
     T = trace.T
@@ -332,6 +335,7 @@ def plot_trajectory(
 
     Background: the input x for reconstructions, the final canvas σ(c_T) for samples.
     """
+    _need(trace, "the attention path", *(f"{op}_window" for op in ops or ("write",)))
     ops = list(ops or geometry.ops(trace))
     samples = [s for s in samples if s < trace.batch]
     fig, axes = _subplots(len(ops), len(samples), figsize=(2.3 * len(samples) + 0.8, 2.4 * len(ops)), squeeze=False)
@@ -366,6 +370,7 @@ def plot_glimpses(trace, steps: Optional[Sequence[int]] = None, sample: int = 0,
 
     Square: centre ± N·δ/2; line width grows with σ; opacity with γ.
     """
+    _need(trace, "the canvas with its windows", Q.WRITE_WINDOW)
     T = trace.T
     steps = list(steps or sorted({1, max(1, T // 4), max(1, T // 2), max(1, 3 * T // 4), T}))
     ops = geometry.ops(trace)
@@ -446,6 +451,7 @@ def plot_error_grid(
     trace, samples: Sequence[int] = (0, 1, 2, 3), steps: Optional[Sequence[int]] = None, title: Optional[str] = None
 ) -> Figure:
     """x̂_t = x − σ(c_{t−1}) for several images (rows) over steps (columns); red: ink still missing."""
+    _need(trace, "error images", Q.X_HAT)
     if trace.x_hat is None:
         raise ValueError("error images exist only for reconstructions (probes.record), not for samples")
     T = trace.T
@@ -463,6 +469,7 @@ def plot_error_grid(
 
 def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
     """Mean |x̂_t| per pixel at each step: mean ± sd over images, and the final error |x − σ(c_T)|."""
+    _need(trace, "error images", Q.X_HAT)
     if trace.x_hat is None:
         raise ValueError("error images exist only for reconstructions (probes.record)")
     T, B = trace.x_hat.shape[:2]
@@ -488,6 +495,7 @@ def plot_read_on_error(
     trace, offsets: pd.DataFrame, sample: int = 0, steps: Optional[Sequence[int]] = None, title: Optional[str] = None
 ) -> Figure:
     """x̂_t with the read square of step t and the largest error (×) marked, at a few steps of one image."""
+    _need(trace, "the read window on the error image", Q.X_HAT, Q.READ_WINDOW)
     T = trace.T
     steps = list(steps or np.unique(np.linspace(1, T, min(T, 6)).round().astype(int)))
     H, W = trace.x_hat.shape[-2:]

@@ -43,12 +43,13 @@ class StepView:
         self.ops = geometry.ops(trace)
         recon = trace.x is not None
         drawn = trace.canvas is not None  # a classifier draws nothing: its glimpse takes the canvas's place
-        panels = ["x", "glimpse"] if not drawn else ["x", "canvas", "error"] if recon else ["canvas"]
+        errors = recon and trace.x_hat is not None  # a one-shot VAE (convvae) has no error image
+        panels = ["x", "glimpse"] if not drawn else ["x", "canvas"] + ["error"] * errors if recon else ["canvas"]
         # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
         # the monospace parameter lines below must fit at a readable size (11 pt = ~11 px at 72 dpi)
         self.fig = Figure(figsize=(max(2.9 * len(panels) + 0.6, 6.4), 4.3), dpi=dpi)  # no pyplot: never shown twice
         axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
-        self.fig.subplots_adjust(left=0.03, right=0.93 if recon and drawn else 0.97, top=0.86, bottom=0.27, wspace=0.15)
+        self.fig.subplots_adjust(left=0.03, right=0.93 if errors and drawn else 0.97, top=0.86, bottom=0.27, wspace=0.15)
         self.ax = dict(zip(panels, axes))
         H, W = (trace.canvas if drawn else trace.x).shape[-2:]
         self.gmax = {op: geometry.gamma_max(trace, op, sample) for op in self.ops}
@@ -57,7 +58,7 @@ class StepView:
             self.images["canvas"] = _show(self.ax["canvas"], trace.canvas[0, sample], "canvas σ(c_t)")
         if recon:
             _show(self.ax["x"], trace.x[sample], "input x, read window")
-        if recon and drawn:
+        if errors and drawn:
             self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
             self.fig.colorbar(self.images["error"], ax=self.ax["error"], fraction=0.046, pad=0.03)
         if not drawn:

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import kinds as _kinds
 from . import quantities as Q
 from .attention import Window
 from .geometry import edit_area
 
-__all__ = ["Trace", "trace_of", "trace_bytes", "check_memory", "FRAME_COLUMNS", "STEP_COLUMNS"]
+__all__ = ["Trace", "trace_of", "need", "trace_bytes", "check_memory", "FRAME_COLUMNS", "STEP_COLUMNS"]
 
 # Columns of Trace.frame: one row per (sample, step, op). sigma is the filter standard deviation √σ² (pixels).
 FRAME_COLUMNS = ["mode", "sample", "step", "op", "g_x", "g_y", "delta", "sigma", "gamma"]
@@ -48,6 +49,7 @@ class Trace:
     recon_nll: (T, batch) −log D(target | c_t) when the run measured it; hooks: the quantities hooked.
     logits: a classifier's class scores after its last glimpse, (batch, classes); None for a generator.
     canvas is None for a kind that draws nothing (the classifier); T and batch then come from its quantities.
+    kind, config: the model's kind (drawviz.kinds) and config, when known: ``need`` says what the kind lacks.
     """
 
     def __init__(
@@ -65,6 +67,8 @@ class Trace:
         recon_nll: Optional[np.ndarray] = None,
         hooks: tuple = (),
         logits: Optional[np.ndarray] = None,
+        kind: Optional[str] = None,
+        config=None,
         **quantities,
     ):
         self.mode, self.frame, self.canvas, self.x, self.loss = mode, frame, canvas, x, loss
@@ -77,6 +81,7 @@ class Trace:
             self.arrays[_OPS[op]] = window
         self.edit_area, self.steps, self.recon_nll, self.hooks = edit_area, steps, recon_nll, tuple(hooks)
         self.logits = logits
+        self.kind, self.config = kind, config
 
     def __getitem__(self, name: str):
         if name == Q.CANVAS:
@@ -103,6 +108,18 @@ class Trace:
     kl = _quantity(Q.KL, "(T, batch) nats; None for generation")
     z, mu, sigma_z = _quantity(Q.Z), _quantity(Q.MU), _quantity(Q.SIGMA_Z)
     h_enc, h_dec = _quantity(Q.H_ENC), _quantity(Q.H_DEC)
+
+    def need(self, what: str, *names: str) -> None:
+        """Refuse, in one line (drawviz.kinds.lacks), ``what`` (a figure, a measure) made of quantities that the
+        recorded model's kind never computes (a convvae's error images, a model without attention's windows);
+        what a pass of the other mode leaves out is the caller's to say."""
+        if self.kind is None or self.config is None:
+            return
+        from . import kinds
+
+        said = kinds.lacks_in(kinds.get(self.kind), self.config, what, names)
+        if said:
+            raise ValueError(said)
 
     def replace(self, **changes) -> "Trace":
         """A copy (its own dict of arrays, the arrays shared) with attributes changed, e.g. x_hat=..."""
@@ -218,7 +235,24 @@ def trace_of(
         recon_nll=recon_nll,
         hooks=hooks,
         logits=logits,
+        kind=_kind_name(model),
+        config=model.config,
     )
+
+
+def need(trace, what: str, *names: str) -> None:
+    """``trace.need(what, *names)`` for anything that holds a pass like a Trace (a stand-in without it: nothing said)."""
+    method = getattr(trace, "need", None)
+    if method is not None:
+        method(what, *names)
+
+
+def _kind_name(model) -> Optional[str]:
+    """The name of the model's kind (of the fast path's wrapped model); None for a class no kind registers."""
+    try:
+        return _kinds.of(getattr(model, "model", model)).name
+    except ValueError:
+        return None
 
 
 def trace_bytes(config, batch: int, mode: str = Q.RECONSTRUCTION) -> int:
