@@ -149,7 +149,7 @@ def start_from(
     else:
         source = init
     if source is None:
-        return Start(checkpoint, _new_config(dataset, preset, {**(new_model or {}), **fields}), None, None)
+        return Start(checkpoint, _new_config(dataset, preset, fields, new_model or {}), None, None)
     state = load_checkpoint(source)  # refuses a file that is not a checkpoint, before anything is copied
     saved = state["config"]
     changed = _disagreements(saved, preset, fields)
@@ -163,10 +163,15 @@ def start_from(
     return Start(checkpoint, saved, state, source)
 
 
-def _new_config(dataset: str, preset: Optional[str], fields: dict):
+def _new_config(dataset: str, preset: Optional[str], fields: dict, new_model: dict):
+    """The new model: the preset (of its kind: a classifier's, a convvae's) with the new-model defaults its config
+    has (a one-step convvae has no T for train.ipynb's T = 8) and the fields given (every one, or refused)."""
     from . import data, kinds
 
-    return kinds.preset(preset or data.default_preset(dataset), **fields)  # of the preset's kind (a classifier's too)
+    name = preset or data.default_preset(dataset)
+    kind = kinds.presets().get(name.lower().replace("_", "-"))  # None: an unknown preset, refused by kinds.preset
+    defaults = {k: v for k, v in new_model.items() if kind is None or k in {f.name for f in dataclasses.fields(kind.config)}}
+    return kinds.preset(name, **{**defaults, **fields})
 
 
 def _disagreements(saved, preset: Optional[str], fields: dict) -> dict:

@@ -19,6 +19,7 @@ from drawviz.fast import make_fast
 from drawviz.metrics import Trained
 from drawviz.model import DRAW
 from drawviz.quantities import MU, SIGMA_Z
+from drawviz.start import start_from
 from drawviz.train import train
 
 SMALL = ConvVAEConfig(filters=16, z_size=32)  # CIFAR-sized images, a quarter of the preset's channels
@@ -156,3 +157,11 @@ def test_its_model_card_names_its_network_and_its_anchors(tmp_path, monkeypatch)
     assert card.startswith("## `vae.pt` — a plain convolutional VAE, the one-shot generator beside DRAW")
     assert "| config | 32×32×3, one step (T = 1), z 32; encoder 3 4×4 convolutions of stride 2 (16, 32, 64 channels" in card
     assert "| same-data anchors (drawviz.anchors) | ConvVAE " in card and "attention, steps" not in card
+
+
+def test_a_new_one_from_the_notebooks_start_takes_the_new_model_defaults_it_has(tmp_path):
+    # train.ipynb's new_model={"T": 8} sizes a new DRAW; a one-step model has no T: that default is not its
+    start = start_from(tmp_path / "vae.pt", dataset="cifar10-sample", preset="cifar10-convvae", new_model={"T": 8})
+    assert start.config == kinds.preset("cifar10-convvae")
+    with pytest.raises(ValueError, match="a ConvVAEConfig has no T"):  # a T given is refused, not dropped
+        start_from(tmp_path / "vae.pt", dataset="cifar10-sample", preset="cifar10-convvae", fields={"T": 4})
