@@ -6,6 +6,8 @@
 - by step: what each step buys (drawviz.comparisons.what_each_step_buys): its KL beside the drop in error;
 - by latent unit: the KL of each unit of z, summed over steps: are the latents used?
 
+A model with arms beyond the paper is measured against its own: the scale it draws (s_T) and its learned prior.
+
     python benchmarks/where_the_bits_go.py models/cifar10.pt --test-limit 500 --out benchmarks/where-the-bits-go
 
 writes <out>/<model>.json (every table) and <out>/<model>.png (per step and per band), and prints a summary.
@@ -44,9 +46,12 @@ def measure(checkpoint: Path, data_root, n: int, seed: int = 0) -> dict:
     test = data.load(dataset, "test", data_root).balanced(n, seed=seed)
     x = test.images
     trace = run_with_hooks(model, x, seed=seed)  # per step, measured: recon_nll, kl, mu, sigma_z (T, batch, ...)
+    # the logistic's log-scale: the learned one, or s_T where the model draws it (DrawConfig.scale_canvas; the trace's ε
+    # is the pass's below)
+    log_scale = torch.from_numpy(trace["scale_canvas"][-1]) if model.config.scale_canvas else model.log_scale.detach()
     with torch.no_grad():
         out = model(x, model.sample_eps(len(x), torch.Generator().manual_seed(seed)), check=False)
-        per_value = -likelihood.log_bin_mass(out.canvas, x, model.log_scale)  # (batch, C, H, W) nats
+        per_value = -likelihood.log_bin_mass(out.canvas, x, log_scale)  # (batch, C, H, W) nats
     C, H, W = model.config.image_shape
     dims = C * H * W
     channels = {
@@ -60,7 +65,10 @@ def measure(checkpoint: Path, data_root, n: int, seed: int = 0) -> dict:
     by_band["image_share"] = by_band["image_energy"] / by_band["image_energy"].sum()
     steps = comparisons.what_each_step_buys(model, x, trace=trace)
     mu, sigma = trace.mu.astype(np.float64), trace.sigma_z.astype(np.float64)  # (T, batch, z)
-    kl_unit = (0.5 * (mu**2 + sigma**2 - 1) - np.log(sigma)).sum(0).mean(0)  # (z,) nats per image over all steps
+    mu_p, sigma_p = 0.0, 1.0  # the paper's prior N(0, I), or a learned one's per step (DrawConfig.prior)
+    if model.config.prior == "learned":
+        mu_p, sigma_p = trace["mu_prior"].astype(np.float64), trace["sigma_prior"].astype(np.float64)
+    kl_unit = (np.log(sigma_p / sigma) + (sigma**2 + (mu - mu_p) ** 2) / (2 * sigma_p**2) - 0.5).sum(0).mean(0)  # (z,) nats
     recon = float(out.nll.mean() / (dims * math.log(2)))
     kl = float(out.kl.sum(0).mean() / (dims * math.log(2)))
     return {
@@ -78,7 +86,8 @@ def measure(checkpoint: Path, data_root, n: int, seed: int = 0) -> dict:
         "active_units": int((kl_unit > ACTIVE).sum()),
         "units_carrying_90_percent": int(np.searchsorted(np.cumsum(np.sort(kl_unit)[::-1]) / kl_unit.sum(), CARRY) + 1),
         "units": int(kl_unit.size),
-        "log_scale_mean": float(model.log_scale.detach().mean()),
+        "log_scale_mean": float(log_scale.mean()),  # s_T's over the images, for a drawn scale
+        "arms": model.config.beyond_paper(),
     }
 
 

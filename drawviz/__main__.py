@@ -47,9 +47,11 @@ def _train_here(args, ranks) -> int:
     from .train import train
 
     # the config flags given (None: not given), compared with a model resumed or started from (drawviz.start)
-    fields = {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood}
+    fields = {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood, "prior": args.prior}
     if args.no_attention:
         fields["attention"] = False
+    if args.scale_canvas:
+        fields["scale_canvas"] = True
     checkpoint = Path(args.checkpoint or f"runs/{args.dataset}.pt")
     start = start_from(
         checkpoint, args.init_from, dataset=args.dataset, preset=args.preset, fields=fields, words=CLI, say=ranks.main
@@ -317,6 +319,20 @@ def parser() -> argparse.ArgumentParser:
         help="D(x | c_T): "
         + "; ".join(f"{k} ({v.help})" if v.help else k for k, v in LIKELIHOODS.items())
         + ". Default: the preset's (bernoulli for greyscale, logistic for colour)",
+    )
+    t.add_argument(
+        "--scale-canvas",
+        action="store_true",
+        help="not in the paper (issue 33): the decoder also draws the logistic likelihood's per-subpixel log-scale as a "
+        "second canvas, through the canvas's write window (needs the logistic likelihood; trains without --fast)",
+    )
+    from .model import PRIORS
+
+    t.add_argument(
+        "--prior",
+        choices=list(PRIORS),
+        help="p(z_t): standard (the paper's N(0, I)) or learned (N(mu_p, sigma_p) from h_dec_(t-1), not in the paper: "
+        "Bachman 2016, Gregor et al. 2016; trains without --fast). Default: the preset's (standard)",
     )
     t.add_argument("--steps", type=int, help="total optimiser steps (default 1000, or none with --minutes)")
     t.add_argument(

@@ -33,9 +33,11 @@ def figure_steps(T: int, step: int, columns: int = 6) -> list[int]:
 
 
 def _initial_error(model, x: torch.Tensor) -> np.ndarray:
-    """−log D(x | c_0) per image: the error before the first step (the learned c_0)."""
+    """−log D(x | c_0) per image: the error before the first step (the learned c_0, and s_0 with a scale canvas)."""
+    scale = model.initial_scale(x.shape[0]) if getattr(model.config, "scale_canvas", False) else None
     with torch.no_grad():
-        return model.nll(model.c0.expand(x.shape[0], *model.config.image_shape), x).float().cpu().numpy()
+        c0 = model.c0.expand(x.shape[0], *model.config.image_shape)
+        return model.nll(c0, x, *([] if scale is None else [scale])).float().cpu().numpy()
 
 
 def what_each_step_buys(model, x: torch.Tensor, *, seed: int = 0, trace: Optional[Trace] = None) -> pd.DataFrame:

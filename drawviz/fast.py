@@ -870,11 +870,18 @@ def _worth_compiling(cfg) -> bool:
 
 def _implemented(model) -> None:
     """Refuse a model this path does not implement: it replays DRAW's equations and never calls model.forward,
-    so a subclass (or another kind) would silently train as plain DRAW, its own modules without gradients."""
+    so a subclass (or another kind) would silently train as plain DRAW, its own modules without gradients; the same
+    for the arms beyond the paper (DrawConfig.beyond_paper: a scale canvas, a learned prior)."""
     if type(model) is not DRAW:
         raise ValueError(
             f"the fast path implements DRAW only, not {type(model).__name__}: its forward (and any module it adds) "
             f"would be skipped. Train it with fast=False (CLI: without --fast)"
+        )
+    arms = model.config.beyond_paper()
+    if arms:
+        raise ValueError(
+            f"the fast path implements the paper's DRAW only, not {', '.join(f'{k}={v!r}' for k, v in arms.items())}: "
+            f"train it with fast=False (CLI: without --fast or --bf16)"
         )
 
 

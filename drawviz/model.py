@@ -20,7 +20,10 @@ from .quantities import (
     H_ENC,
     KL,
     MU,
+    MU_PRIOR,
     READ_WINDOW,
+    SCALE_CANVAS,
+    SIGMA_PRIOR,
     SIGMA_Z,
     WRITE_PATCH,
     WRITE_WINDOW,
@@ -30,7 +33,11 @@ from .quantities import (
     identity,
 )
 
-__all__ = ["ConfigFields", "DrawConfig", "PRESETS", "DRAW", "DrawOutput", "InputError", "check_images"]
+__all__ = ["ConfigFields", "DrawConfig", "PRESETS", "PRIORS", "DRAW", "DrawOutput", "InputError", "check_images"]
+
+# p(z_t): "standard" is the paper's N(0, I) (eq. 11, 13); "learned" is N(μ_p, σ_p) from h_dec_(t−1) (not in the
+# paper; Bachman 2016 / Gregor et al. 2016's conditional prior)
+PRIORS = ("standard", "learned")
 
 
 class ConfigFields:
@@ -97,6 +104,11 @@ class DrawConfig(ConfigFields):
     # D(x | c_T), eq. 9: "bernoulli" (the paper's, for binary images) or "logistic" (a discretised
     # logistic on 8-bit values, for grey or colour intensities; see drawviz.likelihood)
     likelihood: str = "bernoulli"
+    # Arms beyond the paper (issue 33), off by default: off, the network, its parameters and its numbers are the paper's.
+    # scale_canvas: the decoder also draws the logistic's per-subpixel log-scale, a second canvas s_t written through
+    # the canvas's own window (DRAW.forward); s_T replaces the one learned log-scale parameter
+    scale_canvas: bool = False
+    prior: str = "standard"  # p(z_t), one of PRIORS
 
     read_images = 2  # not a field: each glimpse reads the image and the error image (eq. 27)
 
@@ -111,6 +123,19 @@ class DrawConfig(ConfigFields):
             raise ValueError(
                 f"DrawConfig.likelihood must be one of {', '.join(_likelihood.LIKELIHOODS)}, got {self.likelihood!r}"
             )
+        if not isinstance(self.scale_canvas, bool):
+            raise ValueError(f"DrawConfig.scale_canvas must be True or False, got {self.scale_canvas!r}")
+        if self.scale_canvas and "log_scale" not in _likelihood.get(self.likelihood).parameters(self):
+            raise ValueError(
+                f"DrawConfig.scale_canvas draws the likelihood's per-subpixel log-scale as a second canvas, and the "
+                f"{self.likelihood!r} likelihood has no scale: use likelihood='logistic', or scale_canvas=False"
+            )
+        if self.prior not in PRIORS:
+            raise ValueError(f"DrawConfig.prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+
+    def beyond_paper(self) -> dict:
+        """The arms beyond the paper this config turns on: {field: value} (empty for the paper's model)."""
+        return {name: getattr(self, name) for name, off in _ARMS_OFF.items() if getattr(self, name) != off}
 
     @classmethod
     def presets(cls) -> dict:
@@ -126,6 +151,7 @@ def from_fields(cls, data: dict):
     return cls(**data)
 
 
+_ARMS_OFF = {"scale_canvas": False, "prior": "standard"}  # each arm's field, off (the paper's model)
 _MNIST = DrawConfig()
 PRESETS: dict[str, DrawConfig] = {
     "mnist": _MNIST,
@@ -180,7 +206,7 @@ class DrawOutput(NamedTuple):
 
     loss: torch.Tensor  # scalar: mean over the batch of nll + kl (the negative ELBO)
     nll: torch.Tensor  # (batch,) L^x = −log D(x | c_T), eq. 9
-    kl: torch.Tensor  # (T, batch) KL(Q(z_t | h_enc_t) || N(0, I)) per step, eq. 11
+    kl: torch.Tensor  # (T, batch) KL(Q(z_t | h_enc_t) || p(z_t)) per step, eq. 11 (p = N(0, I) but for a learned prior)
     canvas: torch.Tensor  # (batch, C, H, W) final canvas c_T, as logits
 
 
@@ -206,9 +232,23 @@ class DRAW(nn.Module):
         self.h_enc0 = nn.Parameter(torch.zeros(c.enc_size))
         self.h_dec0 = nn.Parameter(torch.zeros(c.dec_size))
         # what the likelihood learns beside the network (the logistic: a log scale per subpixel)
-        self._likelihood_parameters = tuple(_likelihood.get(c.likelihood).parameters(c))
-        for name, initial in _likelihood.get(c.likelihood).parameters(c).items():
+        parameters = _likelihood.get(c.likelihood).parameters(c)
+        initial_scale = parameters.pop("log_scale") if c.scale_canvas else None  # drawn as s_T instead
+        self._likelihood_parameters = tuple(parameters)
+        for name, initial in parameters.items():
             self.register_parameter(name, nn.Parameter(initial))
+        # The arms (beyond the paper) are built last, so that the paper's parameters draw the same initial values from
+        # a seed as the plain model's; zero-initialised, so that an arm starts as the plain model and departs from it
+        # only as far as training moves it.
+        if c.prior == "learned":
+            # p(z_t | h_dec_(t−1)) -> (μ_p, log σ_p), as q -> (μ_t, log σ_t); zero: N(0, I) at the start
+            self.p = _zeroed(nn.Linear(c.dec_size, 2 * c.z_size))
+        if c.scale_canvas:
+            # write_s: its own patch (C·M·M) painted through the canvas's write window (the step's one choice of
+            # where to draw), or without attention its own whole update (C·H·W); zero: s_t = s_0 at the start
+            out = c.channels * (c.write_n**2 if c.attention else c.height * c.width)
+            self.write_scale = _zeroed(nn.Linear(c.dec_size, out))
+            self.s0 = nn.Parameter(initial_scale)  # learned s_0, from the likelihood's initial log-scale
 
     def extra_repr(self) -> str:
         return f"config={self.config}"
@@ -270,6 +310,7 @@ class DRAW(nn.Module):
         self.check_dtype(x)
         tap = tap or identity
         canvas, (h_enc, c_enc), (h_dec, c_dec) = self.initial_state(batch)
+        scale = self.initial_scale(batch)  # s_0 (batch, C, H, W) with scale_canvas, else None
         kls = []
         for t in range(1, self.config.T + 1):
             x_hat = tap(X_HAT, t, x - torch.sigmoid(canvas))  # error image, eq. 3
@@ -282,13 +323,24 @@ class DRAW(nn.Module):
             tapped = tap(SIGMA_Z, t, sigma)
             if tapped is not sigma:  # replaced: its log enters the KL
                 sigma, log_sigma = tapped, tapped.log()
+            if self.config.prior == "learned":
+                mu_p, sigma_p, log_sigma_p = self._prior(t, h_dec, tap)  # from h_dec_(t−1): h_dec is not yet updated
             z = tap(Z, t, mu + sigma * eps[t - 1])  # eq. 6, reparameterised
-            # KL(N(μ, σ²) || N(0, 1)) = ½(μ² + σ² − log σ² − 1), summed over z: eq. 11 per step.
-            kls.append(tap(KL, t, 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)))
+            if self.config.prior == "learned":
+                # KL(N(μ, σ²) || N(μ_p, σ_p²)) = log σ_p − log σ + (σ² + (μ − μ_p)²) / 2σ_p² − ½, summed over z
+                # (not in the paper; Bachman 2016 / Gregor et al. 2016)
+                kl = (log_sigma_p - log_sigma + (sigma.pow(2) + (mu - mu_p).pow(2)) / (2 * sigma_p.pow(2)) - 0.5).sum(1)
+            else:
+                # KL(N(μ, σ²) || N(0, 1)) = ½(μ² + σ² − log σ² − 1), summed over z: eq. 11 per step.
+                kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)
+            kls.append(tap(KL, t, kl))
             h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 7
             h_dec = tap(H_DEC, t, h_dec)
-            canvas = tap(CANVAS, t, canvas + self._write(t, h_dec, tap))  # eq. 8
-        nll = self.nll(canvas, x)  # eq. 9
+            update, scale_update = self._write(t, h_dec, tap)
+            if scale is not None:
+                scale = tap(SCALE_CANVAS, t, scale + scale_update)  # s_t = s_(t−1) + write_s(h_dec_t), as eq. 8
+            canvas = tap(CANVAS, t, canvas + update)  # eq. 8
+        nll = self.nll(canvas, x, scale)  # eq. 9; with scale_canvas the logistic's log-scale is s_T
         kl = torch.stack(kls)
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
 
@@ -305,18 +357,52 @@ class DRAW(nn.Module):
         window = tap(READ_WINDOW, t, self.read.window(h_dec))
         return tap(GLIMPSE, t, self.read.glimpse(x, x_hat, window)).flatten(1)
 
-    def _write(self, t: int, h_dec, tap: Tap) -> torch.Tensor:
-        """write(h_dec_t), the canvas update: eq. 29 (attentive) or 18 (the whole canvas)."""
-        if not self.config.attention:
-            return tap(WRITE_PATCH, t, self.write(h_dec)[0])
+    def _write(self, t: int, h_dec, tap: Tap) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """write(h_dec_t), the canvas update: eq. 29 (attentive) or 18 (the whole canvas), each (batch, C, H, W);
+        and with scale_canvas write_s(h_dec_t), the scale canvas's update through the same window (else None)."""
+        c = self.config
+        if not c.attention:
+            update = tap(WRITE_PATCH, t, self.write(h_dec)[0])
+            return update, self.write_scale(h_dec).view_as(update) if c.scale_canvas else None
         window = tap(WRITE_WINDOW, t, self.write.window(h_dec))
-        return self.write.paint(tap(WRITE_PATCH, t, self.write.patch_from(h_dec)), window)
+        w = tap(WRITE_PATCH, t, self.write.patch_from(h_dec))
+        if not c.scale_canvas:
+            return self.write.paint(w, window), None
+        w_s = self.write_scale(h_dec).view_as(w)  # write_s's own patch (batch, C, M, M)
+        # eq. 29 for both patches through the one window, as 2C channels: its filterbanks are built once
+        return self.write.paint(torch.cat((w, w_s), 1), window).chunk(2, 1)
 
-    def nll(self, canvas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """L^x = −log D(x | c_T) per image (batch,), eq. 9, under the config's likelihood."""
-        return _likelihood.nll(
-            self.config.likelihood, canvas, x, **{name: getattr(self, name) for name in self._likelihood_parameters}
-        )
+    def _prior(self, t: int, h_dec, tap: Tap):
+        """p(z_t | h_dec_(t−1)) = N(μ_p, σ_p²): μ_p, σ_p, log σ_p, each (batch, z_size) (not in the paper; Bachman 2016 /
+        Gregor et al. 2016)."""
+        mu_p, log_sigma_p = self.p(h_dec).chunk(2, 1)
+        mu_p = tap(MU_PRIOR, t, mu_p)
+        sigma_p = torch.exp(log_sigma_p)
+        tapped = tap(SIGMA_PRIOR, t, sigma_p)
+        if tapped is not sigma_p:  # replaced: its log enters the KL
+            sigma_p, log_sigma_p = tapped, tapped.log()
+        return mu_p, sigma_p, log_sigma_p
+
+    def initial_scale(self, batch: int) -> Optional[torch.Tensor]:
+        """s_0, the learned scale canvas, as (batch, C, H, W) with scale_canvas; None without."""
+        return self.s0.expand(batch, *self.config.image_shape) if self.config.scale_canvas else None
+
+    def nll(self, canvas: torch.Tensor, x: torch.Tensor, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """L^x = −log D(x | c_T) per image (batch,), eq. 9, under the config's likelihood.
+
+        scale: with scale_canvas, the scale canvas drawn with ``canvas`` (s_T with c_T, s_t with c_t, s_0 with c_0:
+          ``initial_scale``), the logistic's log-scale; without, None (the learned log-scale parameter)."""
+        parameters = {name: getattr(self, name) for name in self._likelihood_parameters}
+        if self.config.scale_canvas:
+            if scale is None:
+                raise ValueError(
+                    "this model draws its likelihood's log-scale as a second canvas (scale_canvas): give scale=, the "
+                    "scale canvas drawn with this canvas (s_t: trace['scale_canvas'][t - 1]; s_0: model.initial_scale(batch))"
+                )
+            parameters["log_scale"] = scale
+        elif scale is not None:
+            raise ValueError("scale= is the scale canvas of a model with scale_canvas; this model draws none")
+        return _likelihood.nll(self.config.likelihood, canvas, x, **parameters)
 
     @torch.no_grad()
     def generate(
@@ -329,7 +415,7 @@ class DRAW(nn.Module):
     ) -> torch.Tensor:
         """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W).
 
-        tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas)."""
+        tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas; the arms' own)."""
         try:
             n = positive_int(n, "n", "a positive number of samples")
         except ValueError as err:
@@ -339,12 +425,21 @@ class DRAW(nn.Module):
         self.check_eps(eps, n)
         tap = tap or identity
         canvas, _, (h_dec, c_dec) = self.initial_state(n)
+        scale = self.initial_scale(n)
         frames = []
         for t in range(1, self.config.T + 1):
-            z = tap(Z, t, eps[t - 1])  # z_t ~ N(0, I), eq. 13
-            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
+            if self.config.prior == "learned":
+                mu_p, sigma_p, _ = self._prior(t, h_dec, tap)  # from h_dec_(t−1)
+                # z_t ~ p(z_t | h_dec_(t−1)), the learned prior (not in the paper; Bachman 2016 / Gregor et al. 2016)
+                z = tap(Z, t, mu_p + sigma_p * eps[t - 1])
+            else:
+                z = tap(Z, t, eps[t - 1])  # z_t ~ N(0, I), eq. 13
+            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 14
             h_dec = tap(H_DEC, t, h_dec)
-            canvas = tap(CANVAS, t, canvas + self._write(t, h_dec, tap))
+            update, scale_update = self._write(t, h_dec, tap)
+            if scale is not None:  # drawn too, so that a hook or a recording sees s_t
+                scale = tap(SCALE_CANVAS, t, scale + scale_update)
+            canvas = tap(CANVAS, t, canvas + update)  # eq. 15
             frames.append(torch.sigmoid(canvas))
         return torch.stack(frames)
 
@@ -360,6 +455,12 @@ class DRAW(nn.Module):
 
         self(x, generator=generator, tap=keep)
         return torch.stack(frames)
+
+
+def _zeroed(layer: nn.Linear) -> nn.Linear:
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 def bits_per_dim(nats: float, config: DrawConfig) -> float:

@@ -139,11 +139,13 @@ def _hook_list(hooks: Optional[Hooks], config, mode: str) -> list[tuple[str, Hoo
                 f"no quantity is called {name!r}; the declared ones (drawviz.quantities): {', '.join(Q.QUANTITIES)}"
             )
         if name not in available:
-            why = (
-                "a model without attention has no windows or glimpses"
-                if Q.QUANTITIES[name].attention_only and not config.attention
-                else f"a {mode} pass does not compute it"
-            )
+            arm = Q.QUANTITIES[name].arm
+            if Q.QUANTITIES[name].attention_only and not config.attention:
+                why = "a model without attention has no windows or glimpses"
+            elif arm is not None and getattr(config, arm[0], None) != arm[1]:
+                why = f"only a model with {arm[0]}={arm[1]!r} computes it"
+            else:
+                why = f"a {mode} pass does not compute it"
             raise InterventionError(f"{name!r} cannot be hooked here: {why}; this pass computes {', '.join(available)}")
         beyond = sorted(t for t in (getattr(item[1], "steps", None) or ()) if t > config.T)
         if beyond:  # it would never act: the run would look like an intervention with no effect
@@ -230,11 +232,13 @@ def run(
             logits.append(_logits(out))
         logits = np.concatenate(logits) if logits[0] is not None else None
         return trace_of(model, mode, arrays, x=x, loss=loss / batch, logits=logits)
-    errors = []
+    errors, scale = [], []  # scale: s_t of a model that draws its likelihood's log-scale (tapped before c_t)
 
     def error(name, t, value):  # −log D(target | c_t): what the drawing so far leaves unexplained
-        if name == Q.CANVAS:
-            errors.append(model.nll(value, target))
+        if name == Q.SCALE_CANVAS:
+            scale[:] = [value]
+        elif name == Q.CANVAS:
+            errors.append(model.nll(value, target, *scale))
 
     extra = error if measure and target is not None else None
     tap = _Tap(items, model, batch, extra=extra) if items or extra else Recorder()

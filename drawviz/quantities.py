@@ -13,7 +13,7 @@ Windows travel as :class:`drawviz.attention.Window` (pixel-space g_x, g_y, δ, �
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 __all__ = [
     "Quantity",
@@ -27,11 +27,14 @@ __all__ = [
     "H_ENC",
     "MU",
     "SIGMA_Z",
+    "MU_PRIOR",
+    "SIGMA_PRIOR",
     "Z",
     "KL",
     "H_DEC",
     "WRITE_WINDOW",
     "WRITE_PATCH",
+    "SCALE_CANVAS",
     "CANVAS",
 ]
 
@@ -47,12 +50,15 @@ class Quantity:
     meaning: str
     modes: tuple = (RECONSTRUCTION,)  # the passes that compute it
     attention_only: bool = False  # only models with attentive read and write have it
+    # (field, value): only a model whose config has it computes the quantity (an arm beyond the paper, e.g. a learned prior)
+    arm: Optional[tuple] = None
     # one step's shape for a config and a batch (for windows: each field's); checked on replacement
     shape_of: Callable[[Any, int], tuple] = lambda c, batch: (batch,)
 
 
 X_HAT, READ_WINDOW, GLIMPSE, H_ENC = "x_hat", "read_window", "glimpse", "h_enc"
 MU, SIGMA_Z, Z, KL = "mu", "sigma_z", "z", "kl"
+MU_PRIOR, SIGMA_PRIOR, SCALE_CANVAS = "mu_prior", "sigma_prior", "scale_canvas"  # arms beyond the paper (DrawConfig)
 H_DEC, WRITE_WINDOW, WRITE_PATCH, CANVAS = "h_dec", "write_window", "write_patch", "canvas"
 
 _BOTH = (RECONSTRUCTION, GENERATION)
@@ -81,13 +87,29 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),
         Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t", shape_of=lambda c, b: (b, c.z_size)),
         Quantity(
+            MU_PRIOR,
+            "(batch, z_size)",
+            "learned prior's mean μ_p of p(z_t | h^dec_{t−1}) (not in the paper; Bachman 2016 / Gregor et al. 2016)",
+            modes=_BOTH,
+            arm=("prior", "learned"),
+            shape_of=lambda c, b: (b, c.z_size),
+        ),
+        Quantity(
+            SIGMA_PRIOR,
+            "(batch, z_size)",
+            "learned prior's standard deviation σ_p of p(z_t | h^dec_{t−1})",
+            modes=_BOTH,
+            arm=("prior", "learned"),
+            shape_of=lambda c, b: (b, c.z_size),
+        ),
+        Quantity(
             Z,
             "(batch, z_size)",
-            "latent z_t = μ_t + σ_t ε_t (eq. 6); the prior's ε_t when generating",
+            "latent z_t = μ_t + σ_t ε_t (eq. 6); when generating the prior's ε_t (eq. 13), or μ_p + σ_p ε_t with a learned prior",
             modes=_BOTH,
             shape_of=lambda c, b: (b, c.z_size),
         ),
-        Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || N(0, I)) in nats, eq. 11"),
+        Quantity(KL, "(batch,)", "KL(Q(z_t | h^enc_t) || p(z_t)) in nats: against N(0, I), eq. 11, or the learned prior"),
         Quantity(
             H_DEC, "(batch, dec_size)", "decoder LSTM output h^dec_t, eq. 7", modes=_BOTH, shape_of=lambda c, b: (b, c.dec_size)
         ),
@@ -104,6 +126,15 @@ QUANTITIES: dict[str, Quantity] = {
             "what the step writes: w_t of eq. 28 (or W(h^dec_t) of eq. 18)",
             modes=_BOTH,
             shape_of=lambda c, b: (b, c.channels, c.write_n, c.write_n) if c.attention else _image(c, b),
+        ),
+        Quantity(
+            SCALE_CANVAS,
+            "(batch, C, H, W)",
+            "scale canvas s_t = s_{t−1} + write_s(h^dec_t), the logistic's per-subpixel log-scale (s_T is the likelihood's; "
+            "not in the paper)",
+            modes=_BOTH,
+            arm=("scale_canvas", True),
+            shape_of=_image,
         ),
         Quantity(
             CANVAS, "(batch, C, H, W)", "canvas c_t = c_{t−1} + write(h^dec_t) as logits, eq. 8", modes=_BOTH, shape_of=_image
@@ -131,7 +162,10 @@ def available(config, mode: str) -> list[str]:
     return [
         q.name
         for q in QUANTITIES.values()
-        if mode in q.modes and (config.attention or not q.attention_only) and (taps is None or q.name in taps)
+        if mode in q.modes
+        and (config.attention or not q.attention_only)
+        and (taps is None or q.name in taps)
+        and (q.arm is None or getattr(config, q.arm[0], None) == q.arm[1])
     ]
 
 
