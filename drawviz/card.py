@@ -338,7 +338,9 @@ def model_card(
         f"| config | {network} |"
         if network
         else f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
-        f"{config.dec_size}, z {config.z_size}, attention {attention} |",
+        f"{config.dec_size}, z {config.z_size}, attention {attention}"
+        + "".join(f"; {_md(k)} {_md(v)} (beyond the paper)" for k, v in config.beyond_paper().items())
+        + " |",
         f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f", read from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; "
