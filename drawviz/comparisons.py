@@ -20,6 +20,7 @@ import torch
 
 from . import data as _data
 from . import sharpness
+from .kinds import lacks
 from .interventions import final_error, freeze_window, run_with_hooks, scale_gamma, set_window, set_z, zero_write
 from .trace import Trace
 
@@ -100,7 +101,8 @@ def intervention_effects(model, x: torch.Tensor, step: int, *, seed: int = 0) ->
         )
         effect(f"write window frozen from step {step} (attention off)", [freeze_window("write", step)])
         effect(f"write intensity 1/γ doubled at step {step}", [scale_gamma("write", 0.5, step)])
-    effect(f"nothing written at step {step}", [zero_write(step)])
+    if lacks(model, "zero write", "write_patch") is None:  # a one-shot VAE (convvae) writes no patches to zero
+        effect(f"nothing written at step {step}", [zero_write(step)])
     partner = torch.roll(x, -1, 0)  # image i's partner is image i+1
     plain_swap, swapped = swap_z(model, x, range(step, c.T + 1), seed=seed, target=partner)
     traces[f"z swapped with the next image's from step {step}"] = swapped

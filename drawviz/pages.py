@@ -136,8 +136,8 @@ def model_for(
     model is trained there first). A shipped model that is missing (a damaged install) is replaced by a small
     one trained in runs_dir(), and the output says so loudly: its figures are not the shipped model's.
     """
-    from .kinds import preset as kind_preset
     from .checkpoints import model_from_checkpoint
+    from .start import start_from
     from .train import train
 
     named = checkpoint
@@ -159,8 +159,8 @@ def model_for(
             )
     if not checkpoint.exists():
         print(f"no checkpoint at {checkpoint}: training a small model on {dataset} first ({steps} steps, T={T})")
-        # of the preset's kind: cluttered-mnist's is the read-only classifier
-        config = kind_preset(preset or _data.default_preset(dataset), T=T, **(overrides or {}))
+        # of the preset's kind (cluttered-mnist's is the read-only classifier), T only where the kind has one
+        config = start_from(checkpoint, dataset=dataset, preset=preset, fields=overrides, new_model={"T": T}).config
         train_set = load_split(dataset, "train", data_root)
         train(
             config,
