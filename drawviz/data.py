@@ -489,20 +489,25 @@ for _name, _of, _grey in (
     )
 
 
+def _mnist_digits(key: str, root: Path, train: bool, download: bool, sample: bool):
+    """The MNIST split a derived set ``key`` is built from: (digits, labels, where they came from), from the data
+    root or, for its offline sample, from the MNIST sample shipped with drawviz."""
+    if sample:
+        digits, labels, where = _sample("mnist-sample", train)
+        return digits, labels, f"{where} of the MNIST sample shipped with drawviz"
+    try:
+        return _mnist_like("mnist", root, train, download)
+    except DatasetNotFoundError as err:
+        raise DatasetNotFoundError(f"{key} is built from MNIST, and {err}") from None
+
+
 def _scene(key: str, root: Path, train: bool, download: bool, *, sample: bool = False):
     """A scene set (drawviz.scenes) built from the MNIST split it names, or from the shipped MNIST sample."""
     from . import scenes
 
     scene = scenes.SCENES[key]
     split = "train" if train else "test"
-    if sample:
-        digits, labels, where = _sample("mnist-sample", train)
-        where = f"{where} of the MNIST sample shipped with drawviz"
-    else:
-        try:
-            digits, labels, where = _mnist_like("mnist", root, train, download)
-        except DatasetNotFoundError as err:
-            raise DatasetNotFoundError(f"{key} is built from MNIST, and {err}") from None
+    digits, labels, where = _mnist_digits(key, root, train, download, sample)
     pieces = scenes.Pieces(scene, _as_bytes(digits), labels.numpy())
     if sample:
         images, objects = scenes.build(scene, pieces.digits, pieces.labels, len(digits), scene.seed + (not train))
@@ -551,14 +556,7 @@ def _captioned(root: Path, train: bool, download: bool, *, sample: bool = False)
     from . import captions
 
     split = "train" if train else "test"
-    if sample:
-        digits, labels, where = _sample("mnist-sample", train)
-        where = f"{where} of the MNIST sample shipped with drawviz"
-    else:
-        try:
-            digits, labels, where = _mnist_like("mnist", root, train, download)
-        except DatasetNotFoundError as err:
-            raise DatasetNotFoundError(f"captioned-mnist is built from MNIST, and {err}") from None
+    digits, labels, where = _mnist_digits("captioned-mnist", root, train, download, sample)
     as_bytes, classes = _as_bytes(digits), labels.numpy()
     seed = captions.CAPTIONED.seed + (not train)
     if sample:
