@@ -210,6 +210,18 @@ def _export(args) -> int:
     return 0
 
 
+def _sample(args) -> int:
+    from .checkpoints import model_from_checkpoint
+    from .sampling import sample, write
+
+    model = model_from_checkpoint(args.checkpoint, device=args.device)
+    images = sample(model, args.n, label=args.label, caption=args.caption, seed=args.seed)
+    path = write(images, args.out)
+    asked = f" of {args.label}" if args.label is not None else f" of {args.caption!r}" if args.caption else ""
+    print(f"wrote {path}: {len(images)} samples{asked}, {'x'.join(map(str, images.shape[1:]))} each, seed {args.seed}")
+    return 0
+
+
 def _card_destinations(args) -> Optional[str]:
     """Why --out or --into cannot take the card, found before the minutes of measuring (None: both can)."""
     from .files import WriteError, check_writable
@@ -431,6 +443,21 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
     x.add_argument("--force", action="store_true", help="replace --out even when it is not an earlier export of the same model")
     x.set_defaults(func=_export)
+
+    s = sub.add_parser(
+        "sample",
+        help="draw samples from a generator, told what to draw where it takes a class or a caption",
+        description="Draw N samples from a generator checkpoint (DRAW, a conditional DRAW, the conv VAE) and write a "
+        "PNG grid or an .npz (images, (N, C, H, W) in [0, 1]).",
+    )
+    s.add_argument("checkpoint")
+    s.add_argument("--n", type=int, default=16, help="how many samples (default 16)")
+    s.add_argument("--label", type=int, help="the class to draw (a label-conditional model)")
+    s.add_argument("--caption", help='the caption to draw, e.g. "the digit 3 is on the left of the digit 5 ."')
+    s.add_argument("--out", required=True, metavar="FILE", help="a .png (a grid) or an .npz (the images)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_sample)
 
     c = sub.add_parser("card", help="a Markdown model card: config, recipe, training, test bound, attention diagnostics")
     c.add_argument("checkpoint")

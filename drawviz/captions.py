@@ -38,6 +38,7 @@ __all__ = [
     "caption",
     "tokens",
     "text",
+    "parse",
     "build",
     "cached",
 ]
@@ -106,6 +107,16 @@ def tokens(caption_text: str) -> np.ndarray:
 def text(ids) -> str:
     """Token ids back to the caption."""
     return " ".join(VOCABULARY[int(i)] for i in ids)
+
+
+def parse(ids) -> tuple[int, str, int | None]:
+    """What a caption asks for: (first digit, where, second digit), ``where`` a relation (a pair) or a corner
+    (one digit, second None); the inverse of :func:`caption`."""
+    words = text(ids).split()
+    first = int(words[2])
+    if "image" in words:  # "the digit A is at the <corner> of the image ."
+        return first, f"{words[6]} {words[7]}", None
+    return first, words[6], int(words[10])  # "the digit A is <on|at> the <relation> of the digit B ."
 
 
 def _place(rng, where: str, n: int) -> np.ndarray:

@@ -578,7 +578,8 @@ register(
         "captioned-mnist",
         lambda root, train, download: _captioned(root, train, download),
         grey=True,
-        preset="two-digit-mnist",
+        preset="captioned-mnist",
+        kind="conditional",
         help="one or two MNIST digits on a 60x60 canvas placed where a caption says, built from MNIST/raw (alignDRAW)",
     )
 )
@@ -587,7 +588,8 @@ register(
         "captioned-mnist-sample",
         lambda root, train, download: _captioned(root, train, download, sample=True),
         grey=True,
-        preset="two-digit-mnist",
+        preset="captioned-mnist",
+        kind="conditional",
         sample_of="captioned-mnist",
         help="built from the MNIST sample shipped with drawviz (offline)",
     )

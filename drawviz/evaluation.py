@@ -22,11 +22,16 @@ def _as_images(images) -> torch.Tensor:
     return images.images if isinstance(images, _data.ImageSet) else images
 
 
-def _as_labels(images, labels) -> torch.Tensor | None:
-    """The labels given, else an ImageSet's own."""
+def _as_labels(images, labels, field: str = "labels") -> torch.Tensor | None:
+    """The labels given, else an ImageSet's own: its ``field`` (a captioned model's labels are the captions)."""
     if labels is None and isinstance(images, _data.ImageSet):
-        return images.labels
+        return getattr(images, field)
     return labels
+
+
+def labels_from(model) -> str:
+    """The ImageSet field a model's kind learns from (kinds: ``labels_from`` of its config)."""
+    return getattr(model.config, "labels_from", "labels")
 
 
 @torch.no_grad()
@@ -50,7 +55,7 @@ def evaluate(
     """
     batch_size = positive_int(batch_size, "batch_size", "a number of images per pass")
     kind = _kinds.of(model)
-    labels = _as_labels(images, labels) if kind.labels else None
+    labels = _as_labels(images, labels, labels_from(model)) if kind.labels else None
     images = _as_images(images)
     check_images(images, model.config)
     if kind.labels and (labels is None or len(labels) != len(images)):

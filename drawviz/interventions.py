@@ -12,7 +12,8 @@ outlive the call, also when a hook raises.
 
 The helpers build common hooks: ``set_window`` (place the read or write window at step t in
 pixels), ``scale_gamma``, ``freeze_window`` (attention off from step t: the window of step t is
-kept), ``set_z`` (fix z_t), ``zero_write``.
+kept), ``set_z`` (fix z_t), ``zero_write``; for a conditional model (drawviz.conditional) ``swap_condition``
+(another label or caption from step t on) and ``attend_word`` (the caption alignment on one word).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ __all__ = [
     "freeze_window",
     "set_z",
     "zero_write",
+    "swap_condition",
+    "attend_word",
     "at_steps",
 ]
 
@@ -69,10 +72,11 @@ def at_steps(steps, fn: Hook) -> Hook:
     return _acting_at(lambda value, t: fn(value, t) if t in chosen else None, chosen)
 
 
-def run_with_hooks(model, x=None, *, n=None, hooks=None, eps=None, seed=0, generator=None, target=None) -> Trace:
+def run_with_hooks(model, x=None, *, n=None, hooks=None, eps=None, seed=0, generator=None, target=None, labels=None) -> Trace:
     """The one runner (drawviz.probes.run) with ``hooks``, measuring −log D(target | c_t) at every step
-    (``recon_nll``; target defaults to x): what the comparisons of an intervention read."""
-    return run(model, x, n=n, hooks=hooks, eps=eps, seed=seed, generator=generator, target=target, measure=True)
+    (``recon_nll``; target defaults to x): what the comparisons of an intervention read. labels: a conditional
+    model's condition."""
+    return run(model, x, n=n, hooks=hooks, eps=eps, seed=seed, generator=generator, target=target, measure=True, labels=labels)
 
 
 # ----------------------------------------------------------------------------- common hooks
@@ -144,6 +148,38 @@ def set_z(values: Mapping[int, torch.Tensor]) -> tuple[str, Hook]:
 def zero_write(steps) -> tuple[str, Hook]:
     """The given steps write nothing (their patch is zero, so is their canvas update)."""
     return Q.WRITE_PATCH, at_steps(steps, lambda w, t: torch.zeros_like(w))
+
+
+def swap_condition(model, labels, from_step: int) -> tuple[str, Hook]:
+    """From step ``from_step`` on, the model draws as if asked for ``labels`` (class ids, or caption token ids
+    (batch, words)): the steps before see the condition the pass was given, and are unchanged."""
+    if not getattr(model.config, "conditioned", False):
+        raise InterventionError(f"a {type(model).__name__} takes no condition to swap (drawviz.conditional)")
+    start = int(from_step)
+    encoded = {}
+
+    def swap(condition, t: int):
+        if "new" not in encoded:  # encoded once, with the model, on the pass's device
+            with torch.no_grad():
+                encoded["new"] = model.given(torch.as_tensor(labels), condition.shape[0])
+        return encoded["new"]
+
+    swap.__name__ = f"swap_condition_from_{start}"
+    return Q.CONDITION, at_steps(range(start, max(start, model.config.T) + 1), swap)
+
+
+def attend_word(word: int, steps=None) -> tuple[str, Hook]:
+    """The caption alignment α_t put wholly on word ``word`` (its position in the caption, 0-based) at ``steps``
+    (default all): what the model draws when made to follow that word."""
+    word = int(word)
+
+    def attend(alpha, t: int):
+        if not 0 <= word < alpha.shape[1]:
+            raise InterventionError(f"word {word} is outside the caption's {alpha.shape[1]} words (0-based)")
+        return torch.nn.functional.one_hot(torch.full(alpha.shape[:1], word), alpha.shape[1]).to(alpha)
+
+    attend.__name__ = f"attend_word_{word}"
+    return Q.ALIGNMENT, at_steps(steps, attend) if steps is not None else _acting_at(attend, None)
 
 
 def _window_name(op: str) -> str:

@@ -15,7 +15,10 @@ What a kind's model provides (the protocol recording, interventions and the trai
 - ``sample_eps(batch, generator)``: the pass's noise (T, batch, z) (empty for a kind without latents);
 - ``figures(x, labels, generator)``: per image, what :func:`drawviz.evaluation.evaluate` averages;
 - for generators (``Kind.generator``), ``generate(n, generator=, eps=, tap=)`` from the prior, ``nll(canvas, x)``,
-  ``reconstruct(x, generator=)`` (the canvases σ(c_t), (T, batch, C, H, W)) and ``c0``, the canvas before step 1.
+  ``reconstruct(x, generator=)`` (the canvases σ(c_t), (T, batch, C, H, W)) and ``c0``, the canvas before step 1;
+- a kind that learns from labels (``Kind.labels``) takes them as ``labels=`` in ``forward``, ``figures`` and, for a
+  generator, ``generate`` and ``reconstruct``; the ImageSet field they come from is its config's ``labels_from``
+  (default ``labels``; a captioned model's are its ``captions``).
 
 What a figure needs that a kind lacks is said in one line by :func:`lacks`.
 """
@@ -29,7 +32,9 @@ from torch import nn
 
 from . import quantities as _quantities
 from .classifier import ClassifierConfig, GlimpseClassifier
+from .conditional import ConditionalConfig, ConditionalDRAW
 from .convvae import ConvVAE, ConvVAEConfig
+from .judge import Judge, JudgeConfig
 from .model import DRAW, DrawConfig
 
 __all__ = ["Kind", "REGISTRY", "register", "get", "of", "for_config", "build", "preset", "presets", "lacks", "lacks_in"]
@@ -154,5 +159,25 @@ register(
         ConvVAEConfig,
         generator=True,
         help="a plain convolutional VAE, the one-shot generator beside DRAW: the whole image in one step",
+    )
+)
+register(
+    Kind(
+        "conditional",
+        ConditionalDRAW,
+        ConditionalConfig,
+        generator=True,
+        labels=True,
+        help="DRAW told what to draw: a class label or a caption, attended word by word (alignDRAW)",
+    )
+)
+register(
+    Kind(
+        "judge",
+        Judge,
+        JudgeConfig,
+        generator=False,
+        labels=True,
+        help="a small convolutional MNIST classifier that judges which digit a drawing shows (used for nothing else)",
     )
 )

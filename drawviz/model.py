@@ -294,12 +294,14 @@ class DRAW(nn.Module):
         generator: Optional[torch.Generator] = None,
         tap: Optional[Tap] = None,
         check: bool = True,
+        given=None,
     ) -> DrawOutput:
         """Reconstruct x (batch, C, H, W) in [0, 1]; return the loss terms of eq. 9-12.
 
         eps: (T, batch, z_size) noise, drawn from ``generator`` when not given.
         tap: called as tap(name, t, value) with every quantity of drawviz.quantities as step
           t = 1..T computes it; what it returns is used in its place (a recorder returns the value).
+        given: what a conditional kind's steps see (drawviz.conditional encodes it); None for DRAW.
         """
         if check:
             check_images(x, self.config)
@@ -323,8 +325,9 @@ class DRAW(nn.Module):
             tapped = tap(SIGMA_Z, t, sigma)
             if tapped is not sigma:  # replaced: its log enters the KL
                 sigma, log_sigma = tapped, tapped.log()
+            condition = self._condition(t, h_dec, given, tap)  # from h_dec_(t−1); None for DRAW
             if self.config.prior == "learned":
-                mu_p, sigma_p, log_sigma_p = self._prior(t, h_dec, tap)  # from h_dec_(t−1): h_dec is not yet updated
+                mu_p, sigma_p, log_sigma_p = self._prior(t, h_dec, condition, tap)  # from h_dec_(t−1): not yet updated
             z = tap(Z, t, mu + sigma * eps[t - 1])  # eq. 6, reparameterised
             if self.config.prior == "learned":
                 # KL(N(μ, σ²) || N(μ_p, σ_p²)) = log σ_p − log σ + (σ² + (μ − μ_p)²) / 2σ_p² − ½, summed over z
@@ -334,7 +337,7 @@ class DRAW(nn.Module):
                 # KL(N(μ, σ²) || N(0, 1)) = ½(μ² + σ² − log σ² − 1), summed over z: eq. 11 per step.
                 kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(1)
             kls.append(tap(KL, t, kl))
-            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 7
+            h_dec, c_dec = self.decoder(self._decoder_input(z, condition), (h_dec, c_dec))  # eq. 7
             h_dec = tap(H_DEC, t, h_dec)
             update, scale_update = self._write(t, h_dec, tap)
             if scale is not None:
@@ -372,10 +375,23 @@ class DRAW(nn.Module):
         # eq. 29 for both patches through the one window, as 2C channels: its filterbanks are built once
         return self.write.paint(torch.cat((w, w_s), 1), window).chunk(2, 1)
 
-    def _prior(self, t: int, h_dec, tap: Tap):
+    def _condition(self, t: int, h_dec, given, tap: Tap) -> Optional[torch.Tensor]:
+        """What step t sees of a condition (batch, size), from ``given`` and h_dec_(t−1): DRAW has none. A conditional
+        kind (drawviz.conditional) overrides this, ``_decoder_input`` and ``_prior_input``; the step is DRAW's."""
+        return None
+
+    def _decoder_input(self, z: torch.Tensor, condition: Optional[torch.Tensor]) -> torch.Tensor:
+        """The decoder LSTM's input at a step: z_t (eq. 7, 14)."""
+        return z
+
+    def _prior_input(self, h_dec: torch.Tensor, condition: Optional[torch.Tensor]) -> torch.Tensor:
+        """What the learned prior reads: h_dec_(t−1)."""
+        return h_dec
+
+    def _prior(self, t: int, h_dec, condition, tap: Tap):
         """p(z_t | h_dec_(t−1)) = N(μ_p, σ_p²): μ_p, σ_p, log σ_p, each (batch, z_size) (not in the paper; Bachman 2016 /
         Gregor et al. 2016)."""
-        mu_p, log_sigma_p = self.p(h_dec).chunk(2, 1)
+        mu_p, log_sigma_p = self.p(self._prior_input(h_dec, condition)).chunk(2, 1)
         mu_p = tap(MU_PRIOR, t, mu_p)
         sigma_p = torch.exp(log_sigma_p)
         tapped = tap(SIGMA_PRIOR, t, sigma_p)
@@ -412,10 +428,12 @@ class DRAW(nn.Module):
         generator: Optional[torch.Generator] = None,
         eps: Optional[torch.Tensor] = None,
         tap: Optional[Tap] = None,
+        given=None,
     ) -> torch.Tensor:
         """Draw n images from the prior (eq. 13-16). Returns canvases σ(c_t): (T, n, C, H, W).
 
-        tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas; the arms' own)."""
+        tap: as in forward, for the quantities generation computes (z, h_dec, write, canvas; the arms' own).
+        given: as in forward (a conditional kind's condition, encoded); None for DRAW."""
         try:
             n = positive_int(n, "n", "a positive number of samples")
         except ValueError as err:
@@ -428,13 +446,14 @@ class DRAW(nn.Module):
         scale = self.initial_scale(n)
         frames = []
         for t in range(1, self.config.T + 1):
+            condition = self._condition(t, h_dec, given, tap)  # from h_dec_(t−1); None for DRAW
             if self.config.prior == "learned":
-                mu_p, sigma_p, _ = self._prior(t, h_dec, tap)  # from h_dec_(t−1)
+                mu_p, sigma_p, _ = self._prior(t, h_dec, condition, tap)  # from h_dec_(t−1)
                 # z_t ~ p(z_t | h_dec_(t−1)), the learned prior (not in the paper; Bachman 2016 / Gregor et al. 2016)
                 z = tap(Z, t, mu_p + sigma_p * eps[t - 1])
             else:
                 z = tap(Z, t, eps[t - 1])  # z_t ~ N(0, I), eq. 13
-            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))  # eq. 14
+            h_dec, c_dec = self.decoder(self._decoder_input(z, condition), (h_dec, c_dec))  # eq. 14
             h_dec = tap(H_DEC, t, h_dec)
             update, scale_update = self._write(t, h_dec, tap)
             if scale is not None:  # drawn too, so that a hook or a recording sees s_t
@@ -444,8 +463,9 @@ class DRAW(nn.Module):
         return torch.stack(frames)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Canvas sequence σ(c_t) while reconstructing x: (T, batch, C, H, W)."""
+    def reconstruct(self, x: torch.Tensor, *, generator: Optional[torch.Generator] = None, **condition) -> torch.Tensor:
+        """Canvas sequence σ(c_t) while reconstructing x: (T, batch, C, H, W). condition: a conditional kind's
+        ``labels=`` (drawviz.conditional)."""
         frames = []
 
         def keep(name, t, value):
@@ -453,7 +473,7 @@ class DRAW(nn.Module):
                 frames.append(torch.sigmoid(value))
             return value
 
-        self(x, generator=generator, tap=keep)
+        self(x, generator=generator, tap=keep, **condition)
         return torch.stack(frames)
 
 

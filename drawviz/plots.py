@@ -57,6 +57,7 @@ __all__ = [
     "plot_where_it_looks",
     "plot_confusion",
     "plot_drawing_order",
+    "plot_alignment",
     "OP_COLOURS",
     "save",
     "save_animation",
@@ -893,6 +894,41 @@ def plot_drawing_order(steps: pd.DataFrame, images: Sequence[int] = range(8), ti
     handles = [Line2D([], [], color=c, marker="o", ms=3, label=f"digit {d}") for d, c in _DIGIT_COLOURS.items()]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     fig.suptitle(title or "drawing order: each digit's cumulative share of its final visible change", fontsize=9)
+    return fig
+
+
+def plot_alignment(trace, words: Sequence[str], sample: int = 0, steps: Optional[Sequence[int]] = None, title=None) -> Figure:
+    """Which word a captioned DRAW follows as it draws (drawviz.conditional): above, the canvas σ(c_t) at a few
+    steps with the write window; below, the alignment α_t over the caption's words at every step (each column
+    sums to 1), the chosen steps marked."""
+    _need(trace, "the word alignment", Q.ALIGNMENT)
+    alpha = trace[Q.ALIGNMENT][:, sample]  # (T, words)
+    if len(words) != alpha.shape[1]:
+        raise ValueError(f"the caption has {alpha.shape[1]} words; {len(words)} were given to label them")
+    T = trace.T
+    steps = list(steps or np.unique(np.linspace(1, T, min(T, 8)).round().astype(int)))
+    fig = Figure(figsize=(max(6.0, 1.05 * len(steps) + 0.8), 5.6), layout="constrained")
+    grid = fig.add_gridspec(2, len(steps), height_ratios=(1, 1.6))
+    H, W = trace.canvas.shape[-2:]
+    for j, t in enumerate(steps):
+        ax = fig.add_subplot(grid[0, j])
+        _show(ax, trace.canvas[t - 1, sample])
+        if "write" in trace.windows:
+            w = geometry.window(trace, "write", t, sample)
+            xy, size = geometry.square(w, geometry.grid_n(trace, "write"))
+            ax.add_patch(Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS["write"], lw=1.0))
+        _keep_view(ax, W, H)
+        ax.set_title(f"t = {t}\n“{words[int(alpha[t - 1].argmax())]}”", fontsize=8)
+    ax = fig.add_subplot(grid[1, :])
+    artist = ax.imshow(alpha.T, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest",
+                       extent=(0.5, T + 0.5, len(words) - 0.5, -0.5))  # fmt: skip
+    ax.set_yticks(range(len(words)), labels=list(words), fontsize=8)
+    ax.set_xlabel("step t")
+    for t in steps:
+        ax.axvline(t, color="white", lw=0.6, alpha=0.6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(artist, ax=ax, label="alignment α_t (sums to 1 over the words)", shrink=0.9)
+    fig.suptitle(title or f"“{' '.join(words)}”: the word it follows at each step, and the canvas", fontsize=9)
     return fig
 
 

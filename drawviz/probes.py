@@ -178,6 +178,7 @@ def run(
     target: Optional[torch.Tensor] = None,
     measure: Optional[bool] = None,
     chunk: int = 500,
+    labels=None,
 ) -> Trace:
     """Run the model once, reconstructing x or drawing n samples from the prior, and return the Trace of every
     declared quantity; recording is running without hooks.
@@ -192,6 +193,8 @@ def run(
       ``measure`` (default: when hooks or a target are given).
     chunk: a reconstruction without hooks or target runs this many images at a time (with one pass's ε), and
       one that would not fit in free memory is refused before it starts.
+    labels: what a conditional model is asked to draw, one per image (drawviz.conditional: class ids, or caption
+      token ids (batch, words)); a model that takes none refuses them.
     """
     if (x is None) == (n is None):
         raise InterventionError("give either images x (a reconstruction) or n (samples from the prior)")
@@ -226,7 +229,7 @@ def run(
         for i in range(0, batch, chunk):
             rows = slice(i, min(i + chunk, batch))
             rec = Recorder()
-            out = model(x[rows], eps[:, rows], tap=rec)
+            out = model(x[rows], eps[:, rows], tap=rec, **_given(labels, rows))
             _fill(arrays, rec.arrays(), rows, batch)
             loss += float(out.loss) * (rows.stop - rows.start)
             logits.append(_logits(out))
@@ -244,13 +247,18 @@ def run(
     tap = _Tap(items, model, batch, extra=extra) if items or extra else Recorder()
     recorder = tap.recorder if isinstance(tap, _Tap) else tap
     if x is not None:
-        out = model(x, eps, tap=tap)
+        out = model(x, eps, tap=tap, **_given(labels))
         trace_args = dict(x=x, loss=float(out.loss), logits=_logits(out))
     else:
-        canvases = model.generate(n, generator=generator, eps=eps, tap=tap)
+        canvases = model.generate(n, generator=generator, eps=eps, tap=tap, **_given(labels))
         trace_args = dict(canvas=canvases.float().cpu().numpy())
     recon = torch.stack(errors).float().cpu().numpy() if errors else None  # (T, batch)
     return trace_of(model, mode, recorder.arrays(), recon_nll=recon, hooks=tuple(name for name, _ in items), **trace_args)
+
+
+def _given(labels, rows: slice = slice(None)) -> dict:
+    """The ``labels=`` of a pass (of its rows), or nothing: a model that takes none is called as it always was."""
+    return {} if labels is None else {"labels": labels[rows]}
 
 
 def _logits(out) -> Optional[np.ndarray]:

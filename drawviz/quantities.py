@@ -27,6 +27,8 @@ __all__ = [
     "H_ENC",
     "MU",
     "SIGMA_Z",
+    "CONDITION",
+    "ALIGNMENT",
     "MU_PRIOR",
     "SIGMA_PRIOR",
     "Z",
@@ -59,6 +61,7 @@ class Quantity:
 X_HAT, READ_WINDOW, GLIMPSE, H_ENC = "x_hat", "read_window", "glimpse", "h_enc"
 MU, SIGMA_Z, Z, KL = "mu", "sigma_z", "z", "kl"
 MU_PRIOR, SIGMA_PRIOR, SCALE_CANVAS = "mu_prior", "sigma_prior", "scale_canvas"  # arms beyond the paper (DrawConfig)
+CONDITION, ALIGNMENT = "condition", "alignment"  # a conditional DRAW's (drawviz.conditional)
 H_DEC, WRITE_WINDOW, WRITE_PATCH, CANVAS = "h_dec", "write_window", "write_patch", "canvas"
 
 _BOTH = (RECONSTRUCTION, GENERATION)
@@ -86,6 +89,25 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity(H_ENC, "(batch, enc_size)", "encoder LSTM output h^enc_t, eq. 5", shape_of=lambda c, b: (b, c.enc_size)),
         Quantity(MU, "(batch, z_size)", "posterior mean μ_t", shape_of=lambda c, b: (b, c.z_size)),
         Quantity(SIGMA_Z, "(batch, z_size)", "posterior standard deviation σ_t", shape_of=lambda c, b: (b, c.z_size)),
+        Quantity(
+            CONDITION,
+            "(batch, embed_size) for a label; (batch, words, 2·caption_size) for a caption",
+            "the condition as step t sees it: the class's embedding, or the caption's words encoded by the bidirectional "
+            "LSTM h^lang (alignDRAW); a hook from step t on swaps the label or the caption midway",
+            modes=_BOTH,
+            arm=("conditioned", True),
+            shape_of=lambda c, b: (b, c.embed_size) if c.condition == "label" else (b, c.words, 2 * c.caption_size),
+        ),
+        Quantity(
+            ALIGNMENT,
+            "(batch, words)",
+            "the caption alignment α_t over the words from h^dec_{t−1}, summing to 1 (alignDRAW's align(h^gen_{t−1}, "
+            "h^lang)); step t's "
+            "condition is Σ_j α_t,j h^lang_j",
+            modes=_BOTH,
+            arm=("condition", "caption"),
+            shape_of=lambda c, b: (b, c.words),
+        ),
         Quantity(
             MU_PRIOR,
             "(batch, z_size)",

@@ -35,7 +35,7 @@ from .checkpoints import (
     settings_of,
 )
 from .device import describe_hardware, pick_device
-from .evaluation import TrainingDiverged, _as_images, _as_labels, evaluate
+from .evaluation import TrainingDiverged, _as_images, _as_labels, evaluate, labels_from
 from .model import DRAW, DrawConfig, check_images
 from .recipe import Recipe, TrainConfig
 
@@ -234,9 +234,13 @@ def _images(train_images, test_images, model, settings: TrainConfig, dev):
     kind that learns from labels, the training labels on ``dev``."""
     train_y = None
     if _kinds.of(model).labels:
-        train_y = _as_labels(train_images, None)
-        if train_y is None or _as_labels(test_images, None) is None and test_images is not None:
-            raise ValueError(f"a {_kinds.of(model).name} model learns from labels: give ImageSets (data.load), not bare tensors")
+        field = labels_from(model)
+        train_y = _as_labels(train_images, None, field)
+        if train_y is None or _as_labels(test_images, None, field) is None and test_images is not None:
+            what = "labels" if field == "labels" else f"labels (an ImageSet's {field})"
+            raise ValueError(
+                f"a {_kinds.of(model).name} model learns from {what}: give ImageSets (data.load) that have them, not bare tensors"
+            )
         train_y = train_y.to(dev)
     train_x = _as_images(train_images)
     check_images(train_x, model.config)

@@ -1,0 +1,112 @@
+"""Does it draw what it was asked? Drawings read by the independent judge (drawviz.judge), one tidy row each.
+
+- a class: the judge's class of the drawing is the one asked for;
+- a caption (drawviz.captions): the canvas is cut where the caption puts its digits apart (a pair: into the two
+  halves across the relation, left | right or top / bottom; one digit: it is looked for in its corner's quadrant),
+  each part is framed as MNIST frames a digit (a 28×28 window centred on its ink's centre of mass, the rest of the
+  canvas blanked) and judged. A pair is **right** when each half holds at least ``SHARE`` of the drawing's ink and is
+  judged the digit the caption puts there; one digit when at least half its ink lies in the named quadrant and it is
+  judged the digit named.
+
+The same measure on the data set's own images says how far it can be trusted (tests/test_asked.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import captions as _captions
+from .judge import judged
+
+__all__ = ["SHARE", "by_label", "by_caption", "frame"]
+
+SHARE = 0.2  # the least share of a drawing's ink a half must hold to count as holding a digit
+_SIDE = 28  # the judge's frame, an MNIST digit's
+
+
+def frame(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The 28×28 window of ``canvas`` (H, W) centred on the centre of mass of its ink inside ``mask`` (H, W bool),
+    everything outside the mask blanked (clamped to the canvas; blank when there is no ink)."""
+    ink = np.where(mask, canvas, 0.0)
+    height, width = canvas.shape
+    total = ink.sum()
+    if total <= 0:
+        return np.zeros((_SIDE, _SIDE), dtype=np.float32)
+    rows, cols = np.indices(canvas.shape)
+    cy, cx = (rows * ink).sum() / total, (cols * ink).sum() / total
+    top = int(np.clip(round(cy - _SIDE / 2), 0, height - _SIDE))
+    left = int(np.clip(round(cx - _SIDE / 2), 0, width - _SIDE))
+    return ink[top : top + _SIDE, left : left + _SIDE].astype(np.float32)
+
+
+def _verdict(judge, frames: list[np.ndarray]) -> np.ndarray:
+    seen, _ = judged(judge, torch.from_numpy(np.stack(frames))[:, None])
+    return seen.numpy()
+
+
+def by_label(judge, images: np.ndarray, asked) -> pd.DataFrame:
+    """One row per drawing (N, 1, 28, 28): ``asked``, ``judged`` (the judge's class) and ``right``."""
+    seen, confidence = judged(judge, torch.as_tensor(np.asarray(images, dtype=np.float32)))
+    asked = np.asarray(asked)
+    return pd.DataFrame(
+        {"image": np.arange(len(asked)), "asked": asked, "judged": seen.numpy(), "confidence": confidence.numpy(),
+         "right": seen.numpy() == asked}
+    )  # fmt: skip
+
+
+def _halves(where: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of where a pair's first and second digit belong: the halves across the relation."""
+    rows, cols = np.indices((size, size))
+    near = {"left": cols < size // 2, "right": cols >= size // 2, "top": rows < size // 2, "bottom": rows >= size // 2}
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+    return near[where], near[opposite[where]]
+
+
+def _quadrant(corner: str, size: int) -> np.ndarray:
+    rows, cols = np.indices((size, size))
+    vertical, horizontal = corner.split()
+    return (rows < size // 2 if vertical == "top" else rows >= size // 2) & (
+        cols < size // 2 if horizontal == "left" else cols >= size // 2
+    )
+
+
+def by_caption(judge, images: np.ndarray, ids, held_out=None) -> pd.DataFrame:
+    """One row per drawing (N, 1, 60, 60) and its caption's token ids (N, words): the ``caption``, ``first``,
+    ``where``, ``second`` it asks for, what the judge sees where the caption puts each digit (``judged_first``,
+    ``judged_second``), the share of ink there (``ink_first``, ``ink_second``: for one digit the share in its
+    quadrant), whether the drawing is ``right`` (module docstring) and, given, ``held_out``."""
+    images = np.asarray(images, dtype=np.float32)[:, 0]
+    ids = np.asarray(ids)
+    size = images.shape[-1]
+    rows, frames = [], []
+    for i, (canvas, caption) in enumerate(zip(images, ids)):
+        first, where, second = _captions.parse(caption)
+        masks = _halves(where, size) if second is not None else (_quadrant(where, size),)
+        total = max(float(canvas.sum()), 1e-8)
+        shares = [float(canvas[m].sum()) / total for m in masks]
+        frames += [frame(canvas, m) for m in masks]
+        rows.append(
+            {"image": i, "caption": _captions.text(caption), "first": first, "where": where, "second": second,
+             "ink_first": shares[0], "ink_second": shares[1] if second is not None else np.nan}
+        )  # fmt: skip
+    seen = iter(_verdict(judge, frames)) if frames else iter(())
+    for row in rows:
+        row["judged_first"] = int(next(seen))
+        pair = row["second"] is not None
+        row["judged_second"] = int(next(seen)) if pair else None
+        if pair:
+            row["right"] = bool(
+                row["judged_first"] == row["first"] and row["judged_second"] == row["second"]
+                and min(row["ink_first"], row["ink_second"]) >= SHARE
+            )  # fmt: skip
+        else:
+            row["right"] = bool(row["judged_first"] == row["first"] and row["ink_first"] >= 0.5)
+    table = pd.DataFrame(rows)
+    table["second"] = table["second"].astype("Int64")
+    table["judged_second"] = table["judged_second"].astype("Int64")
+    table["pair"] = table["second"].notna()
+    if held_out is not None:
+        table["held_out"] = np.asarray(held_out, dtype=bool)
+    return table
