@@ -22,7 +22,7 @@ from .judge import judged
 
 __all__ = ["SHARE", "by_label", "by_caption", "frame"]
 
-SHARE = 0.2  # the least share of a drawing's ink a half must hold to count as holding a digit
+SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
 _SIDE = 28  # the judge's frame, an MNIST digit's
 
 

@@ -97,6 +97,8 @@ def _measure_classifier(model, state: dict, test, *, images: int, seed: int, pro
     from . import looking
 
     scored = evaluate(model, test, seed=seed, progress=progress)
+    if not model.config.attention:  # it reads the whole image at once (the judge): there is nowhere it looks
+        return {"state": state, "scored": scored, "test": test}
     some = test.balanced(images, seed=seed)
     looks = looking.where_it_looks(probes.record(model, some.images, seed=seed), some, seed=seed)
     return {
@@ -439,20 +441,21 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
     settings = settings_of(state)
     last = history[-1] if history else {}
     size = Path(checkpoint).stat().st_size / 1e6
-    paper = "; ".join(
-        f"{_md(name)} {100 * error:.2f} %" for name, glimpses, error in PAPER_TABLE_1 if glimpses in (None, config.T)
-    )
-    looks = m["looks"]
-    first, final = looks.iloc[0], looks.iloc[-1]
-    elsewhere = "; ".join(f"{_md(r.condition)} {100 * r.error:.1f} %" for r in m["elsewhere"].itertuples())
+    glimpses = "looks" in m  # the read-only DRAW of section 4.1; else a classifier of whole images (the judge)
+    if glimpses:
+        named = f"the read-only DRAW classifier, {config.T} glimpses"
+        network = (
+            f"{config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
+            f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes"
+        )
+    else:
+        named, network = _kinds.for_config(config).help, config.describe()
     lines = [
-        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else f'the read-only DRAW classifier, {config.T} glimpses'} "
-        f"({size:.1f} MB)",
+        f"## {_code(Path(checkpoint).name)} — {_md(title) if title else _md(named)} ({size:.1f} MB)",
         "",
         "| | |",
         "|---|---|",
-        f"| config | {config.height}×{config.width}×{config.channels}, {config.T} glimpses of {config.read_n}×{config.read_n} "
-        f"through DRAW's read attention, LSTM {config.enc_size}, softmax over {config.classes} classes |",
+        f"| config | {network} |",
         f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f": {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
         + "; 8-bit intensities, not binarised |",
@@ -465,6 +468,16 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
         f"| test error | **{100 * scored['error']:.2f} %** (cross-entropy {scored['cross_entropy']:.3f} nats) on all "
         f"{scored['images']:,} test images of {_cell(_data.portable(m['test'].source, data_root))} "
         f"({_cell('python -m drawviz evaluate ' + Path(checkpoint).as_posix())}) |",
+    ]
+    if not glimpses:
+        return "\n".join([*lines, f"| during training | test error {_error_trend(history)} |"]) + "\n"
+    paper = "; ".join(
+        f"{_md(name)} {100 * error:.2f} %" for name, glimpses, error in PAPER_TABLE_1 if glimpses in (None, config.T)
+    )
+    looks = m["looks"]
+    first, final = looks.iloc[0], looks.iloc[-1]
+    elsewhere = "; ".join(f"{_md(r.condition)} {100 * r.error:.1f} %" for r in m["elsewhere"].itertuples())
+    lines += [
         f"| the paper's Table 1 | {paper} |",
         f"| during training | test error {_error_trend(history)} |",
         f"| where it looks (drawviz.looking) | the glimpse's centre to the digit's centre, median: {first.distance:.1f} px "

@@ -30,7 +30,7 @@ from .checks import positive_int
 from .model import DRAW, DrawConfig, InputError, _zeroed, check_images
 from .quantities import ALIGNMENT, CONDITION, Tap
 
-__all__ = ["CONDITIONS", "ENTRIES", "ConditionalConfig", "PRESETS", "ConditionalDRAW"]
+__all__ = ["CONDITIONS", "ENTRIES", "ConditionalConfig", "PRESETS", "ConditionalDRAW", "grown_from"]
 
 CONDITIONS = ("none", "label", "caption")
 # where the condition enters a step: (a) the decoder's input, (b) the learned prior, (c) both (alignDRAW)
@@ -203,3 +203,36 @@ class ConditionalDRAW(DRAW):
         """n images drawn from the prior given the condition ``labels`` (one per image): (T, n, C, H, W)."""
         given = self.given(labels, n if isinstance(n, int) else 0)
         return super().generate(n, generator=generator, eps=eps, tap=tap, given=given)
+
+
+@torch.no_grad()
+def grown_from(draw: DRAW, config: ConditionalConfig) -> ConditionalDRAW:
+    """A conditional model that starts as the trained ``draw`` exactly: its weights copied, every path of the
+    condition at zero (the decoder's weights from s_t, the learned prior's layer: N(0, I) until it learns), so that
+    training from it learns only what the condition adds. The DRAW fields of ``config`` must be ``draw``'s (the prior
+    may become learned: it starts as N(0, I))."""
+    theirs, ours = draw.config.to_dict(), config.to_dict()
+    differ = {k: (theirs[k], ours[k]) for k in theirs if k != "prior" and theirs[k] != ours[k]}
+    if differ:
+        raise ValueError(
+            "a conditional model grows from a DRAW of its own shape; these differ (DRAW's, the config's): "
+            + ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in differ.items())
+        )
+    grown = ConditionalDRAW(config).to(next(draw.parameters()).device)
+    mine = grown.state_dict()
+    for name, value in draw.state_dict().items():
+        if name not in mine:
+            continue
+        target = mine[name]
+        if target.shape == value.shape:
+            target.copy_(value)
+        elif name in ("decoder.weight_ih", "p.weight"):  # the old inputs first, the condition's columns at zero
+            target.zero_()
+            target[:, : value.shape[1]] = value
+        else:
+            raise ValueError(f"cannot grow {name}: {tuple(value.shape)} into {tuple(target.shape)}")
+    if config.conditioned and "p.weight" not in draw.state_dict() and hasattr(grown, "p"):
+        grown.p.weight.zero_(), grown.p.bias.zero_()  # a new learned prior starts as DRAW's N(0, I)
+    if config.conditioned and config.enters in ("decoder", "both"):
+        grown.decoder.weight_ih[:, config.z_size :].zero_()  # s_t enters at zero: the decoder is DRAW's
+    return grown

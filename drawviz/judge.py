@@ -53,6 +53,15 @@ class JudgeConfig(ConfigFields):
     read_images = 1
     taps = ()
 
+    def describe(self) -> str:
+        """The network in one line (a model card's config row)."""
+        side = f"{self.height // 4}×{self.width // 4}"
+        return (
+            f"{self.height}×{self.width}×{self.channels}; 5×5 convolution ({self.filters} channels, ReLU), 2×2 max-pool, "
+            f"5×5 convolution ({2 * self.filters}, ReLU), 2×2 max-pool to {2 * self.filters}×{side}, linear {self.hidden} "
+            f"(ReLU), softmax over {self.classes} classes"
+        )
+
     @classmethod
     def presets(cls) -> dict:
         return PRESETS

@@ -12,7 +12,7 @@ import torch
 from drawviz import captions, data, interventions, kinds, probes
 from drawviz.__main__ import main
 from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
-from drawviz.conditional import ConditionalConfig, ConditionalDRAW
+from drawviz.conditional import ConditionalConfig, ConditionalDRAW, grown_from
 from drawviz.evaluation import evaluate
 from drawviz.fast import make_fast
 from drawviz.model import DRAW, DrawConfig, InputError
@@ -173,3 +173,18 @@ def test_drawviz_sample_writes_a_grid_or_the_images_and_refuses_what_the_model_c
     assert main(["sample", str(label), "--label", "1", "--out", str(tmp_path / "x.gif")]) == 2
     assert "write a .png or an .npz file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("enters", ["decoder", "prior", "both"])
+def test_grown_from_a_trained_draw_it_starts_as_that_draw_whatever_it_is_asked(enters):
+    torch.manual_seed(0)
+    draw = DRAW(SMALL)
+    for p in draw.parameters():
+        torch.nn.init.normal_(p, std=0.2)  # as if trained: no zero to hide behind
+    grown = grown_from(draw, ConditionalConfig(**{**LABEL.to_dict(), "enters": enters}))
+    x, eps = torch.rand(3, 1, 28, 28), draw.sample_eps(3, torch.Generator().manual_seed(0))
+    for labels in ([0, 1, 2], [9, 9, 9]):
+        torch.testing.assert_close(grown(x, eps, labels=torch.tensor(labels)).loss, draw(x, eps).loss)
+        torch.testing.assert_close(grown.generate(3, eps=eps, labels=torch.tensor(labels)), draw.generate(3, eps=eps))
+    with pytest.raises(ValueError, match="z_size 4 != 5"):
+        grown_from(draw, ConditionalConfig(**{**LABEL.to_dict(), "z_size": 5}))

@@ -1,0 +1,80 @@
+"""Does it draw what it was asked? The judge (drawviz.judge, shipped as models/judge.pt) and the measure
+(drawviz.asked), checked on drawings whose answer is known: the data sets' own images."""
+
+import numpy as np
+import pytest
+import torch
+
+from drawviz import asked, captions, data, kinds, resources
+from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, settings_of
+from drawviz.evaluation import evaluate
+from drawviz.judge import Judge, JudgeConfig
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
+
+
+def test_the_shipped_judge_is_a_small_convolutional_net_that_reads_mnist_right_99_percent_of_the_time(judge):
+    assert type(judge) is Judge and kinds.of(judge).name == "judge"
+    assert (resources.models() / "judge.pt").stat().st_size < 2e6
+    test = data.load("mnist-sample", "test")  # 1,000 test digits shipped with drawviz, not seen in training
+    assert evaluate(judge, test)["error"] < 0.015
+    assert settings_of(load_checkpoint(resources.models() / "judge.pt"))["binarize"] is None  # grey, as DRAW's σ(c_T)
+
+
+def test_a_label_is_judged_right_when_the_judge_sees_it_and_wrong_when_asked_for_another(judge):
+    test = data.load("mnist-sample", "test")
+    right = asked.by_label(judge, test.images.numpy(), test.labels.numpy())
+    assert list(right.columns) == ["image", "asked", "judged", "confidence", "right"]
+    assert right["right"].mean() > 0.985
+    wrong = asked.by_label(judge, test.images.numpy(), (test.labels.numpy() + 1) % 10)
+    assert wrong["right"].mean() < 0.015
+
+
+def test_a_captioned_image_of_the_data_set_is_judged_as_its_caption_says(judge):
+    test = data.load("captioned-mnist-sample", "test")
+    table = asked.by_caption(judge, test.images.numpy(), test.captions.numpy(), held_out=test.held_out.numpy())
+    assert table["pair"].any() and (~table["pair"]).any() and table["held_out"].any()
+    assert table["right"].mean() > 0.95  # the measure trusts what is right (measured: 98.5 % of the sample)
+    pairs = table[table["pair"]]
+    assert (pairs[["ink_first", "ink_second"]].min(axis=1) >= asked.SHARE).mean() > 0.99
+
+
+def test_an_image_asked_for_with_another_caption_is_judged_wrong(judge):
+    test = data.load("captioned-mnist-sample", "test")
+    ids = test.captions.numpy().copy()
+    for i, caption in enumerate(ids):  # the same digits, the places swapped: "3 left of 5" becomes "5 left of 3",
+        first, where, second = captions.parse(caption)  # a corner becomes the opposite one
+        other = {"top left": "bottom right", "bottom right": "top left", "top right": "bottom left", "bottom left": "top right"}
+        swapped = captions.caption(second, where, first) if second is not None else captions.caption(first, other[where])
+        ids[i] = captions.tokens(swapped)
+    table = asked.by_caption(judge, test.images.numpy(), ids)
+    same = table["first"] == table["second"]  # a pair of one digit twice is right either way round
+    assert table.loc[~same, "right"].mean() < 0.05
+
+
+def test_a_blank_part_frames_to_a_blank_window_and_a_digit_is_framed_on_its_centre_of_mass():
+    canvas = np.zeros((60, 60), dtype=np.float32)
+    assert not asked.frame(canvas, np.ones_like(canvas, dtype=bool)).any()
+    canvas[30:40, 30:34] = 1  # a bar centred on row 34.5, column 31.5
+    framed = asked.frame(canvas, np.ones_like(canvas, dtype=bool))
+    rows, cols = np.nonzero(framed)
+    assert framed.shape == (28, 28) and framed.sum() == 40
+    assert abs(rows.mean() - 13.5) <= 1 and abs(cols.mean() - 13.5) <= 1
+    judge = Judge(JudgeConfig())
+    with torch.no_grad():
+        assert judge(torch.from_numpy(framed)[None, None]).logits.shape == (1, 10)
+
+
+def test_its_card_says_what_network_it_is_and_its_test_error(judge, tmp_path):
+    from drawviz.card import model_card
+
+    path = tmp_path / "judge.pt"
+    path.write_bytes((resources.models() / "judge.pt").read_bytes())
+    text = model_card(path, data_root=None)
+    assert "5×5 convolution (32 channels, ReLU)" in text and "softmax over 10 classes" in text
+    error = evaluate(judge, data.load("mnist", "test"))["error"]
+    assert f"**{100 * error:.2f} %**" in text and error < 0.01  # the target: at least 99 % on all of MNIST's test set
+    assert "where it looks" not in text  # it reads the whole image: nothing to say about glimpses
