@@ -20,8 +20,10 @@ import torch
 from . import captions as _captions
 from .judge import judged
 
-__all__ = ["SHARE", "by_label", "by_caption", "frame"]
+__all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
+           "accuracy", "following"]  # fmt: skip
 
+FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
 _SIDE = 28  # the judge's frame, an MNIST digit's
 
@@ -110,3 +112,64 @@ def by_caption(judge, images: np.ndarray, ids, held_out=None) -> pd.DataFrame:
     if held_out is not None:
         table["held_out"] = np.asarray(held_out, dtype=bool)
     return table
+
+
+@torch.no_grad()
+def draw_classes(model, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n finished drawings σ(c_T) of every class a label-conditional model knows: (images (classes·n, C, H, W) in
+    [0, 1], the class asked for each (classes·n,)), class by class."""
+    asked = torch.arange(model.config.classes).repeat_interleave(n)
+    g = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    drawn = model.eval().generate(len(asked), generator=g, labels=asked.to(next(model.parameters()).device))[-1]
+    return drawn.float().cpu().numpy(), asked.numpy()
+
+
+@torch.no_grad()
+def draw_captions(model, ids, seed: int = 0, batch_size: int = 500) -> np.ndarray:
+    """One finished drawing σ(c_T) per caption (token ids (N, words)) from a captioned model: (N, C, H, W)."""
+    ids = torch.as_tensor(np.asarray(ids))
+    device = next(model.parameters()).device
+    g = torch.Generator(device).manual_seed(seed)
+    out = [
+        model.eval().generate(len(part), generator=g, labels=part.to(device))[-1].float().cpu() for part in ids.split(batch_size)
+    ]
+    return torch.cat(out).numpy()
+
+
+def accuracy(table: pd.DataFrame, by=None) -> pd.DataFrame:
+    """The share judged right (``right``) and the count, overall or per group (e.g. by="asked", or
+    ["pair", "held_out"])."""
+    if by is None:
+        return pd.DataFrame({"drawings": [len(table)], "right": [table["right"].mean()]})
+    return table.groupby(by)["right"].agg(drawings="size", right="mean").reset_index()
+
+
+def following(canvas: np.ndarray, before: np.ndarray, alignment: np.ndarray, ids) -> pd.DataFrame:
+    """Does it follow the words? For each drawing of a pair's caption: the share of the drawing of each digit (the
+    visible change |σ(c_t) − σ(c_(t−1))| inside the half the caption gives it, drawviz.order.shares) done while the
+    alignment is on that digit's word (``first_on_own``, ``second_on_own``), and, to compare, while it is on the other
+    digit's word (``first_on_other``, ``second_on_other``). One row per pair; single-digit captions are left out.
+
+    canvas: σ(c_t) (T, N, C, H, W); before: σ(c_0) (C, H, W); alignment: α_t (T, N, words); ids: (N, words)."""
+    from . import order
+
+    ids = np.asarray(ids)
+    size = canvas.shape[-1]
+    followed = np.asarray(alignment).argmax(-1)  # (T, N): the word each step follows
+    rows = []
+    for i, caption in enumerate(ids):
+        first, where, second = _captions.parse(caption)
+        if second is None:
+            continue
+        near, far = _halves(where, size)
+        owner = np.where(near, 1, np.where(far, 2, 0))[None]
+        got, _ = order.shares(canvas[:, i : i + 1], before, owner)  # (T, 1, 2)
+        got = got[:, 0]
+        row = {"image": i, "caption": _captions.text(caption)}
+        for k, (digit, own, other) in enumerate((("first", FIRST_WORD, SECOND_WORD), ("second", SECOND_WORD, FIRST_WORD))):
+            total = got[:, k].sum()
+            row[f"{digit}_on_own"] = float(got[followed[:, i] == own, k].sum() / total) if total > 0 else np.nan
+            row[f"{digit}_on_other"] = float(got[followed[:, i] == other, k].sum() / total) if total > 0 else np.nan
+        rows.append(row)
+    columns = ["image", "caption", "first_on_own", "first_on_other", "second_on_own", "second_on_other"]
+    return pd.DataFrame(rows, columns=columns)

@@ -18,7 +18,18 @@ from typing import ClassVar, Optional
 
 from . import files as _files
 
-__all__ = ["Record", "Trained", "Attention", "ErrorImages", "Blur", "Interventions", "Classification", "RECORDS", "json_safe"]
+__all__ = [
+    "Record",
+    "Trained",
+    "Attention",
+    "ErrorImages",
+    "Blur",
+    "Interventions",
+    "Classification",
+    "Asked",
+    "RECORDS",
+    "json_safe",
+]
 
 
 def json_safe(value):
@@ -173,4 +184,19 @@ class Classification(Record):
     paper_error: Optional[float] = None  # the paper's Table 1 for this many glimpses
 
 
-RECORDS: dict[str, type] = {r.notebook: r for r in (Trained, Attention, ErrorImages, Blur, Interventions, Classification)}
+@dataclass(frozen=True)
+class Asked(Record):
+    """draw_this.ipynb: does a conditional DRAW draw what it was asked? Its drawings read by the judge (drawviz.asked)."""
+
+    notebook: ClassVar[str] = "draw_this"
+    dataset: Optional[str] = None
+    condition: Optional[str] = None  # label or caption
+    enters: Optional[str] = None  # decoder, prior or both
+    drawings: Optional[int] = None
+    right: Optional[float] = None  # the share judged as asked
+    worst: Optional[float] = None  # the lowest share of any class (of any group of captions)
+    held_out_right: Optional[float] = None  # captions whose triple training never saw
+    first_on_own_word: Optional[float] = None  # the share of a pair's first digit drawn while attending its word
+
+
+RECORDS: dict[str, type] = {r.notebook: r for r in (Trained, Attention, ErrorImages, Blur, Interventions, Classification, Asked)}

@@ -50,11 +50,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-ORDER = ("train", "attention", "error_images", "interventions", "blur", "classify")
+ORDER = ("train", "attention", "error_images", "interventions", "blur", "classify", "draw_this")
 # what a run shows when it lists no notebooks: those for its dataset's model kind (data.Dataset.kind)
-FOR_KIND = {"draw": ORDER[:5], "classifier": ("classify",)}
+FOR_KIND = {"draw": ORDER[:5], "classifier": ("classify",), "conditional": ("draw_this",)}
 # notebooks that find their model themselves (the shipped file, else a small one they train): no train.ipynb first
-STANDALONE = frozenset({"classify"})
+STANDALONE = frozenset({"classify", "draw_this"})
 
 
 # ----------------------------------------------------------------------------- runs file
@@ -368,7 +368,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     if not wanted:  # nothing to run: nothing is touched, and the index says so
         log(f"  none of its notebooks ({', '.join(own)}) is among --notebooks: skipped")
-        nothing = dict.fromkeys(("train", "errors", "attention", "classify", "sharpness", "checkpoint", "gif"))
+        nothing = dict.fromkeys(("train", "errors", "attention", "classify", "asked", "sharpness", "checkpoint", "gif"))
         result.update(nothing, status="skipped", error=f"none of its notebooks ({', '.join(own)}) was selected")
         return result
     _set_aside_if_changed(run, out_dir, checkpoint, log)
@@ -416,6 +416,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["errors"] = reported("error_images", _metrics.ErrorImages)
     result["attention"] = reported("attention", _metrics.Attention)
     result["classify"] = reported("classify", _metrics.Classification)
+    result["asked"] = reported("draw_this", _metrics.Asked)
     blur = reported("blur", _metrics.Blur)
     result["sharpness"] = blur.runs.get(name) if blur is not None else None
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() and _draws(checkpoint) else None  # for the blur page
@@ -571,6 +572,16 @@ def _classified(cl) -> str:
     )
 
 
+def _asked(ak) -> str:
+    """A conditional model's cell in the bound's column: the share of its drawings the judge reads as asked."""
+    pct = lambda x: _fmt(100 * x if x is not None else None, ".1f")
+    held = f"; held-out captions {pct(ak.held_out_right)} %" if ak.held_out_right is not None else ""
+    return (
+        f"{pct(ak.right)} % drawn as asked<div class=small>{_fmt(ak.drawings, ',')} drawings of a "
+        f"{html.escape(str(ak.condition))}, judged; worst {pct(ak.worst)} %{held}</div>"
+    )
+
+
 def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs_file: Path, data_root) -> Path:
     rows = []
     folder = COMPARISON[bool(data_root)]
@@ -578,7 +589,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
     for r in results:
         found = r.get("train")
         tr, at = found or _metrics.Trained(), r.get("attention") or _metrics.Attention()
-        cl = r.get("classify")
+        cl, ak = r.get("classify"), r.get("asked")
         sh = r.get("sharpness") or compared.runs.get(r["run"], {})
         model = Path(tr.model_file).name if tr.model_file else "–"
         hours = f", {_fmt(tr.cpu_hours, '.1f')} CPU h" if tr.cpu_hours is not None else ""
@@ -629,7 +640,8 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
             f"<td class=num>{html.escape(str(tr.config.get('T', cl.glimpses if cl else '–')))}</td>"
-            f"<td class=num>{_classified(cl) if cl else _bound(tr)}</td><td>{trained}</td><td>{tested}</td><td>{attention}</td>"
+            f"<td class=num>{_classified(cl) if cl else _asked(ak) if ak else _bound(tr)}</td><td>{trained}</td>"
+            f"<td>{tested}</td><td>{attention}</td>"
             f"<td class=num>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
             f"</span></td><td>{sharp}</td>"
             f"<td class='{r['status']}' title='{html.escape('; '.join(failed))}'>{r['status']}"

@@ -48,7 +48,7 @@ def condition(model, n: int, *, label: Optional[int] = None, caption: Optional[s
     if takes == "label":
         classes = model.config.classes
         if not 0 <= int(label) < classes:
-            raise ValueError(f"--label {label} is no class of this model: give 0..{classes - 1}")
+            raise ValueError(f"{label} is no class of this model: give 0..{classes - 1}")
         return {"labels": torch.full((n,), int(label), dtype=torch.long)}
     ids = torch.from_numpy(_captions.tokens(caption))  # an unknown word is refused here, naming the vocabulary
     return {"labels": ids[None].repeat(n, 1)}

@@ -16,7 +16,7 @@ import base64
 import io
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -38,8 +38,12 @@ class StepView:
     no write window, no error image) shows the input x with glimpse t's read window and the glimpse itself.
     """
 
-    def __init__(self, trace, sample: int = 0, dpi: int = 80):
+    def __init__(self, trace, sample: int = 0, dpi: int = 80, words: Optional[Sequence[str]] = None):
         self.trace, self.sample = trace, sample
+        # a captioned model's words (drawviz.conditional): the one its alignment is on at step t is shown in [ ]
+        self.words = list(words) if words is not None and "alignment" in trace else None
+        if self.words is not None and len(self.words) != trace["alignment"].shape[-1]:
+            raise ValueError(f"the caption has {trace['alignment'].shape[-1]} words; {len(self.words)} were given")
         self.ops = geometry.ops(trace)
         recon = trace.x is not None
         drawn = trace.canvas is not None  # a classifier draws nothing: its glimpse takes the canvas's place
@@ -107,6 +111,11 @@ class StepView:
             )
         if tr.kl is not None:
             lines.append(f"KL_t = {tr.kl[t - 1, s]:.2f} nats")
+        if self.words is not None:  # the word it follows, in place in its caption
+            alpha = tr["alignment"][t - 1, s]
+            j = int(alpha.argmax())
+            marked = [f"[{w}]" if i == j else w for i, w in enumerate(self.words)]
+            lines.append(f"{' '.join(marked)}  α = {alpha[j]:.2f}")
         if tr.logits is not None:  # a classifier: what it says after its last glimpse
             p = np.exp(tr.logits[s] - tr.logits[s].max())
             lines.append(f"after glimpse {tr.T}: class {int(p.argmax())} (p = {p.max() / p.sum():.2f})")
@@ -152,10 +161,11 @@ class StepView:
                 artist.set_animated(False)
 
 
-def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
+def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72, words: Optional[Sequence[str]] = None) -> str:
     """A kernel-free scrubber: every step's frame embedded as a PNG in self-contained HTML/JS.
 
-    The frames are StepView's: for a classifier, the image with glimpse t's read window and the glimpse.
+    The frames are StepView's: for a classifier, the image with glimpse t's read window and the glimpse; for a
+    captioned model given its caption's ``words``, the word followed at each step marked.
     Works in a static HTML report with no Jupyter and no network (matplotlib's jshtml: inline
     script, no external URLs). Display it with IPython.display.HTML.
     """
@@ -167,7 +177,7 @@ def scrubber_html(trace, sample: int = 0, fps: int = 4, dpi: int = 72) -> str:
         def grab_frame(self, **savefig_kwargs):
             self._saved_frames.append(base64.encodebytes(next(frames)).decode("ascii"))
 
-    view = StepView(trace, sample, dpi=dpi)
+    view = StepView(trace, sample, dpi=dpi, words=words)
     frames = view.pngs(range(1, trace.T + 1))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "scrubber.html"

@@ -14,7 +14,7 @@ import numpy as np
 
 from .stepview import StepView
 
-__all__ = ["Scrubber", "scrub", "WindowExplorer", "explore_window"]
+__all__ = ["Scrubber", "scrub", "WindowExplorer", "explore_window", "Ask", "ask"]
 
 
 class Scrubber:
@@ -26,9 +26,9 @@ class Scrubber:
     Setting ``slider.value`` from Python redraws too, so the scrubber works without a browser.
     """
 
-    def __init__(self, trace, sample: int = 0, fps: int = 4, dpi: int = 80):
+    def __init__(self, trace, sample: int = 0, fps: int = 4, dpi: int = 80, words=None):
         self.trace = trace
-        self.view = StepView(trace, sample, dpi=dpi)
+        self.view = StepView(trace, sample, dpi=dpi, words=words)
         T = trace.T
         self.play = W.Play(value=1, min=1, max=T, step=1, interval=max(1, 1000 // fps), description="play")
         self.slider = W.IntSlider(value=1, min=1, max=T, step=1, description="step t", continuous_update=True)
@@ -149,3 +149,73 @@ class WindowExplorer:
 def explore_window(model, x, step: int = 1, op: str = "write", sample: int = 0, **kwargs) -> WindowExplorer:
     """Live sliders for the ``op`` window at ``step`` of image ``sample`` of x; display as a cell's last expression."""
     return WindowExplorer(model, x, step, op, sample, **kwargs)
+
+
+class Ask:
+    """Type what to draw (a class, or a caption from the vocabulary) and watch a conditional DRAW draw it: the
+    scrubber over its steps, the write window and, for a caption, the word followed at each step; below, what the
+    judge sees in the drawing (drawviz.asked). A request the model cannot take is answered in one clear line.
+
+    Attributes: ``box`` (the Text the request is typed in; setting ``box.value`` from Python draws too), ``message``
+    (an HTML line: the verdict, or what went wrong), ``scrubber`` (the current Scrubber, None before a drawing) and
+    ``widget`` (the layout).
+    """
+
+    def __init__(self, model, judge=None, value: str = "", seed: int = 0, dpi: int = 72):
+        self.model, self.judge, self.seed, self.dpi = model, judge, seed, dpi
+        self.caption = getattr(model.config, "condition", "none") == "caption"
+        what = "a caption" if self.caption else f"a class 0..{getattr(model.config, 'classes', 10) - 1}"
+        self.box = W.Text(value="", description="draw", placeholder=what, continuous_update=False)
+        self.box.layout.width = "36em"
+        self.message = W.HTML()
+        self.drawing = W.VBox()
+        self.scrubber = None
+        self.box.observe(lambda change: self.ask(change["new"]), names="value")
+        self.widget = W.VBox([self.box, self.message, self.drawing])
+        self.widget.add_class("drawviz-ask")
+        self.box.value = value  # draws it
+
+    def ask(self, request: str) -> None:
+        """Draw what ``request`` asks for (a class number, or a caption), or say why it cannot be drawn."""
+        import html
+
+        from . import asked, probes, sampling
+
+        request = request.strip()
+        if not request:
+            self.message.value = "type what to draw, then press Enter"
+            return
+        try:
+            if self.caption:
+                given = sampling.condition(self.model, 1, caption=request)
+            else:
+                if not request.lstrip("-").isdigit():
+                    raise ValueError(f"{request!r} is no class: type a number 0..{self.model.config.classes - 1}")
+                given = sampling.condition(self.model, 1, label=int(request))
+        except ValueError as err:
+            self.message.value = f"<b>cannot draw that:</b> {html.escape(str(err))}"
+            return
+        trace = probes.run(self.model, n=1, seed=self.seed, **given)
+        words = request.replace(".", " . ").split() if self.caption else None
+        self.scrubber = Scrubber(trace, 0, dpi=self.dpi, words=words)
+        self.drawing.children = [self.scrubber.widget]
+        self.scrubber.slider.value = trace.T  # the finished drawing first; play to watch it drawn
+        verdict = ""
+        if self.judge is not None:
+            drawn = trace.canvas[-1]
+            if self.caption:
+                row = asked.by_caption(self.judge, drawn, given["labels"].numpy()).iloc[0]
+                seen = f"{row.judged_first}" + (f" and {row.judged_second}" if row.pair else "")
+            else:
+                row = asked.by_label(self.judge, drawn, given["labels"].numpy()).iloc[0]
+                seen = f"{row.judged}"
+            verdict = f"; the judge sees {seen}: <b>{'right' if row.right else 'wrong'}</b>"
+        self.message.value = f"asked for {html.escape(request)!s}{verdict}"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def ask(model, judge=None, value: str = "", **kwargs) -> Ask:
+    """A live request box for a conditional model (drawviz.conditional); display as a cell's last expression."""
+    return Ask(model, judge, value, **kwargs)

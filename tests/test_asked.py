@@ -78,3 +78,23 @@ def test_its_card_says_what_network_it_is_and_its_test_error(judge, tmp_path):
     error = evaluate(judge, data.load("mnist", "test"))["error"]
     assert f"**{100 * error:.2f} %**" in text and error < 0.01  # the target: at least 99 % on all of MNIST's test set
     assert "where it looks" not in text  # it reads the whole image: nothing to say about glimpses
+
+
+def test_following_the_words_credits_each_digit_to_the_word_attended_while_it_was_drawn():
+    """A hand-made drawing of "3 left of 5": steps 1-2 draw the left digit while attending "3", steps 3-4 the right one
+    while attending "5", except step 4, which attends "3" again."""
+    ids = captions.tokens(captions.caption(3, "left", 5))[None]
+    T, size = 4, 60
+    canvas = np.zeros((T, 1, 1, size, size))
+    canvas[0:, 0, 0, 20:30, 5:15] = 0.5  # step 1: half the left digit
+    canvas[1:, 0, 0, 20:30, 5:15] = 1.0  # step 2: the rest of it
+    canvas[2:, 0, 0, 20:30, 40:50] = 0.25  # step 3: a quarter of the right digit
+    canvas[3:, 0, 0, 20:30, 40:50] = 1.0  # step 4: the rest of it
+    alignment = np.zeros((T, 1, captions.LENGTH))
+    alignment[[0, 1, 3], 0, asked.FIRST_WORD] = 1
+    alignment[2, 0, asked.SECOND_WORD] = 1
+    row = asked.following(canvas, np.zeros((1, size, size)), alignment, ids).iloc[0]
+    assert row.first_on_own == 1 and row.first_on_other == 0
+    assert row.second_on_own == pytest.approx(0.25) and row.second_on_other == pytest.approx(0.75)  # step 4: 3/4, on "3"
+    single = captions.tokens(captions.caption(3, "top left"))[None]
+    assert asked.following(canvas, np.zeros((1, size, size)), alignment, single).empty

@@ -222,3 +222,35 @@ def test_a_checkpoint_the_user_named_that_is_missing_is_an_error_not_a_quiet_sta
             progress_bar=False,
         )
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    "dataset, preset, condition",
+    [("mnist-sample", "mnist-label", "label"), ("captioned-mnist-sample", "captioned-mnist", "caption")],
+)
+def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, condition):
+    from drawviz.metrics import Asked
+
+    nb = run(
+        "draw_this",
+        tmp_path,
+        dataset=dataset,
+        preset=preset,
+        checkpoint=str(tmp_path / "model.pt"),
+        train_if_missing=True,
+        T=4,
+        steps=10,
+        n_show=2,
+        n_per_class=2,
+        n_judged=2,
+        live=False,
+        metrics_out=str(tmp_path / "draw_this.json"),
+    )
+    record = Asked.read(tmp_path / "draw_this.json")
+    assert record.condition == condition and record.drawings == 20 and 0 <= record.right <= 1
+    assert (record.held_out_right is not None) == (record.first_on_own_word is not None) == (condition == "caption")
+    assert images(nb) == (3 if condition == "caption" else 2)  # the drawing, (the alignment,) the grid
+    frames = [
+        str(o.get("data", {}).get("text/html", "")).count("data:image/png;base64") for c in nb.cells for o in c.get("outputs", [])
+    ]
+    assert 4 in frames  # the static scrubber: one frame per step
