@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from . import anchors as _anchors
 from . import campaign
 from . import data as _data
@@ -52,7 +54,8 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         other = model_from_checkpoint(reference, device="cpu")
         reference_area = diagnostics.reference_edit_area(other, x, seed=seed)
         reference_label = _what_model(other.config, Path(reference).name)
-    table = diagnostics.summary(probes.record(model, x, seed=seed), reference=reference_area)
+    told = _told(model, test.balanced(images, seed=seed))  # a conditional model is told each image's own condition
+    table = diagnostics.summary(probes.run(model, x, seed=seed, **told), reference=reference_area)
     # on binary digits, what the centre spread is for pens that need no model (diagnostics.spread_references)
     steps = model.config.T - int(math.floor(0.1 * model.config.T))  # summary's steps after the first 10 %
     pens = diagnostics.spread_references(x, steps=steps, seed=seed) if binarize and model.config.attention else None
@@ -61,9 +64,11 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     drawing_order = _drawing_order(model, test.balanced(images, seed=seed), x, seed) if order.two_digits(test) else None
     # 8-bit data under a likelihood of 8-bit values: the Gaussians fitted to the same images say what a bound is worth
     same_data = _anchors.anchors(dataset, data_root) if not binarize and model.config.likelihood == "logistic" else None
+    drawn_as_asked = _asked(model, test, images, seed, binarize, progress) if told else None
     return {
         "state": state,
         "bound": bound,
+        "asked": drawn_as_asked,
         "anchors": same_data,
         "drawing_order": drawing_order,
         "diagnostics": table,
@@ -74,6 +79,77 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
         "pens": pens,
         "ink": ink,
     }
+
+
+def _told(model, some) -> dict:
+    """The ``labels=`` a conditional model is told for the images ``some`` (their own labels or captions), else {}."""
+    from .evaluation import labels_from
+
+    return {"labels": getattr(some, labels_from(model))} if _kinds.of(model).labels else {}
+
+
+def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) -> dict:
+    """Does a conditional model draw what it is asked? Its prior samples read by the shipped judge (drawviz.asked);
+    for a label, the bound told each image's right class against a wrong one (the next class); for a caption, the bound
+    and the judged share on captions seen and held out in training, and whether it follows the words."""
+    from . import asked, resources
+
+    judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
+    if model.config.condition == "label":
+        per_class = max(images // model.config.classes, 10)
+        drawn, classes = asked.draw_classes(model, per_class, seed=seed)
+        table = asked.accuracy(asked.by_label(judge, drawn, classes), "asked")
+        wrong = evaluate(model, test, labels=(test.labels + 1) % model.config.classes, seed=seed, binarize=binarize)
+        return {"condition": "label", "per_class": table, "drawings": len(drawn), "wrong_label_bound": wrong["nll_bound"]}
+    some = test.balanced(images, seed=seed)
+    drawn = probes.run(model, n=len(some), seed=seed, labels=some.captions)
+    judged = asked.by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
+    follows = asked.following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
+    bounds = {}
+    for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
+        part = test._take(torch.nonzero(mask)[:, 0], test.source)
+        bounds[name] = evaluate(model, part, seed=seed, binarize=binarize, progress=progress)["nll_bound"] if len(part) else None
+    return {
+        "condition": "caption",
+        "by_held_out": asked.accuracy(judged, "held_out"),
+        "right": float(judged["right"].mean()),
+        "drawings": len(judged),
+        "follows": follows[["first_on_own", "first_on_other", "second_on_own", "second_on_other"]].mean(),
+        "bounds": bounds,
+    }
+
+
+def _asked_rows(m: dict, bound: dict) -> list[str]:
+    """A conditional model's card rows: drawn as asked, and what the condition buys."""
+    a = m.get("asked")
+    if not a:
+        return []
+    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
+    if a["condition"] == "label":
+        t = a["per_class"]
+        worst = t.loc[t["right"].idxmin()]
+        overall = float((t["right"] * t["drawings"]).sum() / t["drawings"].sum())
+        return [
+            f"| drawn as asked (drawviz.asked, models/judge.pt) | **{pct(overall)}** of {a['drawings']:,} prior samples "
+            f"({int(t['drawings'].iloc[0])} per class) judged as the class asked; per class "
+            + ", ".join(f"{int(r.asked)}: {100 * r.right:.0f} %" for r in t.itertuples())
+            + f"; worst {int(worst.asked)} ({pct(worst.right)}) |",
+            f"| the label's worth | told each test image's right class {bound['nll_bound']:.2f} nats, told the next class "
+            f"{a['wrong_label_bound']:.2f} ({a['wrong_label_bound'] - bound['nll_bound']:+.2f}; a label can buy at most "
+            f"log 10 = 2.30 nats against the same model without it) |",
+        ]
+    h = a["by_held_out"].set_index("held_out")["right"]
+    f, b = a["follows"], a["bounds"]
+    return [
+        f"| drawn as asked (drawviz.asked, models/judge.pt) | **{pct(a['right'])}** of {a['drawings']:,} test captions "
+        f"drawn right (each digit judged as named, where the caption puts it): seen {pct(h.get(False, float('nan')))}, "
+        f"held out {pct(h.get(True, float('nan')))} |",
+        f"| follows the words? | the first digit drawn while attending its word {pct(f['first_on_own'])} (the other "
+        f"digit's word {pct(f['first_on_other'])}); the second {pct(f['second_on_own'])} ({pct(f['second_on_other'])}) |",
+        "| test bound, seen and held-out captions | "
+        + "; ".join(f"{name} {v:.2f} nats" for name, v in b.items() if v is not None)
+        + " |",
+    ]
 
 
 def _drawing_order(model, scenes, x, seed: int) -> dict:
@@ -329,6 +405,8 @@ def model_card(
         else "none: full read and write"
     )
     named, network, who = f"DRAW {kind}", None, "DRAW"
+    if hasattr(config, "conditioning"):  # a conditional DRAW (drawviz.conditional)
+        named = f"DRAW {kind}, told what to draw: a {config.condition}"
     if hasattr(config, "describe"):  # another kind of generator (a convvae) says what its network is
         other = _kinds.for_config(config)
         named, network, who = other.help, config.describe(), other.model.__name__
@@ -342,6 +420,7 @@ def model_card(
         else f"| config | {config.height}×{config.width}×{config.channels}, T = {config.T}, LSTM {config.enc_size}/"
         f"{config.dec_size}, z {config.z_size}, attention {attention}"
         + "".join(f"; {_md(k)} {_md(v)} (beyond the paper)" for k, v in config.beyond_paper().items())
+        + (f"; {_md(config.conditioning)}" if hasattr(config, "conditioning") else "")
         + " |",
         f"| data | the {_md(settings.get('dataset', '?'))} training set{_limit(settings)}"
         + (f", read from {_cell(_data.portable(args['train_source'], data_root))}" if args.get("train_source") else "")
@@ -375,6 +454,7 @@ def model_card(
             )
             + f" (covariance shrinkage δ = {a['shrinkage']:.1g}, chosen on held-out training images) |"
         )
+    lines += _asked_rows(m, bound)
     lines.append(f"| flattened? | {_flattened(state)} |")
     rows = {r["op"]: r for r in table.to_dict("records")}
     steps = table["steps"].iloc[0] if len(table) else ""

@@ -75,6 +75,21 @@ class ConditionalConfig(DrawConfig):
         return "captions" if self.condition == "caption" else "labels"
 
     @property
+    def conditioning(self) -> str:
+        """The condition in one line (a model card's config row)."""
+        where = {"decoder": "the decoder's input [z_t, s_t]", "prior": "a learned prior p(z_t | h_dec_(t−1), s_t)",
+                 "both": "the decoder's input and a learned prior (alignDRAW's)"}[self.enters]  # fmt: skip
+        if self.condition == "label":
+            return f"condition: the class ({self.classes}), an embedding of {self.embed_size}, entering {where}"
+        if self.condition == "caption":
+            return (
+                f"condition: a caption of {self.words} words ({self.vocabulary}-word vocabulary, embeddings of "
+                f"{self.embed_size}), a bidirectional LSTM of {self.caption_size} each way and at every step a soft "
+                f"alignment over the words ({self.align_size} units), entering {where}"
+            )
+        return "condition: none (DRAW itself)"
+
+    @property
     def condition_size(self) -> int:
         """What a step sees of the condition, in units: e(y), or s_t (both of the caption LSTM's directions)."""
         return {"none": 0, "label": self.embed_size, "caption": 2 * self.caption_size}[self.condition]

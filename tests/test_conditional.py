@@ -188,3 +188,18 @@ def test_grown_from_a_trained_draw_it_starts_as_that_draw_whatever_it_is_asked(e
         torch.testing.assert_close(grown.generate(3, eps=eps, labels=torch.tensor(labels)), draw.generate(3, eps=eps))
     with pytest.raises(ValueError, match="z_size 4 != 5"):
         grown_from(draw, ConditionalConfig(**{**LABEL.to_dict(), "z_size": 5}))
+
+
+@pytest.mark.parametrize("config, dataset", [(LABEL, "mnist-sample"), (CAPTION, "captioned-mnist-sample")])
+def test_its_card_says_what_it_is_told_and_how_often_it_draws_it(tmp_path, config, dataset):
+    from drawviz.card import model_card
+
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "m.pt", model=ConditionalDRAW(config), train_args={"dataset": dataset})
+    text = model_card(path, images=40)
+    assert ("the class (10), an embedding of 16" if config.condition == "label" else "a caption of 12 words") in text
+    assert "drawn as asked (drawviz.asked, models/judge.pt)" in text
+    if config.condition == "label":
+        assert "the label's worth" in text and "per class 0: " in text
+    else:
+        assert "follows the words?" in text and "seen" in text and "held out" in text
