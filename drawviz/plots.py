@@ -4,7 +4,7 @@ Nothing here calls ``plt.show()``: notebooks display the returned figure, report
 Data come from :mod:`drawviz.probes` (a :class:`~drawviz.trace.Trace` and its tidy
 ``frame``), from :func:`drawviz.train.train` (the history DataFrame) and from the measures of
 :mod:`drawviz.diagnostics` and :mod:`drawviz.sharpness`. One step of a trace redrawn in place, and
-the HTML scrubber made of it, are :mod:`drawviz.stepview`'s.
+the HTML scrubber made of it, are :mod:`drawviz.stepview`'s; GIFs :mod:`drawviz.animation`'s.
 
 Coordinates: attention parameters are in the paper's 1-based pixel units (pixel a = 1..A),
 so image column a − 1 in ``imshow``'s axes; the glimpse rectangle is centre ± N·δ/2. Where a
@@ -29,7 +29,6 @@ from matplotlib.ticker import MaxNLocator
 from . import files as _files
 from . import geometry
 from . import quantities as Q
-from .animation import save_animation
 from .trace import need as _need
 from .style import OP_COLOURS, STEP_CMAP, show as _show
 
@@ -58,9 +57,7 @@ __all__ = [
     "plot_confusion",
     "plot_drawing_order",
     "plot_alignment",
-    "OP_COLOURS",
     "save",
-    "save_animation",
 ]
 
 

@@ -10,7 +10,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from drawviz import DRAW, DrawConfig, diagnostics, geometry, plots, probes
+from drawviz import DRAW, DrawConfig, diagnostics, geometry, plots, probes, style
 from drawviz.attention import Window
 from drawviz.trace import Trace
 
@@ -133,7 +133,7 @@ def test_the_drawing_figure_keeps_an_off_image_window_visible():
     assert x1 >= 45 - 1 + 2.5 + 1 and y0 <= -12 - 1 - 2.5 - 1
     assert all(a.get_xlim() == ax.get_xlim() for a in fig.axes)  # one view for every panel
     assert "1 of 8 write windows" in fig._supxlabel.get_text()
-    assert fig.axes[0].patches[-1].get_edgecolor()[:3] == matplotlib.colors.to_rgb(plots.OP_COLOURS["write"])
+    assert fig.axes[0].patches[-1].get_edgecolor()[:3] == matplotlib.colors.to_rgb(style.OP_COLOURS["write"])
 
 
 def test_a_pen_keeping_one_order_for_every_digit_spreads_under_3_px_on_real_digits(mnist_test):
