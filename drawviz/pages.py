@@ -200,11 +200,15 @@ def optional_model(checkpoint, device="auto", like=None, dataset: Optional[str] 
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, device=device, state=state)
     if like is not None and model.config.image_shape != like.config.image_shape:
-        print(f"{checkpoint} draws {model.config.image_shape} images, not {like.config.image_shape}: not used")
+        c, o = model.config, like.config
+        print(
+            f"the reference {checkpoint.name} draws {c.height}×{c.width}×{c.channels} images, not this model's "
+            f"{o.height}×{o.width}×{o.channels}: shown without it"
+        )
         return None
     trained_on = settings_of(state).get("dataset")
     if dataset is not None and trained_on is not None and _data.full_name(trained_on) != _data.full_name(dataset):
-        print(f"{checkpoint} was trained on {trained_on}, not {_data.full_name(dataset)}: not used")
+        print(f"the reference {checkpoint.name} was trained on {trained_on}, not {_data.full_name(dataset)}: shown without it")
         return None
     return model
 
