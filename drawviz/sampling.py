@@ -23,6 +23,7 @@ from . import kinds as _kinds
 __all__ = ["FORMATS", "condition", "sample", "grid", "write"]
 
 FORMATS = (".png", ".npz")
+TILE = 96  # a PNG shows each sample at least this many pixels high (enlarged by a whole factor, pixels kept sharp)
 
 
 def condition(model, n: int, *, label: Optional[int] = None, caption: Optional[str] = None) -> dict:
@@ -80,7 +81,8 @@ def grid(images: np.ndarray, columns: Optional[int] = None, gap: int = 2) -> np.
 
 
 def write(images: np.ndarray, path) -> Path:
-    """Write images (N, C, H, W) in [0, 1] as a PNG grid or an ``.npz`` (``images``), atomically."""
+    """Write images (N, C, H, W) in [0, 1] as a PNG grid (each sample enlarged to at least TILE pixels) or an
+    ``.npz`` (``images``, as they are), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -92,6 +94,8 @@ def write(images: np.ndarray, path) -> Path:
         from matplotlib import image as _image
 
         picture = grid(images)
+        zoom = max(1, math.ceil(TILE / images.shape[-2]))  # a 28×28 digit as 112×112: a grid one can look at
+        picture = picture.repeat(zoom, 0).repeat(zoom, 1)
         picture = picture[..., 0] if picture.shape[-1] == 1 else picture
         _image.imsave(buffer, np.clip(picture, 0, 1), cmap="gray", vmin=0, vmax=1, format="png")
     return _files.write_bytes(path, buffer.getvalue(), what="samples")

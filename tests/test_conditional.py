@@ -153,7 +153,7 @@ def test_drawviz_sample_writes_a_grid_or_the_images_and_refuses_what_the_model_c
     asked = "the digit 3 is on the left of the digit 5 ."
     assert main(["sample", str(caption), "--n", "4", "--caption", asked, "--out", str(tmp_path / "a.png")]) == 0
     picture = plt.imread(tmp_path / "a.png")
-    assert picture.shape[:2] == (2 * 60 + 2, 2 * 60 + 2)  # a 2×2 grid with a 2-pixel gap
+    assert picture.shape[:2] == (2 * (2 * 60 + 2), 2 * (2 * 60 + 2))  # a 2×2 grid with a 2-pixel gap, enlarged twice
     assert main(["sample", str(plain), "--n", "2", "--out", str(tmp_path / "plain.png")]) == 0
     capsys.readouterr()
     refused = {
