@@ -52,19 +52,31 @@ def _start_bound(model: Path, test_limit: int, out: Path) -> float:
     return bound
 
 
+def _minutes(state: dict) -> float:
+    """Minutes of training a checkpoint has, all legs (what --minutes counts)."""
+    return ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
+
+
+def _shown(path: Path) -> str:
+    """A path as the commands should show it: relative to the checkout where it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _arm(model: Path, rate: float, args, runs: Path) -> tuple[Path, list[str]]:
     checkpoint = runs / f"{model.stem}-lr{rate:g}.pt"
     state = load_checkpoint(model)
     dataset = settings_of(state).get("dataset") or "cifar10"
-    trained = ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60  # --minutes counts all legs
+    trained = _minutes(state)
     command = _drawviz(
-        "train", "--dataset", dataset, "--init-from", str(model), "--checkpoint", str(checkpoint), "--recipe", "constant",
+        "train", "--dataset", dataset, "--init-from", _shown(model), "--checkpoint", _shown(checkpoint), "--recipe", "constant",
         "--lr", f"{rate:g}", "--final-lr", "0.05", "--minutes", f"{trained + args.minutes:.2f}",
         "--cooldown-minutes", f"{args.cooldown_minutes:g}", "--eval-every-minutes", f"{args.eval_every_minutes:g}",
         "--test-limit", str(args.test_limit), "--fast", "--no-progress", "--log-every", "200",
     )  # fmt: skip
+    if checkpoint.exists() and _minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
+        return checkpoint, command  # finished: its curve is read as it is
     print(f"arm lr {rate:g}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted arm; a finished one stops at once
+    subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted arm
     return checkpoint, command
 
 
@@ -84,10 +96,11 @@ def main(argv=None) -> None:
     start = _start_bound(model, args.test_limit, out)
     print(f"start: {model.name} {start:.2f} on {args.test_limit} test images", flush=True)
 
-    rows, commands = [], {}
+    rows, commands, arm_steps = [], {}, {}
     for rate in args.rates:
         checkpoint, command = _arm(model, rate, args, runs)
         commands[f"{rate:g}"] = " ".join(["python", *command[1:]])
+        arm_steps[f"{rate:g}"] = load_checkpoint(checkpoint)["step"] - load_checkpoint(model)["step"]
         state = load_checkpoint(checkpoint)
         leg = campaign.curve(state)
         leg = leg[leg["leg"] == leg["leg"].max()]  # this arm's leg; the shipped model's own legs came with its weights
@@ -102,17 +115,22 @@ def main(argv=None) -> None:
     dims = math.prod(load_checkpoint(model)["config"].image_shape)
     ends = table.groupby("lr").last()
     summary = {
-        "model": str(args.model),
+        "model": _shown(model),
         "test_limit": args.test_limit,
         "start_nll_bound": start,
         "start_bits_per_dim": start / (dims * math.log(2)),
         "arms": {
-            f"{lr:g}": {"end_nll_bound": r.test_nll_bound, "end_bits_per_dim": r.test_nll_bound / (dims * math.log(2))}
+            f"{lr:g}": {
+                "end_nll_bound": r.test_nll_bound,
+                "end_bits_per_dim": r.test_nll_bound / (dims * math.log(2)),
+                "steps": arm_steps[f"{lr:g}"],
+            }
             for lr, r in ends.iterrows()
         },
         "minutes": args.minutes,
         "cooldown_minutes": args.cooldown_minutes,
         "commands": commands,
+        "steps": arm_steps,  # optimiser steps each arm took in its minutes (the machine was shared: see the closing note)
         "threads": os.environ.get("OMP_NUM_THREADS"),
     }
     write_json(out / f"{stem}.json", summary)
