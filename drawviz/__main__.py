@@ -39,6 +39,19 @@ def _train(args) -> int:
         distributed.shutdown()
 
 
+def _dataset_of(checkpoint, init_from) -> str:
+    """The dataset ``train`` uses when none is named: the checkpoint's it resumes, else that of the model it starts
+    from, else MNIST (the paper's)."""
+    from .checkpoints import load_checkpoint, settings_of
+
+    for path in (checkpoint, init_from):
+        if path and Path(path).is_file():
+            named = settings_of(load_checkpoint(path)).get("dataset")
+            if named:
+                return named
+    return "mnist"
+
+
 def _train_here(args, ranks) -> int:
     from . import data
     from .evaluation import evaluate
@@ -46,6 +59,8 @@ def _train_here(args, ranks) -> int:
     from .start import CLI, start_from
     from .train import train
 
+    if args.dataset is None:  # the data of the model resumed or started from, else MNIST
+        args.dataset = _dataset_of(args.checkpoint, args.init_from)
     # the config flags given (None: not given), compared with a model resumed or started from (drawviz.start)
     fields = {"T": args.T, "read_n": args.read_n, "write_n": args.write_n, "likelihood": args.likelihood, "prior": args.prior}
     if args.no_attention:
@@ -303,7 +318,11 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train DRAW on a dataset (resumes from --checkpoint when it exists)")
     from .data import REGISTRY
 
-    t.add_argument("--dataset", default="mnist", help="; ".join(f"{k} ({d.help})" if d.help else k for k, d in REGISTRY.items()))
+    t.add_argument(
+        "--dataset",
+        help="default: the dataset of the checkpoint resumed or the model started from, else mnist. "
+        + "; ".join(f"{k} ({d.help})" if d.help else k for k, d in REGISTRY.items()),
+    )
     from .kinds import presets
 
     t.add_argument(

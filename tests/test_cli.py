@@ -168,3 +168,19 @@ def test_train_writes_its_history_into_a_folder_that_does_not_exist_yet(tmp_path
     )
     assert run.returncode == 0, run.stderr
     assert history.read_text().splitlines()[0].startswith("step,epoch,loss")
+
+
+def test_a_resume_or_a_start_from_a_model_trains_on_that_models_data_when_none_is_named(tmp_path):
+    from drawviz.checkpoints import load_checkpoint, settings_of
+
+    first = tmp_path / "cifar.pt"
+    common = ["--drawing-steps", "2", "--batch-size", "16", "--test-limit", "16", "--no-progress"]
+    made = _drawviz("train", "--dataset", "cifar10-sample", "--checkpoint", str(first), "--steps", "1", *common)
+    assert made.returncode == 0, made.stderr[-2000:]
+    resumed = _drawviz("train", "--checkpoint", str(first), "--steps", "2", *common)  # no --dataset: the checkpoint's
+    assert resumed.returncode == 0 and "cifar10-sample images" in resumed.stderr, resumed.stderr[-2000:]
+    started = _drawviz("train", "--init-from", str(first), "--checkpoint", str(tmp_path / "next.pt"), "--steps", "3", *common)
+    assert started.returncode == 0, started.stderr[-2000:]
+    assert settings_of(load_checkpoint(tmp_path / "next.pt"))["dataset"] == "cifar10-sample"
+    new = _drawviz("train", "--checkpoint", str(tmp_path / "new.pt"), "--steps", "1", "--limit", "64", *common)
+    assert new.returncode == 0 and "mnist images" in new.stderr  # nothing to go by: MNIST, the paper's
