@@ -102,6 +102,7 @@ def test_runs_file_checks(tmp_path):
         "cifar10-sample",
         "two-digit-mnist-sample",
         "cluttered-mnist-sample",
+        "mnist-sample",  # mnist-label: the model told the class (draw_this)
     ]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
     assert {"mnist", "fashion-mnist", "cifar10", "svhn", "two-digit-mnist", "cluttered-mnist"} <= {
