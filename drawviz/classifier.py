@@ -75,6 +75,19 @@ class ClassifierOutput(NamedTuple):
     logits: torch.Tensor  # (batch, classes)
 
 
+def check_labels(labels: Optional[torch.Tensor], x: torch.Tensor, classes: int) -> None:
+    """Raise InputError unless labels are None or (batch,) class indices of the images x."""
+    if labels is not None and (labels.shape != x.shape[:1] or labels.min() < 0 or labels.max() >= classes):
+        raise InputError(f"labels must be (batch,) class indices in 0..{classes - 1}")
+
+
+def classifier_figures(out: ClassifierOutput, labels: torch.Tensor) -> dict:
+    """Per image, what evaluation averages for a classifier: the error (0 or 1) and the cross-entropy (nats; also
+    ``nll_bound``, −log p(y | x), exact: there is no latent to bound)."""
+    wrong = (out.logits.argmax(1) != labels).to(out.nll.dtype)
+    return {"nll_bound": out.nll, "error": wrong, "cross_entropy": out.nll}
+
+
 class GlimpseClassifier(nn.Module):
     """T glimpses through DRAW's read attention into an LSTM, then a softmax (section 4.1)."""
 
@@ -109,8 +122,7 @@ class GlimpseClassifier(nn.Module):
         glimpse also reads the error image) and the LSTM state (h_enc) of every step."""
         if check:
             check_images(x, self.config)
-            if labels is not None and (labels.shape != x.shape[:1] or labels.min() < 0 or labels.max() >= self.config.classes):
-                raise InputError(f"labels must be (batch,) class indices in 0..{self.config.classes - 1}")
+            check_labels(labels, x, self.config.classes)
         tap = tap or identity
         batch = x.shape[0]
         h, c = self.h0.expand(batch, -1), self.h0.new_zeros(batch, self.config.enc_size)
@@ -126,9 +138,7 @@ class GlimpseClassifier(nn.Module):
     def figures(self, x: torch.Tensor, labels: torch.Tensor, generator=None) -> dict:
         """Per image, what evaluation averages: the error (0 or 1) and the cross-entropy (nats); ``nll_bound``
         is the cross-entropy too (−log p(y | x), exact: there is no latent to bound)."""
-        out = self(x, labels=labels, check=False)
-        wrong = (out.logits.argmax(1) != labels).to(out.nll.dtype)
-        return {"nll_bound": out.nll, "error": wrong, "cross_entropy": out.nll}
+        return classifier_figures(self(x, labels=labels, check=False), labels)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

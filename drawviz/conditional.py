@@ -211,11 +211,6 @@ class ConditionalDRAW(DRAW):
         given = self.given(labels, x.shape[0])
         return super().forward(x, eps, generator=generator, tap=tap, check=False, given=given)
 
-    def figures(self, x, labels=None, generator=None) -> dict:
-        out = self(x, labels=labels, generator=generator, check=False)
-        kl = out.kl.sum(0)
-        return {"nll_bound": out.nll + kl, "recon_nll": out.nll, "kl": kl}
-
     @torch.no_grad()
     def generate(self, n, *, labels=None, generator=None, eps=None, tap: Optional[Tap] = None):
         """n images drawn from the prior given the condition ``labels`` (one per image): (T, n, C, H, W)."""

@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checks import positive_int
-from .classifier import ClassifierOutput
-from .model import ConfigFields, InputError, check_images
+from .classifier import ClassifierOutput, check_labels, classifier_figures
+from .model import ConfigFields, check_images
 from .quantities import Tap
 
 __all__ = ["JudgeConfig", "PRESETS", "Judge", "judged"]
@@ -101,8 +101,7 @@ class Judge(nn.Module):
         """Class scores for x (batch, C, H, W) in [0, 1]; with labels (batch,), the cross-entropy too."""
         if check:
             check_images(x, self.config)
-            if labels is not None and (labels.shape != x.shape[:1] or labels.min() < 0 or labels.max() >= self.config.classes):
-                raise InputError(f"labels must be (batch,) class indices in 0..{self.config.classes - 1}")
+            check_labels(labels, x, self.config.classes)
         h = F.max_pool2d(F.relu(self.conv1(x)), 2)
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)
         logits = self.out(F.relu(self.hidden(h.flatten(1))))
@@ -112,9 +111,7 @@ class Judge(nn.Module):
 
     def figures(self, x: torch.Tensor, labels: torch.Tensor, generator=None) -> dict:
         """Per image: the error (0 or 1) and the cross-entropy (nats; also ``nll_bound``, −log p(y | x))."""
-        out = self(x, labels=labels, check=False)
-        wrong = (out.logits.argmax(1) != labels).to(out.nll.dtype)
-        return {"nll_bound": out.nll, "error": wrong, "cross_entropy": out.nll}
+        return classifier_figures(self(x, labels=labels, check=False), labels)
 
 
 @torch.no_grad()

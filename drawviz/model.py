@@ -348,8 +348,9 @@ class DRAW(nn.Module):
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
 
     def figures(self, x: torch.Tensor, labels=None, generator: Optional[torch.Generator] = None) -> dict:
-        """Per image (batch,), what evaluation averages: the negative ELBO (eq. 12) and its two terms, in nats."""
-        out = self(x, generator=generator, check=False)
+        """Per image (batch,), what evaluation averages: the negative ELBO (eq. 12) and its two terms, in nats.
+        labels: a conditional kind's condition (drawviz.conditional); DRAW takes none."""
+        out = self(x, generator=generator, check=False, **({} if labels is None else {"labels": labels}))
         kl = out.kl.sum(0)
         return {"nll_bound": out.nll + kl, "recon_nll": out.nll, "kl": kl}
 
