@@ -217,11 +217,9 @@ def _export(args) -> int:
     if not out:
         print("drawviz: error: export needs --out PATH, the file to write", file=sys.stderr)
         return 2
-    path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half, force=args.force)
-    print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{' in float16' if args.half else ''}, config, "
-        f"thinned history; no optimiser state"
-    )
+    path = export_checkpoint(args.checkpoint, out, keep_every=args.keep_every, half=args.half, int8=args.int8, force=args.force)
+    stored = " in float16" if args.half else " as int8 rows (the rest float16)" if args.int8 else ""
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): weights{stored}, config, thinned history; no optimiser state")
     return 0
 
 
@@ -459,7 +457,14 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("--out", required=True, metavar="PATH", help="the file to write (e.g. models/mnist.pt)")
     x.add_argument("--keep-every", type=int, default=50, help="keep every N-th history row (and all evaluations)")
-    x.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
+    size = x.add_mutually_exclusive_group()
+    size.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; loads as float32)")
+    size.add_argument(
+        "--int8",
+        action="store_true",
+        help="store each large weight matrix as int8 with a scale per row, the rest float16 (a quarter of the file; "
+        "for a model over 10 MB in float16; check its bound with drawviz evaluate)",
+    )
     x.add_argument("--force", action="store_true", help="replace --out even when it is not an earlier export of the same model")
     x.set_defaults(func=_export)
 

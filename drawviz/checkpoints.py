@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 FORMAT = "drawviz-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: weights may be stored as int8 rows ("int8_rows"); a file without them is written as version 1
+INT8_MIN_SIZE = 4096  # smaller tensors (biases, a few rows) stay float16: int8 would save little on them
 
 
 class CheckpointError(ValueError):
@@ -65,18 +66,22 @@ def save_checkpoint(
 
     A process killed at any moment leaves either the previous checkpoint or the new one.
     weights_dtype: store floating-point weights in this dtype (torch.float16 halves a shipped
-    file); loading copies them into the float32 model.
+    file; torch.int8 quarters it, see _int8_rows); loading copies them into the float32 model.
     """
     path = Path(path)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    rows = {}
+    if weights_dtype == torch.int8:
+        weights, rows = _int8_rows(weights)
+    elif weights_dtype is not None:
+        weights = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in weights.items()}
     state = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": 2 if rows else 1,  # a reader of version 1 would not find the int8 weights: it is told to upgrade
         "kind": _kinds.of(model).name,
         "config": model.config.to_dict(),
-        "model": {
-            k: v.detach().cpu().to(weights_dtype) if weights_dtype is not None and v.is_floating_point() else v.detach().cpu()
-            for k, v in model.state_dict().items()
-        },
+        "model": weights,
+        **({"int8_rows": rows} if rows else {}),
         "weights_dtype": str(weights_dtype or "float32").replace("torch.", ""),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": int(step),
@@ -92,6 +97,28 @@ def save_checkpoint(
     except _files.WriteError as err:  # a full disk, a quota, a file-size limit
         raise CheckpointError(str(err).replace("run again", "resume")) from None
     return path
+
+
+def _int8_rows(weights: dict) -> tuple[dict, dict]:
+    """Each large weight matrix as int8 per output row (symmetric: w ≈ q · scale, scale = max|row| / 127), the rest
+    float16. For a model too large for the 10 MB a shipped file may take in float16 (DRAW without attention on a
+    60×60 canvas: 9.2 M weights); the error is at most half a step, scale / 2, in each weight."""
+    plain, rows = {}, {}
+    for name, v in weights.items():
+        if v.is_floating_point() and v.dim() >= 2 and v.numel() >= INT8_MIN_SIZE:
+            flat = v.float().reshape(v.shape[0], -1)
+            scale = flat.abs().amax(dim=1).clamp_min(1e-30) / 127  # (rows,)
+            rows[name] = {"q": torch.round(flat / scale[:, None]).to(torch.int8).reshape(v.shape), "scale": scale}
+        else:
+            plain[name] = v.half() if v.is_floating_point() else v
+    return plain, rows
+
+
+def _from_int8_rows(state: dict) -> None:
+    """Put the int8 rows back into ``state["model"]`` as float32 weights (q · scale)."""
+    for name, row in state.pop("int8_rows", {}).items():
+        q, scale = row["q"], row["scale"]
+        state["model"][name] = q.float() * scale.reshape(-1, *[1] * (q.dim() - 1))
 
 
 def _upgraded(args: dict) -> dict:
@@ -142,6 +169,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is a drawviz checkpoint without {', '.join(missing)}: it cannot be used")
     if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}; a checkpoint's step is a count of optimiser steps")
+    _from_int8_rows(state)
     state["train_args"] = _upgraded(state.get("train_args") or {})
     state["kind"] = state.get("kind", "draw")  # written before kinds existed: DRAW
     if state["kind"] not in _kinds.REGISTRY:
@@ -169,16 +197,20 @@ def _load_weights(model, state: dict, path) -> None:
         raise CheckpointError(f"checkpoint {path} does not fit the model: {str(err)[:300]}") from None
 
 
-def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False, force: bool = False) -> Path:
+def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False, int8: bool = False, force: bool = False) -> Path:
     """A checkpoint to ship: weights, config, RNG state and a thinned history, no optimiser state.
 
     Keeps every ``keep_every``-th history row and every row with a test bound. Resuming from it
     continues training with a fresh Adam state. half: store the weights as float16 (half the
-    size; the model loads as float32 with weights rounded to 11 significant bits).
+    size; the model loads as float32 with weights rounded to 11 significant bits). int8: each large weight matrix
+    as int8 rows with a scale per row, the rest float16 (a quarter of the size; check the bound it costs with
+    ``drawviz evaluate``).
     An existing ``dst`` is replaced only when it is an export of the same model (its kind and config, no
     optimiser state), or with ``force``: a training checkpoint or any other file there is refused.
     """
     keep_every = positive_int(keep_every, "keep_every", "keep every N-th history row")
+    if half and int8:
+        raise CheckpointError("choose one of half (float16 weights) and int8 (int8 rows, the rest float16)")
     if Path(dst).resolve() == Path(src).resolve():
         raise CheckpointError(
             f"export would replace {src} itself, and with it the optimiser state and the full "
@@ -195,7 +227,7 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False, for
             f"{src} holds NaN or infinite weights ({', '.join(broken[:5])}): a model that cannot "
             f"draw; export an earlier checkpoint"
         )
-    if half:
+    if half or int8:
         limit = torch.finfo(torch.float16).max
         large = [
             f"{name} (|w| up to {v.abs().max().item():.3g})"
@@ -219,7 +251,7 @@ def export_checkpoint(src, dst, *, keep_every: int = 50, half: bool = False, for
         generator=generator,
         history=history,
         train_args=state["train_args"],
-        weights_dtype=torch.float16 if half else None,
+        weights_dtype=torch.int8 if int8 else torch.float16 if half else None,
     )
 
 

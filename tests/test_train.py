@@ -1,5 +1,6 @@
 """Training, evaluation and checkpoints: resume exactly, survive SIGKILL, refuse what cannot be used."""
 
+import dataclasses
 import json
 import math
 import os
@@ -628,3 +629,33 @@ def test_training_settings_are_one_frozen_trainconfig_saved_in_the_checkpoint(tm
     )
     saved = TrainConfig.from_dict(load_checkpoint(tmp_path / "m.pt")["train_args"]["settings"])
     assert saved == settings.replace(batch_size=16)
+
+
+def test_an_int8_export_is_a_quarter_the_size_and_within_half_a_step_of_each_weight(tmp_path, images):
+    from drawviz.checkpoints import INT8_MIN_SIZE, export_checkpoint
+
+    config = dataclasses.replace(SMALL, enc_size=64, dec_size=64)
+    result = train(config, images, steps=3, batch_size=32, progress=False, checkpoint=tmp_path / "full.pt")
+    export_checkpoint(tmp_path / "full.pt", tmp_path / "half.pt", half=True)
+    export_checkpoint(tmp_path / "full.pt", tmp_path / "int8.pt", int8=True)
+    state = load_checkpoint(tmp_path / "int8.pt")
+    assert state["weights_dtype"] == "int8" and state["version"] == 2
+    assert (tmp_path / "int8.pt").stat().st_size < 0.7 * (tmp_path / "half.pt").stat().st_size
+    model = model_from_checkpoint(tmp_path / "int8.pt", device="cpu")
+    quantised = 0
+    for (name, a), b in zip(result.model.state_dict().items(), model.state_dict().values()):
+        assert b.dtype == a.dtype, name
+        if a.is_floating_point() and a.dim() >= 2 and a.numel() >= INT8_MIN_SIZE:
+            quantised += 1
+            step = a.reshape(a.shape[0], -1).abs().amax(dim=1) / 127  # one int8 step per row
+            error = (a - b).reshape(a.shape[0], -1).abs().amax(dim=1)
+            assert (error <= step / 2 * (1 + 1e-5) + 1e-12).all(), name
+            assert not torch.equal(a, b), name
+        elif a.is_floating_point():
+            assert torch.equal(b, a.half().float()), name
+    assert quantised >= 3
+    x = images[:64]
+    full = evaluate(result.model, x, binarize=True)["nll_bound"]
+    assert evaluate(model, x, binarize=True)["nll_bound"] == pytest.approx(full, rel=1e-2)
+    with pytest.raises(ValueError, match="choose one"):
+        export_checkpoint(tmp_path / "full.pt", tmp_path / "x.pt", half=True, int8=True)
