@@ -309,13 +309,40 @@ def _read(path: Path, expect: dict) -> Optional[dict]:
     return got if ok else None
 
 
-def anchors(dataset: str, data_root=None, *, cache_dir=None, progress: bool = False) -> dict:
+SHIPPED = Path(__file__).parent / "assets" / "sample_anchors.json"  # the offline samples' anchors (write_shipped)
+
+
+def _shipped(name: str, expect: dict) -> Optional[dict]:
+    """The anchors shipped for an offline sample, when they are of exactly these images (digest) and this VERSION."""
+    try:
+        got = json.loads(SHIPPED.read_text()).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return got if isinstance(got, dict) and all(got.get(k) == v for k, v in expect.items()) else None
+
+
+def write_shipped(datasets=("cifar10-sample", "fashion-mnist-sample")) -> Path:
+    """Fit the offline samples' anchors afresh and ship them (``drawviz/assets/sample_anchors.json``): the main job
+    then shows them without a 3072-dimensional eigendecomposition on every new machine (tests/test_anchors.py
+    checks them against a fresh fit)."""
+    import tempfile
+
+    from . import files
+
+    with tempfile.TemporaryDirectory() as cache:
+        shipped = {name: anchors(name, cache_dir=cache, shipped=False) for name in datasets}
+    files.write_json(SHIPPED, shipped, what="shipped anchors")
+    return SHIPPED
+
+
+def anchors(dataset: str, data_root=None, *, cache_dir=None, progress: bool = False, shipped: bool = True) -> dict:
     """The full-covariance and diagonal Gaussian anchors of ``dataset``: fitted on its train split, scored on its
     test split, in bits/dim (dequantised bound). Cached; a second call only loads the data and checks its digest.
 
     Returns {"dataset", "full_covariance", "diagonal", "shrinkage" (the full covariance's δ), "train_images",
     "test_images", "dimensions", "source" (without this machine's data folder), "convention", "seconds" (of the
     fit and scoring), "version", "digest"}. Images that are not 8-bit are refused (NotEightBitError).
+    shipped: an offline sample's anchors are read from the package (SHIPPED) when they are of these very images.
     """
     from . import data
 
@@ -329,7 +356,7 @@ def anchors(dataset: str, data_root=None, *, cache_dir=None, progress: bool = Fa
         "test_images": len(test),
         "digest": _digest(train.images, test.images),
     }
-    cached = _read(path, expect)
+    cached = (_shipped(name, expect) if shipped else None) or _read(path, expect)
     if cached is not None:
         return cached
     start = time.perf_counter()

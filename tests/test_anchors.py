@@ -124,7 +124,7 @@ def test_images_that_are_not_8_bit_are_refused():
 def sample(tmp_path_factory):
     """The CIFAR-10 sample's anchors, computed once into a fresh cache: (anchors, cache folder)."""
     cache = tmp_path_factory.mktemp("cache")
-    return anchors.anchors("cifar10-sample", cache_dir=cache), cache
+    return anchors.anchors("cifar10-sample", cache_dir=cache, shipped=False), cache
 
 
 @pytest.mark.slow
@@ -137,7 +137,7 @@ def test_a_second_call_reads_the_cache_and_a_damaged_cache_is_recomputed(sample,
         raise AssertionError("fitted again")
 
     monkeypatch.setattr(anchors, "fit_gaussian", refuse)
-    assert anchors.anchors("cifar10-sample", cache_dir=cache) == first
+    assert anchors.anchors("cifar10-sample", cache_dir=cache, shipped=False) == first
 
     calls, real_fit = [], anchors.fit_gaussian.__wrapped__ if hasattr(anchors.fit_gaussian, "__wrapped__") else None
     monkeypatch.undo()
@@ -150,7 +150,7 @@ def test_a_second_call_reads_the_cache_and_a_damaged_cache_is_recomputed(sample,
     monkeypatch.setattr(anchors, "fit_gaussian", counted)
     for damage in ("{not json", json.dumps({**first, "full_covariance": None}), json.dumps({**first, "digest": "0" * 32})):
         path.write_text(damage)
-        again = anchors.anchors("cifar10-sample", cache_dir=cache)
+        again = anchors.anchors("cifar10-sample", cache_dir=cache, shipped=False)
         assert again["full_covariance"] == first["full_covariance"] and json.loads(path.read_text()) == again
     assert len(calls) == 3
 
@@ -179,3 +179,24 @@ def test_the_shipped_cifar10_sample(sample):
     assert t["bits_per_dim"].is_monotonic_increasing and set(t["kind"]) == {"model", "anchor (dequantised bound)"}
     s = anchors.sentence(5.0, a)
     assert s.startswith("DRAW 5.00 bits/dim beside a full-covariance Gaussian") and "200 test images" in s
+
+
+@pytest.mark.slow
+def test_the_anchors_shipped_for_the_samples_are_a_fresh_fit_of_the_same_images(sample, tmp_path, monkeypatch):
+    fresh, _ = sample
+    shipped = json.loads(anchors.SHIPPED.read_text())
+    assert set(shipped) == {"cifar10-sample", "fashion-mnist-sample"}
+    same = lambda a, b: {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    assert same(shipped["cifar10-sample"], fresh)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(anchors, "fit_gaussian", refuse)  # read from the package, not fitted, in an empty cache
+    assert anchors.anchors("cifar10-sample", cache_dir=tmp_path) == shipped["cifar10-sample"]
+    assert not list(tmp_path.iterdir())
+    damaged = tmp_path / "shipped.json"  # of other images (digest): not used
+    damaged.write_text(json.dumps({"cifar10-sample": {**shipped["cifar10-sample"], "digest": "0" * 32}}))
+    monkeypatch.setattr(anchors, "SHIPPED", damaged)
+    with pytest.raises(AssertionError, match="fitted again"):
+        anchors.anchors("cifar10-sample", cache_dir=tmp_path)
