@@ -186,8 +186,12 @@ def test_the_anchors_shipped_for_the_samples_are_a_fresh_fit_of_the_same_images(
     fresh, _ = sample
     shipped = json.loads(anchors.SHIPPED.read_text())
     assert set(shipped) == {"cifar10-sample", "fashion-mnist-sample"}
-    same = lambda a, b: {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
-    assert same(shipped["cifar10-sample"], fresh)
+    ship, numbers = shipped["cifar10-sample"], ("full_covariance", "diagonal")
+    # the same fit: equal up to the last bits, which the number of threads a matrix product runs on may change
+    assert {k: v for k, v in ship.items() if k not in ("seconds", *numbers)} == {
+        k: v for k, v in fresh.items() if k not in ("seconds", *numbers)
+    }
+    assert [ship[k] for k in numbers] == pytest.approx([fresh[k] for k in numbers], rel=1e-9)
 
     def refuse(*args, **kwargs):
         raise AssertionError("fitted again")
