@@ -487,3 +487,27 @@ def _zeroed(layer: nn.Linear) -> nn.Linear:
 def bits_per_dim(nats: float, config: DrawConfig) -> float:
     """Nats per image as bits per subpixel (a likelihood of 8-bit data only under "logistic")."""
     return nats / (config.pixels * math.log(2))
+
+
+def with_arms(model: DRAW, **arms) -> DRAW:
+    """The trained ``model`` with arms beyond the paper added (``scale_canvas=True``, ``prior="learned"``), computing
+    exactly what it computes: the arms' layers start at zero, and a new scale canvas starts at the likelihood's
+    learned log-scale (s_0 = log s, written to by nothing yet). So an arm is measured as a leg from a trained model,
+    beside the same model trained on without it, instead of from scratch (issue 33)."""
+    if type(model) is not DRAW:
+        raise ValueError(f"with_arms grows DRAW itself, not a {type(model).__name__}")
+    unknown = set(arms) - set(_ARMS_OFF)
+    if unknown:
+        raise ValueError(f"with_arms adds the arms {sorted(_ARMS_OFF)}, not {sorted(unknown)}")
+    config = dataclasses.replace(model.config, **arms)
+    dropped = [name for name, off in _ARMS_OFF.items() if getattr(model.config, name) != off == getattr(config, name)]
+    if dropped:
+        raise ValueError(f"with_arms adds arms; it does not take away {', '.join(dropped)}")
+    grown = DRAW(config).to(model.c0.device)
+    state = dict(model.state_dict())
+    if config.scale_canvas and not model.config.scale_canvas:
+        state["s0"] = state.pop("log_scale")  # s_0 = the learned log-scale: s_T = s_0 until write_s learns
+    missing, unexpected = grown.load_state_dict(state, strict=False)
+    assert not unexpected, unexpected  # every trained weight has its place in the grown model
+    assert all(name.split(".")[0] in ("p", "write_scale") for name in missing), missing  # only the arms' own layers
+    return grown

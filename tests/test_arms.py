@@ -13,7 +13,7 @@ from drawviz import probes
 from drawviz import quantities as Q
 from drawviz.interventions import InterventionError, run_with_hooks
 from drawviz.likelihood import logistic_nll
-from drawviz.model import DRAW, PRESETS, DrawConfig
+from drawviz.model import DRAW, PRESETS, DrawConfig, with_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 # the parameters of the paper's network (eq. 1-8, 21-29) and the logistic's log-scale: what every model had before
@@ -371,3 +371,26 @@ def test_the_cli_takes_the_arms_and_a_resumed_model_refuses_them_when_it_lacks_t
     with pytest.raises(ValueError, match=r"scale_canvas = False.*not scale_canvas = True"):
         start_from(tmp_path / "old.pt", dataset="cifar10", preset="cifar10", fields={"scale_canvas": True}, words=CLI)
     assert start_from(tmp_path / "old.pt", dataset="cifar10", fields={"prior": None}, words=CLI).config.prior == "standard"
+
+
+@pytest.mark.parametrize("arms", [dict(scale_canvas=True), dict(prior="learned"), dict(scale_canvas=True, prior="learned")])
+def test_an_arm_grown_from_a_trained_model_starts_as_that_model(arms):
+    trained = shaken(colour())
+    grown = with_arms(trained, **arms)
+    x = images(trained.config)
+    eps = trained.sample_eps(x.shape[0], torch.Generator().manual_seed(1))
+    before, after = trained(x, eps=eps), grown(x, eps=eps)
+    assert torch.allclose(after.nll, before.nll, rtol=1e-6) and torch.allclose(after.kl, before.kl, rtol=1e-6)
+    assert grown.config.beyond_paper() == arms
+    # the arms' own layers are new, at zero; every trained weight is carried over
+    assert set(grown.state_dict()) - set(trained.state_dict()) - {"s0"} <= {
+        "p.weight", "p.bias", "write_scale.weight", "write_scale.bias"
+    }  # fmt: skip
+
+
+def test_growing_an_arm_refuses_to_take_one_away_or_to_add_an_unknown_one():
+    armed = shaken(colour(prior="learned"))
+    with pytest.raises(ValueError, match="take away prior"):
+        with_arms(armed, prior="standard")
+    with pytest.raises(ValueError, match="not \\['T'\\]"):
+        with_arms(armed, T=8)

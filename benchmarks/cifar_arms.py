@@ -1,0 +1,158 @@
+"""Arms beyond the paper, each a leg from the shipped CIFAR-10 weights at equal CPU time (issue 33, step 3).
+
+Where the bits go (benchmarks/where-the-bits-go/) found two thirds of the squared error in the finest frequency band,
+which a canvas's mean cannot draw but a per-image scale can at least admit to, and a few latent units carrying the KL;
+the rate sweep (benchmarks/rate-sweep/) found the plateau to be the model's, not the rate's. So the arms change the
+model, not the schedule: each grows from the shipped weights (drawviz.model.with_arms: it starts as that model,
+exactly) and trains on under the rate sweep's protocol, 20 minutes on one thread at 2e-4 with the last 8 a cooldown
+to 5 %, so that the rate sweep's 2e-4 arm is the base arm: the same model trained on without the arm.
+
+    OMP_NUM_THREADS=1 python benchmarks/cifar_arms.py models/cifar10.pt --arms scale prior \
+        --minutes 20 --cooldown-minutes 8 --test-limit 2000 --out benchmarks/arms-cifar10
+
+Each arm is a ``python -m drawviz train --init-from`` leg with its own checkpoint under <out>/runs (ignored by git;
+re-running resumes an interrupted arm and skips finished ones). The arms train eagerly (the fast path is the paper's
+model only), the base arm on the fast path: equal CPU time, not equal steps. Writes <out>/<model>.csv (each arm's test
+bounds against its minutes), <out>/<model>.json (the table and the commands) and <out>/<model>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from drawviz import campaign  # noqa: E402
+from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint, settings_of  # noqa: E402
+from drawviz.files import write_json  # noqa: E402
+from drawviz.model import with_arms  # noqa: E402
+
+ARMS = {"scale": {"scale_canvas": True}, "prior": {"prior": "learned"}, "both": {"scale_canvas": True, "prior": "learned"}}
+
+
+def _minutes(state: dict) -> float:
+    """Minutes of training a checkpoint has, all legs (what --minutes counts)."""
+    return ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _grown(model: Path, arm: str, runs: Path) -> Path:
+    """The shipped model with the arm added at zero, as a checkpoint a leg can start from."""
+    start = runs / f"{model.stem}-{arm}-start.pt"
+    if not start.exists():
+        state = load_checkpoint(model)
+        grown = with_arms(model_from_checkpoint(model, device="cpu", state=state), **ARMS[arm])
+        save_checkpoint(start, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
+    return start
+
+
+def _leg(model: Path, arm: str, args, runs: Path) -> tuple[Path, list[str]]:
+    state = load_checkpoint(model)
+    checkpoint = runs / f"{model.stem}-{arm}.pt"
+    trained = _minutes(state)
+    command = [
+        sys.executable, "-m", "drawviz", "train", "--dataset", settings_of(state).get("dataset") or "cifar10",
+        "--init-from", _shown(_grown(model, arm, runs)), "--checkpoint", _shown(checkpoint), "--recipe", "constant",
+        "--lr", f"{args.lr:g}", "--final-lr", "0.05", "--minutes", f"{trained + args.minutes:.2f}",
+        "--cooldown-minutes", f"{args.cooldown_minutes:g}", "--eval-every-minutes", f"{args.eval_every_minutes:g}",
+        "--test-limit", str(args.test_limit), "--no-progress", "--log-every", "100",
+    ]  # fmt: skip
+    if checkpoint.exists() and _minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
+        return checkpoint, command  # finished: its curve is read as it is
+    print(f"arm {arm}: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted arm
+    return checkpoint, command
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", type=Path)
+    p.add_argument("--arms", nargs="+", choices=sorted(ARMS), default=["scale", "prior"])
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--minutes", type=float, default=20.0, help="each arm's minutes of training, cooldown included")
+    p.add_argument("--cooldown-minutes", type=float, default=8.0)
+    p.add_argument("--eval-every-minutes", type=float, default=6.0)
+    p.add_argument("--test-limit", type=int, default=2000)
+    p.add_argument("--base", type=Path, default=ROOT / "benchmarks" / "rate-sweep", help="the rate sweep's folder")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "arms-cifar10")
+    args = p.parse_args(argv)
+    out, model = args.out.resolve(), args.model.resolve()
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+
+    # the base arm: the rate sweep's leg at this rate, the same protocol without an arm
+    swept = pd.read_csv(args.base / f"{model.stem}.csv")
+    base = swept[swept["lr"] == args.lr].drop(columns="lr").assign(arm="base (rate sweep)")
+    if base.empty:
+        raise SystemExit(f"the rate sweep in {args.base} has no arm at {args.lr:g}: run benchmarks/rate_sweep.py first")
+    start = float(base.loc[base["minutes"] == 0, "test_nll_bound"].iloc[0])
+    rows, commands, steps = [base], {}, {}
+    first_step = load_checkpoint(model)["step"]
+    for arm in args.arms:
+        checkpoint, command = _leg(model, arm, args, runs)
+        commands[arm] = " ".join(["python", *command[1:]])
+        state = load_checkpoint(checkpoint)
+        steps[arm] = state["step"] - first_step
+        leg = campaign.curve(state)
+        leg = leg[leg["leg"] == leg["leg"].max()]
+        began = (campaign.legs_of(state)[-1].get("start_seconds") or 0.0) / 60
+        rows.append(pd.DataFrame({"minutes": [0.0], "step": [0], "test_nll_bound": [start], "arm": [arm]}))
+        rows.append(
+            pd.DataFrame(
+                {"minutes": leg["hours"] * 60 - began, "step": leg["step"], "test_nll_bound": leg["test_nll_bound"], "arm": arm}
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    dims = math.prod(load_checkpoint(model)["config"].image_shape)
+    table["bits_per_dim"] = table["test_nll_bound"] / (dims * math.log(2))
+    table.to_csv(out / f"{model.stem}.csv", index=False)
+    ends = table.groupby("arm").last()
+    write_json(
+        out / f"{model.stem}.json",
+        {
+            "model": _shown(model),
+            "test_limit": args.test_limit,
+            "start_bits_per_dim": start / (dims * math.log(2)),
+            "arms": {arm: {"end_bits_per_dim": r.bits_per_dim, "end_nll_bound": r.test_nll_bound} for arm, r in ends.iterrows()},
+            "steps": steps,
+            "minutes": args.minutes,
+            "cooldown_minutes": args.cooldown_minutes,
+            "lr": args.lr,
+            "commands": commands,
+            "threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+    )
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(table, x="minutes", y="bits_per_dim", hue="arm", marker="o", ax=ax)
+    ax.axhline(start / (dims * math.log(2)), color="grey", ls=":", label="the shipped weights")
+    ax.set(
+        xlabel=f"minutes on one thread (the last {args.cooldown_minutes:g} a cooldown to 5 %)",
+        ylabel=f"test bits/dim ({args.test_limit} images)",
+        title=f"{model.stem}: arms from the shipped weights, at {args.lr:g}",
+    )
+    ax.legend(title="arm")
+    fig.tight_layout()
+    fig.savefig(out / f"{model.stem}.png", dpi=120)
+    print(ends[["step", "test_nll_bound", "bits_per_dim"]].to_string())
+
+
+if __name__ == "__main__":
+    main()
