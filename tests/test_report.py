@@ -230,7 +230,9 @@ def test_the_offline_report_shows_the_papers_other_two_experiments(offline):
     assert "% error" in index and 'href="cluttered-mnist/classify.html"' in index
     two = json.loads((offline / "two-digit-mnist" / "train.json").read_text())
     assert two["trained_on"] == "two-digit-mnist" and two["config"]["height"] == 60, "the shipped model, not a fallback"
-    assert "one_at_a_time" in (offline / "two-digit-mnist" / "attention.html").read_text()  # the order measure ran
+    page = (offline / "two-digit-mnist" / "attention.html").read_text()
+    assert "one_at_a_time" in page  # the order measure ran
+    assert "without attention, by ink" in page  # beside it, the shipped no-attention model of the same scenes
     assert "two-digit-mnist" in json.loads((offline / "comparison" / "blur.json").read_text())["runs"]
 
 
