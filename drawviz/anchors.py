@@ -298,15 +298,19 @@ def cache_path(dataset: str, train_source: str, test_source: str, cache_dir=None
     return Path(cache_dir if cache_dir is not None else _cache_dir()) / f"anchors-{dataset}-{key}-v{VERSION}.json"
 
 
+def _valid(got, expect: dict) -> Optional[dict]:
+    """``got`` when it is anchors of exactly what ``expect`` names, with finite bounds; else None."""
+    ok = isinstance(got, dict) and all(got.get(k) == v for k, v in expect.items())
+    ok = ok and all(isinstance(got.get(k), float) and math.isfinite(got[k]) for k in ("full_covariance", "diagonal"))
+    return got if ok else None
+
+
 def _read(path: Path, expect: dict) -> Optional[dict]:
     """The cached anchors, or None when absent, unreadable, foreign or not finite (then they are recomputed)."""
     try:
-        got = json.loads(path.read_text())
-        ok = isinstance(got, dict) and all(got.get(k) == v for k, v in expect.items())
-        ok = ok and all(isinstance(got.get(k), float) and math.isfinite(got[k]) for k in ("full_covariance", "diagonal"))
+        return _valid(json.loads(path.read_text()), expect)
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    return got if ok else None
 
 
 SHIPPED = Path(__file__).parent / "assets" / "sample_anchors.json"  # the offline samples' anchors (write_shipped)
@@ -315,10 +319,10 @@ SHIPPED = Path(__file__).parent / "assets" / "sample_anchors.json"  # the offlin
 def _shipped(name: str, expect: dict) -> Optional[dict]:
     """The anchors shipped for an offline sample, when they are of exactly these images (digest) and this VERSION."""
     try:
-        got = json.loads(SHIPPED.read_text()).get(name)
-    except (OSError, ValueError, AttributeError):
+        shipped = json.loads(SHIPPED.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
-    return got if isinstance(got, dict) and all(got.get(k) == v for k, v in expect.items()) else None
+    return _valid(shipped.get(name), expect) if isinstance(shipped, dict) else None
 
 
 def write_shipped(datasets=("cifar10-sample", "fashion-mnist-sample")) -> Path:

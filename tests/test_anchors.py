@@ -204,3 +204,11 @@ def test_the_anchors_shipped_for_the_samples_are_a_fresh_fit_of_the_same_images(
     monkeypatch.setattr(anchors, "SHIPPED", damaged)
     with pytest.raises(AssertionError, match="fitted again"):
         anchors.anchors("cifar10-sample", cache_dir=tmp_path)
+    # not finite, or not anchors at all: not used either (the same check as the cache's)
+    for bad in ({**shipped["cifar10-sample"], "full_covariance": float("nan")}, ["not", "a", "dict"]):
+        damaged.write_text(json.dumps({"cifar10-sample": bad}))
+        with pytest.raises(AssertionError, match="fitted again"):
+            anchors.anchors("cifar10-sample", cache_dir=tmp_path)
+    damaged.write_text("[1, 2]")
+    with pytest.raises(AssertionError, match="fitted again"):
+        anchors.anchors("cifar10-sample", cache_dir=tmp_path)
