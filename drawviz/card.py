@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Optional
 
-import torch
 
 from . import anchors as _anchors
 from . import campaign
@@ -107,7 +106,7 @@ def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) 
     follows = asked.following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
     bounds = {}
     for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
-        part = test._take(torch.nonzero(mask)[:, 0], test.source)
+        part = test.where(mask, f"the {name} combinations")
         bounds[name] = evaluate(model, part, seed=seed, binarize=binarize, progress=progress)["nll_bound"] if len(part) else None
     return {
         "condition": "caption",

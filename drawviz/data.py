@@ -132,6 +132,13 @@ class ImageSet:
             return self
         return self._take(torch.arange(n), self.source)
 
+    def where(self, mask: torch.Tensor, what: str) -> "ImageSet":
+        """The images where ``mask`` (len(self),) is True, in order; ``what`` says which in the source (a card names
+        the images a bound is on)."""
+        if mask.shape != (len(self),) or mask.dtype != torch.bool:
+            raise ValueError(f"where() takes a boolean mask of {len(self)} (one per image), got {mask.dtype} {tuple(mask.shape)}")
+        return self._take(torch.nonzero(mask)[:, 0], f"{self.source}; {what}")
+
     def _take(self, chosen: torch.Tensor, source: str) -> "ImageSet":
         """The images at ``chosen``, in that order, with their objects re-indexed to match."""
         objects = None

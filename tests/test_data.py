@@ -235,3 +235,18 @@ def test_a_figure_s_subset_is_class_balanced_seeded_and_says_so():
     assert not torch.equal(sub.images, sorted_by_class.balanced(20, seed=1).images)
     assert "class-balanced" in sub.source and "seed 0" in sub.source
     assert sorted_by_class.balanced(None) is sorted_by_class
+
+
+def test_the_images_where_a_mask_holds_keep_their_objects_and_say_which():
+    scenes = data.load("two-digit-mnist-sample", "test")
+    mask = torch.zeros(len(scenes), dtype=torch.bool)
+    mask[[3, 7]] = True
+    part = scenes.where(mask, "two of them")
+    assert torch.equal(part.images, scenes.images[[3, 7]]) and part.source.endswith("; two of them")
+    assert part.objects["image"].tolist() == [0, 0, 1, 1]  # re-indexed: each keeps its own two digits
+    assert (
+        part.objects[["x", "y"]].values.tolist()
+        == scenes.objects[scenes.objects["image"].isin([3, 7])][["x", "y"]].values.tolist()
+    )
+    with pytest.raises(ValueError, match="boolean mask of 200"):
+        scenes.where(torch.tensor([3, 7]), "indices are not a mask")
