@@ -26,8 +26,9 @@ FORMATS = (".png", ".npz")
 TILE = 96  # a PNG shows each sample at least this many pixels high (enlarged by a whole factor, pixels kept sharp)
 
 
-def condition(model, n: int, *, label: Optional[int] = None, caption: Optional[str] = None) -> dict:
-    """The ``labels=`` that asks ``model`` for n drawings of ``label`` or ``caption``: {} for a model that takes
+def condition(model, n: int, *, label: Optional[int | str] = None, caption: Optional[str] = None) -> dict:
+    """The ``labels=`` that asks ``model`` for n drawings of ``label`` (a class, or its number as typed) or
+    ``caption``: {} for a model that takes
     no condition and is given none; a clear ValueError for a condition it cannot take, or none where it needs one."""
     if label is not None and caption is not None:
         raise ValueError("ask for a class (--label) or a caption (--caption), not both")
@@ -47,12 +48,17 @@ def condition(model, n: int, *, label: Optional[int] = None, caption: Optional[s
     if takes == "none":
         return {}
     if takes == "label":
-        classes = model.config.classes
-        if not 0 <= int(label) < classes:
-            raise ValueError(f"{label} is no class of this model: give 0..{classes - 1}")
-        return {"labels": torch.full((n,), int(label), dtype=torch.long)}
+        return {"labels": torch.full((n,), _class(label, model.config.classes), dtype=torch.long)}
     ids = torch.from_numpy(_captions.tokens(caption))  # an unknown word is refused here, naming the vocabulary
     return {"labels": ids[None].repeat(n, 1)}
+
+
+def _class(label, classes: int) -> int:
+    """A class id from a number or its text as typed ("7"); anything else is refused, naming the classes."""
+    text = str(label).strip()
+    if isinstance(label, bool) or not text.lstrip("-").isdigit() or not 0 <= int(text) < classes:
+        raise ValueError(f"{label!r} is no class of this model: give a number 0..{classes - 1}")
+    return int(text)
 
 
 @torch.no_grad()

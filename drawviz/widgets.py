@@ -179,24 +179,19 @@ class Ask:
         """Draw what ``request`` asks for (a class number, or a caption), or say why it cannot be drawn."""
         import html
 
-        from . import asked, probes, sampling
+        from . import asked, captions, probes, sampling
 
         request = request.strip()
         if not request:
             self.message.value = "type what to draw, then press Enter"
             return
-        try:
-            if self.caption:
-                given = sampling.condition(self.model, 1, caption=request)
-            else:
-                if not request.lstrip("-").isdigit():
-                    raise ValueError(f"{request!r} is no class: type a number 0..{self.model.config.classes - 1}")
-                given = sampling.condition(self.model, 1, label=int(request))
+        try:  # the one parser of a request, the command line's: a word outside the vocabulary is named there
+            given = sampling.condition(self.model, 1, **{"caption" if self.caption else "label": request})
         except ValueError as err:
             self.message.value = f"<b>cannot draw that:</b> {html.escape(str(err))}"
             return
         trace = probes.run(self.model, n=1, seed=self.seed, **given)
-        words = request.replace(".", " . ").split() if self.caption else None
+        words = captions.text(given["labels"][0]).split() if self.caption else None
         self.scrubber = Scrubber(trace, 0, dpi=self.dpi, words=words)
         self.drawing.children = [self.scrubber.widget]
         self.scrubber.slider.value = trace.T  # the finished drawing first; play to watch it drawn

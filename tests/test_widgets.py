@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from drawviz import probes
+from drawviz import captions, probes
+from drawviz.conditional import ConditionalConfig, ConditionalDRAW
 from drawviz.model import DRAW, DrawConfig
 
 import ipywidgets  # noqa: E402,F401
@@ -79,3 +80,24 @@ def test_moving_a_window_slider_redraws_the_rest_of_the_drawing_from_that_step_o
     assert explorer.image.value != plain_png
     explorer.reset.click()
     assert abs(explorer.trace.canvas - explorer.plain.canvas).max() < 1e-5
+
+
+@pytest.mark.parametrize("condition", ["label", "caption"])
+def test_the_request_box_draws_what_it_can_and_says_why_not_in_one_line(condition):
+    from drawviz.widgets import Ask
+
+    shape = (28, 28) if condition == "label" else (60, 60)
+    torch.manual_seed(0)
+    config = ConditionalConfig(*shape, 1, T=T, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3,
+                               prior="learned", condition=condition, embed_size=8, caption_size=8, align_size=8)  # fmt: skip
+    box = Ask(ConditionalDRAW(config).eval(), dpi=30)
+    asked = "7" if condition == "label" else captions.caption(3, "left", 5)
+    box.box.value = asked
+    assert box.scrubber is not None and box.message.value == f"asked for {asked}"
+    if condition == "caption":
+        assert box.scrubber.view.words == asked.split()  # the caption's own words, beside the alignment
+    wrong = "seven" if condition == "label" else "the digit 3 is on the left of the digit five ."
+    box.box.value = wrong
+    assert box.message.value.startswith("<b>cannot draw that:</b>")
+    said = "is no class of this model: give a number 0..9" if condition == "label" else "not in the vocabulary of 22 words"
+    assert said in box.message.value
