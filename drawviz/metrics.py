@@ -192,6 +192,7 @@ class Asked(Record):
     dataset: Optional[str] = None
     condition: Optional[str] = None  # label or caption
     enters: Optional[str] = None  # decoder, prior or both
+    T: Optional[int] = None  # the drawing's steps
     drawings: Optional[int] = None
     right: Optional[float] = None  # the share judged as asked
     worst: Optional[float] = None  # the lowest share of any class (of any group of captions)

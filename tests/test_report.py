@@ -243,6 +243,9 @@ def test_the_offline_report_shows_a_model_drawing_what_it_was_asked(offline):
     assert asked["right"] > 0.85, "the shipped model, not a fallback"
     index = (offline / "index.html").read_text()
     assert "% drawn as asked" in index and 'href="mnist-label/draw_this.html"' in index
+    assert asked["T"] == 64 and "<td>mnist-label</td>" in index
+    row = index.split("<td>mnist-label</td>", 1)[1].split("</tr>", 1)[0]
+    assert "<td class=num>64</td>" in row  # its T, though the run has no train notebook
 
 
 def test_the_report_writes_a_drawing_gif_per_run(offline):
@@ -478,6 +481,22 @@ def test_each_runs_row_shows_its_model_drawing(tmp_path):
     index = report.write_index([result], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
     row = re.search(r"<tr><td>m</td>.*?</tr>", index, re.S)[0]
     assert "<img class=thumb src='m/drawing.gif'" in row
+
+
+def test_a_run_without_a_train_notebook_still_shows_its_steps(tmp_path):
+    from drawviz.metrics import Asked, Classification
+
+    told = {"run": "a", "dataset": "mnist-sample", "notebooks": {}, "status": "ok", "asked": Asked(T=32, right=0.9)}
+    looked = {
+        "run": "c",
+        "dataset": "cluttered-mnist-sample",
+        "notebooks": {},
+        "status": "ok",
+        "classify": Classification(glimpses=8),
+    }
+    index = report.write_index([told, looked], tmp_path, None, tmp_path / "runs.yaml", None).read_text()
+    assert "<td class=num>32</td>" in re.search(r"<tr><td>a</td>.*?</tr>", index, re.S)[0]  # the conditional model's T
+    assert "<td class=num>8</td>" in re.search(r"<tr><td>c</td>.*?</tr>", index, re.S)[0]  # the classifier's glimpses
 
 
 # issue 21
