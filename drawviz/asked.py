@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from . import captions as _captions
+from . import sampling
 from .judge import judged
 
 __all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
@@ -114,26 +115,17 @@ def by_caption(judge, images: np.ndarray, ids, held_out=None) -> pd.DataFrame:
     return table
 
 
-@torch.no_grad()
 def draw_classes(model, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n finished drawings σ(c_T) of every class a label-conditional model knows: (images (classes·n, C, H, W) in
     [0, 1], the class asked for each (classes·n,)), class by class."""
     asked = torch.arange(model.config.classes).repeat_interleave(n)
-    g = torch.Generator(next(model.parameters()).device).manual_seed(seed)
-    drawn = model.eval().generate(len(asked), generator=g, labels=asked.to(next(model.parameters()).device))[-1]
-    return drawn.float().cpu().numpy(), asked.numpy()
+    return sampling.finished(model, len(asked), labels=asked, seed=seed), asked.numpy()
 
 
-@torch.no_grad()
 def draw_captions(model, ids, seed: int = 0, batch_size: int = 500) -> np.ndarray:
     """One finished drawing σ(c_T) per caption (token ids (N, words)) from a captioned model: (N, C, H, W)."""
     ids = torch.as_tensor(np.asarray(ids))
-    device = next(model.parameters()).device
-    g = torch.Generator(device).manual_seed(seed)
-    out = [
-        model.eval().generate(len(part), generator=g, labels=part.to(device))[-1].float().cpu() for part in ids.split(batch_size)
-    ]
-    return torch.cat(out).numpy()
+    return sampling.finished(model, len(ids), labels=ids, seed=seed, batch_size=batch_size)
 
 
 def accuracy(table: pd.DataFrame, by=None) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from . import captions as _captions
 from . import files as _files
 from . import kinds as _kinds
 
-__all__ = ["FORMATS", "condition", "sample", "grid", "write"]
+__all__ = ["FORMATS", "condition", "sample", "finished", "grid", "write"]
 
 FORMATS = (".png", ".npz")
 TILE = 96  # a PNG shows each sample at least this many pixels high (enlarged by a whole factor, pixels kept sharp)
@@ -67,11 +67,20 @@ def sample(model, n: int, *, label: Optional[int] = None, caption: Optional[str]
     missing = _kinds.lacks(model, "sampling")
     if missing:
         raise ValueError(missing)
-    asked = condition(model, n, label=label, caption=caption)
+    return finished(model, n, labels=condition(model, n, label=label, caption=caption).get("labels"), seed=seed)
+
+
+@torch.no_grad()
+def finished(model, n: int, *, labels=None, seed: int = 0, batch_size: Optional[int] = None) -> np.ndarray:
+    """n finished drawings σ(c_T) from the prior, (n, C, H, W) float32 in [0, 1], told ``labels`` (n, ...) where the
+    model takes a condition; in batches of ``batch_size`` (all at once by default) from one generator, seeded."""
     device = next(model.parameters()).device
-    asked = {k: v.to(device) for k, v in asked.items()}
     g = torch.Generator(device).manual_seed(seed)
-    return model.eval().generate(n, generator=g, **asked)[-1].float().cpu().numpy()
+    out, size = [], batch_size or max(n, 1)
+    for start in range(0, n, size):
+        told = {"labels": labels[start : start + size].to(device)} if labels is not None else {}
+        out.append(model.eval().generate(min(size, n - start), generator=g, **told)[-1].float().cpu())
+    return torch.cat(out).numpy()
 
 
 def grid(images: np.ndarray, columns: Optional[int] = None, gap: int = 2) -> np.ndarray:
