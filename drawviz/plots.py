@@ -45,6 +45,7 @@ __all__ = [
     "plot_error_magnitude",
     "plot_read_on_error",
     "plot_read_vs_error",
+    "plot_scale_canvas",
     "plot_samples",
     "plot_sharpness",
     "plot_sharpness_per_step",
@@ -486,6 +487,44 @@ def plot_error_magnitude(trace, title: Optional[str] = None) -> Figure:
         title=title or f"how fast the error shrinks ({B} images)",
     )
     ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_scale_canvas(trace, samples: Sequence[int] = (0, 1, 2, 3), title: Optional[str] = None) -> Figure:
+    """A model with a scale canvas (issue 33's arm) says per pixel how sure it is: for each image (rows), the input,
+    the canvas σ(c_T), the error |x − σ(c_T)| and the drawn log-scale s_T (the mean over channels), and over all
+    images the rank correlation between the two: does it admit doubt where it is wrong?"""
+    _need(trace, "a scale canvas", Q.SCALE_CANVAS)
+    if trace.x_hat is None:
+        raise ValueError("the error beside the scale exists only for reconstructions (probes.record), not for samples")
+    s_T, final = trace[Q.SCALE_CANVAS][-1].mean(1), trace.canvas[-1]  # (batch, H, W), (batch, C, H, W)
+    error = np.abs(trace.x - final).mean(1)  # (batch, H, W)
+    rank = lambda a: a.reshape(len(a), -1).argsort(1).argsort(1).astype(float)  # noqa: E731
+    rs, re_ = rank(s_T), rank(error)
+    rho = [np.corrcoef(a, b)[0, 1] for a, b in zip(rs, re_)]  # Spearman's ρ per image
+    samples = [i for i in samples if i < trace.batch]
+    fig, axes = _subplots(len(samples), 4, figsize=(7.4, 1.75 * len(samples) + 0.5), squeeze=False)
+    lo, hi = np.percentile(s_T, [1, 99])
+    top = max(float(np.percentile(error, 99)), 1e-6)  # a few outlying pixels should not darken the rest
+    for row, i in enumerate(samples):
+        _show(axes[row, 0], trace.x[i], "input x" if row == 0 else None)
+        _show(axes[row, 1], final[i], "canvas σ(c_T)" if row == 0 else None)
+        err = axes[row, 2].imshow(error[i], cmap="viridis", vmin=0, vmax=top, interpolation="nearest")
+        sc = axes[row, 3].imshow(s_T[i], cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+        axes[row, 3].set_ylabel(f"ρ = {rho[i]:.2f}", fontsize=8)
+        for ax in axes[row, 2:]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row == 0:
+            axes[row, 2].set_title("error |x − σ(c_T)|", fontsize=9)
+            axes[row, 3].set_title("log-scale s_T", fontsize=9)
+    fig.colorbar(err, ax=axes[-1, 2], location="bottom", shrink=0.9, label="|error| (99th pct. top)")
+    fig.colorbar(sc, ax=axes[-1, 3], location="bottom", shrink=0.9, label="s_T (logit units)")
+    fig.suptitle(
+        (title or "where it says it is unsure")
+        + f"\nrank correlation of s_T with the error, per image: median {np.median(rho):.2f} over {trace.batch} images",
+        fontsize=10,
+    )
     return fig
 
 

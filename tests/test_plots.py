@@ -219,3 +219,22 @@ def test_the_error_figure_plots_the_mean_error_of_each_step_and_the_error_left_a
     left = np.abs(recon.x - recon.canvas[-1]).mean()
     assert fig.axes[0].lines[1].get_ydata()[0] == pytest.approx(left, rel=1e-5)
     plt.close(fig)
+
+
+def test_the_scale_canvas_figure_ranks_the_drawn_scale_against_the_error(recon):
+    torch.manual_seed(0)
+    config = DrawConfig(
+        12, 10, 3, T=3, enc_size=16, dec_size=12, z_size=4, read_n=3, write_n=3, likelihood="logistic", scale_canvas=True
+    )
+    armed = DRAW(config).eval()
+    with torch.no_grad():
+        armed.write_scale.weight.normal_(0, 0.5)  # off zero, so s_T differs from pixel to pixel
+    x = (torch.rand(5, 3, 12, 10, generator=torch.Generator().manual_seed(1)) * 255).round() / 255
+    fig = plots.plot_scale_canvas(probes.record(armed, x, seed=0), range(3))
+    assert isinstance(fig, Figure)
+    assert re.search(
+        r"rank correlation of s_T with the error, per image: median -?\d\.\d\d over 5 images", fig._suptitle.get_text()
+    )
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["input x", "canvas σ(c_T)", "error |x − σ(c_T)|", "log-scale s_T"]
+    with pytest.raises(ValueError, match="scale canvas"):  # the paper's model draws none: said in one line
+        plots.plot_scale_canvas(recon)
