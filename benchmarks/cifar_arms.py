@@ -19,6 +19,7 @@ bounds against its minutes), <out>/<model>.json (the table and the commands) and
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -36,6 +37,7 @@ from drawviz.files import write_json  # noqa: E402
 from drawviz.model import with_arms  # noqa: E402
 
 ARMS = {"scale": {"scale_canvas": True}, "prior": {"prior": "learned"}, "both": {"scale_canvas": True, "prior": "learned"}}
+SHOWN = {"scale": "scale canvas", "prior": "learned prior", "both": "scale canvas and learned prior"}  # the legend's names
 
 
 def _minutes(state: dict) -> float:
@@ -97,20 +99,26 @@ def main(argv=None) -> None:
     if base.empty:
         raise SystemExit(f"the rate sweep in {args.base} has no arm at {args.lr:g}: run benchmarks/rate_sweep.py first")
     start = float(base.loc[base["minutes"] == 0, "test_nll_bound"].iloc[0])
-    rows, commands, steps = [base], {}, {}
+    swept_steps = json.loads((args.base / f"{model.stem}.json").read_text()).get("steps", {}).get(f"{args.lr:g}")
+    rows, commands, steps = [base], {}, {"base (rate sweep)": swept_steps}
     first_step = load_checkpoint(model)["step"]
     for arm in args.arms:
         checkpoint, command = _leg(model, arm, args, runs)
-        commands[arm] = " ".join(["python", *command[1:]])
+        commands[SHOWN[arm]] = " ".join(["python", *command[1:]])
         state = load_checkpoint(checkpoint)
-        steps[arm] = state["step"] - first_step
+        steps[SHOWN[arm]] = state["step"] - first_step
         leg = campaign.curve(state)
         leg = leg[leg["leg"] == leg["leg"].max()]
         began = (campaign.legs_of(state)[-1].get("start_seconds") or 0.0) / 60
-        rows.append(pd.DataFrame({"minutes": [0.0], "step": [0], "test_nll_bound": [start], "arm": [arm]}))
+        rows.append(pd.DataFrame({"minutes": [0.0], "step": [0], "test_nll_bound": [start], "arm": [SHOWN[arm]]}))
         rows.append(
             pd.DataFrame(
-                {"minutes": leg["hours"] * 60 - began, "step": leg["step"], "test_nll_bound": leg["test_nll_bound"], "arm": arm}
+                {
+                    "minutes": leg["hours"] * 60 - began,
+                    "step": leg["step"],
+                    "test_nll_bound": leg["test_nll_bound"],
+                    "arm": SHOWN[arm],
+                }
             )
         )
     table = pd.concat(rows, ignore_index=True)
