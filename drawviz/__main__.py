@@ -353,7 +353,7 @@ def parser() -> argparse.ArgumentParser:
         "--scale-canvas",
         action="store_true",
         help="not in the paper (issue 33): the decoder also draws the logistic likelihood's per-subpixel log-scale as a "
-        "second canvas, through the canvas's write window (needs the logistic likelihood; trains without --fast)",
+        "second canvas, through the canvas's write window (needs the logistic likelihood; --fast too)",
     )
     from .model import PRIORS
 

@@ -24,6 +24,10 @@ backpropagation through time:
 
 The parameters are those of the wrapped :class:`~drawviz.model.DRAW`; the state_dict is the
 same, so checkpoints are interchangeable.  Gradients flow to the parameters only, not to x or ε.
+
+A scale canvas (DrawConfig.scale_canvas, issue 33's arm) is painted through the same write window as the canvas:
+the state carries both as one tensor of 2C channels, [c_t | s_t], and the write paints a patch of 2C channels, so
+the write's forward and backward are the canvas's own with twice the channels (as DRAW._write paints them).
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ class _K(NamedTuple):
 
     attn: bool
     C: int
+    P: int  # painted channels: C, or 2C with a scale canvas ([c_t | s_t] in one tensor)
     Zs: int
     E: int
     nw: int  # write columns of the fused h_dec projection
@@ -242,7 +247,7 @@ class _Weights(NamedTuple):
 class _State(NamedTuple):
     """What step t hands to step t+1: c_t, the fused projections of h_dec_t and h_enc_t, the cell states."""
 
-    canvas: torch.Tensor  # c_t (B, C, H, W), logits
+    canvas: torch.Tensor  # c_t (B, C, H, W), logits; with a scale canvas [c_t | s_t] (B, 2C, H, W)
     proj_dec: torch.Tensor  # bd + h_dec_t Wdᵀ (B, rows of Wd)
     proj_enc: torch.Tensor  # be + h_enc_t Weᵀ (B, rows of We)
     c_enc: torch.Tensor
@@ -254,7 +259,7 @@ def _step_forward(k: _K, grids: _Grids, x, bx, state: _State, eps_t, w: _Weights
     needs; writes c_t and x̂_t into out_canvas and out_x_hat (rows of time-first buffers, for recording)."""
     C, Zs = k.C, k.Zs
     canvas, proj_dec, proj_enc, c_enc, c_dec = state
-    S = torch.sigmoid(canvas)
+    S = torch.sigmoid(canvas[:, :C] if k.P != C else canvas)
     x_hat = x - S  # eq. 3
     gates_e = proj_dec[:, k.col_e : k.col_d] + proj_enc[:, 2 * Zs :]  # (B, 4E)
     if k.attn:  # eq. 4 and 27: r = γ [F_Y x F_Xᵀ, F_Y x̂ F_Xᵀ]
@@ -282,14 +287,14 @@ def _step_forward(k: _K, grids: _Grids, x, bx, state: _State, eps_t, w: _Weights
         wg = grids.write
         win_w = _window(wg, proj_dec[:, :5])
         Fx, Fy, keep = _filters(wg, win_w)
-        patch = proj_dec[:, 5 : k.nw].view(-1, C, wg.N, wg.N)
-        wFx = _mm(k, patch, Fx[:, None])  # (B, C, M, A)
+        patch = proj_dec[:, 5 : k.nw].view(-1, k.P, wg.N, wg.N)  # with a scale canvas: [w | w_s]
+        wFx = _mm(k, patch, Fx[:, None])  # (B, P, M, A)
         update = _mm(k, Fy.transpose(1, 2)[:, None], wFx) / win_w[:, 4, None, None, None]
         write = (win_w, Fx, Fy, keep, wFx)
     else:  # eq. 18
         update = proj_dec[:, : k.nw].view_as(canvas)
         write = None
-    canvas = canvas + update  # eq. 8
+    canvas = canvas + update  # eq. 8 (and s_t = s_(t−1) + write_s(h_dec_t))
     out_canvas.copy_(canvas)
     out_x_hat.copy_(x_hat)
     saved = _Saved(S, r, read, act_e, tanh_ce, h_enc, sigma, z, act_d, tanh_cd, h_dec, write)
@@ -330,9 +335,9 @@ def _step_backward(
     if k.attn:  # write, eq. 28-29
         win, Fx, Fy, keep, wFx = write
         M = wg.N
-        patch = proj_dec[:, 5 : k.nw].view(B, C, M, M)
+        patch = proj_dec[:, 5 : k.nw].view(B, k.P, M, M)
         dU = dc / win[:, 4, None, None, None]
-        FydU = _mm(k, Fy[:, None], dU)  # (B, C, M, A)
+        FydU = _mm(k, Fy[:, None], dU)  # (B, P, M, A)
         d_patch = _mm(k, FydU, Fx.transpose(1, 2)[:, None]).flatten(1)  # Σ dU·U = Σ F_Y dU · w F_X (dγ)
         dFx = _mm(k, patch.transpose(2, 3), FydU).sum(1)  # Σ_c wᵀ F_Y dU
         dFy = _mm(k, wFx, dU.transpose(2, 3)).sum(1)  # Σ_c w F_X dUᵀ
@@ -366,9 +371,10 @@ def _step_backward(
         dwin = torch.cat((dg, ddelta[:, None], dsigma2[:, None], (dgl * glimpse).sum((1, 2, 3))[:, None]), 1)
         rest = torch.cat((_window_backward(rg, dwin, win), dAe, dAd), 1)
     else:
-        d_x_hat = dr.view_as(dc)
+        d_x_hat = dr.view_as(S)
         rest = torch.cat((dAe, dAd), 1)
-    dc = dc - d_x_hat * S * (1 - S)  # through x̂_t = x − σ(c_{t-1}), eq. 3
+    d_c = d_x_hat * S * (1 - S)  # through x̂_t = x − σ(c_{t-1}), eq. 3
+    dc = dc - d_c if k.P == C else torch.cat((dc[:, :C] - d_c, dc[:, C:]), 1)  # s_t is read by no step
     return _Grads(dc, dc_dec, dc_enc, rest)
 
 
@@ -458,6 +464,8 @@ def _param_list(m: DRAW):
         ]
     else:
         ps += [m.write.linear.weight, m.write.linear.bias]
+    if m.config.scale_canvas:  # write_s's own patch (or whole update), and s_0
+        ps += [m.write_scale.weight, m.write_scale.bias, m.s0]
     return ps
 
 
@@ -488,18 +496,19 @@ class _Pass:
     workspace: dict
     h_dec0: torch.Tensor
     h_enc0: torch.Tensor
-    canvas: torch.Tensor  # c_T
+    canvas: torch.Tensor  # c_T; with a scale canvas [c_T | s_T]
     proj_dec: list  # bd + h_dec_t Wdᵀ, t = 0..T
     proj_enc: list  # be + h_enc_t Weᵀ, t = 0..T
     c_enc: list  # cell states, t = 0..T
     c_dec: list
     saved: list  # _Saved of steps 1..T
-    canvas_steps: torch.Tensor  # (T, B, C, H, W): c_1..c_T
+    canvas_steps: torch.Tensor  # (T, B, P, H, W): c_1..c_T (with a scale canvas [c_t | s_t])
     x_hat_steps: torch.Tensor  # (T, B, C, H, W): x̂_1..x̂_T
 
 
 class _Sequence(torch.autograd.Function):
-    """All T steps as one autograd node: outputs (c_T (batch, C, H, W), μ (T, batch, z), log σ (T, batch, z))."""
+    """All T steps as one autograd node: outputs (c_T (batch, C, H, W), with a scale canvas [c_T | s_T] (batch, 2C,
+    H, W); μ (T, batch, z); log σ (T, batch, z))."""
 
     @staticmethod
     def forward(ctx, cfg, ops, call: _Call, x, eps, *params):
@@ -523,6 +532,10 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
     (c0, h_enc0, h_dec0, W_ih_enc, b_ih_enc, W_hh_enc, b_hh_enc, W_ih_dec, b_ih_dec, W_hh_dec, b_hh_dec, W_q, b_q, *att) = params
     T, Zs, E, D, C = cfg.T, cfg.z_size, cfg.enc_size, cfg.dec_size, cfg.channels
     B = x.shape[0]
+    if cfg.scale_canvas:  # the scale's write rows follow the canvas's; the state starts at [c_0 | s_0]
+        *att, W_s, b_s, s0 = att
+        c0 = torch.cat((c0, s0))
+    P = 2 * C if cfg.scale_canvas else C
 
     # Fused h_dec GEMM, rows: [write params | write patch | read params | encoder (h_dec part) | decoder hh].
     # (No attention: [write linear | encoder (h_dec part) | decoder hh].)
@@ -532,6 +545,8 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
     grids = _Grids(None, None)
     if attn:
         W_rp, b_rp, W_wp, b_wp, W_patch, b_patch = att
+        if cfg.scale_canvas:  # one patch of 2C channels: [w | w_s]
+            W_patch, b_patch = torch.cat((W_patch, W_s)), torch.cat((b_patch, b_s))
         Wd = torch.cat((W_wp[_PERM], W_patch, W_rp[_PERM], W_hd, W_hh_dec))
         bd = torch.cat((b_wp[_PERM], b_patch, b_rp[_PERM], b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw = 5 + W_patch.shape[0]  # write columns
@@ -539,13 +554,15 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         grids = _Grids(_grid(cfg.read_n, cfg.width, cfg.height, x), _grid(cfg.write_n, cfg.width, cfg.height, x))
     else:
         W_lin, b_lin = att
+        if cfg.scale_canvas:  # one update of 2C channels: [c_t − c_(t−1) | s_t − s_(t−1)]
+            W_lin, b_lin = torch.cat((W_lin, W_s)), torch.cat((b_lin, b_s))
         Wd = torch.cat((W_lin, W_hd, W_hh_dec))
         bd = torch.cat((b_lin, b_ih_enc + b_hh_enc, b_ih_dec + b_hh_dec))
         nw, n_read = W_lin.shape[0], 0
         # x's share of the encoder input is the same every step: project it once
         W_x, W_r = W_r[:, : R // 2], W_r[:, R // 2 :]
         bx = x.flatten(1) @ W_x.t()  # (B, 4E)
-    k = _K(attn, C, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
+    k = _K(attn, C, P, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
     # Fused h_enc GEMM, rows: [Q(z|h_enc) (μ, log σ) | encoder hh].
     We = torch.cat((W_q, W_hh_enc))
     be = torch.cat((b_q, b_q.new_zeros(4 * E)))
@@ -561,11 +578,14 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         hd.new_zeros(B, D),
     )
     states, saved = [state], []
-    steps = (T, *x.shape)
+    steps, painted = (T, *x.shape), (T, B, P, *x.shape[2:])
     if call.record:
-        canvas_steps, x_hat_steps = call.pool.take(steps, x, 2)
+        if P == C:  # one take: two buffers of one shape, neither handed out twice
+            canvas_steps, x_hat_steps = call.pool.take(steps, x, 2)
+        else:
+            (canvas_steps,), (x_hat_steps,) = call.pool.take(painted, x, 1), call.pool.take(steps, x, 1)
     else:  # written in training too, so that training and recording share one compiled step
-        canvas_steps, x_hat_steps = _buffer(ws, "canvas", steps, x), _buffer(ws, "x_hat", steps, x)
+        canvas_steps, x_hat_steps = _buffer(ws, "canvas", painted, x), _buffer(ws, "x_hat", steps, x)
     for t in range(T):
         state, step_saved = ops.forward(k, grids, x, bx, state, eps[t], weights, canvas_steps[t], x_hat_steps[t])
         states.append(state)
@@ -699,8 +719,9 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
     if not k.attn:
         dW_r = torch.cat((dAe.sum(0, dtype=Wd.dtype).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)
+    C = cfg.channels
     out = [
-        dc.sum(0),
+        dc[:, :C].sum(0),  # c_0 (with a scale canvas, s_0's gradient is the rest: last in the list)
         dPe0.sum(0) @ We,
         dPd0.sum(0) @ Wd,
         dW_ih_enc,
@@ -715,10 +736,14 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
         dbe[: 2 * Zs],
     ]
     col_r = k.col_r
+    canvas_end = nw - (nw - (5 if k.attn else 0)) // 2 if k.P != C else nw  # the canvas's write rows end here
     if k.attn:
-        out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM], dWd[5:nw], dbd[5:nw]]
+        out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM]]
+        out += [dWd[5:canvas_end], dbd[5:canvas_end]]
     else:
-        out += [dWd[:nw], dbd[:nw]]
+        out += [dWd[:canvas_end], dbd[:canvas_end]]
+    if k.P != C:  # write_s and s_0
+        out += [dWd[canvas_end:nw], dbd[canvas_end:nw], dc[:, C:].sum(0)]
     return out
 
 
@@ -777,11 +802,12 @@ class FastDRAW(nn.Module):
         m.check_eps(eps, x.shape[0])
         m.check_dtype(x)
         call = _Call(self._workspace, self.bf16, tap is not None, self._traces)
-        canvas, mu, log_sigma = _Sequence.apply(cfg, self.ops, call, x.detach(), eps.detach(), *_param_list(m))
+        painted, mu, log_sigma = _Sequence.apply(cfg, self.ops, call, x.detach(), eps.detach(), *_param_list(m))
+        canvas, scale = painted.split(cfg.channels, 1) if cfg.scale_canvas else (painted, None)  # c_T, s_T
         sigma = torch.exp(log_sigma)
         # KL(N(μ, σ²) || N(0, 1)) per step, eq. 11, for all steps at once: (T, batch).
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 2 * log_sigma - 1).sum(-1)
-        nll = m.nll(canvas, x)  # eq. 9
+        nll = m.nll(canvas, x, scale)  # eq. 9; with a scale canvas the logistic's log-scale is s_T
         if tap is not None:
             _emit(tap, call.result, mu.detach(), kl.detach(), cfg, m.c0.detach())
         return DrawOutput((nll + kl.sum(0)).mean(), nll, kl, canvas)
@@ -820,10 +846,11 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
     images as the time-first (T, batch, C, H, W) buffers they already are: no per-step copies.
     """
     B, C = run.x.shape[0], cfg.channels
+    canvas_steps = run.canvas_steps[:, :, :C]  # (T, B, C, H, W): c_1..c_T (a view: the rest is the scale canvas)
     record_steps = getattr(tap, "record_steps", None)
     if record_steps is not None:
         record_steps(Q.X_HAT, run.x_hat_steps)
-        record_steps(Q.CANVAS, run.canvas_steps)
+        record_steps(Q.CANVAS, canvas_steps)
 
     def watch(name, t, value):
         if tap(name, t, value) is not value:
@@ -831,8 +858,8 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
 
     def write_patch(t, s):
         if cfg.attention:
-            return run.proj_dec[t][:, 5 : run.k.nw].view(B, C, cfg.write_n, cfg.write_n)
-        canvases = run.canvas_steps  # without attention: the whole update, c_t − c_{t−1}
+            return run.proj_dec[t][:, 5 : 5 + C * cfg.write_n**2].view(B, C, cfg.write_n, cfg.write_n)
+        canvases = canvas_steps  # without attention: the whole update, c_t − c_{t−1}
         return canvases[t - 1] - (canvases[t - 2] if t > 1 else c0)
 
     # where each declared quantity lies in the stored activations of step t (s)
@@ -848,7 +875,8 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
         Q.H_DEC: lambda t, s: s.h_dec,
         Q.WRITE_WINDOW: lambda t, s: Window(*s.write[0].unbind(1)),
         Q.WRITE_PATCH: write_patch,
-        Q.CANVAS: lambda t, s: run.canvas_steps[t - 1],
+        Q.CANVAS: lambda t, s: canvas_steps[t - 1],
+        Q.SCALE_CANVAS: lambda t, s: run.canvas_steps[t - 1, :, C:],  # s_t
     }
     declared = Q.available(cfg, Q.RECONSTRUCTION)  # what quantities declares for this config, in step order
     missing = [name for name in declared if name not in value_of]
@@ -871,13 +899,14 @@ def _worth_compiling(cfg) -> bool:
 def _implemented(model) -> None:
     """Refuse a model this path does not implement: it replays DRAW's equations and never calls model.forward,
     so a subclass (or another kind) would silently train as plain DRAW, its own modules without gradients; the same
-    for the arms beyond the paper (DrawConfig.beyond_paper: a scale canvas, a learned prior)."""
+    for an arm beyond the paper it does not replay (DrawConfig.beyond_paper: the learned prior; it does the scale
+    canvas)."""
     if type(model) is not DRAW:
         raise ValueError(
             f"the fast path implements DRAW only, not {type(model).__name__}: its forward (and any module it adds) "
             f"would be skipped. Train it with fast=False (CLI: without --fast)"
         )
-    arms = model.config.beyond_paper()
+    arms = {k: v for k, v in model.config.beyond_paper().items() if k != "scale_canvas"}
     if arms:
         raise ValueError(
             f"the fast path implements the paper's DRAW only, not {', '.join(f'{k}={v!r}' for k, v in arms.items())}: "

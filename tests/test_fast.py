@@ -55,6 +55,36 @@ def test_fast_equals_reference_loss_and_gradients(attention, channels, square, u
         torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-8, atol=1e-10, msg=lambda s: f"{n}: {s}")
 
 
+@pytest.mark.parametrize("attention", [True, False])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_scale_canvas_on_the_fast_path_gives_the_reference_loss_gradients_and_trace(attention, channels):
+    """Issue 33's arm: [c_t | s_t] painted through one window as 2C channels; s_0 and write_s get their gradients."""
+    cfg = small(attention=attention, channels=channels, likelihood="logistic", scale_canvas=True)
+    m = model_for(cfg)
+    x = (torch.rand(5, *cfg.image_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 255).round() / 255
+    eps = m.sample_eps(5, torch.Generator().manual_seed(2))
+    ref = m(x, eps)
+    ref.loss.backward()
+    ref_grads = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    out = FastDRAW(m)(x, eps)
+    out.loss.backward()
+    for a, b in zip(ref, out):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    assert {"s0", "write_scale.weight", "write_scale.bias"} <= set(ref_grads)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[n], rtol=1e-8, atol=1e-10, msg=lambda s: f"{n}: {s}")
+    m = m.float()
+    ref, fast = probes.record(m, x.float(), seed=7), probes.record(make_fast(m), x.float(), seed=7)
+    for name in ("canvas", "scale_canvas", "write_patch", "x_hat"):
+        torch.testing.assert_close(torch.from_numpy(fast[name]), torch.from_numpy(ref[name]), rtol=1e-4, atol=1e-5)
+    calls = {}
+    for key, model in (("ref", m), ("fast", make_fast(m))):
+        calls[key] = []
+        model(x.float(), eps.float(), tap=lambda n, t, v, c=calls[key]: c.append((n, t, _shape(v))) or v)
+    assert calls["fast"] == calls["ref"]  # the same quantities, s_t included, in the reference's order
+
+
 def test_float32_and_generator_path():
     cfg = small()
     m = DRAW(cfg)
