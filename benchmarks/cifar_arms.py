@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,23 +29,17 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import legs  # noqa: E402
 
 from drawviz import campaign  # noqa: E402
-from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint, settings_of  # noqa: E402
+from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
 from drawviz.files import write_json  # noqa: E402
 from drawviz.model import with_arms  # noqa: E402
 
 ARMS = {"scale": {"scale_canvas": True}, "prior": {"prior": "learned"}, "both": {"scale_canvas": True, "prior": "learned"}}
 SHOWN = {"scale": "scale canvas", "prior": "learned prior", "both": "scale canvas and learned prior"}  # the legend's names
-
-
-def _minutes(state: dict) -> float:
-    """Minutes of training a checkpoint has, all legs (what --minutes counts)."""
-    return ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _grown(model: Path, arm: str, runs: Path) -> Path:
@@ -57,24 +50,6 @@ def _grown(model: Path, arm: str, runs: Path) -> Path:
         grown = with_arms(model_from_checkpoint(model, device="cpu", state=state), **ARMS[arm])
         save_checkpoint(start, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
     return start
-
-
-def _leg(model: Path, arm: str, args, runs: Path) -> tuple[Path, list[str]]:
-    state = load_checkpoint(model)
-    checkpoint = runs / f"{model.stem}-{arm}.pt"
-    trained = _minutes(state)
-    command = [
-        sys.executable, "-m", "drawviz", "train", "--dataset", settings_of(state).get("dataset") or "cifar10",
-        "--init-from", _shown(_grown(model, arm, runs)), "--checkpoint", _shown(checkpoint), "--recipe", "constant",
-        "--lr", f"{args.lr:g}", "--final-lr", "0.05", "--minutes", f"{trained + args.minutes:.2f}",
-        "--cooldown-minutes", f"{args.cooldown_minutes:g}", "--eval-every-minutes", f"{args.eval_every_minutes:g}",
-        "--test-limit", str(args.test_limit), "--no-progress", "--log-every", "100",
-    ]  # fmt: skip
-    if checkpoint.exists() and _minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
-        return checkpoint, command  # finished: its curve is read as it is
-    print(f"arm {arm}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted arm
-    return checkpoint, command
 
 
 def main(argv=None) -> None:
@@ -103,8 +78,16 @@ def main(argv=None) -> None:
     rows, commands, steps = [base], {}, {"base (rate sweep)": swept_steps}
     first_step = load_checkpoint(model)["step"]
     for arm in args.arms:
-        checkpoint, command = _leg(model, arm, args, runs)
-        commands[SHOWN[arm]] = " ".join(["python", *command[1:]])
+        checkpoint, command = legs.leg(
+            _grown(model, arm, runs),
+            runs / f"{model.stem}-{arm}.pt",
+            model=model,
+            lr=args.lr,
+            args=args,
+            fast=False,
+            label=f"arm {arm}",
+        )  # eagerly, as the arms ran (the fast path has painted the scale canvas since)
+        commands[SHOWN[arm]] = " ".join(command)
         state = load_checkpoint(checkpoint)
         steps[SHOWN[arm]] = state["step"] - first_step
         leg = campaign.curve(state)
@@ -129,7 +112,7 @@ def main(argv=None) -> None:
     write_json(
         out / f"{model.stem}.json",
         {
-            "model": _shown(model),
+            "model": legs.shown(model),
             "test_limit": args.test_limit,
             "start_bits_per_dim": start / (dims * math.log(2)),
             "arms": {arm: {"end_bits_per_dim": r.bits_per_dim, "end_nll_bound": r.test_nll_bound} for arm, r in ends.iterrows()},

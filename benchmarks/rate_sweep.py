@@ -28,9 +28,12 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import legs  # noqa: E402
 
 from drawviz import campaign  # noqa: E402
-from drawviz.checkpoints import load_checkpoint, settings_of  # noqa: E402
+from drawviz.checkpoints import load_checkpoint  # noqa: E402
 from drawviz.files import write_json  # noqa: E402
 
 
@@ -52,34 +55,6 @@ def _start_bound(model: Path, test_limit: int, out: Path) -> float:
     return bound
 
 
-def _minutes(state: dict) -> float:
-    """Minutes of training a checkpoint has, all legs (what --minutes counts)."""
-    return ((state.get("history") or [{}])[-1].get("seconds") or 0.0) / 60
-
-
-def _shown(path: Path) -> str:
-    """A path as the commands should show it: relative to the checkout where it is inside it."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def _arm(model: Path, rate: float, args, runs: Path) -> tuple[Path, list[str]]:
-    checkpoint = runs / f"{model.stem}-lr{rate:g}.pt"
-    state = load_checkpoint(model)
-    dataset = settings_of(state).get("dataset") or "cifar10"
-    trained = _minutes(state)
-    command = _drawviz(
-        "train", "--dataset", dataset, "--init-from", _shown(model), "--checkpoint", _shown(checkpoint), "--recipe", "constant",
-        "--lr", f"{rate:g}", "--final-lr", "0.05", "--minutes", f"{trained + args.minutes:.2f}",
-        "--cooldown-minutes", f"{args.cooldown_minutes:g}", "--eval-every-minutes", f"{args.eval_every_minutes:g}",
-        "--test-limit", str(args.test_limit), "--fast", "--no-progress", "--log-every", "200",
-    )  # fmt: skip
-    if checkpoint.exists() and _minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
-        return checkpoint, command  # finished: its curve is read as it is
-    print(f"arm lr {rate:g}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted arm
-    return checkpoint, command
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", type=Path)
@@ -98,8 +73,10 @@ def main(argv=None) -> None:
 
     rows, commands, arm_steps = [], {}, {}
     for rate in args.rates:
-        checkpoint, command = _arm(model, rate, args, runs)
-        commands[f"{rate:g}"] = " ".join(["python", *command[1:]])
+        checkpoint, command = legs.leg(
+            model, runs / f"{model.stem}-lr{rate:g}.pt", model=model, lr=rate, args=args, fast=True, label=f"arm lr {rate:g}"
+        )
+        commands[f"{rate:g}"] = " ".join(command)
         arm_steps[f"{rate:g}"] = load_checkpoint(checkpoint)["step"] - load_checkpoint(model)["step"]
         state = load_checkpoint(checkpoint)
         leg = campaign.curve(state)
@@ -115,7 +92,7 @@ def main(argv=None) -> None:
     dims = math.prod(load_checkpoint(model)["config"].image_shape)
     ends = table.groupby("lr").last()
     summary = {
-        "model": _shown(model),
+        "model": legs.shown(model),
         "test_limit": args.test_limit,
         "start_nll_bound": start,
         "start_bits_per_dim": start / (dims * math.log(2)),
