@@ -34,7 +34,8 @@ class StepView:
 
     Panels: the canvas σ(c_t) with the read (reconstructions) and write windows of step t;
     for reconstructions also the input x with the read window and the error image x̂_t;
-    below, the parameter values of step t. A kind that draws nothing (the read-only classifier: no canvas,
+    below, the parameter values of step t; for a model with a scale canvas (issue 33's arm) also s_t, the
+    log-scale it has drawn so far, with the write window. A kind that draws nothing (the read-only classifier: no canvas,
     no write window, no error image) shows the input x with glimpse t's read window and the glimpse itself.
     """
 
@@ -48,12 +49,20 @@ class StepView:
         recon = trace.x is not None
         drawn = trace.canvas is not None  # a classifier draws nothing: its glimpse takes the canvas's place
         errors = recon and trace.x_hat is not None  # a one-shot VAE (convvae) has no error image
+        scaled = drawn and "scale_canvas" in trace  # s_t: where it says it is unsure, drawn as the canvas is
         panels = ["x", "glimpse"] if not drawn else ["x", "canvas"] + ["error"] * errors if recon else ["canvas"]
+        panels += ["scale"] * scaled
         # at least 4.8 in wide: the monospace parameter lines below must fit under a single panel
         # the monospace parameter lines below must fit at a readable size (11 pt = ~11 px at 72 dpi)
         self.fig = Figure(figsize=(max(2.9 * len(panels) + 0.6, 6.4), 4.3), dpi=dpi)  # no pyplot: never shown twice
         axes = self.fig.subplots(1, len(panels), squeeze=False)[0]
-        self.fig.subplots_adjust(left=0.03, right=0.93 if errors and drawn else 0.97, top=0.86, bottom=0.27, wspace=0.15)
+        self.fig.subplots_adjust(
+            left=0.03,
+            right=0.93 if (errors and drawn) or scaled else 0.97,
+            top=0.86,
+            bottom=0.27,
+            wspace=0.25 if scaled else 0.15,
+        )
         self.ax = dict(zip(panels, axes))
         H, W = (trace.canvas if drawn else trace.x).shape[-2:]
         self.gmax = {op: geometry.gamma_max(trace, op, sample) for op in self.ops}
@@ -65,6 +74,12 @@ class StepView:
         if errors and drawn:
             self.images["error"] = _show_error(self.ax["error"], trace, 1, sample, "error x̂_t = x − σ(c_{t−1})")
             self.fig.colorbar(self.images["error"], ax=self.ax["error"], fraction=0.046, pad=0.03)
+        if scaled:  # one colour range for all steps, so that a step's change shows
+            s_t = trace["scale_canvas"][:, sample].mean(1)  # (T, H, W)
+            lo, hi = np.percentile(s_t, [1, 99])
+            self.images["scale"] = self.ax["scale"].imshow(s_t[0], cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+            self.ax["scale"].set(xticks=[], yticks=[], title="log-scale s_t")
+            self.fig.colorbar(self.images["scale"], ax=self.ax["scale"], fraction=0.046, pad=0.03)
         if not drawn:
             self.glimpse_scale = _glimpse_scale(trace, sample)
             N = geometry.grid_n(trace, "read")
@@ -75,7 +90,8 @@ class StepView:
         for name, ax in self.ax.items():
             if name == "glimpse":  # what the window sees, in its own N × N pixels: no window on it
                 continue
-            for op in self.ops if name == "canvas" else (["read"] if "read" in self.ops else []):
+            shown = self.ops if name == "canvas" else ["write"] if name == "scale" else ["read"] if "read" in self.ops else []
+            for op in [op for op in shown if op in self.ops]:
                 self.rects[name, op] = Rectangle((0, 0), 1, 1, fill=False, edgecolor=OP_COLOURS[op])
                 ax.add_patch(self.rects[name, op])
             _keep_view(ax, W, H, margin=3)
@@ -92,6 +108,8 @@ class StepView:
             self.images["canvas"].set_data(image_args(tr.canvas[t - 1, s])[0])
         if "error" in self.images:
             self.images["error"].set_data(tr.x_hat[t - 1, s].mean(0))
+        if "scale" in self.images:
+            self.images["scale"].set_data(tr["scale_canvas"][t - 1, s].mean(0))
         if "glimpse" in self.images:
             self.images["glimpse"].set_data(image_args(_glimpse_image(tr, t, s, self.glimpse_scale))[0])
         lines = []

@@ -97,3 +97,25 @@ def test_a_classifiers_step_shows_the_image_with_its_read_window_and_the_glimpse
     blitted = list(StepView(trace, sample=2, dpi=30).pngs(range(1, GLIMPSES + 1)))
     assert np.array_equal(_decode(blitted[-1]), _decode(view.png(GLIMPSES))), "a blitted frame is the full drawing"
     assert view.png(1) != view.png(GLIMPSES)
+
+
+def test_a_model_with_a_scale_canvas_shows_s_t_beside_the_canvas_and_blits_it_pixel_for_pixel():
+    torch.manual_seed(0)
+    config = DrawConfig(
+        12, 10, 3, T=3, enc_size=16, dec_size=12, z_size=4, read_n=3, write_n=3, likelihood="logistic", scale_canvas=True
+    )
+    model = DRAW(config).eval()
+    with torch.no_grad():
+        model.write_scale.weight.normal_(0, 0.5)  # so that s_t changes from step to step
+    x = (torch.rand(2, 3, 12, 10, generator=torch.Generator().manual_seed(1)) * 255).round() / 255
+    for trace in (probes.record(model, x, seed=0), probes.record_generation(model, 2, seed=0)):
+        view = StepView(trace, sample=1, dpi=40)
+        assert "scale" in view.ax and ("scale", "write") in view.rects  # s_t, with the window it is written through
+        view.update(2)
+        assert np.allclose(view.images["scale"].get_array(), trace["scale_canvas"][1, 1].mean(0))
+        blitted = list(StepView(trace, sample=1, dpi=40).pngs(range(1, 4)))
+        assert all(np.array_equal(_decode(blitted[t - 1]), _decode(view.png(t))) for t in (1, 3))
+    plain = StepView(
+        probes.record(DRAW(DrawConfig(12, 10, 3, T=3, enc_size=16, dec_size=12, z_size=4, read_n=3, write_n=3)), x, seed=0)
+    )
+    assert "scale" not in plain.ax  # the paper's model draws no scale
