@@ -26,7 +26,8 @@ def shown(path: Path) -> str:
 
 def leg(start: Path, checkpoint: Path, *, model: Path, lr: float, args, fast: bool, label: str) -> tuple[Path, list[str]]:
     """Train ``checkpoint`` from ``start`` for args.minutes (the last args.cooldown_minutes a cooldown), counted on from
-    ``model``'s minutes; returns the checkpoint and the command (``python`` first)."""
+    ``model``'s minutes; returns the checkpoint and the command (``python`` first). With args.read_only a leg that has
+    not run to its end is an error, not minutes of training started unasked."""
     state = load_checkpoint(model)
     trained = minutes(state)
     command = [
@@ -38,6 +39,8 @@ def leg(start: Path, checkpoint: Path, *, model: Path, lr: float, args, fast: bo
     ]  # fmt: skip
     if checkpoint.exists() and minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
         return checkpoint, ["python", *command[1:]]  # finished: its curve is read as it is
+    if getattr(args, "read_only", False):
+        raise SystemExit(f"{label} has not run to its end ({shown(checkpoint)}): run without --read-only to train it")
     print(f"{label}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted leg
     return checkpoint, ["python", *command[1:]]

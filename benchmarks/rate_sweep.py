@@ -64,6 +64,7 @@ def main(argv=None) -> None:
     p.add_argument("--eval-every-minutes", type=float, default=6.0)
     p.add_argument("--test-limit", type=int, default=2000)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "rate-sweep")
+    p.add_argument("--read-only", action="store_true", help="read the legs that have run; train none (redraw the figure)")
     args = p.parse_args(argv)
     out, model = args.out.resolve(), args.model.resolve()
     runs = out / "runs"
