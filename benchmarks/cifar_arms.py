@@ -153,7 +153,7 @@ def main(argv=None) -> None:
         gaussian = None
     fig, ax = plt.subplots(figsize=(7, 4.2))
     sns.lineplot(table, x="minutes", y="bits_per_dim", hue="arm", marker="o", ax=ax)
-    ax.axhline(start / (dims * math.log(2)), color="grey", ls=":", label="the shipped weights")
+    ax.axhline(start / (dims * math.log(2)), color="grey", ls=":", label="the weights the arms start from")
     if gaussian is not None:
         ax.axhline(gaussian, color="k", ls="--", lw=1, label=f"full-covariance Gaussian, same images: {gaussian:.2f}")
     ax.set(
@@ -161,7 +161,7 @@ def main(argv=None) -> None:
         ylabel=f"test bits/dim ({args.test_limit} images)",
         title=f"{model.stem}: arms from the shipped weights, at {args.lr:g}",
     )
-    ax.legend(title="arm", loc="center right", fontsize=8)
+    ax.legend(title="arm", loc="lower left", bbox_to_anchor=(0.01, 0.1), fontsize=8)
     fig.tight_layout()
     fig.savefig(out / f"{model.stem}.png", dpi=120)
     print(ends[["step", "test_nll_bound", "bits_per_dim"]].to_string())
