@@ -125,25 +125,27 @@ def test_the_presets_are_the_papers_models_and_the_arms_leave_the_papers_paramet
     assert torch.equal(armed["s0"], plain["log_scale"])  # s_0 starts where the learned log-scale does
 
 
-# the shipped CIFAR-10 DRAW on the first 32 images of the sample, eps from seed 0: its loss before the arms existed
-CIFAR10_LOSS = 12441.47265625
+# a checkpoint written before the arms existed (fashion-mnist.pt, discretised logistic: the likelihood the scale canvas
+# draws) on the first 32 images of its sample, eps from seed 0: its loss computed by the code before the arms (acc0b64^)
+OLD = ROOT / "models" / "fashion-mnist.pt"
+OLD_LOSS = 1988.718017578125
 
 
 def test_an_old_checkpoint_loads_with_the_arms_off_and_evaluates_as_before():
     from drawviz import data
     from drawviz.checkpoints import load_checkpoint, model_from_checkpoint
 
-    saved = torch.load(ROOT / "models" / "cifar10.pt", map_location="cpu", weights_only=True)["config"]
+    saved = torch.load(OLD, map_location="cpu", weights_only=True)["config"]
     assert "prior" not in saved and "scale_canvas" not in saved  # written before the arms
-    assert load_checkpoint(ROOT / "models" / "cifar10.pt")["config"] == DrawConfig.preset("cifar10")
-    model = model_from_checkpoint(ROOT / "models" / "cifar10.pt", "cpu")
+    assert load_checkpoint(OLD)["config"] == DrawConfig.preset("fashion-mnist", likelihood="logistic")
+    model = model_from_checkpoint(OLD, "cpu")
     assert model.config.beyond_paper() == {}
-    x = data.load("cifar10-sample", "test", limit=32).images
+    x = data.load("fashion-mnist-sample", "test", limit=32).images
     with torch.no_grad():
         out = model(x, generator=torch.Generator().manual_seed(0))
         eps = model.sample_eps(32, torch.Generator().manual_seed(0))
         assert torch.equal(out.loss, paper_pass(model, x, eps)[0])
-    assert float(out.loss) == pytest.approx(CIFAR10_LOSS, rel=1e-4)  # another machine's BLAS: ~1e-6
+    assert float(out.loss) == pytest.approx(OLD_LOSS, rel=1e-4)  # another machine's BLAS: ~1e-6
 
 
 # ----------------------------------------------------------------------------- the learned prior
@@ -366,12 +368,15 @@ def test_the_cli_takes_the_arms_and_a_resumed_model_refuses_them_when_it_lacks_t
         parser().parse_args(["train", "--prior", "vamp"])
     new = start_from(tmp_path / "new.pt", dataset="cifar10", fields={"scale_canvas": True, "prior": "learned"}, words=CLI)
     assert new.config == DrawConfig.preset("cifar10", scale_canvas=True, prior="learned")
-    shutil.copyfile(ROOT / "models" / "cifar10.pt", tmp_path / "old.pt")
+    shutil.copyfile(OLD, tmp_path / "old.pt")  # written before the arms: it has neither
     with pytest.raises(ValueError, match=r"prior = 'standard'.*not prior = 'learned'.*--checkpoint"):
-        start_from(tmp_path / "old.pt", dataset="cifar10", fields={"prior": "learned"}, words=CLI)
+        start_from(tmp_path / "old.pt", dataset="fashion-mnist", fields={"prior": "learned"}, words=CLI)
     with pytest.raises(ValueError, match=r"scale_canvas = False.*not scale_canvas = True"):
-        start_from(tmp_path / "old.pt", dataset="cifar10", preset="cifar10", fields={"scale_canvas": True}, words=CLI)
-    assert start_from(tmp_path / "old.pt", dataset="cifar10", fields={"prior": None}, words=CLI).config.prior == "standard"
+        start_from(tmp_path / "old.pt", dataset="fashion-mnist", fields={"scale_canvas": True}, words=CLI)
+    assert start_from(tmp_path / "old.pt", dataset="fashion-mnist", fields={"prior": None}, words=CLI).config.prior == "standard"
+    shutil.copyfile(ROOT / "models" / "cifar10.pt", tmp_path / "scaled.pt")  # the shipped CIFAR-10 model has a scale canvas
+    with pytest.raises(ValueError, match=r"scale_canvas = True.*not scale_canvas = False"):
+        start_from(tmp_path / "scaled.pt", dataset="cifar10", fields={"scale_canvas": False}, words=CLI)
 
 
 @pytest.mark.parametrize("arms", [dict(scale_canvas=True), dict(prior="learned"), dict(scale_canvas=True, prior="learned")])
