@@ -582,7 +582,7 @@ def _asked(ak) -> str:
     )
 
 
-def _steps(tr, cl, ak) -> Optional[int]:
+def _steps(tr, cl, ak):
     """The run's T: the trained model's, else the classifier's glimpses or the conditional model's steps (runs
     without a train notebook)."""
     return tr.config.get("T") or (cl.glimpses if cl else None) or (ak.T if ak else None)
@@ -645,7 +645,7 @@ def write_index(results: list[dict], out: Path, comparison: Optional[dict], runs
         rows.append(
             f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['dataset'])}"
             f"<div class='small'>{html.escape(_data.portable(tr.source or ''))}</div></td>"
-            f"<td class=num>{_fmt(_steps(tr, cl, ak), 'd')}</td>"
+            f"<td class=num>{html.escape(str(_steps(tr, cl, ak) or '–'))}</td>"  # a record's T is text to escape
             f"<td class=num>{_classified(cl) if cl else _asked(ak) if ak else _bound(tr)}</td><td>{trained}</td>"
             f"<td>{tested}</td><td>{attention}</td>"
             f"<td class=num>{_fmt(at.edit_area, '.2f')} <span class=small>({_fmt(at.edit_area_reference, '.2f')})"
