@@ -255,6 +255,23 @@ def campaign_figure(checkpoint, name: str):
 # ----------------------------------------------------------------------------- blur.ipynb
 
 
+def _trained_here(checkpoint, model, test_set, binarized: bool, seed: int) -> Trained:
+    """A model shown without its train.ipynb (a one-shot VAE beside a run): its bound on these test images, and
+    how it was trained, from the checkpoint."""
+    from .checkpoints import load_checkpoint, training_summary
+    from .evaluation import evaluate
+
+    path = resolve(checkpoint)
+    about = training_summary(load_checkpoint(path), path)
+    return Trained(
+        **evaluate(model, test_set, seed=seed, binarize=binarized),
+        epochs=about["epochs"],
+        cpu_hours=about["cpu_hours"],
+        trained=describe_training(about),
+        checkpoint=str(path),
+    )
+
+
 def blur_run(
     run: dict, data_root=None, *, n_samples: int = 64, T: int = 8, steps: int = 300, seed: int = 0, device="auto"
 ) -> dict:
@@ -271,8 +288,10 @@ def blur_run(
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
-    trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or Trained()
     binarized = binarization(run["dataset"], model.config.likelihood) is not None
+    trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or _trained_here(
+        run["checkpoint"], model, test_set, binarized, seed
+    )
     bound = {
         "dataset": run["name"],
         "NLL bound, nats": trained.nll_bound,

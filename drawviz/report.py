@@ -133,15 +133,31 @@ def load_runs(path: Path, data_root) -> list[dict]:
         if run["name"] in seen:
             raise ValueError(f"{path}: two runs are named {run['name']!r}")
         seen.add(run["name"])
-        unknown = set(run) - {"name", "dataset", "parameters", "model", "optional", "notebooks"}
+        unknown = set(run) - {"name", "dataset", "parameters", "model", "optional", "notebooks", "beside"}
         if unknown:
             raise ValueError(f"{path}: run {run['name']!r} has unknown keys {sorted(unknown)}")
+        beside = run.get("beside") or {}
+        if not (isinstance(beside, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in beside.items())):
+            raise ValueError(
+                f"{path}: run {run['name']!r}: beside maps a name to a checkpoint's path "
+                f"(e.g. {{cifar10-convvae: ../models/cifar10-convvae.pt}}), got {beside!r}"
+            )
         run = dict(run, parameters=dict(run.get("parameters") or {}))
         if run.get("model"):
-            model = Path(run["model"])
-            run["model"] = model if model.is_absolute() else (Path(path).parent / model).resolve()
+            run["model"] = _beside_the_file(path, run["model"])
+        run["beside"] = {name: _beside_the_file(path, model) for name, model in beside.items()}
         runs.append(run)
+    shown = [name for run in runs for name in run["beside"]]
+    clash = sorted({n for n in shown if n in seen or shown.count(n) > 1})
+    if clash:
+        raise ValueError(f"{path}: {', '.join(map(repr, clash))} named twice (a run, or a model beside one): rename it")
     return runs
+
+
+def _beside_the_file(runs_file, model: str) -> Path:
+    """A model path in a runs file, relative to the file."""
+    model = Path(model)
+    return model if model.is_absolute() else (Path(runs_file).parent / model).resolve()
 
 
 # ----------------------------------------------------------------------------- execution
@@ -368,7 +384,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     if not wanted:  # nothing to run: nothing is touched, and the index says so
         log(f"  none of its notebooks ({', '.join(own)}) is among --notebooks: skipped")
-        nothing = dict.fromkeys(("train", "errors", "attention", "classify", "asked", "sharpness", "checkpoint", "gif"))
+        nothing = dict.fromkeys(("train", "errors", "attention", "classify", "asked", "sharpness", "checkpoint", "gif", "beside"))
         result.update(nothing, status="skipped", error=f"none of its notebooks ({', '.join(own)}) was selected")
         return result
     _set_aside_if_changed(run, out_dir, checkpoint, log)
@@ -421,8 +437,24 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
     result["sharpness"] = blur.runs.get(name) if blur is not None else None
     result["checkpoint"] = str(checkpoint) if checkpoint.exists() and _draws(checkpoint) else None  # for the blur page
     result["gif"] = "drawing.gif" if (out_dir / "drawing.gif").exists() else None
+    result["beside"] = _shown_beside(run, log)
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def _shown_beside(run: dict, log) -> dict:
+    """The generators a run names to be shown beside it on the blur page (a one-shot VAE of the same data), those
+    that are drawviz checkpoints of a model that draws; the others are said and left out."""
+    shown = {}
+    for name, model in (run.get("beside") or {}).items():
+        why = _not_a_checkpoint(model) if Path(model).exists() else f"no model at {model}"
+        if why is None and not _draws(Path(model)):
+            why = f"{model} holds a model that does not draw"
+        if why:
+            log(f"  beside {name}: {why}; left off the blur page")
+        else:
+            shown[name] = str(model)
+    return shown
 
 
 def _not_a_checkpoint(model) -> Optional[str]:
@@ -520,6 +552,11 @@ def compare_blur(results: list[dict], out: Path, data_root, device: str, log) ->
         {"name": r["run"], "dataset": r["dataset"], "checkpoint": r["checkpoint"], "metrics": str(out / r["run"] / "train.json")}
         for r in results
         if r.get("checkpoint")
+    ] + [
+        {"name": name, "dataset": r["dataset"], "checkpoint": model, "metrics": None}  # bound measured by blur.ipynb
+        for r in results
+        if r.get("checkpoint")
+        for name, model in (r.get("beside") or {}).items()
     ]
     if len(models) < 2:
         return None

@@ -121,6 +121,38 @@ def test_runs_file_checks(tmp_path):
     assert report.main(["--runs", str(bad), "--out", str(tmp_path / "r")]) == 2
 
 
+def test_a_generator_named_beside_a_run_joins_the_blur_comparison_with_the_runs_test_images(tmp_path, monkeypatch):
+    from drawviz.checkpoints import save_checkpoint
+    from drawviz.convvae import ConvVAE, ConvVAEConfig
+
+    save_checkpoint(tmp_path / "vae.pt", model=ConvVAE(ConvVAEConfig(filters=8, z_size=4)), train_args={})
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "runs.yaml").write_text(
+        "- {name: c, dataset: cifar10-sample, model: c.pt, beside: {one-shot: vae.pt, gone: no.pt, text: notes.txt}}\n"
+    )
+    [run] = report.load_runs(tmp_path / "runs.yaml", None)
+    assert run["beside"]["one-shot"] == tmp_path / "vae.pt"  # relative to the runs file, as model: is
+    said = []
+    shown = report._shown_beside(run, said.append)
+    assert shown == {"one-shot": str(tmp_path / "vae.pt")}
+    assert any("gone" in line and "no model" in line for line in said)
+    assert any("text" in line and "not a readable drawviz checkpoint" in line for line in said)
+    seen = {}
+    monkeypatch.setattr(report, "_execute", lambda nb, path, out_dir, params, log, kernel: seen.update(params))
+    results = [
+        {"run": "a", "dataset": "mnist-sample", "checkpoint": "a.pt", "beside": {}},
+        {"run": "c", "dataset": "cifar10-sample", "checkpoint": "c.pt", "beside": shown},
+    ]
+    report.compare_blur(results, tmp_path / "out", None, "cpu", said.append)
+    assert [(m["name"], m["dataset"], m["metrics"]) for m in seen["models"]][2] == ("one-shot", "cifar10-sample", None)
+    (tmp_path / "runs.yaml").write_text("- {name: c, dataset: cifar10-sample, beside: {c: vae.pt}}\n")
+    with pytest.raises(ValueError, match="named twice"):
+        report.load_runs(tmp_path / "runs.yaml", None)
+    (tmp_path / "runs.yaml").write_text("- {name: c, dataset: cifar10-sample, beside: [vae.pt]}\n")
+    with pytest.raises(ValueError, match="beside maps a name to a checkpoint"):
+        report.load_runs(tmp_path / "runs.yaml", None)
+
+
 @pytest.mark.parametrize("name", ["../notebooks", "/tmp/x", "a/b", "..", ".hidden", "<script>alert(1)</script>", 12, ""])
 def test_a_run_name_is_a_plain_folder_name_that_cannot_escape_the_output(tmp_path, name):
     bad = tmp_path / "bad.yaml"
