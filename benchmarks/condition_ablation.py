@@ -45,11 +45,10 @@ def measure(path: Path, judge, test, args) -> dict:
         "test_nll_bound": evaluate(model, test, seed=0, binarize=True, progress=args.progress)["nll_bound"],
     }
     if condition == "label":
-        wrong = (test.labels + 1) % model.config.classes
-        row["wrong_label_bound"] = evaluate(model, test, labels=wrong, seed=0, binarize=True, progress=args.progress)["nll_bound"]
-        judged = [asked.by_label(judge, *asked.draw_classes(model, args.per_class, seed=s)) for s in range(args.seeds)]
-        row["judged_as_asked"] = float(pd.concat(judged)["right"].mean())
-        row["drawings"] = sum(len(j) for j in judged)
+        figures = asked.of_labels(
+            model, judge, test, args.per_class, seeds=range(args.seeds), binarize=True, progress=args.progress
+        )
+        row.update(wrong_label_bound=figures["wrong_label_bound"], judged_as_asked=figures["right"], drawings=figures["drawings"])
     return row
 
 

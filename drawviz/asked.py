@@ -22,7 +22,7 @@ from . import sampling
 from .judge import judged
 
 __all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
-           "accuracy", "following"]  # fmt: skip
+           "accuracy", "of_labels", "following"]  # fmt: skip
 
 FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
@@ -134,6 +134,25 @@ def accuracy(table: pd.DataFrame, by=None) -> pd.DataFrame:
     if by is None:
         return pd.DataFrame({"drawings": [len(table)], "right": [table["right"].mean()]})
     return table.groupby(by)["right"].agg(drawings="size", right="mean").reset_index()
+
+
+def of_labels(model, judge, test, per_class: int, *, seeds=(0,), binarize: bool = False, progress: bool = False) -> dict:
+    """A label-conditional model's figures: its prior samples of each class (``per_class`` per draw, one draw per seed)
+    as the judge reads them, and its bound on ``test`` told each image's right class against a wrong one (the next).
+
+    Returns {"per_class": accuracy by class asked, "right": the share overall, "drawings", "wrong_label_bound"}."""
+    from .evaluation import evaluate
+
+    judged = pd.concat([by_label(judge, *draw_classes(model, per_class, seed=seed)) for seed in seeds])
+    wrong = (test.labels + 1) % model.config.classes
+    return {
+        "per_class": accuracy(judged, "asked"),
+        "right": float(judged["right"].mean()),
+        "drawings": len(judged),
+        "wrong_label_bound": evaluate(model, test, labels=wrong, seed=seeds[0], binarize=binarize, progress=progress)[
+            "nll_bound"
+        ],
+    }
 
 
 def following(canvas: np.ndarray, before: np.ndarray, alignment: np.ndarray, ids) -> pd.DataFrame:

@@ -96,10 +96,7 @@ def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) 
     judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
     if model.config.condition == "label":
         per_class = max(images // model.config.classes, 10)
-        drawn, classes = asked.draw_classes(model, per_class, seed=seed)
-        table = asked.accuracy(asked.by_label(judge, drawn, classes), "asked")
-        wrong = evaluate(model, test, labels=(test.labels + 1) % model.config.classes, seed=seed, binarize=binarize)
-        return {"condition": "label", "per_class": table, "drawings": len(drawn), "wrong_label_bound": wrong["nll_bound"]}
+        return {"condition": "label", **asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)}
     some = test.balanced(images, seed=seed)
     drawn = probes.run(model, n=len(some), seed=seed, labels=some.captions)
     judged = asked.by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
