@@ -34,9 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import legs  # noqa: E402
 
 from drawviz import campaign  # noqa: E402
-from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint, settings_of  # noqa: E402
+from drawviz.checkpoints import grow_checkpoint, load_checkpoint, settings_of  # noqa: E402
 from drawviz.files import write_json  # noqa: E402
-from drawviz.model import with_arms  # noqa: E402
 
 ARMS = {"scale": {"scale_canvas": True}, "prior": {"prior": "learned"}, "both": {"scale_canvas": True, "prior": "learned"}}
 SHOWN = {"scale": "scale canvas", "prior": "learned prior", "both": "scale canvas and learned prior"}  # the legend's names
@@ -46,9 +45,7 @@ def _grown(model: Path, arm: str, runs: Path) -> Path:
     """The shipped model with the arm added at zero, as a checkpoint a leg can start from."""
     start = runs / f"{model.stem}-{arm}-start.pt"
     if not start.exists():
-        state = load_checkpoint(model)
-        grown = with_arms(model_from_checkpoint(model, device="cpu", state=state), **ARMS[arm])
-        save_checkpoint(start, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
+        grow_checkpoint(model, start, **ARMS[arm])
     return start
 
 
@@ -81,19 +78,19 @@ def main(argv=None) -> None:
     start = float(base.loc[base["minutes"] == 0, "test_nll_bound"].iloc[0])
     swept_steps = json.loads((args.base / f"{model.stem}.json").read_text()).get("steps", {}).get(f"{args.lr:g}")
     rows, commands, steps = [base], {}, {"base (rate sweep)": swept_steps}
-    first_step = load_checkpoint(model)["step"]
+    source = load_checkpoint(model)  # read once: the arms' start, its step, minutes, image size and dataset
+    first_step = source["step"]
     for arm in args.arms:
-        checkpoint, command = legs.leg(
+        state, command = legs.leg(
             _grown(model, arm, runs),
             runs / f"{model.stem}-{arm}.pt",
-            model=model,
+            source=source,
             lr=args.lr,
             args=args,
             fast=False,
             label=f"arm {arm}",
         )  # eagerly, as the arms ran (the fast path has painted the scale canvas since)
         commands[SHOWN[arm]] = " ".join(command)
-        state = load_checkpoint(checkpoint)
         steps[SHOWN[arm]] = state["step"] - first_step
         leg = campaign.curve(state)
         leg = leg[leg["leg"] == leg["leg"].max()]
@@ -112,13 +109,13 @@ def main(argv=None) -> None:
     if args.continued:  # the arm trained on past the protocol's minutes: its curve goes on, at another CPU time
         state = load_checkpoint(args.continued)
         later = campaign.curve(state)
-        later = later.assign(minutes=later["hours"] * 60 - legs.minutes(load_checkpoint(model)))
+        later = later.assign(minutes=later["hours"] * 60 - legs.minutes(source))
         later = later[later["minutes"] > args.minutes + 0.01]
         name = f"{SHOWN[args.continued_arm]}, trained on"
         steps[name] = state["step"] - first_step
         rows.append(later[["minutes", "step", "test_nll_bound"]].assign(arm=name))
     table = pd.concat(rows, ignore_index=True)
-    dims = math.prod(load_checkpoint(model)["config"].image_shape)
+    dims = math.prod(source["config"].image_shape)
     table["bits_per_dim"] = table["test_nll_bound"] / (dims * math.log(2))
     table.to_csv(out / f"{model.stem}.csv", index=False)
     ends = table.groupby("arm").last()
@@ -147,7 +144,7 @@ def main(argv=None) -> None:
     try:  # the same-data anchor the issue measures against (cached after one fit of the training images)
         from drawviz import anchors
 
-        gaussian = anchors.anchors(settings_of(load_checkpoint(model)).get("dataset") or "cifar10")["full_covariance"]
+        gaussian = anchors.anchors(settings_of(source).get("dataset") or "cifar10")["full_covariance"]
     except Exception as err:  # noqa: BLE001 -- the figure is worth having without the line
         print(f"no Gaussian anchor on the figure: {err}")
         gaussian = None

@@ -24,23 +24,24 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def leg(start: Path, checkpoint: Path, *, model: Path, lr: float, args, fast: bool, label: str) -> tuple[Path, list[str]]:
+def leg(start: Path, checkpoint: Path, *, source: dict, lr: float, args, fast: bool, label: str) -> tuple[dict, list[str]]:
     """Train ``checkpoint`` from ``start`` for args.minutes (the last args.cooldown_minutes a cooldown), counted on from
-    ``model``'s minutes; returns the checkpoint and the command (``python`` first). With args.read_only a leg that has
-    not run to its end is an error, not minutes of training started unasked."""
-    state = load_checkpoint(model)
-    trained = minutes(state)
+    the minutes of ``source`` (the trained model's checkpoint, as load_checkpoint read it); returns the finished
+    checkpoint, read, and the command (``python`` first). With args.read_only a leg that has not run to its end is an
+    error, not minutes of training started unasked."""
+    trained = minutes(source)
     command = [
-        sys.executable, "-m", "drawviz", "train", "--dataset", settings_of(state).get("dataset") or "cifar10",
+        sys.executable, "-m", "drawviz", "train", "--dataset", settings_of(source).get("dataset") or "cifar10",
         "--init-from", shown(start), "--checkpoint", shown(checkpoint), "--recipe", "constant",
         "--lr", f"{lr:g}", "--final-lr", "0.05", "--minutes", f"{trained + args.minutes:.2f}",
         "--cooldown-minutes", f"{args.cooldown_minutes:g}", "--eval-every-minutes", f"{args.eval_every_minutes:g}",
         "--test-limit", str(args.test_limit), *(["--fast"] if fast else []), "--no-progress", "--log-every", "100",
     ]  # fmt: skip
-    if checkpoint.exists() and minutes(load_checkpoint(checkpoint)) >= trained + args.minutes - 0.01:
-        return checkpoint, ["python", *command[1:]]  # finished: its curve is read as it is
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    if state is not None and minutes(state) >= trained + args.minutes - 0.01:
+        return state, ["python", *command[1:]]  # finished: its curve is read as it is
     if getattr(args, "read_only", False):
         raise SystemExit(f"{label} has not run to its end ({shown(checkpoint)}): run without --read-only to train it")
     print(f"{label}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, cwd=ROOT, check=True)  # resumes an interrupted leg
-    return checkpoint, ["python", *command[1:]]
+    return load_checkpoint(checkpoint), ["python", *command[1:]]

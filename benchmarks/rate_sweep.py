@@ -73,13 +73,13 @@ def main(argv=None) -> None:
     print(f"start: {model.name} {start:.2f} on {args.test_limit} test images", flush=True)
 
     rows, commands, arm_steps = [], {}, {}
+    source = load_checkpoint(model)
     for rate in args.rates:
-        checkpoint, command = legs.leg(
-            model, runs / f"{model.stem}-lr{rate:g}.pt", model=model, lr=rate, args=args, fast=True, label=f"arm lr {rate:g}"
+        state, command = legs.leg(
+            model, runs / f"{model.stem}-lr{rate:g}.pt", source=source, lr=rate, args=args, fast=True, label=f"arm lr {rate:g}"
         )
         commands[f"{rate:g}"] = " ".join(command)
-        arm_steps[f"{rate:g}"] = load_checkpoint(checkpoint)["step"] - load_checkpoint(model)["step"]
-        state = load_checkpoint(checkpoint)
+        arm_steps[f"{rate:g}"] = state["step"] - source["step"]
         leg = campaign.curve(state)
         leg = leg[leg["leg"] == leg["leg"].max()]  # this arm's leg; the shipped model's own legs came with its weights
         rows.append({"lr": rate, "minutes": 0.0, "step": 0, "test_nll_bound": start})
@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     table = pd.DataFrame(rows)
     stem = model.stem
     table.to_csv(out / f"{stem}.csv", index=False)
-    dims = math.prod(load_checkpoint(model)["config"].image_shape)
+    dims = math.prod(source["config"].image_shape)
     ends = table.groupby("lr").last()
     summary = {
         "model": legs.shown(model),

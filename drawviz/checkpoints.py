@@ -32,6 +32,7 @@ __all__ = [
     "export_checkpoint",
     "model_from_checkpoint",
     "training_summary",
+    "grow_checkpoint",
 ]
 
 FORMAT = "drawviz-checkpoint"
@@ -322,3 +323,15 @@ def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None):
     state: the checkpoint as load_checkpoint(path) already returned it (not read again)."""
     state = load_checkpoint(path) if state is None else state
     return _model_from_state(state, path).to(pick_device(device)).eval()
+
+
+def grow_checkpoint(source, out, **arms) -> dict:
+    """A trained DRAW grown with arms beyond the paper (drawviz.model.with_arms: their layers at zero, so it computes
+    exactly what ``source`` did), saved to ``out`` with the source's step, history and training settings: the training
+    that follows (and its card) reads as more legs of the same model. Returns the source's state."""
+    from .model import with_arms
+
+    state = load_checkpoint(source)
+    grown = with_arms(model_from_checkpoint(source, device="cpu", state=state), **arms)
+    save_checkpoint(out, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
+    return state

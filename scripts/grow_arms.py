@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
-from drawviz.model import with_arms  # noqa: E402
+from drawviz.checkpoints import grow_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,9 +28,7 @@ def main(argv=None) -> int:
     arms = {**({"scale_canvas": True} if args.scale_canvas else {}), **({"prior": "learned"} if args.learned_prior else {})}
     if not arms:
         p.error("name an arm: --scale-canvas, --learned-prior or both")
-    state = load_checkpoint(args.draw)
-    grown = with_arms(model_from_checkpoint(args.draw, device="cpu", state=state), **arms)
-    save_checkpoint(args.out, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
+    state = grow_checkpoint(args.draw, args.out, **arms)
     print(f"wrote {args.out}: {args.draw} (step {state['step']}) with {arms}, the arms' layers at zero")
     return 0
 
