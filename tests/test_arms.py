@@ -394,6 +394,20 @@ def test_an_arm_grown_from_a_trained_model_starts_as_that_model(arms):
     }  # fmt: skip
 
 
+def test_a_grown_checkpoint_reads_as_more_legs_of_the_same_model(tmp_path):
+    from drawviz.checkpoints import grow_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+
+    trained = shaken(colour())
+    history = [{"step": 40, "epoch": 0.5, "seconds": 600.0, "loss": 1.0}]
+    save_checkpoint(tmp_path / "trained.pt", model=trained, step=40, history=history, train_args={"dataset": "cifar10"})
+    grow_checkpoint(tmp_path / "trained.pt", tmp_path / "grown.pt", scale_canvas=True)
+    state = load_checkpoint(tmp_path / "grown.pt")
+    assert state["step"] == 40 and state["history"] == history and state["config"].scale_canvas
+    grown, x = model_from_checkpoint(tmp_path / "grown.pt", device="cpu"), images(trained.config)
+    eps = trained.sample_eps(x.shape[0], torch.Generator().manual_seed(1))
+    assert torch.allclose(grown(x, eps=eps).nll, trained(x, eps=eps).nll, rtol=1e-6)
+
+
 def test_growing_an_arm_refuses_to_take_one_away_or_to_add_an_unknown_one():
     armed = shaken(colour(prior="learned"))
     with pytest.raises(ValueError, match="take away prior"):
