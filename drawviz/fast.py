@@ -172,6 +172,7 @@ class _K(NamedTuple):
     Zs: int
     E: int
     nw: int  # write columns of the fused h_dec projection
+    nc: int  # where the canvas's write columns end (a scale canvas's follow it, up to nw)
     col_r: int  # first read column
     col_e: int  # first encoder column
     col_d: int  # first decoder column
@@ -545,6 +546,7 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
     grids = _Grids(None, None)
     if attn:
         W_rp, b_rp, W_wp, b_wp, W_patch, b_patch = att
+        nc = 5 + W_patch.shape[0]
         if cfg.scale_canvas:  # one patch of 2C channels: [w | w_s]
             W_patch, b_patch = torch.cat((W_patch, W_s)), torch.cat((b_patch, b_s))
         Wd = torch.cat((W_wp[_PERM], W_patch, W_rp[_PERM], W_hd, W_hh_dec))
@@ -554,6 +556,7 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         grids = _Grids(_grid(cfg.read_n, cfg.width, cfg.height, x), _grid(cfg.write_n, cfg.width, cfg.height, x))
     else:
         W_lin, b_lin = att
+        nc = W_lin.shape[0]
         if cfg.scale_canvas:  # one update of 2C channels: [c_t − c_(t−1) | s_t − s_(t−1)]
             W_lin, b_lin = torch.cat((W_lin, W_s)), torch.cat((b_lin, b_s))
         Wd = torch.cat((W_lin, W_hd, W_hh_dec))
@@ -562,7 +565,7 @@ def _run(cfg, ops, x, eps, params, call: _Call) -> _Pass:
         # x's share of the encoder input is the same every step: project it once
         W_x, W_r = W_r[:, : R // 2], W_r[:, R // 2 :]
         bx = x.flatten(1) @ W_x.t()  # (B, 4E)
-    k = _K(attn, C, P, Zs, E, nw, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
+    k = _K(attn, C, P, Zs, E, nw, nc, nw, nw + n_read, nw + n_read + 4 * E, unroll=ops.unroll, bf16=call.bf16)
     # Fused h_enc GEMM, rows: [Q(z|h_enc) (μ, log σ) | encoder hh].
     We = torch.cat((W_q, W_hh_enc))
     be = torch.cat((b_q, b_q.new_zeros(4 * E)))
@@ -719,7 +722,7 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
     if not k.attn:
         dW_r = torch.cat((dAe.sum(0, dtype=Wd.dtype).t() @ x.flatten(1), dW_r), 1)
     dW_ih_enc = torch.cat((dW_r, dWd[col_e:col_d]), 1)
-    C = cfg.channels
+    C = k.C
     out = [
         dc[:, :C].sum(0),  # c_0 (with a scale canvas, s_0's gradient is the rest: last in the list)
         dPe0.sum(0) @ We,
@@ -735,15 +738,14 @@ def _backprop(cfg, run: _Pass, d_canvas, d_mu, d_log_sigma):
         dWe[: 2 * Zs],
         dbe[: 2 * Zs],
     ]
-    col_r = k.col_r
-    canvas_end = nw - (nw - (5 if k.attn else 0)) // 2 if k.P != C else nw  # the canvas's write rows end here
+    col_r, nc = k.col_r, k.nc
     if k.attn:
         out += [dWd[col_r:col_e][_PERM], dbd[col_r:col_e][_PERM], dWd[:5][_PERM], dbd[:5][_PERM]]
-        out += [dWd[5:canvas_end], dbd[5:canvas_end]]
+        out += [dWd[5:nc], dbd[5:nc]]
     else:
-        out += [dWd[:canvas_end], dbd[:canvas_end]]
+        out += [dWd[:nc], dbd[:nc]]
     if k.P != C:  # write_s and s_0
-        out += [dWd[canvas_end:nw], dbd[canvas_end:nw], dc[:, C:].sum(0)]
+        out += [dWd[nc:nw], dbd[nc:nw], dc[:, C:].sum(0)]
     return out
 
 
