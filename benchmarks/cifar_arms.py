@@ -36,6 +36,7 @@ import legs  # noqa: E402
 from drawviz import campaign  # noqa: E402
 from drawviz.checkpoints import grow_checkpoint, load_checkpoint, settings_of  # noqa: E402
 from drawviz.files import write_json  # noqa: E402
+from drawviz.model import with_arms  # noqa: E402
 
 ARMS = {"scale": {"scale_canvas": True}, "prior": {"prior": "learned"}, "both": {"scale_canvas": True, "prior": "learned"}}
 SHOWN = {"scale": "scale canvas", "prior": "learned prior", "both": "scale canvas and learned prior"}  # the legend's names
@@ -45,7 +46,7 @@ def _grown(model: Path, arm: str, runs: Path) -> Path:
     """The shipped model with the arm added at zero, as a checkpoint a leg can start from."""
     start = runs / f"{model.stem}-{arm}-start.pt"
     if not start.exists():
-        grow_checkpoint(model, start, **ARMS[arm])
+        grow_checkpoint(model, start, lambda draw: with_arms(draw, **ARMS[arm]))
     return start
 
 

@@ -325,13 +325,12 @@ def model_from_checkpoint(path, device="auto", *, state: Optional[dict] = None):
     return _model_from_state(state, path).to(pick_device(device)).eval()
 
 
-def grow_checkpoint(source, out, **arms) -> dict:
-    """A trained DRAW grown with arms beyond the paper (drawviz.model.with_arms: their layers at zero, so it computes
-    exactly what ``source`` did), saved to ``out`` with the source's step, history and training settings: the training
-    that follows (and its card) reads as more legs of the same model. Returns the source's state."""
-    from .model import with_arms
-
+def grow_checkpoint(source, out, grow) -> dict:
+    """A trained model grown into a larger one that starts out computing exactly what it did (``grow``: model -> model,
+    e.g. drawviz.model.with_arms, drawviz.conditional.grown_from), saved to ``out`` with the source's step, history and
+    training settings, so that the training that follows (and its card) reads as more legs of the same model.
+    Returns the source's state."""
     state = load_checkpoint(source)
-    grown = with_arms(model_from_checkpoint(source, device="cpu", state=state), **arms)
+    grown = grow(model_from_checkpoint(source, device="cpu", state=state))
     save_checkpoint(out, model=grown, step=state["step"], history=state.get("history"), train_args=state.get("train_args"))
     return state

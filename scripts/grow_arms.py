@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drawviz.checkpoints import grow_checkpoint  # noqa: E402
+from drawviz.model import with_arms  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     arms = {**({"scale_canvas": True} if args.scale_canvas else {}), **({"prior": "learned"} if args.learned_prior else {})}
     if not arms:
         p.error("name an arm: --scale-canvas, --learned-prior or both")
-    state = grow_checkpoint(args.draw, args.out, **arms)
+    state = grow_checkpoint(args.draw, args.out, lambda draw: with_arms(draw, **arms))
     print(f"wrote {args.out}: {args.draw} (step {state['step']}) with {arms}, the arms' layers at zero")
     return 0
 

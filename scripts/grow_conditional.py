@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drawviz import kinds  # noqa: E402
-from drawviz.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
+from drawviz.checkpoints import grow_checkpoint  # noqa: E402
 from drawviz.conditional import ConditionalConfig, grown_from  # noqa: E402
 
 
@@ -26,19 +26,10 @@ def main(argv=None) -> int:
     p.add_argument("--preset", required=True, help="a conditional preset of the same shape (e.g. mnist-label)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    state = load_checkpoint(args.draw)
-    draw = model_from_checkpoint(args.draw, device="cpu", state=state)
     config = kinds.preset(args.preset)
     if not isinstance(config, ConditionalConfig):
         raise SystemExit(f"--preset {args.preset} is a {kinds.for_config(config).name} model's, not a conditional one")
-    grown = grown_from(draw, config)
-    save_checkpoint(
-        args.out,
-        model=grown,
-        step=state["step"],
-        history=state.get("history"),
-        train_args=state.get("train_args"),
-    )
+    state = grow_checkpoint(args.draw, args.out, lambda draw: grown_from(draw, config))
     print(f"wrote {args.out}: {args.preset} grown from {args.draw} (step {state['step']}), the condition's paths at zero")
     return 0
 

@@ -400,7 +400,7 @@ def test_a_grown_checkpoint_reads_as_more_legs_of_the_same_model(tmp_path):
     trained = shaken(colour())
     history = [{"step": 40, "epoch": 0.5, "seconds": 600.0, "loss": 1.0}]
     save_checkpoint(tmp_path / "trained.pt", model=trained, step=40, history=history, train_args={"dataset": "cifar10"})
-    grow_checkpoint(tmp_path / "trained.pt", tmp_path / "grown.pt", scale_canvas=True)
+    grow_checkpoint(tmp_path / "trained.pt", tmp_path / "grown.pt", lambda draw: with_arms(draw, scale_canvas=True))
     state = load_checkpoint(tmp_path / "grown.pt")
     assert state["step"] == 40 and state["history"] == history and state["config"].scale_canvas
     grown, x = model_from_checkpoint(tmp_path / "grown.pt", device="cpu"), images(trained.config)
