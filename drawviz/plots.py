@@ -14,6 +14,7 @@ shown from :mod:`drawviz.style`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -141,15 +142,24 @@ _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha"
 
 
 def plot_campaign(
-    curves: pd.DataFrame, anchors: Optional[pd.DataFrame] = None, title: str = "test bound over all legs of training"
+    curves: pd.DataFrame,
+    anchors: Optional[pd.DataFrame] = None,
+    title: str = "test bound over all legs of training",
+    dims: Optional[int] = None,
 ) -> Figure:
     """The test NLL bound against epochs (left) and against CPU core-hours (right) of every model in
     ``curves`` (``campaign.curve`` rows, concatenated), with published ``anchors`` on the epoch axes:
-    points where their epoch is known, dashed levels where only the final figure is. Where the curves carry
-    the rate (an ``lr`` column), the bounds read at the end of an anneal (``campaign.anneal_ends``: the points
-    that compare across models) are ringed."""
+    points where their epoch is known, dashed levels (on both axes) where only the final figure is. Where the
+    curves carry the rate (an ``lr`` column), the bounds read at the end of an anneal (``campaign.anneal_ends``:
+    the points that compare across models) are ringed. dims: the images' dimensions, to show bits/dim (the bound
+    / (dims · ln 2)) instead of nats per image."""
     from .campaign import anneal_ends
 
+    if dims:  # curves and anchors alike, so that the levels sit where the curves are
+        per = dims * math.log(2)
+        curves = curves.assign(test_nll_bound=curves["test_nll_bound"] / per)
+        anchors = anchors.assign(test_nll_bound=anchors["test_nll_bound"] / per) if anchors is not None else None
+    unit = "bits/dim" if dims else "nats per image"
     fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     palette = dict(zip(curves["model"].unique(), plt.get_cmap("tab10").colors))
     ends = anneal_ends(curves) if "lr" in curves else curves.iloc[:0]
@@ -162,7 +172,7 @@ def plot_campaign(
                 ax.axvline(ended, color=palette[model], lw=0.6, ls=":", alpha=0.7)
             last = rows.iloc[-1]
             ax.annotate(
-                f"{last['test_nll_bound']:.1f}",
+                f"{last['test_nll_bound']:.3f}" if dims else f"{last['test_nll_bound']:.1f}",
                 (last[x], last["test_nll_bound"]),
                 textcoords="offset points",
                 xytext=(7, 3),
@@ -170,7 +180,7 @@ def plot_campaign(
                 color=palette[model],
                 bbox=_LABEL_BOX,
             )
-        ax.set(xlabel=label, ylabel="test bound, nats per image", xscale="log" if x == "epoch" else "linear")
+        ax.set(xlabel=label, ylabel=f"test bound, {unit}", xscale="log" if x == "epoch" else "linear")
     if anchors is not None and len(anchors):
         for a in anchors.itertuples(index=False):
             for i, ax in enumerate(axes):
@@ -197,7 +207,7 @@ def plot_campaign(
                 elif a.epoch is None or a.epoch != a.epoch:
                     ax.axhline(a.test_nll_bound, color="#333", lw=0.8, ls="--")
                     ax.annotate(
-                        f"{a.source}: {a.test_nll_bound:g}",
+                        f"{a.source}: {a.test_nll_bound:.3f}" if dims else f"{a.source}: {a.test_nll_bound:g}",
                         (0.01, a.test_nll_bound),
                         xycoords=("axes fraction", "data"),
                         textcoords="offset points",
@@ -209,7 +219,8 @@ def plot_campaign(
     if len(ends):
         handles.append(Line2D([], [], marker="o", ms=8, mfc="none", color="#555", ls="none", label="end of an anneal"))
     axes[0].legend(handles=handles, fontsize=8, frameon=False, loc="upper right")
-    axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
+    if anchors is not None and anchors["epoch"].notna().any():  # published points: their CPU hours are unknown
+        axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
 

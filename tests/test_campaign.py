@@ -156,6 +156,22 @@ def test_the_campaign_figure_marks_the_anchors_where_they_were_measured():
     assert [float(line.get_xdata()[0]) for line in resumed] == [5.0]  # leg 1 ended there, leg 2 resumed
 
 
+def test_a_campaign_in_bits_per_dim_puts_curves_and_same_data_levels_on_one_scale():
+    dims = 3 * 32 * 32
+    per = dims * math.log(2)
+    curves = pd.DataFrame(
+        {"model": ["a", "a"], "leg": [1, 1], "epoch": [1.0, 2.0], "cpu_hours": [0.5, 1.0], "test_nll_bound": [6 * per, 5 * per]}
+    )
+    gaussian = pd.DataFrame([{"source": "full-covariance Gaussian", "test_nll_bound": 3.69 * per, "epoch": None}])
+    fig = plots.plot_campaign(curves, gaussian, dims=dims)
+    by_epoch, by_hours = fig.axes[:2]
+    model_line = next(line for line in by_epoch.get_lines() if line.get_label() == "a")
+    assert list(model_line.get_ydata()) == pytest.approx([6.0, 5.0]) and by_epoch.get_ylabel() == "test bound, bits/dim"
+    assert [float(line.get_ydata()[0]) for line in by_hours.get_lines() if line.get_linestyle() == "--"] == pytest.approx([3.69])
+    assert by_hours.get_title() == ""  # only published points (trained on GPUs) lack CPU hours: a level has none to lack
+    assert plots.plot_campaign(curves).axes[1].get_title() == ""
+
+
 def test_the_cli_starts_a_leg_from_a_shipped_model_without_writing_into_it(tmp_path, shipped, data_root):
     before = shipped.read_bytes()
     leg = tmp_path / "runs" / "leg.pt"
