@@ -127,6 +127,11 @@ PRESETS: dict[str, ConditionalConfig] = {
         condition="caption",
         enters="both",
     ),  # fmt: skip
+    # the shipped two-digit network (section 4.3: T = 32, read and write 5×5, LSTMs of 256, z of 100), told a caption:
+    # grown from models/two-digit-mnist.pt it already draws digits on the 60×60 canvas, and learns only to follow words
+    "captioned-mnist-from-two-digit": _from_draw(
+        DrawConfig.preset("two-digit-mnist"), prior="learned", condition="caption", enters="both"
+    ),
 }
 
 

@@ -190,6 +190,19 @@ def test_grown_from_a_trained_draw_it_starts_as_that_draw_whatever_it_is_asked(e
         grown_from(draw, ConditionalConfig(**{**LABEL.to_dict(), "z_size": 5}))
 
 
+def test_the_shipped_two_digit_model_grows_into_a_caption_model_that_starts_as_it():
+    from pathlib import Path
+
+    from drawviz import data, kinds
+    from drawviz.checkpoints import model_from_checkpoint
+
+    draw = model_from_checkpoint(Path(__file__).resolve().parents[1] / "models" / "two-digit-mnist.pt", device="cpu")
+    grown = grown_from(draw, kinds.preset("captioned-mnist-from-two-digit"))
+    scenes = data.load("captioned-mnist-sample", "test")
+    x, eps = scenes.images[:4].round(), draw.sample_eps(4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(grown(x, eps, labels=scenes.captions[:4]).loss, draw(x, eps).loss)
+
+
 @pytest.mark.parametrize("config, dataset", [(LABEL, "mnist-sample"), (CAPTION, "captioned-mnist-sample")])
 def test_its_card_says_what_it_is_told_and_how_often_it_draws_it(tmp_path, config, dataset):
     from drawviz.card import model_card
