@@ -278,11 +278,9 @@ def _card(args) -> int:
 
         write_text(args.out, text)
     if args.into:
-        from .card import into_page
-        from .files import write_text
+        from .card import into_file
 
-        page = Path(args.into)
-        write_text(page, into_page(page.read_text(encoding="utf-8") if page.exists() else "", text))
+        into_file(args.into, text)
     print(text)
     return 0
 

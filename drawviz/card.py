@@ -26,7 +26,7 @@ from .text import markdown_text as _md
 from .checkpoints import load_checkpoint, model_from_checkpoint, settings_of
 from .evaluation import evaluate
 
-__all__ = ["model_card", "measure", "into_page"]
+__all__ = ["model_card", "measure", "into_page", "into_file"]
 
 
 def _cell(value) -> str:
@@ -565,6 +565,25 @@ def _classifier_card(checkpoint, m: dict, *, data_root, command, hardware, title
         f"| measured on | where it looks and reading elsewhere: {m['images']} test images, class-balanced |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def into_file(path, card: str, waits=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0)) -> Path:
+    """Put ``card`` into the page at ``path`` (into_page), holding the page while it is read and written, so that
+    two cards written into one page at once both land; a page held by another writer is waited for (``waits``,
+    seconds) before InUse is raised."""
+    import time
+
+    from .files import InUse, exclusive, write_text
+
+    page = Path(path)
+    for wait in (*waits, None):
+        try:
+            with exclusive(page, "a model card"):
+                return write_text(page, into_page(page.read_text(encoding="utf-8") if page.exists() else "", card))
+        except InUse:
+            if wait is None:
+                raise
+            time.sleep(wait)
 
 
 def into_page(page: str, card: str) -> str:

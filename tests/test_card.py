@@ -115,3 +115,30 @@ def test_a_card_of_8_bit_data_puts_the_bound_beside_its_same_data_gaussians(tmp_
     assert behind == pytest.approx(bound - full, abs=0.011)
     binary = save_checkpoint(tmp_path / "m.pt", model=DRAW(DrawConfig(T=2, enc_size=8, dec_size=8, z_size=2)))
     assert "same-data anchors" not in card.model_card(binary, images=8, data_root=None)  # binarised: no Gaussian
+
+
+def test_two_cards_written_into_one_page_at_once_both_land(tmp_path):
+    import threading
+    import time
+
+    from drawviz.files import exclusive
+
+    page = tmp_path / "README.md"
+    page.write_text("# Models\n")
+    held, release = threading.Event(), threading.Event()
+
+    def writer_already_there():  # holds the page as a card being written does, then adds its own
+        with exclusive(page, "a model card"):
+            held.set()
+            release.wait(5)
+            page.write_text(card.into_page(page.read_text(), "## `a.pt` — model a\n\n| | |\n|---|---|\n| x | 1 |\n"))
+
+    thread = threading.Thread(target=writer_already_there)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    began = time.monotonic()
+    card.into_file(page, "## `b.pt` — model b\n\n| | |\n|---|---|\n| y | 2 |\n")  # waits for the page, then writes
+    thread.join()
+    text = page.read_text()
+    assert "model a" in text and "model b" in text and time.monotonic() - began >= 0.25
