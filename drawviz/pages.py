@@ -255,27 +255,27 @@ def campaign_figure(checkpoint, name: str):
 # ----------------------------------------------------------------------------- blur.ipynb
 
 
-BESIDE_TEST_LIMIT = 2000  # a train notebook's bound is on at most its test_limit images (the report's data runs: 2,000)
-
-
-def _trained_here(checkpoint, model, dataset: str, data_root, binarized: bool, seed: int) -> Trained:
-    """A model shown without its train.ipynb (a one-shot VAE beside a run): its bound on the run's test split, as a
-    train notebook measures it (all of a sample's 200 images; at most BESIDE_TEST_LIMIT, class-balanced, of a full
-    set), and how it was trained, from the checkpoint."""
-    from .checkpoints import load_checkpoint, training_summary
+def _measured_here(run: dict, data_root, *, seed: int, device) -> tuple:
+    """A model shown without its train.ipynb (a one-shot VAE beside a run), and its bound on the run's test split as
+    the run's train notebook measured its own: on run["test_images"] of them, class-balanced with the same seed (the
+    same images), or all of the split when that is not given; how it was trained from the checkpoint, read once."""
+    from .checkpoints import load_checkpoint, model_from_checkpoint, training_summary
     from .evaluation import evaluate
 
-    path = resolve(checkpoint)
-    about = training_summary(load_checkpoint(path), path)
-    test = _data.load(dataset, "test", data_root)
-    test = test.balanced(BESIDE_TEST_LIMIT, seed=seed) if len(test) > BESIDE_TEST_LIMIT else test
-    return Trained(
+    path = resolve(run["checkpoint"])
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(path, device=device, state=state)
+    about = training_summary(state, path)
+    test = load_split(run["dataset"], "test", data_root, run.get("test_images"), seed=seed)
+    binarized = binarization(run["dataset"], model.config.likelihood) is not None
+    trained = Trained(
         **evaluate(model, test, seed=seed, binarize=binarized),
         epochs=about["epochs"],
         cpu_hours=about["cpu_hours"],
         trained=describe_training(about),
         checkpoint=str(path),
     )
+    return model, trained
 
 
 def blur_run(
@@ -290,14 +290,15 @@ def blur_run(
     from .text import markdown_code as code
     from .text import markdown_text
 
-    model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
+    trained = Trained.read(run["metrics"]) if run.get("metrics") else None
+    if trained is None:  # no train.ipynb behind it (a model beside a run, or its notebook failed): measured here
+        model, trained = _measured_here(run, data_root, seed=seed, device=device)
+    else:
+        model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
     binarized = binarization(run["dataset"], model.config.likelihood) is not None
-    trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or _trained_here(
-        run["checkpoint"], model, run["dataset"], data_root, binarized, seed
-    )
     bound = {
         "dataset": run["name"],
         "NLL bound, nats": trained.nll_bound,

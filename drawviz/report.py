@@ -144,8 +144,8 @@ def load_runs(path: Path, data_root) -> list[dict]:
             )
         run = dict(run, parameters=dict(run.get("parameters") or {}))
         if run.get("model"):
-            run["model"] = _beside_the_file(path, run["model"])
-        run["beside"] = {name: _beside_the_file(path, model) for name, model in beside.items()}
+            run["model"] = _relative_to_runs_file(path, run["model"])
+        run["beside"] = {name: _relative_to_runs_file(path, model) for name, model in beside.items()}
         runs.append(run)
     shown = [name for run in runs for name in run["beside"]]
     clash = sorted({n for n in shown if n in seen or shown.count(n) > 1})
@@ -154,8 +154,8 @@ def load_runs(path: Path, data_root) -> list[dict]:
     return runs
 
 
-def _beside_the_file(runs_file, model: str) -> Path:
-    """A model path in a runs file, relative to the file."""
+def _relative_to_runs_file(runs_file, model: str) -> Path:
+    """A path in a runs file (model:, beside:), relative to the file."""
     model = Path(model)
     return model if model.is_absolute() else (Path(runs_file).parent / model).resolve()
 
@@ -447,9 +447,7 @@ def _shown_beside(run: dict, log) -> dict:
     that are drawviz checkpoints of a model that draws; the others are said and left out."""
     shown = {}
     for name, model in (run.get("beside") or {}).items():
-        why = _not_a_checkpoint(model) if Path(model).exists() else f"no model at {model}"
-        if why is None and not _draws(Path(model)):
-            why = f"{model} holds a model that does not draw"
+        why = _not_a_checkpoint(model, drawing=True) if Path(model).exists() else f"no model at {model}"
         if why:
             log(f"  beside {name}: {why}; left off the blur page")
         else:
@@ -457,28 +455,34 @@ def _shown_beside(run: dict, log) -> dict:
     return shown
 
 
-def _not_a_checkpoint(model) -> Optional[str]:
-    """Why a runs file's ``model:`` cannot be shown (not a regular file, not a drawviz checkpoint), or None."""
+def _not_a_checkpoint(model, *, drawing: bool = False) -> Optional[str]:
+    """Why a runs file's model cannot be shown (not a regular file, not a drawviz checkpoint, or with ``drawing``
+    a model that does not draw: the blur page needs a generator kind, drawviz.kinds), or None. Read once."""
     from .checkpoints import CheckpointError, load_checkpoint
 
     if not Path(model).is_file():
         return f"model: {model} is not a regular file; give a drawviz checkpoint (e.g. models/mnist.pt)"
     try:
-        load_checkpoint(model)
+        kind = load_checkpoint(model)["kind"]
     except (CheckpointError, OSError) as err:
         return f"model: {err}"
+    if drawing and not _is_generator(kind):
+        return f"{model} holds a model that does not draw"
     return None
+
+
+def _is_generator(kind: str) -> bool:
+    from .kinds import get
+
+    try:
+        return get(kind).generator
+    except ValueError:
+        return False
 
 
 def _draws(checkpoint: Path) -> bool:
     """Whether the checkpoint holds a model that draws (a generator kind, drawviz.kinds): the blur page needs one."""
-    from .checkpoints import CheckpointError, load_checkpoint
-    from .kinds import get
-
-    try:
-        return get(load_checkpoint(checkpoint)["kind"]).generator
-    except (CheckpointError, ValueError, OSError):
-        return False
+    return _not_a_checkpoint(checkpoint, drawing=True) is None
 
 
 def _run_notebooks(wanted, declared, common, run, out_dir: Path, checkpoint: Path, result: dict, log, kernel) -> None:
@@ -546,6 +550,11 @@ def _set_aside_if_changed(run: dict, out_dir: Path, checkpoint: Path, log) -> No
     write_json(out_dir / "run.json", now)
 
 
+def _images(result: dict) -> Optional[int]:
+    """The test images a run's bound is on (its train.ipynb's record), or None: not measured."""
+    return result["train"].images if result.get("train") is not None else None
+
+
 def compare_blur(results: list[dict], out: Path, data_root, device: str, log) -> Optional[dict]:
     """blur.ipynb once more over every run with a model: the cross-dataset comparison."""
     models = [
@@ -553,7 +562,8 @@ def compare_blur(results: list[dict], out: Path, data_root, device: str, log) ->
         for r in results
         if r.get("checkpoint")
     ] + [
-        {"name": name, "dataset": r["dataset"], "checkpoint": model, "metrics": None}  # bound measured by blur.ipynb
+        # bound measured by blur.ipynb, on as many test images as the run's own (the same ones: class-balanced, seed 0)
+        {"name": name, "dataset": r["dataset"], "checkpoint": model, "metrics": None, "test_images": _images(r)}
         for r in results
         if r.get("checkpoint")
         for name, model in (r.get("beside") or {}).items()

@@ -141,6 +141,11 @@ def test_shown_beside_a_run_without_its_train_notebook_its_bound_is_measured_on_
     assert m["bound"]["test images"] == 200  # all the test images a train notebook's bound is on, not the 8 shown
     assert m["bound"]["bits/dim"] == pytest.approx(expected["bits_per_dim"])
     assert m["bound"]["model"].startswith("vae.pt: trained on")  # what the checkpoint says of its training
+    # beside a run whose train notebook measured 100 test images: the same 100 (class-balanced, the same seed)
+    m = pages.blur_run(dict(run, test_images=100), n_samples=8, device="cpu")
+    expected = evaluate(model, data.load("cifar10-sample", "test").balanced(100, seed=0), seed=0)
+    assert m["bound"]["test images"] == 100
+    assert m["bound"]["bits/dim"] == pytest.approx(expected["bits_per_dim"])
 
 
 def test_a_recording_holds_its_one_step_and_figures_of_draws_internals_say_what_it_lacks():

@@ -14,6 +14,7 @@ import torch
 import papermill  # noqa: F401
 
 from drawviz import pages, report
+from drawviz.metrics import Trained
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,6 +146,10 @@ def test_a_generator_named_beside_a_run_joins_the_blur_comparison_with_the_runs_
     ]
     report.compare_blur(results, tmp_path / "out", None, "cpu", said.append)
     assert [(m["name"], m["dataset"], m["metrics"]) for m in seen["models"]][2] == ("one-shot", "cifar10-sample", None)
+    assert seen["models"][2]["test_images"] is None  # run c has no train record: its whole test split
+    results[1]["train"] = Trained(images=150)
+    report.compare_blur(results, tmp_path / "out", None, "cpu", said.append)
+    assert seen["models"][2]["test_images"] == 150  # the images run c's own bound is on
     (tmp_path / "runs.yaml").write_text("- {name: c, dataset: cifar10-sample, beside: {c: vae.pt}}\n")
     with pytest.raises(ValueError, match="named twice"):
         report.load_runs(tmp_path / "runs.yaml", None)
