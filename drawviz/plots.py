@@ -218,7 +218,7 @@ def plot_campaign(
     handles, _ = axes[0].get_legend_handles_labels()
     if len(ends):
         handles.append(Line2D([], [], marker="o", ms=8, mfc="none", color="#555", ls="none", label="end of an anneal"))
-    axes[0].legend(handles=handles, fontsize=8, frameon=False, loc="upper right")
+    axes[0].legend(handles=handles, fontsize=8, frameon=False, loc="best")
     if anchors is not None and anchors["epoch"].notna().any():  # published points: their CPU hours are unknown
         axes[1].set_title("anchors trained on GPUs: no CPU hours to place them at", fontsize=8)
     fig.suptitle(title, fontsize=10)
