@@ -116,7 +116,14 @@ def binarization(dataset: str, likelihood: str = "bernoulli") -> Optional[str]:
     return _data.default_binarize(dataset, likelihood)
 
 
-def model_for(
+def model_for(checkpoint, dataset: str = "mnist-sample", data_root=None, *, device="auto", **how):
+    """The model in ``checkpoint``, as checkpoint_for finds (or makes) it; ``how``: checkpoint_for's keywords."""
+    from .checkpoints import model_from_checkpoint
+
+    return model_from_checkpoint(checkpoint_for(checkpoint, dataset, data_root, device=device, **how), device=device)
+
+
+def checkpoint_for(
     checkpoint,
     dataset: str = "mnist-sample",
     data_root=None,
@@ -129,14 +136,14 @@ def model_for(
     device="auto",
     overrides: Optional[dict] = None,
     train_if_missing: bool = False,
-):
-    """The model in ``checkpoint`` (see ``resolve``: ``shipped:mnist.pt`` is the shipped model from any folder).
+) -> Path:
+    """The file that holds the model in ``checkpoint`` (see ``resolve``: ``shipped:mnist.pt`` is the shipped model from
+    any folder).
 
     A file the user named that is not there is an error, unless ``train_if_missing`` (the report's runs: a small
     model is trained there first). A shipped model that is missing (a damaged install) is replaced by a small
     one trained in runs_dir(), and the output says so loudly: its figures are not the shipped model's.
     """
-    from .checkpoints import model_from_checkpoint
     from .start import start_from
     from .train import train
 
@@ -175,7 +182,7 @@ def model_for(
             dataset=dataset,
             data_root=str(data_root) if data_root else None,
         )
-    return model_from_checkpoint(checkpoint, device=device)
+    return checkpoint
 
 
 def _shipped_folder() -> str:
@@ -255,27 +262,46 @@ def campaign_figure(checkpoint, name: str):
 # ----------------------------------------------------------------------------- blur.ipynb
 
 
-def _measured_here(run: dict, data_root, *, seed: int, device) -> tuple:
-    """A model shown without its train.ipynb (a one-shot VAE beside a run), and its bound on the run's test split as
-    the run's train notebook measured its own: on run["test_images"] of them, class-balanced with the same seed (the
-    same images), or all of the split when that is not given; how it was trained from the checkpoint, read once."""
-    from .checkpoints import load_checkpoint, model_from_checkpoint, training_summary
+def _measured_here(run: dict, model, state: dict, path, data_root, *, seed: int) -> Trained:
+    """A model shown without its train.ipynb (a one-shot VAE beside a run): its bound on the run's test split as the
+    run's train notebook measured its own, on run["test_images"] of them, class-balanced with the same seed (the same
+    images), or all of the split when that is not given; how it was trained from its checkpoint ``state``."""
+    from .checkpoints import training_summary
     from .evaluation import evaluate
 
-    path = resolve(run["checkpoint"])
-    state = load_checkpoint(path)
-    model = model_from_checkpoint(path, device=device, state=state)
     about = training_summary(state, path)
     test = load_split(run["dataset"], "test", data_root, run.get("test_images"), seed=seed)
     binarized = binarization(run["dataset"], model.config.likelihood) is not None
-    trained = Trained(
+    return Trained(
         **evaluate(model, test, seed=seed, binarize=binarized),
         epochs=about["epochs"],
         cpu_hours=about["cpu_hours"],
         trained=describe_training(about),
         checkpoint=str(path),
     )
-    return model, trained
+
+
+def _still_learning(state: dict, behind: float) -> Optional[str]:
+    """Whether more training would close a gap of ``behind`` bits/dim at the pace the model last learned: its bound's
+    fall per epoch at its last constant rate (drawviz.campaign.slope), and what the gap costs at that pace."""
+    from . import campaign
+
+    s = campaign.slope(state)
+    if s is None:
+        return None
+    pace = s["bits_per_dim_per_epoch"]
+    rate = f"at its last constant rate ({s['lr']:.2g}) " if s["lr"] is not None else "at the end of its training "
+    said = f"{rate}its bound fell {pace:.4f} bits/dim an epoch (epochs {s['from_epoch']:.1f}–{s['to_epoch']:.1f})"
+    if pace <= 0:
+        return f"{said}: more training at that rate does not close the gap"
+    epochs = behind / pace
+    total = campaign.totals(state)
+    hours = (
+        f", about {epochs * total['cpu_hours'] / total['epochs']:,.0f} CPU core-hours at its pace so far"
+        if total["epochs"] and total["cpu_hours"]
+        else ""
+    )
+    return f"{said}; at that pace, and it slows, the gap is {epochs:,.0f} epochs away{hours}"
 
 
 def blur_run(
@@ -287,14 +313,16 @@ def blur_run(
     "table", "per_step", "ratios", "source", "bound" (a row of the bounds table), "markdown"}.
     """
     from . import anchors, kinds, likelihood, sharpness
+    from .checkpoints import load_checkpoint, model_from_checkpoint
     from .text import markdown_code as code
     from .text import markdown_text
 
-    trained = Trained.read(run["metrics"]) if run.get("metrics") else None
-    if trained is None:  # no train.ipynb behind it (a model beside a run, or its notebook failed): measured here
-        model, trained = _measured_here(run, data_root, seed=seed, device=device)
-    else:
-        model = model_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
+    path = checkpoint_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
+    state = load_checkpoint(path)  # read once: the model, how it trained, how fast it was still learning
+    model = model_from_checkpoint(path, device=device, state=state)
+    trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or _measured_here(
+        run, model, state, path, data_root, seed=seed
+    )  # no train.ipynb behind it (a model beside a run, or its notebook failed): measured here
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
@@ -340,6 +368,9 @@ def blur_run(
         )
         said = esc(anchors.sentence(trained.bits_per_dim, same_data, who))
         markdown += f"\n\n**Against its own Gaussian** (drawviz.anchors): {said}; {standing}."
+        learning = _still_learning(state, behind) if behind > 0 else None
+        if learning:
+            markdown += f" **Still learning?** {esc(learning)}."
     elif binarized:
         markdown += "\n\nNo Gaussian anchor: the model is measured on binarised images, where a Gaussian is no likelihood."
     return {

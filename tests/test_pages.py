@@ -1,5 +1,7 @@
 """What the notebooks' page helpers put on a page (drawviz.pages)."""
 
+import math
+
 import pytest
 
 from drawviz import pages
@@ -35,3 +37,24 @@ def test_a_missing_model_of_a_kind_without_T_is_trained_when_asked(tmp_path):
     checkpoint = tmp_path / "vae.pt"
     model = pages.model_for(checkpoint, "mnist-sample", preset="mnist-convvae", steps=2, device="cpu", train_if_missing=True)
     assert type(model).__name__ == "ConvVAE" and checkpoint.exists()
+
+
+def test_the_blur_page_says_how_far_the_gaussian_is_at_the_pace_a_model_last_learned():
+    # evaluations 0.02 bits/dim apart each epoch for 10 epochs at one rate, over 5 CPU hours
+    per_epoch = 0.02 * 3072 * math.log(2)
+    history = [
+        {"step": 100 * e, "epoch": float(e), "seconds": 1800.0 * e, "lr": 1e-3, "test_nll_bound": 20000.0 - per_epoch * e}
+        for e in range(1, 11)
+    ]
+    state = {
+        "config": DrawConfig(height=32, width=32, channels=3),
+        "step": 1000,
+        "history": history,
+        "train_args": {"settings": {"dataset": "cifar10"}},
+    }
+    said = pages._still_learning(state, behind=1.0)  # 1 bits/dim at 0.02 an epoch: 50 epochs, 25 CPU hours
+    assert "its bound fell 0.0200 bits/dim an epoch (epochs 5.0–10.0)" in said
+    assert "the gap is 50 epochs away, about 25 CPU core-hours at its pace so far" in said
+    for row in history:
+        row["test_nll_bound"] = 20000.0
+    assert "does not close the gap" in pages._still_learning(state, behind=1.0)
