@@ -104,6 +104,7 @@ def test_runs_file_checks(tmp_path):
         "two-digit-mnist-sample",
         "cluttered-mnist-sample",
         "mnist-sample",  # mnist-label: the model told the class (draw_this)
+        "captioned-mnist-sample",  # captioned-mnist: the model told a caption (draw_this)
     ]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
     assert {"mnist", "fashion-mnist", "cifar10", "svhn", "two-digit-mnist", "cluttered-mnist"} <= {
@@ -283,6 +284,15 @@ def test_the_offline_report_shows_a_model_drawing_what_it_was_asked(offline):
     assert asked["T"] == 64 and "<td>mnist-label</td>" in index
     row = index.split("<td>mnist-label</td>", 1)[1].split("</tr>", 1)[0]
     assert "<td class=num>64</td>" in row  # its T, though the run has no train notebook
+
+
+def test_the_offline_report_shows_a_model_drawing_the_caption_it_was_given(offline):
+    """Issue 34: the shipped caption model's drawings, read by the judge on seen and held-out captions."""
+    asked = json.loads((offline / "captioned-mnist" / "draw_this.json").read_text())
+    assert asked["condition"] == "caption" and asked["drawings"] == 200
+    assert asked["right"] > 0.5, "the shipped model, not a fallback"
+    assert asked["held_out_right"] is not None and asked["first_on_own_word"] is not None
+    assert 'href="captioned-mnist/draw_this.html"' in (offline / "index.html").read_text()
 
 
 def test_the_report_writes_a_drawing_gif_per_run(offline):
