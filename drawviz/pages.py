@@ -301,7 +301,7 @@ def _still_learning(state: dict, behind: float) -> Optional[str]:
         if total["epochs"] and total["cpu_hours"]
         else ""
     )
-    return f"{said}; at that pace, and it slows, the gap is {epochs:,.0f} epochs away{hours}"
+    return f"{said}; at that pace (and it slows) the gap is {epochs:,.0f} epochs away{hours}"
 
 
 def blur_run(

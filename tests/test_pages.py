@@ -54,7 +54,7 @@ def test_the_blur_page_says_how_far_the_gaussian_is_at_the_pace_a_model_last_lea
     }
     said = pages._still_learning(state, behind=1.0)  # 1 bits/dim at 0.02 an epoch: 50 epochs, 25 CPU hours
     assert "its bound fell 0.0200 bits/dim an epoch (epochs 5.0–10.0)" in said
-    assert "the gap is 50 epochs away, about 25 CPU core-hours at its pace so far" in said
+    assert "(and it slows) the gap is 50 epochs away, about 25 CPU core-hours at its pace so far" in said
     for row in history:
         row["test_nll_bound"] = 20000.0
     assert "does not close the gap" in pages._still_learning(state, behind=1.0)
