@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drawviz import asked, data, order, probes, resources  # noqa: E402
+from drawviz import asked, data, resources  # noqa: E402
 from drawviz.checkpoints import model_from_checkpoint  # noqa: E402
 
 
@@ -29,9 +29,7 @@ def main(argv=None) -> int:
     test = data.load("captioned-mnist", "test", args.data_root)
     for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
         some = test.where(mask, f"the {name} combinations").balanced(args.n, seed=0)
-        drawn = probes.run(model, n=len(some), seed=0, labels=some.captions)
-        judged = asked.by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
-        follows = asked.following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
+        judged, follows = asked.of_captions(model, judge, some, seed=0)
         follows = follows[["first_on_own", "first_on_other"]].mean()
         own, other = 100 * follows["first_on_own"], 100 * follows["first_on_other"]
         print(

@@ -155,6 +155,17 @@ def of_labels(model, judge, test, per_class: int, *, seeds=(0,), binarize: bool 
     }
 
 
+def of_captions(model, judge, some, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A caption model's drawings of the captions of the scenes ``some`` (drawn with ``seed``): each as the judge reads
+    it (by_caption) and whether it followed the words (following). Returns (judged, follows)."""
+    from . import order, probes
+
+    drawn = probes.run(model, n=len(some), seed=seed, labels=some.captions)
+    judged = by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
+    follows = following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
+    return judged, follows
+
+
 def following(canvas: np.ndarray, before: np.ndarray, alignment: np.ndarray, ids) -> pd.DataFrame:
     """Does it follow the words? For each drawing of a pair's caption: the share of the drawing of each digit (the
     visible change |σ(c_t) − σ(c_(t−1))| inside the half the caption gives it, drawviz.order.shares) done while the

@@ -98,9 +98,7 @@ def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) 
         per_class = max(images // model.config.classes, 10)
         return {"condition": "label", **asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)}
     some = test.balanced(images, seed=seed)
-    drawn = probes.run(model, n=len(some), seed=seed, labels=some.captions)
-    judged = asked.by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
-    follows = asked.following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
+    judged, follows = asked.of_captions(model, judge, some, seed=seed)
     bounds = {}
     for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
         part = test.where(mask, f"the {name} combinations")

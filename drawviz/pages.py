@@ -262,7 +262,7 @@ def campaign_figure(checkpoint, name: str):
 # ----------------------------------------------------------------------------- blur.ipynb
 
 
-def _measured_here(run: dict, model, state: dict, path, data_root, *, seed: int) -> Trained:
+def _measured_here(run: dict, model, state: dict, path, data_root, *, binarized: bool, seed: int) -> Trained:
     """A model shown without its train.ipynb (a one-shot VAE beside a run): its bound on the run's test split as the
     run's train notebook measured its own, on run["test_images"] of them, class-balanced with the same seed (the same
     images), or all of the split when that is not given; how it was trained from its checkpoint ``state``."""
@@ -271,7 +271,6 @@ def _measured_here(run: dict, model, state: dict, path, data_root, *, seed: int)
 
     about = training_summary(state, path)
     test = load_split(run["dataset"], "test", data_root, run.get("test_images"), seed=seed)
-    binarized = binarization(run["dataset"], model.config.likelihood) is not None
     return Trained(
         **evaluate(model, test, seed=seed, binarize=binarized),
         epochs=about["epochs"],
@@ -320,13 +319,13 @@ def blur_run(
     path = checkpoint_for(run["checkpoint"], run["dataset"], data_root, T=T, steps=steps, seed=seed, device=device)
     state = load_checkpoint(path)  # read once: the model, how it trained, how fast it was still learning
     model = model_from_checkpoint(path, device=device, state=state)
+    binarized = binarization(run["dataset"], model.config.likelihood) is not None
     trained = (Trained.read(run["metrics"]) if run.get("metrics") else None) or _measured_here(
-        run, model, state, path, data_root, seed=seed
+        run, model, state, path, data_root, binarized=binarized, seed=seed
     )  # no train.ipynb behind it (a model beside a run, or its notebook failed): measured here
     test_set = load_split(run["dataset"], "test", data_root, limit=n_samples, seed=seed)
     sets, per_step = sharpness.blur_measurements(model, test_set.images, seed=seed)
     table = sharpness.summary(sets)
-    binarized = binarization(run["dataset"], model.config.likelihood) is not None
     bound = {
         "dataset": run["name"],
         "NLL bound, nats": trained.nll_bound,
