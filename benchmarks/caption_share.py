@@ -1,7 +1,7 @@
 """Does a caption model draw what it was asked, on seen and on held-out captions? Its drawings of N class-balanced
 test captions of each kind (seed 0), read by the independent judge (drawviz.asked.by_caption: both digits judged as
-named, each where the caption puts it), and whether it follows the words (drawviz.asked.following). More captions
-than the card's 256, whose held-out share rests on the few held-out captions among them.
+named, each where the caption puts it), and whether it follows the words (drawviz.asked.following). The card draws
+128 of each kind the same way.
 
     python benchmarks/caption_share.py models/captioned-mnist.pt --n 500
 """
@@ -27,13 +27,12 @@ def main(argv=None) -> int:
     model = model_from_checkpoint(args.checkpoint, device="cpu")
     judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
     test = data.load("captioned-mnist", "test", args.data_root)
-    for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
-        some = test.where(mask, f"the {name} combinations").balanced(args.n, seed=0)
-        judged, follows = asked.of_captions(model, judge, some, seed=0)
-        follows = follows[["first_on_own", "first_on_other"]].mean()
-        own, other = 100 * follows["first_on_own"], 100 * follows["first_on_other"]
+    judged, follows = asked.of_seen_and_held_out(model, judge, test, args.n, seed=0)
+    for held_out, name in ((False, "seen"), (True, "held out")):
+        j, f = judged[judged["held_out"] == held_out], follows[follows["held_out"] == held_out]
+        own, other = 100 * f["first_on_own"].mean(), 100 * f["first_on_other"].mean()
         print(
-            f"{name}: {100 * judged['right'].mean():.1f} % of {len(judged)} test captions drawn right; "
+            f"{name}: {100 * j['right'].mean():.1f} % of {len(j)} test captions drawn right; "
             f"the first digit drawn while attending its word {own:.1f} % (the other's {other:.1f} %)"
         )
     return 0

@@ -166,6 +166,21 @@ def of_captions(model, judge, some, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
     return judged, follows
 
 
+def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """of_captions on ``n`` class-balanced captions of each kind in ``test``: seen in training and held out, drawn
+    apart so that each share rests on ``n`` drawings (held-out captions are few in the test set, and a balanced draw of
+    the whole set would hold only a handful). Returns (judged, follows), the seen rows first; judged has ``held_out``."""
+    judged, follows = [], []
+    for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
+        part = test.where(mask, f"the {name} combinations")
+        if not len(part):
+            continue
+        j, f = of_captions(model, judge, part.balanced(n, seed=seed), seed=seed)
+        judged.append(j)
+        follows.append(f.assign(held_out=name == "held out"))
+    return pd.concat(judged, ignore_index=True), pd.concat(follows, ignore_index=True)
+
+
 def following(canvas: np.ndarray, before: np.ndarray, alignment: np.ndarray, ids) -> pd.DataFrame:
     """Does it follow the words? For each drawing of a pair's caption: the share of the drawing of each digit (the
     visible change |σ(c_t) − σ(c_(t−1))| inside the half the caption gives it, drawviz.order.shares) done while the

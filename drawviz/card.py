@@ -97,8 +97,7 @@ def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) 
     if model.config.condition == "label":
         per_class = max(images // model.config.classes, 10)
         return {"condition": "label", **asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)}
-    some = test.balanced(images, seed=seed)
-    judged, follows = asked.of_captions(model, judge, some, seed=seed)
+    judged, follows = asked.of_seen_and_held_out(model, judge, test, max(images // 2, 10), seed=seed)
     bounds = {}
     for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
         part = test.where(mask, f"the {name} combinations")
@@ -132,12 +131,15 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
             f"{a['wrong_label_bound']:.2f} ({a['wrong_label_bound'] - bound['nll_bound']:+.2f}; a label can buy at most "
             f"log 10 = 2.30 nats against the same model without it) |",
         ]
-    h = a["by_held_out"].set_index("held_out")["right"]
+    h = a["by_held_out"].set_index("held_out")
+    share = lambda held_out: (  # noqa: E731
+        f"{pct(h.loc[held_out, 'right'])} of {int(h.loc[held_out, 'drawings'])}" if held_out in h.index else "–"
+    )
     f, b = a["follows"], a["bounds"]
     return [
         f"| drawn as asked (drawviz.asked, models/judge.pt) | **{pct(a['right'])}** of {a['drawings']:,} test captions "
-        f"drawn right (each digit judged as named, where the caption puts it): seen {pct(h.get(False, float('nan')))}, "
-        f"held out {pct(h.get(True, float('nan')))} |",
+        f"drawn right (each digit judged as named, where the caption puts it): seen {share(False)}, held out "
+        f"{share(True)} (class-balanced, drawn apart) |",
         f"| follows the words? | the first digit drawn while attending its word {pct(f['first_on_own'])} (the other "
         f"digit's word {pct(f['first_on_other'])}); the second {pct(f['second_on_own'])} ({pct(f['second_on_other'])}) |",
         "| test bound, seen and held-out captions | "

@@ -98,3 +98,17 @@ def test_following_the_words_credits_each_digit_to_the_word_attended_while_it_wa
     assert row.second_on_own == pytest.approx(0.25) and row.second_on_other == pytest.approx(0.75)  # step 4: 3/4, on "3"
     single = captions.tokens(captions.caption(3, "top left"))[None]
     assert asked.following(canvas, np.zeros((1, size, size)), alignment, single).empty
+
+
+def test_a_caption_models_held_out_share_rests_on_as_many_drawings_as_its_seen_share(judge):
+    """Held-out captions are few in the test set: the card draws the two kinds apart, n of each, so that the held-out
+    share is not read off the handful a balanced draw of the whole set would hold."""
+    model = model_from_checkpoint(resources.models() / "captioned-mnist.pt", device="cpu")
+    test = data.load("captioned-mnist-sample", "test")
+    assert test.held_out.float().mean() < 0.2
+    judged, follows = asked.of_seen_and_held_out(model, judge, test, 4, seed=0)  # the sample holds 5 held out
+    assert judged.groupby("held_out").size().to_dict() == {False: 4, True: 4}
+    for row in judged.itertuples():  # each drawing's flag is its caption's: (first, relation, second) in HELD_OUT or not
+        triple = (row.first, row.where, row.second)
+        assert row.held_out == (triple in captions.HELD_OUT)
+    assert set(follows["held_out"]) <= {False, True} and len(follows) <= len(judged)
