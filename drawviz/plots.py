@@ -254,9 +254,11 @@ def plot_drawing(
     """The paper's Figure 1/4: images (rows) drawn over steps (columns), the canvas σ(c_t) with the
     step's window as a red square (centre ± N·δ/2, line width ∝ σ).
 
-    Every panel shares one view that contains the image and every window shown, however large or
-    far off the image (nothing is clipped); the grey margin is outside the image, and the title
-    counts windows whose centre lies off the image.
+    Every panel shares one view that contains the image and every window shown, however far off the
+    image; the grey margin is outside the image, and the title counts windows whose centre lies off
+    it. A window larger than the image (a first step's wash over the whole canvas) keeps only its
+    centre in view: it would otherwise shrink every canvas to a corner of its panel. Such a window
+    is drawn dashed where the view cuts it, and counted too.
     """
     _need(trace, f"the drawing with its {op} windows", f"{op}_window")
     if op not in trace.windows:
@@ -270,11 +272,15 @@ def plot_drawing(
     for s in samples:
         for t in steps:
             a, b, c, d = geometry.extent(trace, op, t, s)
+            if b - a > W or d - c > H:  # larger than the image: its centre (± a pixel) is what must show
+                g_x, g_y = geometry.centre(geometry.window(trace, op, t, s))
+                a, b, c, d = g_x - 1, g_x + 1, g_y - 1, g_y + 1
             x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
             g_x, g_y = trace.windows[op].g_x[t - 1, s], trace.windows[op].g_y[t - 1, s]
             off += bool(geometry.off_image(g_x, g_y, W, H))
     margin = 0.5
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
+    clipped = 0
     aspect = (x1 - x0) / (y1 - y0)
     panel = 1.15
     fig, axes = _subplots(
@@ -289,9 +295,19 @@ def plot_drawing(
             ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="0.55", lw=0.5))
             w = geometry.window(trace, op, t, s)
             xy, size = geometry.square(w, geometry.grid_n(trace, op))
+            cut = xy[0] < x0 or xy[0] + size > x1 or xy[1] < y0 or xy[1] + size > y1
+            clipped += cut
             ax.add_patch(
-                Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0)))
-            )  # thinner: small panels
+                Rectangle(
+                    xy,
+                    size,
+                    size,
+                    fill=False,
+                    edgecolor=OP_COLOURS[op],
+                    ls="--" if cut else "-",
+                    lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0)),
+                )
+            )  # fmt: skip  (thinner lines: small panels)
             ax.set_xlim(x0, x1)
             ax.set_ylim(y1, y0)
             for spine in ax.spines.values():
@@ -301,9 +317,10 @@ def plot_drawing(
     shown = len(samples) * len(steps)
     what = "while reconstructing test images" if trace.mode == "reconstruction" else "while sampling from the prior"
     fig.suptitle(title or f"DRAW drawing {what}: canvas σ(c_t) with the {op} window (centre ± N·δ/2, line width ∝ σ)", fontsize=9)
+    larger = f"; {clipped} larger than the image, dashed where the view cuts them" if clipped else ""
     fig.supxlabel(
-        f"{off} of {shown} {op} windows shown have their centre off the image (grey: outside the "
-        f"image, kept in view so no window is clipped)",
+        f"{off} of {shown} {op} windows shown have their centre off the image (grey: outside the image, kept in "
+        f"view so every window's centre shows){larger}",
         fontsize=8,
     )
     return fig

@@ -194,3 +194,14 @@ def test_read_error_offsets_find_the_peak(mnist_test):
     trace.x_hat[:, :, :, 9, 19] = 1.0  # error peak at image row 9, column 19: pixel (a, b) = (20, 10)
     offsets = diagnostics.read_error_offsets(trace)
     assert (offsets["err_x"] == 20).all() and (offsets["err_y"] == 10).all()
+
+
+def test_a_window_larger_than_the_image_keeps_the_canvas_large_and_is_drawn_dashed_where_the_view_cuts_it():
+    w = _window(14.5, 14.5, 1.0, 1.0, T=4, batch=2)
+    w.delta[0, :] = 30.0  # step 1: a wash 150 px wide over a 28 px image, as a caption model's first step
+    trace = _trace({"write": w}, T=4, batch=2)
+    fig = plots.plot_drawing(trace, samples=[0, 1], steps=[1, 2, 3, 4])
+    x0, x1 = sorted(fig.axes[0].get_xlim())
+    assert x1 - x0 < 28 + 4  # the view is the image's, not the wash's
+    assert fig.axes[0].patches[-1].get_linestyle() == "--" and fig.axes[1].patches[-1].get_linestyle() == "-"
+    assert "2 larger than the image, dashed" in fig._supxlabel.get_text()
