@@ -110,7 +110,8 @@ PRESETS: dict[str, ConditionalConfig] = {
     # the ablation of where the label enters: (a) the decoder's input only, the paper's N(0, I) prior; (b) the prior only
     "mnist-label-decoder": _from_draw(_MNIST, condition="label", enters="decoder", prior="standard"),
     "mnist-label-prior": _from_draw(_MNIST, condition="label", enters="prior", prior="learned"),
-    "fashion-mnist-label": _from_draw(_MNIST, condition="label", enters="both", prior="learned"),
+    # models/fashion-mnist.pt, told the class: its grey images under the discretised logistic, not a binarised Bernoulli
+    "fashion-mnist-label": _from_draw(DrawConfig(likelihood="logistic"), condition="label", enters="both", prior="learned"),
     # alignDRAW's MNIST model as a starting point (T = 32, read and write 8×8, LSTMs of 300, z of 150, caption LSTM of
     # 128 each way), on the 60×60 captioned canvas
     "captioned-mnist": ConditionalConfig(

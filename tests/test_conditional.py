@@ -203,6 +203,24 @@ def test_the_shipped_two_digit_model_grows_into_a_caption_model_that_starts_as_i
     torch.testing.assert_close(grown(x, eps, labels=scenes.captions[:4]).loss, draw(x, eps).loss)
 
 
+@pytest.mark.parametrize(
+    "shipped, preset, dataset",
+    [("mnist.pt", "mnist-label", "mnist-sample"), ("fashion-mnist.pt", "fashion-mnist-label", "fashion-mnist-sample")],
+)
+def test_each_label_preset_grows_from_its_shipped_model_and_starts_as_it(shipped, preset, dataset):
+    from pathlib import Path
+
+    from drawviz import data, kinds
+    from drawviz.checkpoints import model_from_checkpoint
+
+    draw = model_from_checkpoint(Path(__file__).resolve().parents[1] / "models" / shipped, device="cpu")
+    grown = grown_from(draw, kinds.preset(preset))
+    some = data.load(dataset, "test")
+    x = some.images[:4] if draw.config.likelihood == "logistic" else some.images[:4].round()
+    eps = draw.sample_eps(4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(grown(x, eps, labels=some.labels[:4]).loss, draw(x, eps).loss)
+
+
 @pytest.mark.parametrize("config, dataset", [(LABEL, "mnist-sample"), (CAPTION, "captioned-mnist-sample")])
 def test_its_card_says_what_it_is_told_and_how_often_it_draws_it(tmp_path, config, dataset):
     from drawviz.card import model_card
