@@ -1,9 +1,7 @@
 """drawviz: a paper-exact DRAW (Gregor et al. 2015) you can look inside.
 
-Importing drawviz is light: torch, numpy and pandas only; Jupyter pieces load on use.
+Importing drawviz is light: nothing runs and nothing heavy loads until a module is imported. Each name is imported
+from the module that owns it (DRAW and DrawConfig from drawviz.model, data sets from drawviz.data, ...).
 """
 
-from .model import DRAW, DrawConfig, DrawOutput, InputError, PRESETS
-
 __version__ = "0.1.0"
-__all__ = ["DRAW", "DrawConfig", "DrawOutput", "InputError", "PRESETS", "__version__"]

@@ -884,7 +884,7 @@ def _emit(tap, run: _Pass, mu, kl, cfg, c0):
     missing = [name for name in declared if name not in value_of]
     if missing:
         raise NotImplementedError(
-            f"the fast path does not compute {', '.join(missing)}: record with the reference model (drawviz.DRAW) instead"
+            f"the fast path does not compute {', '.join(missing)}: record with the reference model (drawviz.model.DRAW) instead"
         )
     whole = {Q.X_HAT, Q.CANVAS} if record_steps is not None else set()  # handed over time-first above
     for t, s in enumerate(run.saved, start=1):

@@ -104,7 +104,7 @@ def mnist_train_2k(data_root):
 @pytest.fixture(scope="module")
 def small_draw():
     """A small untrained DRAW, T = 4 and z_size = 4 (what an intervention's or a recording's checks need)."""
-    from drawviz import DRAW, DrawConfig
+    from drawviz.model import DRAW, DrawConfig
 
     torch.manual_seed(0)
     return DRAW(DrawConfig(T=4, enc_size=16, dec_size=16, z_size=4, read_n=2, write_n=3)).eval()

@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image, ImageSequence  # noqa: E402
 
-from drawviz import DRAW, DrawConfig, animation, geometry, probes  # noqa: E402
+from drawviz import animation, geometry, probes  # noqa: E402
+from drawviz.model import DRAW, DrawConfig  # noqa: E402
 
 T = 3
 

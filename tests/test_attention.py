@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from drawviz import DRAW, DrawConfig
+from drawviz.model import DRAW, DrawConfig
 from drawviz.attention import Read, Write, filterbank, window_from_params
 
 

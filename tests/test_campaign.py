@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from drawviz import DrawConfig, campaign, plots
+from drawviz import campaign, plots
+from drawviz.model import DrawConfig
 from drawviz.card import into_page, model_card
 from drawviz.checkpoints import export_checkpoint, load_checkpoint, save_checkpoint, settings_of
 from drawviz.model import DRAW

@@ -49,7 +49,7 @@ def test_a_renamed_flag_is_refused_naming_the_new_spelling(argv, new, capsys):
 
 
 def test_export_writes_the_file_named_by_out_and_needs_it(tmp_path, mnist_train_2k):
-    from drawviz import DrawConfig
+    from drawviz.model import DrawConfig
     from drawviz.checkpoints import load_checkpoint
     from drawviz.train import train
 

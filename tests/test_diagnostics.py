@@ -10,7 +10,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from drawviz import DRAW, DrawConfig, diagnostics, geometry, plots, probes, style
+from drawviz import diagnostics, geometry, plots, probes, style
+from drawviz.model import DRAW, DrawConfig
 from drawviz.attention import Window
 from drawviz.trace import Trace
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from drawviz import DRAW, DrawConfig, probes
+from drawviz import probes
+from drawviz.model import DRAW, DrawConfig
 from drawviz import quantities as Q
 from drawviz.attention import Window
 from drawviz.fast import make_fast

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from drawviz import DRAW, DrawConfig, InputError, PRESETS
+from drawviz.model import DRAW, DrawConfig, InputError, PRESETS
 from drawviz.probes import record
 
 

@@ -7,7 +7,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from drawviz import DRAW, DrawConfig
+from drawviz.model import DRAW, DrawConfig
 from drawviz import probes
 from drawviz.probes import record, record_generation
 from drawviz.trace import FRAME_COLUMNS

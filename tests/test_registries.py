@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from drawviz import DRAW, DrawConfig, data, likelihood
+from drawviz import data, likelihood
+from drawviz.model import DRAW, DrawConfig
 from drawviz.__main__ import parser
 from drawviz.evaluation import evaluate
 from drawviz.train import train

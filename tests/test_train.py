@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from drawviz import DRAW, DrawConfig, data, diagnostics
+from drawviz import data, diagnostics
+from drawviz.model import DRAW, DrawConfig
 from drawviz.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from drawviz.evaluation import TrainingDiverged, evaluate
 from drawviz.train import train
