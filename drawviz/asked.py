@@ -166,15 +166,22 @@ def of_captions(model, judge, some, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
     return judged, follows
 
 
+def caption_kinds(test) -> dict:
+    """The scenes of a captioned ``test`` set by kind of caption: {"seen": combinations seen in training, "held out":
+    the held-out ones}; a kind with no scene is left out."""
+    parts = {
+        name: test.where(mask, f"the {name} combinations")
+        for name, mask in (("seen", ~test.held_out), ("held out", test.held_out))
+    }
+    return {name: part for name, part in parts.items() if len(part)}
+
+
 def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """of_captions on ``n`` class-balanced captions of each kind in ``test``: seen in training and held out, drawn
     apart so that each share rests on ``n`` drawings (held-out captions are few in the test set, and a balanced draw of
-    the whole set would hold only a handful). Returns (judged, follows), the seen rows first; judged has ``held_out``."""
+    the whole set would hold only a handful). Returns (judged, follows), the seen rows first; both have ``held_out``."""
     judged, follows = [], []
-    for name, mask in (("seen", ~test.held_out), ("held out", test.held_out)):
-        part = test.where(mask, f"the {name} combinations")
-        if not len(part):
-            continue
+    for name, part in caption_kinds(test).items():
         j, f = of_captions(model, judge, part.balanced(n, seed=seed), seed=seed)
         judged.append(j)
         follows.append(f.assign(held_out=name == "held out"))

@@ -271,13 +271,13 @@ def plot_drawing(
     off = 0
     for s in samples:
         for t in steps:
+            w = geometry.window(trace, op, t, s)
             a, b, c, d = geometry.extent(trace, op, t, s)
             if b - a > W or d - c > H:  # larger than the image: its centre (± a pixel) is what must show
-                g_x, g_y = geometry.centre(geometry.window(trace, op, t, s))
-                a, b, c, d = g_x - 1, g_x + 1, g_y - 1, g_y + 1
+                x, y = geometry.centre(w)
+                a, b, c, d = x - 1, x + 1, y - 1, y + 1
             x0, x1, y0, y1 = min(x0, a), max(x1, b), min(y0, c), max(y1, d)
-            g_x, g_y = trace.windows[op].g_x[t - 1, s], trace.windows[op].g_y[t - 1, s]
-            off += bool(geometry.off_image(g_x, g_y, W, H))
+            off += bool(geometry.off_image(w["g_x"], w["g_y"], W, H))
     margin = 0.5
     x0, x1, y0, y1 = x0 - margin, x1 + margin, y0 - margin, y1 + margin
     clipped = 0
@@ -297,17 +297,8 @@ def plot_drawing(
             xy, size = geometry.square(w, geometry.grid_n(trace, op))
             cut = xy[0] < x0 or xy[0] + size > x1 or xy[1] < y0 or xy[1] + size > y1
             clipped += cut
-            ax.add_patch(
-                Rectangle(
-                    xy,
-                    size,
-                    size,
-                    fill=False,
-                    edgecolor=OP_COLOURS[op],
-                    ls="--" if cut else "-",
-                    lw=float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0)),
-                )
-            )  # fmt: skip  (thinner lines: small panels)
+            lw = float(np.clip(0.5 + w["sigma"] / 2, 0.5, 4.0))  # thinner lines: small panels
+            ax.add_patch(Rectangle(xy, size, size, fill=False, edgecolor=OP_COLOURS[op], ls="--" if cut else "-", lw=lw))
             ax.set_xlim(x0, x1)
             ax.set_ylim(y1, y0)
             for spine in ax.spines.values():
