@@ -34,9 +34,15 @@ def _train(args) -> int:
         code = _train_here(args, ranks)
         # the others wait for rank 0's evaluation: gloo aborts a rank that leaves while a peer is still connected
         ranks.barrier()
-        return code
     finally:
         distributed.shutdown()
+    if ranks.world > 1:
+        # all is written and the group is gone; the interpreter's teardown can still meet one of gloo's threads and
+        # abort the process (SIGABRT, "terminate called without an active exception"), so one of several leaves here
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _dataset_of(checkpoint, init_from) -> str:
