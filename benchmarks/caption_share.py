@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drawviz import asked, data, resources  # noqa: E402
+from drawviz import asked, data  # noqa: E402
 from drawviz.checkpoints import model_from_checkpoint  # noqa: E402
 
 
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-root")
     args = p.parse_args(argv)
     model = model_from_checkpoint(args.checkpoint, device="cpu")
-    judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
+    judge = asked.judge_for("captioned-mnist")
     test = data.load("captioned-mnist", "test", args.data_root)
     judged, follows = asked.of_seen_and_held_out(model, judge, test, args.n, seed=0)
     for held_out, name in ((False, "seen"), (True, "held out")):

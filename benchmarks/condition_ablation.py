@@ -17,8 +17,9 @@ Or of models trained elsewhere (the shipped mnist-label.pt and the control train
     python benchmarks/condition_ablation.py models/mnist-label.pt --control runs/mnist-control.pt --out <folder>
 
 For each model: its test bound on all test digits (told each digit's own class), the bound told a wrong class
-((k + 1) mod 10: what the label carries), its epochs, and the share of its drawings the independent judge
-(models/judge.pt) reads as the class asked, over ``--per-class`` drawings of each class from each of ``--seeds``
+((k + 1) mod 10: what the label carries), its epochs, and the share of its drawings the independent judge of its
+dataset (drawviz.asked.judge_for: models/judge.pt for MNIST) reads as the class asked, beside the share of the real
+test images that judge reads right (the ceiling), over ``--per-class`` drawings of each class from each of ``--seeds``
 seeds. Writes <out>/table.csv, <out>/table.json and <out>/table.md, and prints the table.
 """
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import legs  # noqa: E402
 
-from drawviz import asked, data, kinds, resources  # noqa: E402
+from drawviz import asked, data, kinds  # noqa: E402
 from drawviz.checkpoints import grow_checkpoint, load_checkpoint, model_from_checkpoint, settings_of  # noqa: E402
 from drawviz.conditional import grown_from  # noqa: E402
 from drawviz.evaluation import evaluate  # noqa: E402
@@ -51,19 +52,27 @@ def measure(path: Path, judge, test, args) -> dict:
     """One model's row: bound, wrong-label bound, epochs and judged share (a conditional model's)."""
     state = load_checkpoint(path)
     model = model_from_checkpoint(path, device="cpu", state=state)
+    settings = settings_of(state)
+    # as trained: binary digits for a Bernoulli model, the 8-bit values for the discretised logistic (Fashion-MNIST)
+    binarize = settings.get("binarize", data.default_binarize(settings["dataset"], model.config.likelihood)) is not None
     condition = getattr(model.config, "condition", "none")
     row = {
         "model": path.name,
         "enters": getattr(model.config, "enters", None) if condition != "none" else "(no label: the control)",
         "epochs": _epochs(state),
         "steps": state["step"],
-        "test_nll_bound": evaluate(model, test, seed=0, binarize=True, progress=args.progress)["nll_bound"],
+        "test_nll_bound": evaluate(model, test, seed=0, binarize=binarize, progress=args.progress)["nll_bound"],
     }
     if condition == "label":
         figures = asked.of_labels(
-            model, judge, test, args.per_class, seeds=range(args.seeds), binarize=True, progress=args.progress
+            model, judge, test, args.per_class, seeds=range(args.seeds), binarize=binarize, progress=args.progress
         )
-        row.update(wrong_label_bound=figures["wrong_label_bound"], judged_as_asked=figures["right"], drawings=figures["drawings"])
+        row.update(
+            wrong_label_bound=figures["wrong_label_bound"],
+            judged_as_asked=figures["right"],
+            drawings=figures["drawings"],
+            judge_on_test=figures["judge_on_test"],
+        )
     return row
 
 
@@ -145,7 +154,7 @@ def main(argv=None) -> None:
     dataset = settings_of(load_checkpoint(models[0] if models else control)).get("dataset") or "mnist"
     test = data.load(dataset, "test", args.data_root)
     test = test.balanced(args.test_limit, seed=0) if args.test_limit else test
-    judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
+    judge = asked.judge_for(dataset)
     rows = [measure(path, judge, test, args) for path in [*models, *([control] if control else [])]]
     table = pd.DataFrame(rows)
     if control:

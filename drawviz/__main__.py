@@ -230,13 +230,21 @@ def _export(args) -> int:
 
 
 def _sample(args) -> int:
-    from .checkpoints import model_from_checkpoint
-    from .sampling import sample, write
+    from .checkpoints import load_checkpoint, model_from_checkpoint, settings_of
+    from .data import class_names
+    from .sampling import condition, sample, write
 
-    model = model_from_checkpoint(args.checkpoint, device=args.device)
-    images = sample(model, args.n, label=args.label, caption=args.caption, seed=args.seed)
+    state = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(args.checkpoint, device=args.device, state=state)
+    classes = getattr(model.config, "classes", 10)
+    names = class_names(settings_of(state).get("dataset") or "mnist", classes) if args.label is not None else ()
+    images = sample(model, args.n, label=args.label, caption=args.caption, names=names, seed=args.seed)
     path = write(images, args.out)
-    asked = f" of {args.label}" if args.label is not None else f" of {args.caption!r}" if args.caption else ""
+    if args.label is not None:
+        k = int(condition(model, 1, label=args.label, names=names)["labels"][0])
+        asked = f" of {k}" + (f" ({names[k]})" if names[k] != str(k) else "")
+    else:
+        asked = f" of {args.caption!r}" if args.caption else ""
     print(f"wrote {path}: {len(images)} samples{asked}, {'x'.join(map(str, images.shape[1:]))} each, seed {args.seed}")
     return 0
 
@@ -480,7 +488,7 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("checkpoint")
     s.add_argument("--n", type=int, default=16, help="how many samples (default 16)")
-    s.add_argument("--label", type=int, help="the class to draw (a label-conditional model)")
+    s.add_argument("--label", help="the class to draw (a label-conditional model): its number, or its name (e.g. dress)")
     s.add_argument("--caption", help='the caption to draw, e.g. "the digit 3 is on the left of the digit 5 ."')
     s.add_argument("--out", required=True, metavar="FILE", help="a .png (a grid) or an .npz (the images)")
     s.add_argument("--seed", type=int, default=0)

@@ -21,12 +21,28 @@ from . import captions as _captions
 from . import sampling
 from .judge import judged
 
-__all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
+__all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "judge_for", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
            "accuracy", "of_labels", "following"]  # fmt: skip
 
 FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
 _SIDE = 28  # the judge's frame, an MNIST digit's
+
+
+def judge_for(dataset: str, device="cpu"):
+    """The shipped judge of ``dataset``'s classes (its declaration's ``judge``, drawviz.data.Dataset): a classifier
+    trained on that set's own training images, used for nothing but reading drawings of them."""
+    from . import data, resources
+    from .checkpoints import model_from_checkpoint
+
+    declared = data.declared(dataset)
+    if declared.judge is None:
+        have = sorted({k for k, d in data.REGISTRY.items() if d.judge and not d.sample_of})
+        raise ValueError(
+            f"no judge reads drawings of {declared.name}: judges are declared for {', '.join(have)}. Train one "
+            f"(python -m drawviz train --preset {have[0]}-judge ... on {declared.name}) and name it in its Dataset's judge"
+        )
+    return model_from_checkpoint(resources.models() / declared.judge, device=device)
 
 
 def frame(canvas: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -140,7 +156,8 @@ def of_labels(model, judge, test, per_class: int, *, seeds=(0,), binarize: bool 
     """A label-conditional model's figures: its prior samples of each class (``per_class`` per draw, one draw per seed)
     as the judge reads them, and its bound on ``test`` told each image's right class against a wrong one (the next).
 
-    Returns {"per_class": accuracy by class asked, "right": the share overall, "drawings", "wrong_label_bound"}."""
+    Returns {"per_class": accuracy by class asked, "right": the share overall, "drawings", "judge_on_test": the
+    judge's own accuracy on ``test`` (the ceiling of "right"), "wrong_label_bound"}."""
     from .evaluation import evaluate
 
     judged = pd.concat([by_label(judge, *draw_classes(model, per_class, seed=seed)) for seed in seeds])
@@ -149,6 +166,8 @@ def of_labels(model, judge, test, per_class: int, *, seeds=(0,), binarize: bool 
         "per_class": accuracy(judged, "asked"),
         "right": float(judged["right"].mean()),
         "drawings": len(judged),
+        # the ceiling: how often the judge reads the test set's own images as their class
+        "judge_on_test": float(by_label(judge, test.images.numpy(), test.labels.numpy())["right"].mean()),
         "wrong_label_bound": evaluate(model, test, labels=wrong, seed=seeds[0], binarize=binarize, progress=progress)[
             "nll_bound"
         ],

@@ -63,7 +63,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     drawing_order = _drawing_order(model, test.balanced(images, seed=seed), x, seed) if order.two_digits(test) else None
     # 8-bit data under a likelihood of 8-bit values: the Gaussians fitted to the same images say what a bound is worth
     same_data = _anchors.anchors(dataset, data_root) if not binarize and model.config.likelihood == "logistic" else None
-    drawn_as_asked = _asked(model, test, images, seed, binarize, progress) if told else None
+    drawn_as_asked = _asked(model, dataset, test, images, seed, binarize, progress) if told else None
     return {
         "state": state,
         "bound": bound,
@@ -87,16 +87,18 @@ def _told(model, some) -> dict:
     return {"labels": getattr(some, labels_from(model))} if _kinds.of(model).labels else {}
 
 
-def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) -> dict:
-    """Does a conditional model draw what it is asked? Its prior samples read by the shipped judge (drawviz.asked);
+def _asked(model, dataset: str, test, images: int, seed: int, binarize: bool, progress: bool) -> dict:
+    """Does a conditional model draw what it is asked? Its prior samples read by the dataset's judge (drawviz.asked);
     for a label, the bound told each image's right class against a wrong one (the next class); for a caption, the bound
     and the judged share on captions seen and held out in training, and whether it follows the words."""
-    from . import asked, resources
+    from . import asked, data
 
-    judge = model_from_checkpoint(resources.models() / "judge.pt", device="cpu")
+    judge, by = asked.judge_for(dataset), f"models/{data.declared(dataset).judge}"
     if model.config.condition == "label":
         per_class = max(images // model.config.classes, 10)
-        return {"condition": "label", **asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)}
+        figures = asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)
+        names = data.class_names(dataset, model.config.classes)
+        return {"condition": "label", "judge": by, "names": names, **figures}
     judged, follows = asked.of_seen_and_held_out(model, judge, test, max(images // 2, 10), seed=seed)
     bounds = {
         name: evaluate(model, part, seed=seed, binarize=binarize, progress=progress)["nll_bound"]
@@ -104,6 +106,7 @@ def _asked(model, test, images: int, seed: int, binarize: bool, progress: bool) 
     }
     return {
         "condition": "caption",
+        "judge": by,
         "by_held_out": asked.accuracy(judged, "held_out"),
         "right": float(judged["right"].mean()),
         "drawings": len(judged),
@@ -122,11 +125,13 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
         t = a["per_class"]
         worst = t.loc[t["right"].idxmin()]
         overall = float((t["right"] * t["drawings"]).sum() / t["drawings"].sum())
+        names = a["names"]
         return [
-            f"| drawn as asked (drawviz.asked, models/judge.pt) | **{pct(overall)}** of {a['drawings']:,} prior samples "
+            f"| drawn as asked (drawviz.asked, {a['judge']}) | **{pct(overall)}** of {a['drawings']:,} prior samples "
             f"({int(t['drawings'].iloc[0])} per class) judged as the class asked; per class "
-            + ", ".join(f"{int(r.asked)}: {100 * r.right:.0f} %" for r in t.itertuples())
-            + f"; worst {int(worst.asked)} ({pct(worst.right)}) |",
+            + ", ".join(f"{names[int(r.asked)]}: {100 * r.right:.0f} %" for r in t.itertuples())
+            + f"; worst {names[int(worst.asked)]} ({pct(worst.right)}); the judge reads {pct(a['judge_on_test'])} of the "
+            f"{len(m['test']):,} test images as their class (the ceiling) |",
             f"| the label's worth | told each test image's right class {bound['nll_bound']:.2f} nats, told the next class "
             f"{a['wrong_label_bound']:.2f} ({a['wrong_label_bound'] - bound['nll_bound']:+.2f}; a label can buy at most "
             f"log 10 = 2.30 nats against the same model without it) |",
@@ -137,7 +142,7 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
     )
     f, b = a["follows"], a["bounds"]
     return [
-        f"| drawn as asked (drawviz.asked, models/judge.pt) | **{pct(a['right'])}** of {a['drawings']:,} test captions "
+        f"| drawn as asked (drawviz.asked, {a['judge']}) | **{pct(a['right'])}** of {a['drawings']:,} test captions "
         f"drawn right (each digit judged as named, where the caption puts it): seen {share(False)}, held out "
         f"{share(True)} (class-balanced, drawn apart) |",
         f"| follows the words? | the first digit drawn while attending its word {pct(f['first_on_own'])} (the other "

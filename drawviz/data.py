@@ -62,7 +62,9 @@ class Dataset:
     captioned set's ``captions`` and ``held_out``);
     grey: binarised for a Bernoulli likelihood (the colour sets are not); preset: the preset that fits it,
     of the model kind ``kind`` (drawviz.kinds); aliases: other spellings; sample_of: for an offline sample,
-    the dataset it samples.
+    the dataset it samples; classes: its classes' names in label order (none for digits, each its own name);
+    judge: the shipped classifier of its classes (a file in models/, drawviz.judge) that
+    reads a conditional model's drawings of them (drawviz.asked.judge_for), None where there is none.
     """
 
     name: str
@@ -73,6 +75,8 @@ class Dataset:
     sample_of: Optional[str] = None
     help: str = ""
     kind: str = "draw"
+    classes: tuple = ()
+    judge: Optional[str] = None
 
 
 REGISTRY: dict[str, Dataset] = {}
@@ -409,6 +413,17 @@ def portable(source: str, root=None) -> str:
     return source.replace(folder.rstrip("/") + "/", "<data root>/") if source else source
 
 
+def declared(name: str) -> Dataset:
+    """A dataset's declaration, by any of its names (a clear error for one drawviz does not know)."""
+    return REGISTRY[_normalise(name)]
+
+
+def class_names(name: str, classes: int = 10) -> tuple:
+    """The names of a dataset's ``classes`` classes in label order: its declared ones (Fashion-MNIST's garments),
+    else each class's number ("7": a digit is its own name)."""
+    return declared(name).classes or tuple(str(k) for k in range(classes))
+
+
 def full_name(name: str) -> str:
     """The full dataset a name stands for: a shipped sample's parent (``cifar10-sample`` -> ``cifar10``)."""
     key = _normalise(name)
@@ -456,6 +471,7 @@ register(
         grey=True,
         preset="mnist",
         help="MNIST/raw idx files",
+        judge="judge.pt",
     )
 )
 register(
@@ -466,6 +482,8 @@ register(
         preset="mnist",
         aliases=("fashionmnist",),
         help="FashionMNIST/raw idx files",
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        judge="fashion-judge.pt",
     )
 )
 register(
@@ -491,6 +509,8 @@ for _name, _of, _grey in (
             grey=_grey,
             preset=REGISTRY[_of].preset,
             sample_of=_of,
+            classes=REGISTRY[_of].classes,
+            judge=REGISTRY[_of].judge,
             help="shipped with drawviz (offline)",
         )
     )
@@ -588,6 +608,7 @@ register(
         preset="captioned-mnist",
         kind="conditional",
         help="one or two MNIST digits on a 60x60 canvas placed where a caption says, built from MNIST/raw (alignDRAW)",
+        judge="judge.pt",  # each digit, framed where the caption puts it, read by the MNIST judge
     )
 )
 register(
@@ -599,5 +620,6 @@ register(
         kind="conditional",
         sample_of="captioned-mnist",
         help="built from the MNIST sample shipped with drawviz (offline)",
+        judge="judge.pt",
     )
 )

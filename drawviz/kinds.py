@@ -178,6 +178,6 @@ register(
         JudgeConfig,
         generator=False,
         labels=True,
-        help="a small convolutional MNIST classifier that judges which digit a drawing shows (used for nothing else)",
+        help="a small convolutional classifier that judges which class a drawing shows, digit or garment (used for nothing else)",
     )
 )

@@ -380,7 +380,7 @@ def run_one(run: dict, out: Path, data_root, notebooks, device: str, log) -> dic
             return result
     checkpoint = out_dir / "model.pt"
     # the run's own list, narrowed by --notebooks
-    own = run.get("notebooks") or FOR_KIND.get(_data.REGISTRY[_data._normalise(dataset)].kind, ORDER)
+    own = run.get("notebooks") or FOR_KIND.get(_data.declared(dataset).kind, ORDER)
     wanted = [nb for nb in ORDER if nb in own and nb in notebooks]
     if not wanted:  # nothing to run: nothing is touched, and the index says so
         log(f"  none of its notebooks ({', '.join(own)}) is among --notebooks: skipped")

@@ -1,6 +1,7 @@
 """Samples from any generator kind, told what to draw where the model takes it (``drawviz sample``, issue 34).
 
     python -m drawviz sample models/mnist-label.pt --n 16 --label 7 --out sevens.png
+    python -m drawviz sample models/fashion-mnist-label.pt --n 16 --label dress --out dresses.png
     python -m drawviz sample models/captioned-mnist.pt --n 8 --caption "the digit 3 is on the left of the digit 5 ." --out a.npz
 
 A PNG is a grid of the final canvases σ(c_T); an ``.npz`` holds ``images`` (N, C, H, W) in [0, 1].
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,10 +27,12 @@ FORMATS = (".png", ".npz")
 TILE = 96  # a PNG shows each sample at least this many pixels high (enlarged by a whole factor, pixels kept sharp)
 
 
-def condition(model, n: int, *, label: Optional[int | str] = None, caption: Optional[str] = None) -> dict:
-    """The ``labels=`` that asks ``model`` for n drawings of ``label`` (a class, or its number as typed) or
-    ``caption``: {} for a model that takes
-    no condition and is given none; a clear ValueError for a condition it cannot take, or none where it needs one."""
+def condition(
+    model, n: int, *, label: Optional[int | str] = None, caption: Optional[str] = None, names: Sequence[str] = ()
+) -> dict:
+    """The ``labels=`` that asks ``model`` for n drawings of ``label`` (a class: its number, as typed or not, or its
+    name among ``names``, drawviz.data.class_names) or ``caption``: {} for a model that takes no condition and is
+    given none; a clear ValueError for a condition it cannot take, or none where it needs one."""
     if label is not None and caption is not None:
         raise ValueError("ask for a class (--label) or a caption (--caption), not both")
     takes = getattr(model.config, "condition", "none")
@@ -48,26 +51,40 @@ def condition(model, n: int, *, label: Optional[int | str] = None, caption: Opti
     if takes == "none":
         return {}
     if takes == "label":
-        return {"labels": torch.full((n,), _class(label, model.config.classes), dtype=torch.long)}
+        return {"labels": torch.full((n,), _class(label, model.config.classes, names), dtype=torch.long)}
     ids = torch.from_numpy(_captions.tokens(caption))  # an unknown word is refused here, naming the vocabulary
     return {"labels": ids[None].repeat(n, 1)}
 
 
-def _class(label, classes: int) -> int:
-    """A class id from a number or its text as typed ("7"); anything else is refused, naming the classes."""
+def _class(label, classes: int, names: Sequence[str] = ()) -> int:
+    """A class id from a number, its text as typed ("7") or a class's name ("dress"); anything else is refused,
+    naming the classes."""
     text = str(label).strip()
+    named = [name.lower() for name in names]
+    if not isinstance(label, bool) and text.lower() in named:
+        return named.index(text.lower())
     if isinstance(label, bool) or not text.lstrip("-").isdigit() or not 0 <= int(text) < classes:
-        raise ValueError(f"{label!r} is no class of this model: give a number 0..{classes - 1}")
+        listed = f" or a name: {', '.join(f'{k} {name}' for k, name in enumerate(names))}" if names else ""
+        raise ValueError(f"{label!r} is no class of this model: give a number 0..{classes - 1}{listed}")
     return int(text)
 
 
 @torch.no_grad()
-def sample(model, n: int, *, label: Optional[int] = None, caption: Optional[str] = None, seed: int = 0) -> np.ndarray:
+def sample(
+    model,
+    n: int,
+    *,
+    label: Optional[int | str] = None,
+    caption: Optional[str] = None,
+    names: Sequence[str] = (),
+    seed: int = 0,
+) -> np.ndarray:
     """n drawings from the prior, finished: σ(c_T) as (n, C, H, W) float32 in [0, 1]."""
     missing = _kinds.lacks(model, "sampling")
     if missing:
         raise ValueError(missing)
-    return finished(model, n, labels=condition(model, n, label=label, caption=caption).get("labels"), seed=seed)
+    given = condition(model, n, label=label, caption=caption, names=names)
+    return finished(model, n, labels=given.get("labels"), seed=seed)
 
 
 @torch.no_grad()

@@ -158,13 +158,14 @@ class Ask:
 
     Attributes: ``box`` (the Text the request is typed in; setting ``box.value`` from Python draws too), ``message``
     (an HTML line: the verdict, or what went wrong), ``scrubber`` (the current Scrubber, None before a drawing) and
-    ``widget`` (the layout).
+    ``widget`` (the layout). ``names``: the classes' names (drawviz.data.class_names), which a request may use.
     """
 
-    def __init__(self, model, judge=None, value: str = "", seed: int = 0, dpi: int = 72):
-        self.model, self.judge, self.seed, self.dpi = model, judge, seed, dpi
+    def __init__(self, model, judge=None, value: str = "", seed: int = 0, dpi: int = 72, names=()):
+        self.model, self.judge, self.seed, self.dpi, self.names = model, judge, seed, dpi, tuple(names)
         self.caption = getattr(model.config, "condition", "none") == "caption"
         what = "a caption" if self.caption else f"a class 0..{getattr(model.config, 'classes', 10) - 1}"
+        what += f" or its name ({', '.join(self.names[:3])}, ...)" if self.names and not self.names[0].isdigit() else ""
         self.box = W.Text(value="", description="draw", placeholder=what, continuous_update=False)
         self.box.layout.width = "36em"
         self.message = W.HTML()
@@ -186,7 +187,8 @@ class Ask:
             self.message.value = "type what to draw, then press Enter"
             return
         try:  # the one parser of a request, the command line's: a word outside the vocabulary is named there
-            given = sampling.condition(self.model, 1, **{"caption" if self.caption else "label": request})
+            asked_for = {"caption": request} if self.caption else {"label": request, "names": self.names}
+            given = sampling.condition(self.model, 1, **asked_for)
         except ValueError as err:
             self.message.value = f"<b>cannot draw that:</b> {html.escape(str(err))}"
             return
@@ -203,7 +205,7 @@ class Ask:
                 seen = f"{row.judged_first}" + (f" and {row.judged_second}" if row.pair else "")
             else:
                 row = asked.by_label(self.judge, drawn, given["labels"].numpy()).iloc[0]
-                seen = f"{row.judged}"
+                seen = self.names[row.judged] if self.names else f"{row.judged}"
             verdict = f"; the judge sees {seen}: <b>{'right' if row.right else 'wrong'}</b>"
         self.message.value = f"asked for {html.escape(request)!s}{verdict}"
 

@@ -1,5 +1,6 @@
-"""Does it draw what it was asked? The judge (drawviz.judge, shipped as models/judge.pt) and the measure
-(drawviz.asked), checked on drawings whose answer is known: the data sets' own images."""
+"""Does it draw what it was asked? The judges (drawviz.judge, shipped as models/judge.pt for MNIST and
+models/fashion-judge.pt for Fashion-MNIST) and the measure (drawviz.asked), checked on drawings whose answer is known:
+the data sets' own images."""
 
 import numpy as np
 import pytest
@@ -22,6 +23,32 @@ def test_the_shipped_judge_is_a_small_convolutional_net_that_reads_mnist_right_9
     test = data.load("mnist-sample", "test")  # 1,000 test digits shipped with drawviz, not seen in training
     assert evaluate(judge, test)["error"] < 0.015
     assert settings_of(load_checkpoint(resources.models() / "judge.pt"))["binarize"] is None  # grey, as DRAW's σ(c_T)
+
+
+def test_each_declared_judge_is_shipped_and_was_trained_on_the_grey_images_of_its_own_dataset():
+    declared = {name: d.judge for name, d in data.REGISTRY.items() if d.judge}
+    assert declared["mnist"] == declared["captioned-mnist"] == "judge.pt"  # a caption's digits are MNIST's
+    assert declared["fashion-mnist"] == declared["fashion-mnist-sample"] == "fashion-judge.pt"
+    for name, file in declared.items():
+        settings = settings_of(load_checkpoint(resources.models() / file))
+        assert settings["dataset"] == ("mnist" if name.startswith("captioned") else data.full_name(name))
+        assert settings["binarize"] is None  # grey, as DRAW's σ(c_T)
+        assert (resources.models() / file).stat().st_size < 2e6
+
+
+def test_the_fashion_judge_reads_nine_in_ten_garments_of_the_real_test_set_right(data_root):
+    judge = asked.judge_for("fashion-mnist")
+    test = data.load("fashion-mnist", "test", data_root)
+    right = asked.by_label(judge, test.images.numpy(), test.labels.numpy())["right"].mean()
+    assert right > 0.9  # the ceiling of a Fashion-MNIST label model's judged share (measured: see models/README.md)
+    assert (
+        asked.by_label(asked.judge_for("mnist"), test.images.numpy(), test.labels.numpy())["right"].mean() < 0.2
+    )  # chance: 10.8 %
+
+
+def test_a_dataset_without_a_judge_is_refused_with_the_datasets_that_have_one():
+    with pytest.raises(ValueError, match="no judge reads drawings of cifar10: judges are declared for .*fashion-mnist"):
+        asked.judge_for("cifar10")
 
 
 def test_a_label_is_judged_right_when_the_judge_sees_it_and_wrong_when_asked_for_another(judge):

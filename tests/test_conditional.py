@@ -175,6 +175,18 @@ def test_drawviz_sample_writes_a_grid_or_the_images_and_refuses_what_the_model_c
     assert not (tmp_path / "x.png").exists()
 
 
+def test_a_fashion_model_is_asked_for_a_garment_by_its_number_or_its_name(tmp_path, capsys):
+    garments = save_checkpoint(
+        tmp_path / "garments.pt", model=ConditionalDRAW(LABEL), step=1, train_args={"dataset": "fashion-mnist-sample"}
+    )
+    assert main(["sample", str(garments), "--n", "2", "--label", "Dress", "--out", str(tmp_path / "a.npz")]) == 0
+    assert "2 samples of 3 (Dress)" in capsys.readouterr().out
+    by_number = main(["sample", str(garments), "--n", "2", "--label", "3", "--out", str(tmp_path / "b.npz")])
+    assert by_number == 0 and (np.load(tmp_path / "a.npz")["images"] == np.load(tmp_path / "b.npz")["images"]).all()
+    assert main(["sample", str(garments), "--label", "frog", "--out", str(tmp_path / "c.png")]) == 2
+    assert "give a number 0..9 or a name: 0 T-shirt/top, 1 Trouser" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("enters", ["decoder", "prior", "both"])
 def test_grown_from_a_trained_draw_it_starts_as_that_draw_whatever_it_is_asked(enters):
     torch.manual_seed(0)
@@ -232,5 +244,6 @@ def test_its_card_says_what_it_is_told_and_how_often_it_draws_it(tmp_path, confi
     assert "drawn as asked (drawviz.asked, models/judge.pt)" in text
     if config.condition == "label":
         assert "the label's worth" in text and "per class 0: " in text
+        assert "test images as their class (the ceiling)" in text  # what the judge itself reads right
     else:
         assert "follows the words?" in text and "seen" in text and "held out" in text

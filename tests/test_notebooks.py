@@ -225,10 +225,14 @@ def test_a_checkpoint_the_user_named_that_is_missing_is_an_error_not_a_quiet_sta
 
 
 @pytest.mark.parametrize(
-    "dataset, preset, condition",
-    [("mnist-sample", "mnist-label", "label"), ("captioned-mnist-sample", "captioned-mnist", "caption")],
+    "dataset, preset, condition, label",
+    [
+        ("mnist-sample", "mnist-label", "label", 7),
+        ("fashion-mnist-sample", "fashion-mnist-label", "label", "Dress"),  # a garment asked for by name
+        ("captioned-mnist-sample", "captioned-mnist", "caption", 7),
+    ],
 )
-def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, condition):
+def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, condition, label):
     from drawviz.metrics import Asked
 
     nb = run(
@@ -236,6 +240,7 @@ def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, 
         tmp_path,
         dataset=dataset,
         preset=preset,
+        label=label,
         checkpoint=str(tmp_path / "model.pt"),
         train_if_missing=True,
         T=4,
@@ -254,3 +259,6 @@ def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, 
         str(o.get("data", {}).get("text/html", "")).count("data:image/png;base64") for c in nb.cells for o in c.get("outputs", [])
     ]
     assert 4 in frames  # the static scrubber: one frame per step
+    if dataset.startswith("fashion"):  # the grid's rows and the judged table name the garments
+        shown = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+        assert "Ankle boot" in shown and "asked for {'label': 'Dress'}; judged by models/fashion-judge.pt" in shown

@@ -101,3 +101,20 @@ def test_the_request_box_draws_what_it_can_and_says_why_not_in_one_line(conditio
     assert box.message.value.startswith("<b>cannot draw that:</b>")
     said = "is no class of this model: give a number 0..9" if condition == "label" else "not in the vocabulary of 22 words"
     assert said in box.message.value
+
+
+def test_a_garment_is_asked_for_by_name_and_the_judge_answers_by_name():
+    from drawviz import asked, data
+    from drawviz.widgets import Ask
+
+    torch.manual_seed(0)
+    config = ConditionalConfig(28, 28, 1, T=T, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3,
+                               prior="learned", condition="label", embed_size=8)  # fmt: skip
+    names = data.class_names("fashion-mnist")
+    box = Ask(ConditionalDRAW(config).eval(), asked.judge_for("fashion-mnist"), dpi=30, names=names)
+    assert "or its name (T-shirt/top, Trouser, Pullover, ...)" in box.box.placeholder
+    box.box.value = "ankle boot"
+    assert box.scrubber is not None and box.message.value.startswith("asked for ankle boot; the judge sees ")
+    assert any(f"the judge sees {name}:" in box.message.value for name in names)
+    box.box.value = "frog"
+    assert "or a name: 0 T-shirt/top, 1 Trouser" in box.message.value
