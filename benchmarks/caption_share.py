@@ -27,13 +27,18 @@ def main(argv=None) -> int:
     model = model_from_checkpoint(args.checkpoint, device="cpu")
     judge = asked.judge_for("captioned-mnist")
     test = data.load("captioned-mnist", "test", args.data_root)
-    judged, follows = asked.of_seen_and_held_out(model, judge, test, args.n, seed=0)
+    judged, follows, words = asked.of_seen_and_held_out(model, judge, test, args.n, seed=0)
     for held_out, name in ((False, "seen"), (True, "held out")):
         j, f = judged[judged["held_out"] == held_out], follows[follows["held_out"] == held_out]
         own, other = 100 * f["first_on_own"].mean(), 100 * f["first_on_other"].mean()
+        kinds = words[words["held_out"] == held_out].groupby("kind")[["share", "even"]].sum()
         print(
             f"{name}: {100 * j['right'].mean():.1f} % of {len(j)} test captions drawn right; "
-            f"the first digit drawn while attending its word {own:.1f} % (the other's {other:.1f} %)"
+            f"the first digit drawn while attending its word {own:.1f} % (the other's {other:.1f} %); the alignment's "
+            "weight "
+            + ", ".join(
+                f"on {kind} words {100 * r.share:.1f} % (spread evenly {100 * r.even:.1f} %)" for kind, r in kinds.iterrows()
+            )
         )
     return 0
 

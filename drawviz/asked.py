@@ -21,8 +21,9 @@ from . import captions as _captions
 from . import sampling
 from .judge import judged
 
-__all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "judge_for", "by_label", "by_caption", "frame", "draw_classes", "draw_captions",
-           "accuracy", "of_labels", "following"]  # fmt: skip
+__all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "judge_for", "by_label", "by_caption", "frame", "draw_classes",
+           "draw_captions", "accuracy", "of_labels", "of_captions", "caption_kinds", "of_seen_and_held_out", "following",
+           "weight_by_word"]  # fmt: skip
 
 FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
@@ -174,15 +175,16 @@ def of_labels(model, judge, test, per_class: int, *, seeds=(0,), binarize: bool 
     }
 
 
-def of_captions(model, judge, some, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def of_captions(model, judge, some, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A caption model's drawings of the captions of the scenes ``some`` (drawn with ``seed``): each as the judge reads
-    it (by_caption) and whether it followed the words (following). Returns (judged, follows)."""
+    it (by_caption), whether it followed the words (following) and where its alignment sat (weight_by_word).
+    Returns (judged, follows, words)."""
     from . import order, probes
 
     drawn = probes.run(model, n=len(some), seed=seed, labels=some.captions)
     judged = by_caption(judge, drawn.canvas[-1], some.captions.numpy(), held_out=some.held_out.numpy())
     follows = following(drawn.canvas, order.initial_canvas(model), drawn["alignment"], some.captions)
-    return judged, follows
+    return judged, follows, weight_by_word(drawn["alignment"], some.captions)
 
 
 def caption_kinds(test) -> dict:
@@ -195,16 +197,33 @@ def caption_kinds(test) -> dict:
     return {name: part for name, part in parts.items() if len(part)}
 
 
-def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """of_captions on ``n`` class-balanced captions of each kind in ``test``: seen in training and held out, drawn
     apart so that each share rests on ``n`` drawings (held-out captions are few in the test set, and a balanced draw of
-    the whole set would hold only a handful). Returns (judged, follows), the seen rows first; both have ``held_out``."""
-    judged, follows = [], []
+    the whole set would hold only a handful). Returns (judged, follows, words), the seen rows first; each has
+    ``held_out``."""
+    tables = [], [], []
     for name, part in caption_kinds(test).items():
-        j, f = of_captions(model, judge, part.balanced(n, seed=seed), seed=seed)
-        judged.append(j)
-        follows.append(f.assign(held_out=name == "held out"))
-    return pd.concat(judged, ignore_index=True), pd.concat(follows, ignore_index=True)
+        for table, got in zip(tables, of_captions(model, judge, part.balanced(n, seed=seed), seed=seed)):
+            table.append(got.assign(held_out=name == "held out"))
+    return tuple(pd.concat(table, ignore_index=True) for table in tables)
+
+
+def weight_by_word(alignment: np.ndarray, ids) -> pd.DataFrame:
+    """Where the alignment sits: the share of all its weight (every step of every drawing) on each word of the
+    vocabulary, beside the share an even spread over each caption's words would give it (``even``), and the word's
+    kind: a digit's name, a place (left, right, top, bottom) or the rest of the template ("the digit ... is on the
+    ... of the image ."). One row per word, the most weighted first.
+
+    alignment: α_t (T, N, words); ids: (N, words)."""
+    ids = np.asarray(ids)
+    per_position = np.asarray(alignment, dtype=np.float64).sum(0)  # (N, words): over the steps
+    size = len(_captions.VOCABULARY)
+    weight = np.bincount(ids.ravel(), weights=per_position.ravel(), minlength=size)
+    even = np.bincount(ids.ravel(), minlength=size).astype(np.float64)
+    kind = ["digit" if w.isdigit() else "place" if w in _captions.RELATIONS else "the rest" for w in _captions.VOCABULARY]
+    table = pd.DataFrame({"word": _captions.VOCABULARY, "kind": kind, "share": weight / weight.sum(), "even": even / even.sum()})
+    return table.sort_values("share", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def following(canvas: np.ndarray, before: np.ndarray, alignment: np.ndarray, ids) -> pd.DataFrame:

@@ -99,7 +99,7 @@ def _asked(model, dataset: str, test, images: int, seed: int, binarize: bool, pr
         figures = asked.of_labels(model, judge, test, per_class, seeds=(seed,), binarize=binarize)
         names = data.class_names(dataset, model.config.classes)
         return {"condition": "label", "judge": by, "names": names, **figures}
-    judged, follows = asked.of_seen_and_held_out(model, judge, test, max(images // 2, 10), seed=seed)
+    judged, follows, words = asked.of_seen_and_held_out(model, judge, test, max(images // 2, 10), seed=seed)
     bounds = {
         name: evaluate(model, part, seed=seed, binarize=binarize, progress=progress)["nll_bound"]
         for name, part in asked.caption_kinds(test).items()
@@ -111,6 +111,8 @@ def _asked(model, dataset: str, test, images: int, seed: int, binarize: bool, pr
         "right": float(judged["right"].mean()),
         "drawings": len(judged),
         "follows": follows[["first_on_own", "first_on_other", "second_on_own", "second_on_other"]].mean(),
+        # each kind of caption counts once: the mean of its shares, by kind of word
+        "words": words.groupby(["held_out", "kind"])[["share", "even"]].sum().groupby("kind").mean(),
         "bounds": bounds,
     }
 
@@ -147,6 +149,12 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
         f"{share(True)} (class-balanced, drawn apart) |",
         f"| follows the words? | the first digit drawn while attending its word {pct(f['first_on_own'])} (the other "
         f"digit's word {pct(f['first_on_other'])}); the second {pct(f['second_on_own'])} ({pct(f['second_on_other'])}) |",
+        "| where the alignment sits | "
+        + "; ".join(
+            f"{named} {pct(a['words'].loc[kind, 'share'])} of its weight (spread evenly: {pct(a['words'].loc[kind, 'even'])})"
+            for kind, named in (("digit", "on the digits' names"), ("place", "the places"), ("the rest", "the rest"))
+        )
+        + " |",
         "| test bound, seen and held-out captions | " + "; ".join(f"{name} {v:.2f} nats" for name, v in b.items()) + " |",
     ]
 

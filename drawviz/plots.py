@@ -987,6 +987,33 @@ def plot_alignment(trace, words: Sequence[str], sample: int = 0, steps: Optional
     return fig
 
 
+_WORD_KINDS = {"digit": "#d62728", "place": "#1f77b4", "the rest": "#9a9a9a"}  # a digit's name, a place, the template
+
+
+def plot_word_weight(words: pd.DataFrame, title: Optional[str] = None) -> Figure:
+    """Where a caption model's alignment sits (drawviz.asked.weight_by_word): each word's share of all its weight,
+    coloured by kind, and as a black tick the share an even spread over the captions' words would give it."""
+    words = words.sort_values("share")
+    fig, ax = _subplots(figsize=(6.4, 0.22 * len(words) + 1.3))
+    y = np.arange(len(words))
+    ax.barh(y, 100 * words["share"], color=[_WORD_KINDS[k] for k in words["kind"]], height=0.7)
+    ax.scatter(100 * words["even"], y, marker="|", s=120, color="black", zorder=3)
+    ax.set_yticks(y, labels=[f"“{w}”" for w in words["word"]], fontsize=8)
+    ax.set_xlabel("share of the alignment's weight, all steps of all drawings (%)")
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in _WORD_KINDS.values()]
+    handles.append(Line2D([], [], marker="|", ls="", color="black", markersize=10))
+    labels = ["a digit's name", "a place", "the rest of the caption", "spread evenly over the words"]
+    ax.legend(handles, labels, fontsize=8, loc="lower right", frameon=False)
+    by_kind = words.groupby("kind")["share"].sum()
+    ax.set_title(
+        title
+        or "where the alignment sits: on the digits' names "
+        f"{100 * by_kind.get('digit', 0):.0f} % of its weight, the places {100 * by_kind.get('place', 0):.0f} %",
+        fontsize=9,
+    )
+    return fig
+
+
 # ----------------------------------------------------------------------------- files
 
 

@@ -133,9 +133,27 @@ def test_a_caption_models_held_out_share_rests_on_as_many_drawings_as_its_seen_s
     model = model_from_checkpoint(resources.models() / "captioned-mnist.pt", device="cpu")
     test = data.load("captioned-mnist-sample", "test")
     assert test.held_out.float().mean() < 0.2
-    judged, follows = asked.of_seen_and_held_out(model, judge, test, 4, seed=0)  # the sample holds 5 held out
+    judged, follows, words = asked.of_seen_and_held_out(model, judge, test, 4, seed=0)  # the sample holds 5 held out
     assert judged.groupby("held_out").size().to_dict() == {False: 4, True: 4}
     for row in judged.itertuples():  # each drawing's flag is its caption's: (first, relation, second) in HELD_OUT or not
         triple = (row.first, row.where, row.second)
         assert row.held_out == (triple in captions.HELD_OUT)
     assert set(follows["held_out"]) <= {False, True} and len(follows) <= len(judged)
+    assert words.groupby("held_out")["share"].sum().to_numpy() == pytest.approx([1, 1])  # all the weight, each kind
+
+
+def test_where_the_alignment_sits_is_counted_word_by_word_against_an_even_spread():
+    ids = np.stack([captions.tokens(captions.caption(3, "left", 5)), captions.tokens(captions.caption(7, "top left"))])
+    T, words = 4, ids.shape[1]
+    alignment = np.zeros((T, 2, words))
+    alignment[:, 0, asked.FIRST_WORD] = 1  # the pair's drawing on "3" at every step
+    alignment[:2, 1, :] = 1 / words  # the single digit's: spread evenly for two steps, then on "left" (position 7)
+    alignment[2:, 1, 7] = 1
+    table = asked.weight_by_word(alignment, ids).set_index("word")
+    assert captions.text(ids[1]).split()[7] == "left"
+    assert table["share"].sum() == pytest.approx(1) and table["even"].sum() == pytest.approx(1)
+    assert table.loc["3", "share"] == pytest.approx(4 / 8)  # 4 of the 8 steps' weight
+    assert table.loc["left", "share"] == pytest.approx((2 + 2 / 12) / 8)  # its two steps, and its even share of two
+    assert table.loc["left", "even"] == pytest.approx(2 / 24) and table.loc["left", "kind"] == "place"
+    assert table.loc["7", "kind"] == "digit" and table.loc["image", "kind"] == "the rest"
+    assert table.index[0] == "3"  # the most weighted first

@@ -238,3 +238,17 @@ def test_the_scale_canvas_figure_ranks_the_drawn_scale_against_the_error(recon):
     assert [ax.get_title() for ax in fig.axes[:4]] == ["input x", "canvas σ(c_T)", "error |x − σ(c_T)|", "log-scale s_T"]
     with pytest.raises(ValueError, match="scale canvas"):  # the paper's model draws none: said in one line
         plots.plot_scale_canvas(recon)
+
+
+def test_where_the_alignment_sits_is_one_bar_a_word_with_the_even_share_marked():
+    from drawviz import asked, captions
+
+    ids = captions.tokens(captions.caption(3, "left", 5))[None]
+    alignment = np.zeros((4, 1, ids.shape[1]))
+    alignment[:2, 0, 2], alignment[2:, 0, 6] = 1, 1  # on "3", then on "left"
+    fig = plots.plot_word_weight(asked.weight_by_word(alignment, ids))
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.patches) == len(captions.VOCABULARY)
+    assert "on the digits' names 50 % of its weight, the places 50 %" in ax.get_title()
+    assert sorted(p.get_width() for p in ax.patches)[-2:] == [50, 50]
