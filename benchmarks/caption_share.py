@@ -35,9 +35,10 @@ def main(argv=None) -> int:
         print(
             f"{name}: {100 * j['right'].mean():.1f} % of {len(j)} test captions drawn right; "
             f"the first digit drawn while attending its word {own:.1f} % (the other's {other:.1f} %); the alignment's "
-            "weight "
+            "weight: "
             + ", ".join(
-                f"on {kind} words {100 * r.share:.1f} % (spread evenly {100 * r.even:.1f} %)" for kind, r in kinds.iterrows()
+                f"on {named} {100 * kinds.loc[kind, 'share']:.1f} % (spread evenly {100 * kinds.loc[kind, 'even']:.1f} %)"
+                for kind, named in (("digit", "the digits' names"), ("place", "the places"), ("the rest", "the rest"))
             )
         )
     return 0
