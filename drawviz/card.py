@@ -111,8 +111,7 @@ def _asked(model, dataset: str, test, images: int, seed: int, binarize: bool, pr
         "right": float(judged["right"].mean()),
         "drawings": len(judged),
         "follows": follows[["first_on_own", "first_on_other", "second_on_own", "second_on_other"]].mean(),
-        # each kind of caption counts once: the mean of its shares, by kind of word
-        "words": words.groupby(["held_out", "kind"])[["share", "even"]].sum().groupby("kind").mean(),
+        "words": words.groupby(["held_out", "kind"])[["share", "even"]].sum(),  # by kind of caption, of word
         "bounds": bounds,
     }
 
@@ -149,10 +148,14 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
         f"{share(True)} (class-balanced, drawn apart) |",
         f"| follows the words? | the first digit drawn while attending its word {pct(f['first_on_own'])} (the other "
         f"digit's word {pct(f['first_on_other'])}); the second {pct(f['second_on_own'])} ({pct(f['second_on_other'])}) |",
-        "| where the alignment sits | "
+        "| where the alignment sits | its weight over all steps, in brackets what an even spread over the words would give; "
         + "; ".join(
-            f"{named} {pct(a['words'].loc[kind, 'share'])} of its weight (spread evenly: {pct(a['words'].loc[kind, 'even'])})"
-            for kind, named in (("digit", "on the digits' names"), ("place", "the places"), ("the rest", "the rest"))
+            f"{'held-out' if held_out else 'seen'} captions: "
+            + ", ".join(
+                f"{named} {pct(a['words'].loc[(held_out, kind), 'share'])} ({pct(a['words'].loc[(held_out, kind), 'even'])})"
+                for kind, named in (("digit", "the digits' names"), ("place", "the places"), ("the rest", "the rest"))
+            )
+            for held_out in a["words"].index.unique("held_out")
         )
         + " |",
         "| test bound, seen and held-out captions | " + "; ".join(f"{name} {v:.2f} nats" for name, v in b.items()) + " |",

@@ -247,3 +247,4 @@ def test_its_card_says_what_it_is_told_and_how_often_it_draws_it(tmp_path, confi
         assert "test images as their class (the ceiling)" in text  # what the judge itself reads right
     else:
         assert "follows the words?" in text and "seen" in text and "held out" in text
+        assert "| where the alignment sits | " in text and "seen captions: the digits' names " in text
