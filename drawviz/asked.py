@@ -40,8 +40,9 @@ def judge_for(dataset: str, device="cpu"):
     if declared.judge is None:
         have = sorted({k for k, d in data.REGISTRY.items() if d.judge and not d.sample_of})
         raise ValueError(
-            f"no judge reads drawings of {declared.name}: judges are declared for {', '.join(have)}. Train one "
-            f"(python -m drawviz train --preset {have[0]}-judge ... on {declared.name}) and name it in its Dataset's judge"
+            f"no judge reads drawings of {declared.name}: judges are declared for {', '.join(have)}. Train a classifier "
+            f"of its classes (drawviz.judge: python -m drawviz train --dataset {declared.name} --preset <a judge preset> "
+            "--binarize none ...), put it in models/ and name it in the dataset's declaration (drawviz.data.Dataset.judge)"
         )
     return model_from_checkpoint(resources.models() / declared.judge, device=device)
 
