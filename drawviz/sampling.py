@@ -64,7 +64,8 @@ def _class(label, classes: int, names: Sequence[str] = ()) -> int:
     if not isinstance(label, bool) and text.lower() in named:
         return named.index(text.lower())
     if isinstance(label, bool) or not text.lstrip("-").isdigit() or not 0 <= int(text) < classes:
-        listed = f" or a name: {', '.join(f'{k} {name}' for k, name in enumerate(names))}" if names else ""
+        numbers = [str(k) for k in range(len(names))]  # a digit is its own name: nothing more to list
+        listed = f" or a name: {', '.join(f'{k} {name}' for k, name in enumerate(names))}" if list(names) != numbers else ""
         raise ValueError(f"{label!r} is no class of this model: give a number 0..{classes - 1}{listed}")
     return int(text)
 

@@ -163,7 +163,7 @@ def test_drawviz_sample_writes_a_grid_or_the_images_and_refuses_what_the_model_c
             "the digit seven is on the left of the digit 5 .",
         ): "'seven' is not in the vocabulary of 22 words",
         (str(label), "--caption", asked): "by label: give --label K, a class 0..9",
-        (str(label), "--label", "10"): "no class of this model: give a number 0..9",
+        (str(label), "--label", "10"): "no class of this model: give a number 0..9\n",  # a digit is its own name
         (str(caption),): 'by caption: give --caption "the digit 3',
         (str(plain), "--label", "3"): "draws without a condition: leave out --label",
     }
