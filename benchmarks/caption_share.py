@@ -1,7 +1,8 @@
 """Does a caption model draw what it was asked, on seen and on held-out captions? Its drawings of N class-balanced
 test captions of each kind (seed 0), read by the independent judge (drawviz.asked.by_caption: both digits judged as
-named, each where the caption puts it), and whether it follows the words (drawviz.asked.following). The card draws
-128 of each kind the same way.
+named, each where the caption puts it), whether it follows the words (drawviz.asked.following), where its alignment
+sits (drawviz.asked.weight_by_word), and which words carry each digit (drawviz.asked.held_on_each_word: the alignment
+held on one word at every step). The card draws 128 of each kind the same way.
 
     python benchmarks/caption_share.py models/captioned-mnist.pt --n 500
 """
@@ -41,6 +42,11 @@ def main(argv=None) -> int:
                 for kind, named in (("digit", "the digits' names"), ("place", "the places"), ("the rest", "the rest"))
             )
         )
+    # which words carry each digit: the alignment held on one position of a pair's caption at every step
+    for name, part in asked.caption_kinds(test).items():
+        held = asked.held_on_each_word(model, judge, part.balanced(args.n, seed=0))
+        print(f"\n{name} pairs, the alignment held on one word at every step (interventions.attend_word):")
+        print(held.to_string(index=False, float_format=lambda v: f"{100 * v:.1f} %"))
     return 0
 
 

@@ -23,7 +23,7 @@ from .judge import judged
 
 __all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "judge_for", "by_label", "by_caption", "frame", "draw_classes",
            "draw_captions", "accuracy", "of_labels", "of_captions", "caption_kinds", "of_seen_and_held_out", "following",
-           "weight_by_word"]  # fmt: skip
+           "weight_by_word", "PAIR_TEMPLATE", "held_on_each_word"]  # fmt: skip
 
 FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
@@ -208,6 +208,40 @@ def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.
         for table, got in zip(tables, of_captions(model, judge, part.balanced(n, seed=seed), seed=seed)):
             table.append(got.assign(held_out=name == "held out"))
     return tuple(pd.concat(table, ignore_index=True) for table in tables)
+
+
+# a pair's caption, position by position: the words every pair shares, and what stands for the ones that vary
+PAIR_TEMPLATE = ("the", "digit", "A", "is", "on/at", "the", "place", "of", "the", "digit", "B", ".")
+
+
+def held_on_each_word(model, judge, some, seed: int = 0) -> pd.DataFrame:
+    """Which words carry each digit? For the pair captions among the scenes ``some``: the drawing made with the
+    alignment held wholly on one position of the caption at every step (interventions.attend_word), for each position,
+    read by the judge: how often each digit comes out as named (``first_right``, ``second_right``) and the whole
+    caption right (``right``). Position -1 is the model left free. One row per position, with ``word`` from
+    PAIR_TEMPLATE ("A" and "B" the two digits' names)."""
+    from . import interventions
+
+    pairs = np.array([_captions.parse(c)[2] is not None for c in some.captions.numpy()])
+    if not pairs.any():
+        raise ValueError("held_on_each_word reads pair captions: these scenes hold none")
+    ids = some.captions[torch.from_numpy(pairs)]
+    rows = []
+    for position in range(-1, ids.shape[1]):
+        hooks = [interventions.attend_word(position)] if position >= 0 else None
+        drawn = interventions.run_with_hooks(model, n=len(ids), seed=seed, labels=ids, hooks=hooks)
+        judged = by_caption(judge, drawn.canvas[-1], ids.numpy())
+        rows.append(
+            {
+                "position": position,
+                "word": PAIR_TEMPLATE[position] if position >= 0 else "(free)",
+                "first_right": float((judged["judged_first"] == judged["first"]).mean()),
+                "second_right": float((judged["judged_second"] == judged["second"]).mean()),
+                "right": float(judged["right"].mean()),
+                "drawings": len(judged),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def weight_by_word(alignment: np.ndarray, ids) -> pd.DataFrame:
