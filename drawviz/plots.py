@@ -1014,6 +1014,28 @@ def plot_word_weight(words: pd.DataFrame, title: Optional[str] = None) -> Figure
     return fig
 
 
+def plot_held_words(held: pd.DataFrame, title: Optional[str] = None) -> Figure:
+    """Which words carry each digit (drawviz.asked.held_on_each_word): with the alignment held on one position of a
+    pair's caption at every step, how often each digit comes out as named; the free model and chance (1 in 10) as
+    lines."""
+    held = held.set_index("position")
+    free, words = held.loc[-1], held.drop(index=-1)
+    fig, ax = _subplots(figsize=(7.2, 3.2))
+    x = np.arange(len(words))
+    for offset, (column, name, colour) in enumerate((("first_right", "first digit (A)", "#d62728"),
+                                                     ("second_right", "second digit (B)", "#1f77b4"))):  # fmt: skip
+        ax.bar(x + (offset - 0.5) * 0.38, 100 * words[column], width=0.38, color=colour, label=f"{name} drawn as named")
+        ax.axhline(100 * free[column], color=colour, lw=0.8, ls="--")
+    ax.axhline(10, color="black", lw=0.8, ls=":", label="chance (1 in 10)")
+    ax.set_xticks(x, labels=[f"“{w}”" for w in words["word"]], fontsize=8)
+    ax.set_xlabel("the word the alignment is held on, at every step (dashed: the model left free)")
+    ax.set_ylabel("drawn as named (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, frameon=False, loc="upper center", ncols=3)
+    ax.set_title(title or f"which words carry each digit ({int(free['drawings'])} pair captions)", fontsize=9)
+    return fig
+
+
 # ----------------------------------------------------------------------------- files
 
 

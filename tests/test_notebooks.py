@@ -254,7 +254,7 @@ def test_draw_this_draws_what_is_asked_and_judges_it(tmp_path, dataset, preset, 
     record = Asked.read(tmp_path / "draw_this.json")
     assert record.condition == condition and record.drawings == 20 and 0 <= record.right <= 1
     assert (record.held_out_right is not None) == (record.first_on_own_word is not None) == (condition == "caption")
-    assert images(nb) == (4 if condition == "caption" else 2)  # the drawing, (the alignment,) the grid, (the words)
+    assert images(nb) == (5 if condition == "caption" else 2)  # the drawing, (the alignment,) the grid, (2 on words)
     frames = [
         str(o.get("data", {}).get("text/html", "")).count("data:image/png;base64") for c in nb.cells for o in c.get("outputs", [])
     ]

@@ -252,3 +252,15 @@ def test_where_the_alignment_sits_is_one_bar_a_word_with_the_even_share_marked()
     assert len(ax.patches) == len(captions.VOCABULARY)
     assert "on the digits' names 50 % of its weight, the places 50 %" in ax.get_title()
     assert sorted(p.get_width() for p in ax.patches)[-2:] == [50, 50]
+
+
+def test_which_words_carry_each_digit_is_two_bars_a_word_with_the_free_model_and_chance_as_lines():
+    from drawviz import asked
+
+    rows = [{"position": p, "word": "(free)" if p < 0 else asked.PAIR_TEMPLATE[p], "first_right": 0.9 if p < 0 else 0.1,
+             "second_right": 0.8 if p < 0 else 0.2, "right": 0.0, "drawings": 7} for p in range(-1, 12)]  # fmt: skip
+    fig = plots.plot_held_words(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * 12
+    assert sorted({round(line.get_ydata()[0]) for line in ax.lines}) == [10, 80, 90]
+    assert "7 pair captions" in ax.get_title()
