@@ -250,3 +250,10 @@ def test_the_images_where_a_mask_holds_keep_their_objects_and_say_which():
     )
     with pytest.raises(ValueError, match="boolean mask of 200"):
         scenes.where(torch.tensor([3, 7]), "indices are not a mask")
+
+
+def test_fashion_mnist_names_its_garments_and_a_digit_is_its_own_name():
+    assert data.class_names("fashion-mnist") == data.class_names("fashion-mnist-sample")  # a sample has its set's names
+    assert data.class_names("fashion-mnist")[9] == "Ankle boot" and len(data.class_names("fashion-mnist")) == 10
+    assert data.class_names("mnist") == tuple("0123456789")
+    assert data.declared("FashionMNIST").name == "fashion-mnist"  # any of its spellings
