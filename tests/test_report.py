@@ -104,6 +104,7 @@ def test_runs_file_checks(tmp_path):
         "two-digit-mnist-sample",
         "cluttered-mnist-sample",
         "mnist-sample",  # mnist-label: the model told the class (draw_this)
+        "fashion-mnist-sample",  # fashion-mnist-label: told the garment (draw_this)
         "captioned-mnist-sample",  # captioned-mnist: the model told a caption (draw_this)
     ]
     with_data = report.load_runs(report.DEFAULT_RUNS, "/data")
@@ -284,6 +285,15 @@ def test_the_offline_report_shows_a_model_drawing_what_it_was_asked(offline):
     assert asked["T"] == 64 and "<td>mnist-label</td>" in index
     row = index.split("<td>mnist-label</td>", 1)[1].split("</tr>", 1)[0]
     assert "<td class=num>64</td>" in row  # its T, though the run has no train notebook
+
+
+def test_the_offline_report_shows_a_garment_drawn_as_asked_and_judged_by_its_own_judge(offline):
+    """Issue 34: the shipped Fashion-MNIST label model, asked for garments by name, read by the Fashion judge."""
+    asked = json.loads((offline / "fashion-mnist-label" / "draw_this.json").read_text())
+    assert asked["condition"] == "label" and asked["drawings"] == 200 and asked["T"] == 64
+    assert asked["right"] > 0.45, "the shipped model, not a fallback (70.5 % of 1,000; a fallback: about 10 %)"
+    page = (offline / "fashion-mnist-label" / "draw_this.html").read_text()
+    assert "judged by models/fashion-judge.pt" in page and "Ankle boot" in page
 
 
 def test_the_offline_report_shows_a_model_drawing_the_caption_it_was_given(offline):
