@@ -1020,7 +1020,7 @@ def plot_held_words(held: pd.DataFrame, title: Optional[str] = None) -> Figure:
     lines."""
     held = held.set_index("position")
     free, words = held.loc[-1], held.drop(index=-1)
-    fig, ax = _subplots(figsize=(7.2, 3.2))
+    fig, ax = _subplots(figsize=(7.2, 3.6))
     x = np.arange(len(words))
     for offset, (column, name, colour) in enumerate((("first_right", "first digit (A)", "#d62728"),
                                                      ("second_right", "second digit (B)", "#1f77b4"))):  # fmt: skip
@@ -1031,7 +1031,7 @@ def plot_held_words(held: pd.DataFrame, title: Optional[str] = None) -> Figure:
     ax.set_xlabel("the word the alignment is held on, at every step (dashed: the model left free)")
     ax.set_ylabel("drawn as named (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, frameon=False, loc="upper center", ncols=3)
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3)  # clear of the bars
     ax.set_title(title or f"which words carry each digit ({int(free['drawings'])} pair captions)", fontsize=9)
     return fig
 
