@@ -39,7 +39,7 @@ def main(argv=None) -> int:
             "weight: "
             + ", ".join(
                 f"on {named} {100 * kinds.loc[kind, 'share']:.1f} % (spread evenly {100 * kinds.loc[kind, 'even']:.1f} %)"
-                for kind, named in (("digit", "the digits' names"), ("place", "the places"), ("the rest", "the rest"))
+                for kind, named in asked.WORD_KINDS.items()
             )
         )
     # which words carry each digit: the alignment held on one position of a pair's caption at every step

@@ -52,9 +52,8 @@ def measure(path: Path, judge, test, args) -> dict:
     """One model's row: bound, wrong-label bound, epochs and judged share (a conditional model's)."""
     state = load_checkpoint(path)
     model = model_from_checkpoint(path, device="cpu", state=state)
-    settings = settings_of(state)
     # as trained: binary digits for a Bernoulli model, the 8-bit values for the discretised logistic (Fashion-MNIST)
-    binarize = settings.get("binarize", data.default_binarize(settings["dataset"], model.config.likelihood)) is not None
+    binarize = data.binarised_as_trained(settings_of(state), model.config.likelihood)
     condition = getattr(model.config, "condition", "none")
     row = {
         "model": path.name,

@@ -23,7 +23,7 @@ from .judge import judged
 
 __all__ = ["SHARE", "FIRST_WORD", "SECOND_WORD", "judge_for", "by_label", "by_caption", "frame", "draw_classes",
            "draw_captions", "accuracy", "of_labels", "of_captions", "caption_kinds", "of_seen_and_held_out", "following",
-           "weight_by_word", "PAIR_TEMPLATE", "held_on_each_word"]  # fmt: skip
+           "weight_by_word", "WORD_KINDS", "PAIR_TEMPLATE", "held_on_each_word"]  # fmt: skip
 
 FIRST_WORD, SECOND_WORD = 2, 10  # where a pair's caption names its digits: "the digit A is ... the digit B ."
 SHARE = 0.1  # the least share of a drawing's ink a half must hold to count as holding a digit
@@ -209,6 +209,9 @@ def of_seen_and_held_out(model, judge, test, n: int, seed: int = 0) -> tuple[pd.
             table.append(got.assign(held_out=name == "held out"))
     return tuple(pd.concat(table, ignore_index=True) for table in tables)
 
+
+# the kinds of word weight_by_word counts, as a sentence names them
+WORD_KINDS = {"digit": "the digits' names", "place": "the places", "the rest": "the rest"}
 
 # a pair's caption, position by position: the words every pair shares, and what stands for the ones that vary
 PAIR_TEMPLATE = ("the", "digit", "A", "is", "on/at", "the", "place", "of", "the", "digit", "B", ".")

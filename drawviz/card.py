@@ -44,7 +44,7 @@ def measure(checkpoint, *, data_root=None, reference=None, images: int = 256, se
     model = model_from_checkpoint(checkpoint, device="cpu", state=state)
     if not _kinds.of(model).generator:
         return _measure_classifier(model, state, test, images=images, seed=seed, progress=progress)
-    binarize = settings.get("binarize", _data.default_binarize(dataset, model.config.likelihood)) is not None
+    binarize = _data.binarised_as_trained(settings, model.config.likelihood)
     bound = evaluate(model, test, seed=seed, binarize=binarize, progress=progress)
     x = test.balanced(images, seed=seed).images
     x = _data.binarize(x, seed=seed) if binarize else x
@@ -118,6 +118,8 @@ def _asked(model, dataset: str, test, images: int, seed: int, binarize: bool, pr
 
 def _asked_rows(m: dict, bound: dict) -> list[str]:
     """A conditional model's card rows: drawn as asked, and what the condition buys."""
+    from . import asked
+
     a = m.get("asked")
     if not a:
         return []
@@ -153,7 +155,7 @@ def _asked_rows(m: dict, bound: dict) -> list[str]:
             f"{'held-out' if held_out else 'seen'} captions: "
             + ", ".join(
                 f"{named} {pct(a['words'].loc[(held_out, kind), 'share'])} ({pct(a['words'].loc[(held_out, kind), 'even'])})"
-                for kind, named in (("digit", "the digits' names"), ("place", "the places"), ("the rest", "the rest"))
+                for kind, named in asked.WORD_KINDS.items()
             )
             for held_out in a["words"].index.unique("held_out")
         )

@@ -424,6 +424,13 @@ def class_names(name: str, classes: int = 10) -> tuple:
     return declared(name).classes or tuple(str(k) for k in range(classes))
 
 
+def binarised_as_trained(settings: dict, likelihood: Optional[str]) -> bool:
+    """Whether a checkpoint's test images are binarised, as its training images were (its settings, drawviz.checkpoints
+    .settings_of; else its dataset's default for its likelihood)."""
+    dataset = settings.get("dataset") or "mnist"
+    return settings.get("binarize", default_binarize(dataset, likelihood)) is not None
+
+
 def full_name(name: str) -> str:
     """The full dataset a name stands for: a shipped sample's parent (``cifar10-sample`` -> ``cifar10``)."""
     key = _normalise(name)
